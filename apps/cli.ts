@@ -1,0 +1,48 @@
+import { App } from 'cdk8s';
+import { CHARTS } from '../charts';
+
+const USAGE = `usage: cdk8s-mesh <command>
+
+commands:
+  charts              list the charts the app synthesizes
+  synth [--out DIR] [CHART...]
+                      synthesize charts (all by default) to DIR (default dist/)
+  help                this text
+`;
+
+/** The `cdk8s-mesh` command line. Returns the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'charts':
+      for (const c of CHARTS) console.log(`${c.name.padEnd(28)} ${c.description}`);
+      return 0;
+    case 'synth': {
+      let outdir = 'dist';
+      const names: string[] = [];
+      for (let i = 0; i < rest.length; i++) {
+        if (rest[i] === '--out') outdir = rest[++i];
+        else names.push(rest[i]);
+      }
+      const unknown = names.filter((n) => !CHARTS.some((c) => c.name === n));
+      if (unknown.length) {
+        console.error(`cdk8s-mesh synth: unknown chart(s) ${unknown.join(', ')}; expected one of ${CHARTS.map((c) => c.name).join(', ')}`);
+        return 2;
+      }
+      const app = new App({ outdir });
+      for (const c of CHARTS) if (names.length === 0 || names.includes(c.name)) c.create(app, c.name);
+      app.synth();
+      console.log(`wrote ${app.charts.length} chart(s) to ${outdir}/`);
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`cdk8s-mesh: unknown command ${JSON.stringify(command)}\n${USAGE}`);
+      return 2;
+  }
+}

@@ -1,0 +1,31 @@
+import { Construct } from 'constructs';
+import { MeshChart, MeshChartProps } from '../constructs';
+import { DemoGatewayChart } from './demo-gateway';
+import { SpringbootCanaryChart } from './springboot-canary';
+import { WebBasicChart, WebRoundRobinChart, WebWeightedChart } from './web';
+
+export * from './web';
+export * from './springboot-canary';
+export * from './demo-gateway';
+export * from './images';
+
+/** A chart the app synthesizes: its id is its file name, `dist/<name>.k8s.yaml`. */
+export interface ChartEntry {
+  readonly name: string;
+  readonly description: string;
+  create(scope: Construct, id: string, props?: MeshChartProps): MeshChart;
+}
+
+/** Every scenario chart, in the order `npm run synth` writes them. */
+export const CHARTS: readonly ChartEntry[] = [
+  { name: 'web-basic', description: 'client, busybox httpd and tomcat, each with its own Service', create: (s, id, p) => new WebBasicChart(s, id, p) },
+  { name: 'web-round-robin', description: 'plus web-svc selecting both backends', create: (s, id, p) => new WebRoundRobinChart(s, id, p) },
+  { name: 'web-weighted', description: 'web-svc split tomcat 20 / httpd 80, everything in the mesh', create: (s, id, p) => new WebWeightedChart(s, id, p) },
+  { name: 'springboot-canary', description: 'springbootapp v1 70 / v2 30 and a client in another namespace', create: (s, id, p) => new SpringbootCanaryChart(s, id, p) },
+  {
+    name: 'springboot-canary-timeout',
+    description: 'the same with a 0.002s timeout',
+    create: (s, id, p) => new SpringbootCanaryChart(s, id, { ...p, timeout: '0.002s' }),
+  },
+  { name: 'demo-gateway', description: 'nginx behind demo-svc, Gateway demo-gateway and an exact "/" match', create: (s, id, p) => new DemoGatewayChart(s, id, p) },
+];

@@ -1,0 +1,49 @@
+import { Construct } from 'constructs';
+import { CanaryRelease, MeshChart, MeshChartProps, MeshNamespace, MeshWorkload } from '../constructs';
+import { Duration } from '../model';
+import { IMAGES, SLEEP_COMMAND } from './images';
+
+export interface SpringbootCanaryChartProps extends MeshChartProps {
+  /** The route's timeout (the seed's second step uses 0.002s). @default - none */
+  readonly timeout?: Duration | string;
+  readonly images?: { readonly v1?: string; readonly v2?: string; readonly busybox?: string };
+}
+
+/**
+ * `springbootapp` v1 70% / v2 30% behind `springbootapp-svc:8080` in `springistiodemo`,
+ * and a busybox client in `istioclient` (injected by its namespace label) that calls
+ * `springbootapp-svc.springistiodemo:8080/hello`.
+ */
+export class SpringbootCanaryChart extends MeshChart {
+  readonly release: CanaryRelease;
+  readonly client: MeshWorkload;
+
+  constructor(scope: Construct, id: string, props: SpringbootCanaryChartProps = {}) {
+    super(scope, id, props);
+    const appNs = new MeshNamespace(this, 'springistiodemo', { name: 'springistiodemo' });
+    const clientNs = new MeshNamespace(this, 'istioclient', { name: 'istioclient' });
+    // Spring Boot's embedded Tomcat writes under /tmp; the JVM needs more than the default limits.
+    const jvm = {
+      port: 8080,
+      writablePaths: ['/tmp'],
+      resources: { cpuMillis: { request: 100, limit: 1000 }, memoryMiB: { request: 256, limit: 512 } },
+      startupSeconds: 90,
+    };
+    this.release = new CanaryRelease(this, 'springbootapp', {
+      app: 'springbootapp',
+      serviceName: 'springbootapp-svc',
+      port: jvm.port,
+      namespace: appNs,
+      stable: { version: 'v1', image: props.images?.v1 ?? IMAGES.springbootV1, ...jvm },
+      canary: { version: 'v2', image: props.images?.v2 ?? IMAGES.springbootV2, ...jvm },
+      canaryWeight: 30,
+      timeout: props.timeout,
+    });
+    this.client = new MeshWorkload(this, 'busyclient', {
+      app: 'busyclient',
+      image: props.images?.busybox ?? IMAGES.busybox,
+      command: SLEEP_COMMAND,
+      namespace: clientNs,
+    });
+  }
+}

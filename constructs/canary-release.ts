@@ -1,0 +1,149 @@
+import { Construct } from 'constructs';
+import { Check, checkDns1123Label, Duration, HeaderMatch, HttpRetry, HttpRule, ServiceRef, TrafficPolicy } from '../model';
+import { DestinationPolicy } from './destination-policy';
+import { MeshNamespace } from './mesh-namespace';
+import { MeshWorkload, MeshWorkloadProps } from './mesh-workload';
+import { TrafficRoute } from './traffic-route';
+
+/** One version of the released app. */
+export interface CanaryVersionProps extends Omit<MeshWorkloadProps, 'app' | 'namespace' | 'mesh' | 'port' | 'service' | 'serviceName' | 'portName' | 'version'> {
+  /** The `version` label and subset name, e.g. "v1". */
+  readonly version: string;
+}
+
+export interface CanaryReleaseProps {
+  /** The `app` label shared by both versions. */
+  readonly app: string;
+  /** The one Service in front of both versions. @default `${app}` */
+  readonly serviceName?: string;
+  /** Container port (both versions). */
+  readonly port: number;
+  /** @default "http" */
+  readonly portName?: string;
+  /** The Service port. @default - the container port */
+  readonly servicePort?: number;
+  readonly stable: CanaryVersionProps;
+  readonly canary: CanaryVersionProps;
+  /** Percent of traffic to the canary. Give this or `steps`. @default - from `steps` */
+  readonly canaryWeight?: number;
+  /**
+   * A progressive rollout: the canary's percentage at each stage, e.g. [10, 30, 50, 100].
+   * `currentStep` picks the stage this synth renders, so each stage is reproducible.
+   * @default - a single stage, `canaryWeight`
+   */
+  readonly steps?: readonly number[];
+  /** Index into `steps`. @default 0 */
+  readonly currentStep?: number;
+  /** Requests with this header always go to the canary (e.g. testers). @default - none */
+  readonly canaryHeader?: { readonly name: string; readonly match: HeaderMatch };
+  /** @default - none */
+  readonly timeout?: Duration | string;
+  /** @default - Istio's default */
+  readonly retries?: HttpRetry;
+  /** @default - Istio's defaults */
+  readonly trafficPolicy?: TrafficPolicy;
+  /** @default - the chart's namespace */
+  readonly namespace?: MeshNamespace | string;
+  /** @default `${serviceName}-vs` */
+  readonly routeName?: string;
+  /** @default `${serviceName}-dr` */
+  readonly policyName?: string;
+}
+
+/**
+ * One Service, a stable and a canary Deployment, subsets by version and a weighted
+ * split between them, optionally staged.
+ */
+export class CanaryRelease extends Construct implements ServiceRef {
+  readonly stable: MeshWorkload;
+  readonly canary: MeshWorkload;
+  readonly policy: DestinationPolicy;
+  readonly route: TrafficRoute;
+  readonly serviceName: string;
+  readonly serviceNamespace?: string;
+  readonly servicePorts?: readonly number[];
+  readonly subsetNames: readonly string[];
+  /** The canary's share in this synth. */
+  readonly canaryWeight: number;
+
+  constructor(scope: Construct, id: string, props: CanaryReleaseProps) {
+    super(scope, id);
+    const check: Check = new Check(this.node.path);
+    check.object('props', props);
+    check.object('stable', props.stable);
+    check.object('canary', props.canary);
+    checkDns1123Label(check, 'stable.version', props.stable.version);
+    checkDns1123Label(check, 'canary.version', props.canary.version);
+    if (props.stable.version === props.canary.version) check.fail('canary.version', props.canary.version, `a version other than the stable one ("${props.stable.version}")`);
+
+    if ((props.canaryWeight === undefined) === (props.steps === undefined)) {
+      check.fail('canaryWeight', props.canaryWeight, 'either canaryWeight or steps (exactly one)');
+    }
+    let canaryWeight: number;
+    if (props.steps !== undefined) {
+      check.array('steps', props.steps, 1);
+      props.steps.forEach((s, i) => {
+        check.integer(`steps[${i}]`, s, 0, 100);
+        if (i > 0 && s <= props.steps![i - 1]) check.fail(`steps[${i}]`, s, `a value above the previous step (${props.steps![i - 1]}): steps only move traffic forward`);
+      });
+      const step = props.currentStep ?? 0;
+      check.integer('currentStep', step, 0, props.steps.length - 1);
+      canaryWeight = props.steps[step];
+    } else {
+      if (props.currentStep !== undefined) check.fail('currentStep', props.currentStep, 'no currentStep without steps');
+      check.integer('canaryWeight', props.canaryWeight, 0, 100);
+      canaryWeight = props.canaryWeight!;
+    }
+    this.canaryWeight = canaryWeight;
+
+    const serviceName = props.serviceName ?? props.app;
+    const common = { app: props.app, port: props.port, portName: props.portName, namespace: props.namespace, mesh: true };
+    this.stable = new MeshWorkload(this, 'stable', {
+      ...props.stable, ...common, deploymentName: props.stable.deploymentName ?? `${props.app}-${props.stable.version}`,
+      serviceName, servicePort: props.servicePort,
+    });
+    this.canary = new MeshWorkload(this, 'canary', {
+      ...props.canary, ...common, deploymentName: props.canary.deploymentName ?? `${props.app}-${props.canary.version}`,
+      service: false,
+    });
+    this.serviceName = serviceName;
+    this.serviceNamespace = this.stable.namespace;
+    this.servicePorts = this.stable.servicePorts;
+
+    this.policy = new DestinationPolicy(this, 'policy', {
+      name: props.policyName ?? `${serviceName}-dr`,
+      service: this,
+      subsets: [{ name: props.stable.version }, { name: props.canary.version }],
+      trafficPolicy: props.trafficPolicy,
+    });
+    this.subsetNames = this.policy.subsets.map((s) => s.name);
+
+    const split: HttpRule = {
+      route: [
+        { to: this, subset: props.stable.version, weight: 100 - canaryWeight },
+        { to: this, subset: props.canary.version, weight: canaryWeight },
+      ],
+      timeout: props.timeout,
+      retries: props.retries,
+    };
+    const rules: HttpRule[] = [];
+    if (props.canaryHeader) {
+      check.object('canaryHeader', props.canaryHeader);
+      check.nonEmptyString('canaryHeader.name', props.canaryHeader.name);
+      rules.push({
+        name: 'canary-by-header',
+        match: [{ headers: { [props.canaryHeader.name]: props.canaryHeader.match } }],
+        route: [{ to: this, subset: props.canary.version }],
+        timeout: props.timeout,
+        retries: props.retries,
+      });
+    }
+    rules.push(split);
+    this.route = new TrafficRoute(this, 'route', {
+      name: props.routeName ?? `${serviceName}-vs`,
+      namespace: this.serviceNamespace,
+      hosts: [this],
+      http: rules,
+    });
+  }
+}

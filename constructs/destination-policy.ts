@@ -1,0 +1,43 @@
+import { Construct } from 'constructs';
+import {
+  buildSubsets, buildTrafficPolicy, Check, checkDns1123Label, checkDns1123Subdomain, ServiceRef, Subset,
+  SubsetModel, TrafficPolicy, TrafficPolicyModel,
+} from '../model';
+import { rendererOf } from './mesh';
+
+export interface DestinationPolicyProps {
+  /** metadata.name of the rendered object (Istio: the DestinationRule). */
+  readonly name: string;
+  /** The service the policy applies to. */
+  readonly service: ServiceRef;
+  /** @default - the service's namespace */
+  readonly namespace?: string;
+  /** Named subsets, selected by pod labels (`{ version: name }` unless given). @default - none */
+  readonly subsets?: readonly Subset[];
+  /** @default - Istio's defaults */
+  readonly trafficPolicy?: TrafficPolicy;
+}
+
+/** Subsets and traffic policy for one service (Istio: a DestinationRule). */
+export class DestinationPolicy extends Construct {
+  readonly name: string;
+  readonly subsets: readonly SubsetModel[];
+  readonly trafficPolicy?: TrafficPolicyModel;
+
+  constructor(scope: Construct, id: string, props: DestinationPolicyProps) {
+    super(scope, id);
+    const check: Check = new Check(this.node.path);
+    check.object('props', props);
+    checkDns1123Subdomain(check, 'name', props.name);
+    if (!props.service || typeof props.service.serviceName !== 'string') check.fail('service', props.service, 'a service object (MeshWorkload, CanaryRelease, ...)');
+    const namespace = props.namespace ?? props.service.serviceNamespace;
+    if (namespace !== undefined) checkDns1123Label(check, 'namespace', namespace);
+    this.name = props.name;
+    this.subsets = buildSubsets(this.node.path, props.subsets ?? []);
+    this.trafficPolicy = buildTrafficPolicy(check, 'trafficPolicy', props.trafficPolicy);
+    if (this.subsets.length === 0 && !this.trafficPolicy) check.fail('props', props, 'subsets or a trafficPolicy (an empty policy does nothing)');
+    rendererOf(this).renderDestinationPolicy(this, 'Resource', {
+      name: this.name, namespace, service: props.service, subsets: this.subsets, trafficPolicy: this.trafficPolicy,
+    });
+  }
+}

@@ -1,0 +1,115 @@
+import { ApiObject, ApiObjectMetadata } from 'cdk8s';
+import { Construct } from 'constructs';
+
+/**
+ * Istio resources typed by the project: only the fields cdk8s-mesh emits, named as
+ * in the Istio networking API. Every emitted object is checked against Istio's CRD
+ * schema in the tests (test/schema.test.ts).
+ *
+ * apiVersion: networking.istio.io/v1beta1. It is served by every Istio from 1.5 to
+ * today (1.30 still serves it, with the same schema as v1), so the output works on
+ * the older clusters the seeds were written against (1.7-1.13) as well as new ones,
+ * and the schema package that runs on Node 20 (@kubernetes-models/istio@2) covers it.
+ */
+export const ISTIO_NETWORKING_API_VERSION = 'networking.istio.io/v1beta1';
+
+export interface IstioStringMatch { readonly exact?: string; readonly prefix?: string; readonly regex?: string }
+export interface IstioPercent { readonly value: number }
+export interface IstioPortSelector { readonly number: number }
+export interface IstioDestination { readonly host: string; readonly subset?: string; readonly port?: IstioPortSelector }
+export interface IstioHttpMatchRequest {
+  readonly name?: string;
+  readonly uri?: IstioStringMatch;
+  readonly method?: IstioStringMatch;
+  readonly headers?: Record<string, IstioStringMatch>;
+  readonly withoutHeaders?: Record<string, IstioStringMatch>;
+  readonly queryParams?: Record<string, IstioStringMatch>;
+  readonly port?: number;
+  readonly ignoreUriCase?: boolean;
+}
+export interface IstioHeaderOperations { readonly set?: Record<string, string>; readonly add?: Record<string, string>; readonly remove?: string[] }
+export interface IstioHttpRoute {
+  readonly name?: string;
+  readonly match?: IstioHttpMatchRequest[];
+  readonly route?: Array<{ readonly destination: IstioDestination; readonly weight?: number }>;
+  readonly redirect?: { readonly uri?: string; readonly authority?: string; readonly port?: number; readonly scheme?: string; readonly redirectCode?: number };
+  readonly rewrite?: { readonly uri?: string; readonly authority?: string };
+  readonly timeout?: string;
+  readonly retries?: { readonly attempts: number; readonly perTryTimeout?: string; readonly retryOn?: string };
+  readonly fault?: {
+    readonly delay?: { readonly fixedDelay: string; readonly percentage: IstioPercent };
+    readonly abort?: { readonly httpStatus: number; readonly percentage: IstioPercent };
+  };
+  readonly mirror?: IstioDestination;
+  readonly mirrorPercentage?: IstioPercent;
+  readonly headers?: { readonly request?: IstioHeaderOperations; readonly response?: IstioHeaderOperations };
+}
+export interface VirtualServiceSpec {
+  readonly hosts: string[];
+  readonly gateways?: string[];
+  readonly http: IstioHttpRoute[];
+  readonly exportTo?: string[];
+}
+
+export interface IstioTrafficPolicy {
+  readonly loadBalancer?: { readonly simple: string };
+  readonly connectionPool?: {
+    readonly tcp?: { readonly maxConnections?: number; readonly connectTimeout?: string };
+    readonly http?: {
+      readonly http1MaxPendingRequests?: number; readonly http2MaxRequests?: number;
+      readonly maxRequestsPerConnection?: number; readonly maxRetries?: number; readonly idleTimeout?: string;
+    };
+  };
+  readonly outlierDetection?: {
+    readonly consecutive5xxErrors?: number; readonly consecutiveGatewayErrors?: number;
+    readonly interval?: string; readonly baseEjectionTime?: string; readonly maxEjectionPercent?: number;
+  };
+  readonly tls?: { readonly mode: string };
+}
+export interface DestinationRuleSpec {
+  readonly host: string;
+  readonly trafficPolicy?: IstioTrafficPolicy;
+  readonly subsets?: Array<{ readonly name: string; readonly labels: Record<string, string>; readonly trafficPolicy?: IstioTrafficPolicy }>;
+  readonly exportTo?: string[];
+}
+
+export interface IstioServer {
+  readonly port: { readonly number: number; readonly name: string; readonly protocol: string };
+  readonly hosts: string[];
+  readonly name?: string;
+  readonly tls?: { readonly mode?: string; readonly credentialName?: string; readonly httpsRedirect?: boolean };
+}
+export interface GatewaySpec {
+  readonly selector: Record<string, string>;
+  readonly servers: IstioServer[];
+}
+
+export interface IstioObjectProps<S> {
+  /** metadata.name is required: hosts, subsets and gateways resolve by name. */
+  readonly metadata: ApiObjectMetadata & { readonly name: string };
+  readonly spec: S;
+}
+
+/** `networking.istio.io` VirtualService. */
+export class VirtualService extends ApiObject {
+  static readonly KIND = 'VirtualService';
+  constructor(scope: Construct, id: string, props: IstioObjectProps<VirtualServiceSpec>) {
+    super(scope, id, { apiVersion: ISTIO_NETWORKING_API_VERSION, kind: VirtualService.KIND, metadata: props.metadata, spec: props.spec });
+  }
+}
+
+/** `networking.istio.io` DestinationRule. */
+export class DestinationRule extends ApiObject {
+  static readonly KIND = 'DestinationRule';
+  constructor(scope: Construct, id: string, props: IstioObjectProps<DestinationRuleSpec>) {
+    super(scope, id, { apiVersion: ISTIO_NETWORKING_API_VERSION, kind: DestinationRule.KIND, metadata: props.metadata, spec: props.spec });
+  }
+}
+
+/** `networking.istio.io` Gateway. */
+export class Gateway extends ApiObject {
+  static readonly KIND = 'Gateway';
+  constructor(scope: Construct, id: string, props: IstioObjectProps<GatewaySpec>) {
+    super(scope, id, { apiVersion: ISTIO_NETWORKING_API_VERSION, kind: Gateway.KIND, metadata: props.metadata, spec: props.spec });
+  }
+}

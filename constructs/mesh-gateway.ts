@@ -1,0 +1,44 @@
+import { Construct } from 'constructs';
+import { buildGatewayServers, Check, checkDns1123Label, checkDns1123Subdomain, checkLabelValue, GatewayServer, GatewayServerModel } from '../model';
+import { rendererOf } from './mesh';
+
+/** Istio's default ingress gateway deployment (istioctl / demo profile). */
+export const DEFAULT_GATEWAY_SELECTOR: Readonly<Record<string, string>> = { istio: 'ingressgateway' };
+
+export interface MeshGatewayProps {
+  /** metadata.name; routes bind to the gateway by this name. */
+  readonly name: string;
+  /** @default - the chart's namespace */
+  readonly namespace?: string;
+  /** Pod labels of the gateway deployment. @default { istio: "ingressgateway" } (Helm installs use { istio: "ingress" }) */
+  readonly selector?: Readonly<Record<string, string>>;
+  readonly servers: readonly GatewayServer[];
+}
+
+/** Listeners of an ingress gateway (Istio: a Gateway). */
+export class MeshGateway extends Construct {
+  readonly name: string;
+  readonly namespace?: string;
+  readonly servers: readonly GatewayServerModel[];
+
+  constructor(scope: Construct, id: string, props: MeshGatewayProps) {
+    super(scope, id);
+    const check: Check = new Check(this.node.path);
+    check.object('props', props);
+    checkDns1123Subdomain(check, 'name', props.name);
+    if (props.namespace !== undefined) checkDns1123Label(check, 'namespace', props.namespace);
+    const selector = props.selector ?? DEFAULT_GATEWAY_SELECTOR;
+    check.object('selector', selector);
+    if (Object.keys(selector).length === 0) check.fail('selector', selector, 'at least one label (an empty selector picks every gateway)');
+    for (const [k, v] of Object.entries(selector)) checkLabelValue(check, `selector.${k}`, v);
+    this.name = props.name;
+    this.namespace = props.namespace;
+    this.servers = buildGatewayServers(this.node.path, props.servers);
+    rendererOf(this).renderGateway(this, 'Resource', { name: this.name, namespace: this.namespace, selector, servers: this.servers });
+  }
+
+  /** How a route in `fromNamespace` names this gateway. */
+  refFrom(fromNamespace: string | undefined): string {
+    return this.namespace === undefined || this.namespace === fromNamespace ? this.name : `${this.namespace}/${this.name}`;
+  }
+}

@@ -1,0 +1,253 @@
+import { ApiObject, JsonPatch, Size } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { Check, checkDns1123Label, checkLabelValue, ServiceRef } from '../model';
+import { rendererOf } from './mesh';
+import { MeshNamespace } from './mesh-namespace';
+
+/** Istio's protocol selection: a Service port name `<protocol>` or `<protocol>-<suffix>`. */
+export const PORT_NAME_PROTOCOLS = ['http', 'http2', 'https', 'grpc', 'grpc-web', 'tcp', 'tls', 'mongo', 'mysql', 'redis'];
+/** Ports the Istio proxy reserves inside every pod (15000-15090). */
+export const PROXY_RESERVED_PORTS = { from: 15000, to: 15090 };
+/** The proxy's own UID: an app running as it bypasses the mesh's traffic capture. */
+export const PROXY_UID = 1337;
+
+export interface WorkloadSecurity {
+  /** UID the containers run as. @default 25000 */
+  readonly user?: number;
+  /** GID (also the pod's fsGroup, so mounted volumes are writable). @default 26000 */
+  readonly group?: number;
+  /** @default true */
+  readonly readOnlyRootFilesystem?: boolean;
+}
+
+export interface WorkloadResources {
+  /** CPU request and limit in millicores. @default { request: 50, limit: 500 } */
+  readonly cpuMillis?: { readonly request: number; readonly limit: number };
+  /** Memory request and limit in MiB. @default { request: 64, limit: 256 } */
+  readonly memoryMiB?: { readonly request: number; readonly limit: number };
+}
+
+export interface MeshWorkloadProps {
+  /** The `app` label: the service's identity in the mesh (telemetry, selectors). */
+  readonly app: string;
+  /** The `version` label (what DestinationRule subsets select). @default "v1" */
+  readonly version?: string;
+  /** Container image. */
+  readonly image: string;
+  /** @default - the image's entrypoint */
+  readonly command?: readonly string[];
+  /** @default - the image's arguments */
+  readonly args?: readonly string[];
+  /** @default - none */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Container port. Without it the workload is a client only and gets no Service. @default - none */
+  readonly port?: number;
+  /**
+   * Name of the container port and of the Service port. Istio picks the protocol from
+   * it: `http`, `http-<suffix>`, `grpc`, ... unless `appProtocol` is set.
+   * @default "http"
+   */
+  readonly portName?: string;
+  /** The Service port. @default - the container port */
+  readonly servicePort?: number;
+  /** Service `appProtocol`, for port names that carry no protocol prefix. @default - none */
+  readonly appProtocol?: string;
+  /**
+   * The Service's `targetPort` refers to the container port by name (instead of number).
+   * @default false
+   */
+  readonly targetPortByName?: boolean;
+  /** Create the Service. @default true when `port` is set */
+  readonly service?: boolean;
+  /** @default - the `app` label */
+  readonly serviceName?: string;
+  /** Labels the Service selects. @default { app } */
+  readonly serviceSelector?: Readonly<Record<string, string>>;
+  /** @default - the `app` label */
+  readonly deploymentName?: string;
+  /** A MeshNamespace the chart owns, or the name of one it does not. @default - the chart's namespace */
+  readonly namespace?: MeshNamespace | string;
+  /** @default 1 */
+  readonly replicas?: number;
+  /** In the mesh (gets a sidecar). @default true */
+  readonly mesh?: boolean;
+  /** Extra pod labels. @default - none */
+  readonly podLabels?: Readonly<Record<string, string>>;
+  /** Extra pod annotations. @default - none */
+  readonly podAnnotations?: Readonly<Record<string, string>>;
+  /** @default - non-root UID 25000, GID 26000, read-only root filesystem */
+  readonly security?: WorkloadSecurity;
+  /** @default - see WorkloadResources */
+  readonly resources?: WorkloadResources;
+  /** Paths that get a writable emptyDir (for images that write files). @default - none */
+  readonly writablePaths?: readonly string[];
+  /** Seconds the app may take to start listening before the startup probe fails it. @default 30 */
+  readonly startupSeconds?: number;
+  /** @default IfNotPresent */
+  readonly imagePullPolicy?: kplus.ImagePullPolicy;
+}
+
+const DEFAULT_USER = 25000;
+const DEFAULT_GROUP = 26000;
+
+/**
+ * A Deployment and its Service (cdk8s-plus-28) with `app`/`version` labels, an
+ * Istio-conventional port name, explicit names and mesh membership. Secure by
+ * default: non-root, no privilege escalation, all capabilities dropped,
+ * RuntimeDefault seccomp, read-only root filesystem, requests and limits.
+ */
+export class MeshWorkload extends Construct implements ServiceRef {
+  readonly app: string;
+  readonly version: string;
+  readonly inMesh: boolean;
+  /** The owned namespace construct, if any (injection is then the namespace's). */
+  readonly meshNamespace?: MeshNamespace;
+  readonly namespace?: string;
+  readonly deployment: kplus.Deployment;
+  readonly container: kplus.Container;
+  readonly service?: kplus.Service;
+  readonly serviceName: string;
+  readonly serviceNamespace?: string;
+  readonly servicePorts?: readonly number[];
+  readonly portName?: string;
+  /** Labels on the pod template. */
+  readonly podLabels: Readonly<Record<string, string>>;
+
+  constructor(scope: Construct, id: string, props: MeshWorkloadProps) {
+    super(scope, id);
+    const check: Check = new Check(this.node.path);
+    check.object('props', props);
+    checkDns1123Label(check, 'app', props.app);
+    const version = props.version ?? 'v1';
+    checkLabelValue(check, 'version', version);
+    check.nonEmptyString('image', props.image);
+    if (/\s/.test(props.image)) check.fail('image', props.image, 'an image reference without spaces, e.g. "busybox:1.36"');
+    const deploymentName = props.deploymentName ?? props.app;
+    checkDns1123Label(check, 'deploymentName', deploymentName);
+    const replicas = props.replicas ?? 1;
+    check.integer('replicas', replicas, 0, 1000);
+    if (props.port !== undefined) {
+      check.port('port', props.port);
+      if (props.port >= PROXY_RESERVED_PORTS.from && props.port <= PROXY_RESERVED_PORTS.to) {
+        check.fail('port', props.port, `a port outside ${PROXY_RESERVED_PORTS.from}-${PROXY_RESERVED_PORTS.to} (reserved by the mesh proxy)`);
+      }
+    }
+    const wantsService = props.service ?? props.port !== undefined;
+    if (wantsService && props.port === undefined) check.fail('port', undefined, 'a container port when service is true');
+    const portName = props.portName ?? 'http';
+    // Container port names are IANA_SVC_NAMEs: at most 15 characters.
+    if (typeof portName !== 'string' || portName.length > 15 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(portName) || !/[a-z]/.test(portName)) {
+      check.fail('portName', portName, 'a port name of at most 15 lower-case letters, digits and "-" (IANA_SVC_NAME)');
+    }
+    if (props.appProtocol === undefined && !PORT_NAME_PROTOCOLS.some((p) => portName === p || portName.startsWith(`${p}-`))) {
+      check.fail('portName', portName, `a name with a protocol prefix (${PORT_NAME_PROTOCOLS.map((p) => `"${p}"`).join(', ')}, optionally followed by "-suffix") or an appProtocol`);
+    }
+    if (props.servicePort !== undefined) check.port('servicePort', props.servicePort);
+    const serviceName = props.serviceName ?? props.app;
+    checkDns1123Label(check, 'serviceName', serviceName);
+    const user = props.security?.user ?? DEFAULT_USER;
+    const group = props.security?.group ?? DEFAULT_GROUP;
+    check.integer('security.user', user, 1, 2147483647);
+    if (user === PROXY_UID) check.fail('security.user', user, `a UID other than ${PROXY_UID} (the mesh proxy's UID: its traffic would bypass the proxy)`);
+    check.integer('security.group', group, 0, 2147483647);
+    const cpu = props.resources?.cpuMillis ?? { request: 50, limit: 500 };
+    const mem = props.resources?.memoryMiB ?? { request: 64, limit: 256 };
+    check.integer('resources.cpuMillis.request', cpu.request, 1, 1_000_000);
+    check.integer('resources.cpuMillis.limit', cpu.limit, cpu.request, 1_000_000);
+    check.integer('resources.memoryMiB.request', mem.request, 1, 10_000_000);
+    check.integer('resources.memoryMiB.limit', mem.limit, mem.request, 10_000_000);
+    const startupSeconds = props.startupSeconds ?? 30;
+    check.integer('startupSeconds', startupSeconds, 1, 3600);
+    for (const [field, map] of [['podLabels', props.podLabels], ['podAnnotations', props.podAnnotations]] as const) {
+      for (const key of Object.keys(map ?? {})) {
+        if (key.startsWith('sidecar.istio.io/inject') || key === 'sidecar.istio.io/status') {
+          check.fail(`${field}.${key}`, map![key], 'no injection marker: set `mesh` and the data plane decides how to inject');
+        }
+      }
+    }
+    for (const [k, v] of Object.entries(props.podLabels ?? {})) checkLabelValue(check, `podLabels.${k}`, v);
+    (props.writablePaths ?? []).forEach((p, i) => {
+      if (typeof p !== 'string' || !p.startsWith('/')) check.fail(`writablePaths[${i}]`, p, 'an absolute path');
+    });
+
+    this.app = props.app;
+    this.version = version;
+    this.inMesh = props.mesh ?? true;
+    if (props.namespace instanceof MeshNamespace) this.meshNamespace = props.namespace;
+    else if (props.namespace !== undefined) checkDns1123Label(check, 'namespace', props.namespace);
+    this.namespace = props.namespace instanceof MeshNamespace ? props.namespace.name : props.namespace;
+    this.serviceNamespace = this.namespace;
+    this.serviceName = serviceName;
+    this.podLabels = { app: props.app, version, ...props.podLabels };
+
+    this.deployment = new kplus.Deployment(this, 'Deployment', {
+      metadata: { name: deploymentName, namespace: this.namespace, labels: { app: props.app, version } },
+      replicas,
+      select: false,
+      podMetadata: { labels: { ...this.podLabels }, annotations: { ...props.podAnnotations } },
+      securityContext: { ensureNonRoot: true, user, group, fsGroup: group },
+    });
+    this.deployment.select(kplus.LabelSelector.of({ labels: { app: props.app, version } }));
+    // cdk8s-plus tags pods with their construct address; we select by app/version, so drop it
+    // (it would otherwise roll every pod whenever a construct id changes).
+    ApiObject.of(this.deployment).addJsonPatch(JsonPatch.remove('/spec/template/metadata/labels/cdk8s.io~1metadata.addr'));
+
+    const port = props.port;
+    this.container = this.deployment.addContainer({
+      name: props.app,
+      image: props.image,
+      imagePullPolicy: props.imagePullPolicy ?? kplus.ImagePullPolicy.IF_NOT_PRESENT,
+      command: props.command ? [...props.command] : undefined,
+      args: props.args ? [...props.args] : undefined,
+      envVariables: Object.fromEntries(Object.entries(props.env ?? {}).map(([k, v]) => [k, kplus.EnvValue.fromValue(v)])),
+      ports: port === undefined ? [] : [{ number: port, name: portName }],
+      startup: port === undefined ? undefined : kplus.Probe.fromTcpSocket({ port, failureThreshold: Math.ceil(startupSeconds / 10) }),
+      securityContext: {
+        ensureNonRoot: true,
+        user,
+        group,
+        privileged: false,
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: props.security?.readOnlyRootFilesystem ?? true,
+        capabilities: { drop: [kplus.Capability.ALL] },
+        seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
+      },
+      resources: {
+        cpu: { request: kplus.Cpu.millis(cpu.request), limit: kplus.Cpu.millis(cpu.limit) },
+        memory: { request: Size.mebibytes(mem.request), limit: Size.mebibytes(mem.limit) },
+      },
+    });
+    (props.writablePaths ?? []).forEach((p, i) => {
+      const volume = kplus.Volume.fromEmptyDir(this, `Writable${i}`, `writable-${i}`);
+      this.container.mount(p, volume);
+    });
+
+    if (wantsService && port !== undefined) {
+      const servicePort = props.servicePort ?? port;
+      this.portName = portName;
+      this.servicePorts = [servicePort];
+      this.service = new kplus.Service(this, 'Service', {
+        metadata: { name: serviceName, namespace: this.namespace, labels: { app: props.app } },
+        ports: [{ name: portName, port: servicePort, targetPort: port, protocol: kplus.Protocol.TCP }],
+      });
+      for (const [k, v] of Object.entries(props.serviceSelector ?? { app: props.app })) this.service.selectLabel(k, v);
+      const svc = ApiObject.of(this.service);
+      if (props.targetPortByName) svc.addJsonPatch(JsonPatch.replace('/spec/ports/0/targetPort', portName));
+      if (props.appProtocol) svc.addJsonPatch(JsonPatch.add('/spec/ports/0/appProtocol', props.appProtocol));
+      // cdk8s-plus writes an empty externalIPs list; leave the field out as kubectl would.
+      svc.addJsonPatch(JsonPatch.remove('/spec/externalIPs'));
+    }
+
+    rendererOf(this).enrollWorkload(this);
+  }
+
+  /** Add a label to the pod template (used by renderers and patterns). */
+  addPodLabel(key: string, value: string): void {
+    this.deployment.podMetadata.addLabel(key, value);
+  }
+
+  addPodAnnotation(key: string, value: string): void {
+    this.deployment.podMetadata.addAnnotation(key, value);
+  }
+}

@@ -1,0 +1,85 @@
+import { Chart, ChartProps } from 'cdk8s';
+import { Construct, IConstruct } from 'constructs';
+import { GatewayServerModel, ServiceRef, SubsetModel, TrafficPolicyModel, TrafficRouteModel } from '../model';
+import type { MeshNamespace } from './mesh-namespace';
+import type { MeshWorkload } from './mesh-workload';
+
+/** Which data plane carries the mesh's rules. */
+export enum DataPlane {
+  /** Istio: sidecars injected by Istio, rules as VirtualService/DestinationRule/Gateway. */
+  ISTIO = 'istio',
+  /** The project's own Node.js sidecar proxy, for clusters without Istio. */
+  NODE_SIDECAR = 'node-sidecar',
+}
+
+export interface RouteRendering {
+  readonly name: string;
+  readonly namespace?: string;
+  readonly model: TrafficRouteModel;
+}
+export interface DestinationPolicyRendering {
+  readonly name: string;
+  readonly namespace?: string;
+  readonly service: ServiceRef;
+  readonly subsets: readonly SubsetModel[];
+  readonly trafficPolicy?: TrafficPolicyModel;
+}
+export interface GatewayRendering {
+  readonly name: string;
+  readonly namespace?: string;
+  readonly selector: Readonly<Record<string, string>>;
+  readonly servers: readonly GatewayServerModel[];
+}
+
+/**
+ * What a data plane does with the mesh model. A new data plane is a new renderer;
+ * constructs call these and never branch on the data plane themselves.
+ */
+export interface MeshRenderer {
+  readonly dataPlane: DataPlane;
+  /** Mark a namespace the chart owns as injecting (or not) every pod in it. */
+  enrollNamespace(ns: MeshNamespace): void;
+  /** Put a workload in the mesh (or keep it out), never injecting twice. */
+  enrollWorkload(workload: MeshWorkload): void;
+  renderRoute(scope: Construct, id: string, route: RouteRendering): void;
+  renderDestinationPolicy(scope: Construct, id: string, policy: DestinationPolicyRendering): void;
+  renderGateway(scope: Construct, id: string, gateway: GatewayRendering): void;
+}
+
+const factories = new Map<DataPlane, () => MeshRenderer>();
+
+/** Data planes register themselves here (see constructs/index.ts). */
+export function registerRenderer(dataPlane: DataPlane, factory: () => MeshRenderer): void {
+  factories.set(dataPlane, factory);
+}
+
+export interface MeshChartProps extends ChartProps {
+  /** @default DataPlane.ISTIO */
+  readonly dataPlane?: DataPlane;
+}
+
+/** A cdk8s Chart that knows which data plane its mesh constructs render for. */
+export class MeshChart extends Chart {
+  readonly dataPlane: DataPlane;
+  readonly renderer: MeshRenderer;
+
+  constructor(scope: Construct, id: string, props: MeshChartProps = {}) {
+    super(scope, id, props);
+    this.dataPlane = props.dataPlane ?? DataPlane.ISTIO;
+    const factory = factories.get(this.dataPlane);
+    if (!factory) {
+      throw new Error(`${this.node.path}: dataPlane is ${JSON.stringify(props.dataPlane)}; expected one of ${[...factories.keys()].join(', ')}`);
+    }
+    this.renderer = factory();
+  }
+}
+
+/** Find the renderer for a construct: its MeshChart's, or Istio's in a plain Chart. */
+export function rendererOf(c: IConstruct): MeshRenderer {
+  for (let s: IConstruct | undefined = c; s; s = s.node.scope) {
+    if (s instanceof MeshChart) return (s as MeshChart).renderer;
+  }
+  const istio = factories.get(DataPlane.ISTIO);
+  if (!istio) throw new Error('cdk8s-mesh: the Istio renderer is not registered (import cdk8s-mesh constructs via constructs/index.ts)');
+  return istio();
+}

@@ -1,0 +1,124 @@
+import { ApiObject, JsonPatch } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { Check, checkDns1123Label, checkLabelValue, ServiceRef } from '../model';
+import { MeshNamespace } from './mesh-namespace';
+import { MeshWorkload, MeshWorkloadProps } from './mesh-workload';
+import { TrafficRoute } from './traffic-route';
+
+/** One backend of a WebTier: a workload with its own Service, and its traffic share. */
+export interface WebBackendProps extends Omit<MeshWorkloadProps, 'namespace' | 'mesh' | 'port'> {
+  /** Container port the backend serves on. */
+  readonly port: number;
+  /** Percent of the front host's traffic (all backends or none must have one). @default - no weighted split */
+  readonly weight?: number;
+}
+
+export interface WebTierProps {
+  /** The backends, each a Deployment with its own Service. At least one. */
+  readonly backends: readonly WebBackendProps[];
+  /**
+   * One Service in front of all backends (plain Kubernetes round robin), and, when
+   * the backends carry weights, the route that splits its host by weight.
+   * @default - no front Service
+   */
+  readonly front?: {
+    readonly serviceName: string;
+    /** @default - the first backend's Service port */
+    readonly port?: number;
+    /** Name of the route (Istio: VirtualService). @default `${serviceName}-vs` */
+    readonly routeName?: string;
+  };
+  /** A client workload (e.g. busybox) that calls the tier. @default - none */
+  readonly client?: Omit<MeshWorkloadProps, 'namespace' | 'mesh'>;
+  /** The label every backend pod carries and the front Service selects. @default { tier: "web" } */
+  readonly tierLabel?: { readonly key: string; readonly value: string };
+  /** @default - the chart's namespace */
+  readonly namespace?: MeshNamespace | string;
+  /**
+   * Backends and client in the mesh. A weighted split only acts at the client's
+   * proxy, so weights require it.
+   * @default true
+   */
+  readonly mesh?: boolean;
+}
+
+/**
+ * Several web backends behind one front Service, with an optional client and an
+ * optional weighted split of the front host across the backends' Services.
+ */
+export class WebTier extends Construct {
+  readonly backends: readonly MeshWorkload[];
+  readonly client?: MeshWorkload;
+  readonly frontService?: kplus.Service;
+  /** The front Service as a route destination or host. */
+  readonly front?: ServiceRef;
+  readonly route?: TrafficRoute;
+
+  constructor(scope: Construct, id: string, props: WebTierProps) {
+    super(scope, id);
+    const check: Check = new Check(this.node.path);
+    check.object('props', props);
+    check.array('backends', props.backends, 1);
+    const mesh = props.mesh ?? true;
+    const tier = props.tierLabel ?? { key: 'tier', value: 'web' };
+    checkLabelValue(check, 'tierLabel.value', tier.value);
+    const weighted = props.backends.filter((b) => b.weight !== undefined).length;
+    if (weighted > 0 && weighted < props.backends.length) {
+      const missing = props.backends.findIndex((b) => b.weight === undefined);
+      check.fail(`backends[${missing}].weight`, undefined, 'a weight on every backend (or on none)');
+    }
+    if (weighted > 0 && !props.front) check.fail('front', undefined, 'a front Service whose host the weights split');
+    if (weighted > 0 && !mesh) check.fail('mesh', mesh, 'true when backends have weights (the split happens at the client\'s proxy; outside the mesh it is silently ignored)');
+    const apps = new Set<string>();
+    props.backends.forEach((b, i) => {
+      if (apps.has(b.app)) check.fail(`backends[${i}].app`, b.app, 'an app name not used by another backend');
+      apps.add(b.app);
+    });
+
+    this.backends = props.backends.map((b) => {
+      const { weight: _weight, ...workload } = b;
+      return new MeshWorkload(this, b.app, {
+        ...workload,
+        namespace: props.namespace,
+        mesh,
+        podLabels: { ...b.podLabels, [tier.key]: tier.value },
+      });
+    });
+
+    if (props.client) {
+      this.client = new MeshWorkload(this, 'client', { ...props.client, namespace: props.namespace, mesh });
+    }
+
+    if (props.front) {
+      checkDns1123Label(check, 'front.serviceName', props.front.serviceName);
+      const portNames = new Set(this.backends.map((b) => b.portName));
+      const containerPorts = new Set(props.backends.map((b) => b.port));
+      if (containerPorts.size > 1 && portNames.size > 1) {
+        check.fail('backends[].portName', [...portNames], 'one port name shared by all backends when their container ports differ (the front Service targets it by name)');
+      }
+      const port = props.front.port ?? this.backends[0].servicePorts![0];
+      check.port('front.port', port);
+      const namespace = this.backends[0].namespace;
+      const portName = this.backends[0].portName!;
+      this.frontService = new kplus.Service(this, 'front', {
+        metadata: { name: props.front.serviceName, namespace },
+        ports: [{ name: portName, port, targetPort: props.backends[0].port, protocol: kplus.Protocol.TCP }],
+      });
+      this.frontService.selectLabel(tier.key, tier.value);
+      const svc = ApiObject.of(this.frontService);
+      svc.addJsonPatch(JsonPatch.remove('/spec/externalIPs'));
+      if (containerPorts.size > 1) svc.addJsonPatch(JsonPatch.replace('/spec/ports/0/targetPort', portName));
+      this.front = { serviceName: props.front.serviceName, serviceNamespace: namespace, servicePorts: [port] };
+
+      if (weighted > 0) {
+        this.route = new TrafficRoute(this, 'route', {
+          name: props.front.routeName ?? `${props.front.serviceName}-vs`,
+          namespace,
+          hosts: [this.front],
+          http: [{ route: this.backends.map((b, i) => ({ to: b, weight: props.backends[i].weight })) }],
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The one error type every synth-time check throws. It always names where the bad
+ * value came from (a construct path, or a file/field for the model used on its own),
+ * the value that was given and what was expected, so a user can fix the input
+ * without reading our source.
+ */
+export class MeshValidationError extends Error {
+  public readonly where: string;
+  public readonly field: string;
+  public readonly value: unknown;
+  public readonly expected: string;
+
+  constructor(where: string, field: string, value: unknown, expected: string) {
+    super(`${where || '<root>'}: ${field} is ${show(value)}; expected ${expected}`);
+    this.name = 'MeshValidationError';
+    this.where = where;
+    this.field = field;
+    this.value = value;
+    this.expected = expected;
+  }
+}
+
+/** Render a value for an error message: short, unambiguous (strings quoted). */
+export function show(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  try {
+    const s = JSON.stringify(value);
+    return s.length > 120 ? s.slice(0, 117) + '...' : s;
+  } catch {
+    return String(value);
+  }
+}
+
+/**
+ * Checks bound to one location. Model builders take a `Check` so that every
+ * message carries the same construct path without threading strings by hand.
+ */
+export class Check {
+  constructor(public readonly where: string) {}
+
+  fail(field: string, value: unknown, expected: string): never {
+    throw new MeshValidationError(this.where, field, value, expected);
+  }
+
+  /** An object (not null, not an array) where one is required. */
+  object(field: string, value: unknown): asserts value is Record<string, unknown> {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      this.fail(field, value, 'an object');
+    }
+  }
+
+  nonEmptyString(field: string, value: unknown): asserts value is string {
+    if (typeof value !== 'string' || value.length === 0) this.fail(field, value, 'a non-empty string');
+  }
+
+  integer(field: string, value: unknown, min: number, max: number): asserts value is number {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      this.fail(field, value, `an integer from ${min} to ${max}`);
+    }
+  }
+
+  /** Istio's Percent: a number (fractions allowed) from 0 to 100. */
+  percentage(field: string, value: unknown): asserts value is number {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 100) {
+      this.fail(field, value, 'a percentage from 0 to 100');
+    }
+  }
+
+  port(field: string, value: unknown): asserts value is number {
+    this.integer(field, value, 1, 65535);
+  }
+
+  oneOf<T extends string>(field: string, value: unknown, allowed: readonly T[]): asserts value is T {
+    if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+      this.fail(field, value, `one of ${allowed.join(', ')}`);
+    }
+  }
+
+  array(field: string, value: unknown, minLength = 0): asserts value is unknown[] {
+    if (!Array.isArray(value) || value.length < minLength) {
+      this.fail(field, value, minLength > 0 ? `an array with at least ${minLength} item(s)` : 'an array');
+    }
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * What a route needs to know about its destination. Constructs (MeshWorkload,
+ * CanaryRelease, WebTier) implement it; the model never sees cdk8s.
+ */
+export interface ServiceRef {
+  /** The Kubernetes Service name (`metadata.name`), or a full external host name. */
+  readonly serviceName: string;
+  /**
+   * The Service's namespace.
+   * @default - the namespace of the rule that routes to it
+   */
+  readonly serviceNamespace?: string;
+  /**
+   * Subset names a DestinationRule defines for this service.
+   * @default - none: routes to this service may not name a subset
+   */
+  readonly subsetNames?: readonly string[];
+  /**
+   * The Service's ports.
+   * @default - unknown: a route's port is not checked
+   */
+  readonly servicePorts?: readonly number[];
+}
+
+/** A destination outside the project's constructs, named by host (e.g. `api.example.com`). */
+export function externalHost(host: string, ports?: number[]): ServiceRef {
+  return { serviceName: host, servicePorts: ports };
+}
+
+export const CLUSTER_DOMAIN = 'svc.cluster.local';
+
+/**
+ * The host to write for `ref` in a rule that lives in `fromNamespace`.
+ * Short names resolve in the rule's own namespace (an Istio rule of thumb the seeds
+ * learned the hard way), so any other namespace gets the fully qualified name.
+ */
+export function hostFor(ref: ServiceRef, fromNamespace: string | undefined): string {
+  if (ref.serviceName.includes('.')) return ref.serviceName;
+  if (ref.serviceNamespace === undefined || ref.serviceNamespace === fromNamespace) return ref.serviceName;
+  return `${ref.serviceName}.${ref.serviceNamespace}.${CLUSTER_DOMAIN}`;
+}

@@ -1,0 +1,464 @@
+import { RE2JS } from 're2js';
+import { Duration } from './duration';
+import { Check } from './errors';
+import { checkDns1123Label, checkHost } from './names';
+import { ServiceRef } from './service-ref';
+
+/** One of Istio's StringMatch forms; `{}` is not allowed here (use `present`). */
+export type StringMatch = { readonly exact: string } | { readonly prefix: string } | { readonly regex: string };
+
+/** A header condition: a StringMatch, or `{ present: true }` for "the header is there at all". */
+export type HeaderMatch = StringMatch | { readonly present: true };
+
+/**
+ * One match block. All conditions in a block must hold (AND); a rule's blocks are
+ * tried in order and any one suffices (OR), as in Istio's HTTPMatchRequest list.
+ */
+export interface HttpMatch {
+  /** Name of the match block, copied into Istio's access logs. @default - none */
+  readonly name?: string;
+  /** @default - any URI */
+  readonly uri?: StringMatch;
+  /** HTTP method, e.g. "GET" (exact) or a StringMatch. @default - any method */
+  readonly method?: string | StringMatch;
+  /** @default - no header condition */
+  readonly headers?: Readonly<Record<string, HeaderMatch>>;
+  /** Headers that must NOT match. @default - none */
+  readonly withoutHeaders?: Readonly<Record<string, HeaderMatch>>;
+  /** @default - no query condition */
+  readonly queryParams?: Readonly<Record<string, StringMatch>>;
+  /** The port the request was addressed to. @default - any port */
+  readonly port?: number;
+  /** Match `uri` case-insensitively. @default false */
+  readonly ignoreUriCase?: boolean;
+}
+
+/** A weighted destination: an object (workload, service), not a host string. */
+export interface RouteDestination {
+  readonly to: ServiceRef;
+  /** A subset the destination's DestinationRule defines. @default - all endpoints */
+  readonly subset?: string;
+  /** Service port. @default - the Service's only port */
+  readonly port?: number;
+  /**
+   * Share of traffic in percent. Required when a rule has several destinations;
+   * the weights of one rule must add up to exactly 100.
+   * @default 100 for a single destination
+   */
+  readonly weight?: number;
+}
+
+export interface HttpRetry {
+  /** Number of retries; 0 disables them. */
+  readonly attempts: number;
+  /** @default - the rule's timeout */
+  readonly perTryTimeout?: Duration | string;
+  /** Envoy retry conditions, e.g. ["5xx", "connect-failure"] or "503". @default - Istio's default set */
+  readonly retryOn?: readonly string[];
+}
+
+export interface HttpFault {
+  readonly delay?: { readonly fixedDelay: Duration | string; readonly percentage: number };
+  readonly abort?: { readonly httpStatus: number; readonly percentage: number };
+}
+
+export interface HttpMirror {
+  readonly to: ServiceRef;
+  readonly subset?: string;
+  readonly port?: number;
+  /** Share of requests copied. @default 100 */
+  readonly percentage?: number;
+}
+
+export interface HttpRewrite {
+  /** Replaces the matched URI prefix (or the whole URI for an exact match). @default - unchanged */
+  readonly uri?: string;
+  /** New Host/authority header. @default - unchanged */
+  readonly authority?: string;
+}
+
+export interface HttpRedirect {
+  readonly uri?: string;
+  readonly authority?: string;
+  readonly port?: number;
+  readonly scheme?: 'http' | 'https';
+  /** @default 301 */
+  readonly redirectCode?: 301 | 302 | 303 | 307 | 308;
+}
+
+export interface HeaderOps {
+  readonly set?: Readonly<Record<string, string>>;
+  readonly add?: Readonly<Record<string, string>>;
+  readonly remove?: readonly string[];
+}
+
+export interface HttpHeaders {
+  readonly request?: HeaderOps;
+  readonly response?: HeaderOps;
+}
+
+/** One HTTP rule, as Istio's HTTPRoute: conditions, then where and how to send. */
+export interface HttpRule {
+  /** @default - none */
+  readonly name?: string;
+  /** OR of these blocks. @default - every request */
+  readonly match?: readonly HttpMatch[];
+  /** Weighted destinations. Exactly one of `route` or `redirect`. */
+  readonly route?: readonly RouteDestination[];
+  readonly redirect?: HttpRedirect;
+  /** @default - none */
+  readonly rewrite?: HttpRewrite;
+  /** @default - no timeout (Istio's default) */
+  readonly timeout?: Duration | string;
+  /** @default - Istio's default retry policy */
+  readonly retries?: HttpRetry;
+  /** @default - none */
+  readonly fault?: HttpFault;
+  /** @default - none */
+  readonly mirror?: HttpMirror;
+  /** @default - none */
+  readonly headers?: HttpHeaders;
+}
+
+/** Input for a set of host rules (what a VirtualService expresses). */
+export interface TrafficRouteSpec {
+  /** The hosts the rules apply to: services (objects) or host names such as "*". */
+  readonly hosts: ReadonlyArray<ServiceRef | string>;
+  /** Gateway names the rules bind to; "mesh" means sidecars. @default - sidecars only */
+  readonly gateways?: readonly string[];
+  /** Ordered rules: the first whose match holds wins. */
+  readonly http: readonly HttpRule[];
+}
+
+// ---------------------------------------------------------------------------
+// The validated, normalized model both renderers read.
+
+export interface StringMatchModel { readonly kind: 'exact' | 'prefix' | 'regex'; readonly value: string }
+export interface HeaderMatchModel { readonly kind: 'exact' | 'prefix' | 'regex' | 'present'; readonly value: string }
+export interface MatchModel {
+  readonly name?: string;
+  readonly uri?: StringMatchModel;
+  readonly method?: StringMatchModel;
+  readonly headers: Readonly<Record<string, HeaderMatchModel>>;
+  readonly withoutHeaders: Readonly<Record<string, HeaderMatchModel>>;
+  readonly queryParams: Readonly<Record<string, StringMatchModel>>;
+  readonly port?: number;
+  readonly ignoreUriCase: boolean;
+}
+export interface DestinationModel { readonly to: ServiceRef; readonly subset?: string; readonly port?: number; readonly weight: number }
+export interface RuleModel {
+  readonly name?: string;
+  readonly match: readonly MatchModel[];
+  /** Empty when the rule redirects. */
+  readonly route: readonly DestinationModel[];
+  readonly redirect?: HttpRedirect;
+  readonly rewrite?: HttpRewrite;
+  readonly timeout?: Duration;
+  readonly retries?: { readonly attempts: number; readonly perTryTimeout?: Duration; readonly retryOn?: readonly string[] };
+  readonly fault?: {
+    readonly delay?: { readonly fixedDelay: Duration; readonly percentage: number };
+    readonly abort?: { readonly httpStatus: number; readonly percentage: number };
+  };
+  readonly mirror?: { readonly to: ServiceRef; readonly subset?: string; readonly port?: number; readonly percentage: number };
+  readonly headers?: HttpHeaders;
+}
+export interface TrafficRouteModel {
+  readonly hosts: ReadonlyArray<ServiceRef | string>;
+  readonly gateways: readonly string[];
+  readonly http: readonly RuleModel[];
+}
+
+/** Envoy retry conditions Istio passes through (`retryOn`), besides bare HTTP status codes. */
+export const RETRY_ON = [
+  '5xx', 'gateway-error', 'reset', 'reset-before-request', 'connect-failure', 'envoy-ratelimited',
+  'retriable-4xx', 'refused-stream', 'retriable-status-codes', 'retriable-headers', 'http3-post-connect-failure',
+  'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable',
+] as const;
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
+
+/** Is `pattern` a regular expression RE2 (Envoy's engine) accepts? */
+export function isRe2(pattern: string): boolean {
+  try {
+    RE2JS.compile(pattern);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function stringMatch(check: Check, field: string, value: unknown, allowPresent: boolean): HeaderMatchModel {
+  check.object(field, value);
+  const keys = Object.keys(value);
+  const kinds = allowPresent ? ['exact', 'prefix', 'regex', 'present'] : ['exact', 'prefix', 'regex'];
+  if (keys.length !== 1 || !kinds.includes(keys[0])) {
+    check.fail(field, value, `exactly one of ${kinds.map((k) => `{ ${k}: ... }`).join(', ')}`);
+  }
+  const kind = keys[0] as HeaderMatchModel['kind'];
+  const v = value[kind];
+  if (kind === 'present') {
+    if (v !== true) check.fail(`${field}.present`, v, 'true');
+    return { kind, value: '' };
+  }
+  if (typeof v !== 'string') check.fail(`${field}.${kind}`, v, 'a string');
+  if (kind === 'regex' && !isRe2(v)) check.fail(`${field}.regex`, v, 'a regular expression in RE2 syntax (no lookaround or backreferences)');
+  if (kind === 'prefix' && v.length === 0) check.fail(`${field}.prefix`, v, 'a non-empty prefix (omit the condition to match everything)');
+  return { kind, value: v };
+}
+
+function headerMap(check: Check, field: string, value: unknown, allowPresent: boolean): Record<string, HeaderMatchModel> {
+  if (value === undefined) return {};
+  check.object(field, value);
+  const out: Record<string, HeaderMatchModel> = {};
+  for (const [name, m] of Object.entries(value)) {
+    if (!HEADER_NAME.test(name)) check.fail(`${field} key`, name, 'an HTTP header or parameter name (token characters only)');
+    out[allowPresent ? name.toLowerCase() : name] = stringMatch(check, `${field}.${name}`, m, allowPresent);
+  }
+  return out;
+}
+
+function buildMatch(check: Check, field: string, m: unknown): MatchModel {
+  check.object(field, m);
+  const known = ['name', 'uri', 'method', 'headers', 'withoutHeaders', 'queryParams', 'port', 'ignoreUriCase'];
+  for (const k of Object.keys(m)) if (!known.includes(k)) check.fail(`${field}.${k}`, m[k], `no such match field (known: ${known.join(', ')})`);
+  let method: StringMatchModel | undefined;
+  if (typeof m.method === 'string') {
+    if (!METHODS.includes(m.method)) check.fail(`${field}.method`, m.method, `an HTTP method in upper case (${METHODS.join(', ')})`);
+    method = { kind: 'exact', value: m.method };
+  } else if (m.method !== undefined) {
+    method = stringMatch(check, `${field}.method`, m.method, false) as StringMatchModel;
+  }
+  if (m.port !== undefined) check.port(`${field}.port`, m.port);
+  return {
+    name: m.name as string | undefined,
+    uri: m.uri === undefined ? undefined : (stringMatch(check, `${field}.uri`, m.uri, false) as StringMatchModel),
+    method,
+    headers: headerMap(check, `${field}.headers`, m.headers, true),
+    withoutHeaders: headerMap(check, `${field}.withoutHeaders`, m.withoutHeaders, true),
+    queryParams: headerMap(check, `${field}.queryParams`, m.queryParams, false) as Record<string, StringMatchModel>,
+    port: m.port as number | undefined,
+    ignoreUriCase: m.ignoreUriCase === true,
+  };
+}
+
+function checkServiceRef(check: Check, field: string, ref: unknown): asserts ref is ServiceRef {
+  if (typeof ref !== 'object' || ref === null || typeof (ref as ServiceRef).serviceName !== 'string') {
+    check.fail(field, ref, 'a service object (a MeshWorkload, CanaryRelease, WebTier front or externalHost(...)), not a string');
+  }
+}
+
+/** Subset and port of a destination must exist on the object it points at. */
+function checkTarget(check: Check, field: string, to: ServiceRef, subset: unknown, port: unknown) {
+  if (subset !== undefined) {
+    checkDns1123Label(check, `${field}.subset`, subset);
+    const known = to.subsetNames ?? [];
+    if (!known.includes(subset)) {
+      check.fail(`${field}.subset`, subset, known.length
+        ? `a subset defined for ${to.serviceName} (${known.join(', ')})`
+        : `no subset: ${to.serviceName} has no DestinationRule subsets`);
+    }
+  }
+  if (port !== undefined) {
+    check.port(`${field}.port`, port);
+    if (to.servicePorts && !to.servicePorts.includes(port)) {
+      check.fail(`${field}.port`, port, `a port of ${to.serviceName} (${to.servicePorts.join(', ')})`);
+    }
+  }
+}
+
+function buildRoute(check: Check, field: string, route: unknown): DestinationModel[] {
+  check.array(field, route, 1);
+  const many = route.length > 1;
+  const out = route.map((d, i): DestinationModel => {
+    const f = `${field}[${i}]`;
+    check.object(f, d);
+    checkServiceRef(check, `${f}.to`, d.to);
+    checkTarget(check, f, d.to, d.subset, d.port);
+    if (d.weight === undefined && many) check.fail(`${f}.weight`, d.weight, 'a weight on every destination when a rule has several');
+    const weight = d.weight === undefined ? 100 : d.weight;
+    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0) {
+      check.fail(`${f}.weight`, weight, 'a non-negative integer percentage');
+    }
+    if (weight > 100) check.fail(`${f}.weight`, weight, 'at most 100 (weights are percentages)');
+    return { to: d.to, subset: d.subset as string | undefined, port: d.port as number | undefined, weight };
+  });
+  const total = out.reduce((s, d) => s + d.weight, 0);
+  if (total === 0) check.fail(`${field} weights`, out.map((d) => d.weight), 'at least one non-zero weight');
+  if (total !== 100) {
+    check.fail(`${field} weights`, out.map((d) => d.weight), `weights adding up to 100 (they add up to ${total})`);
+  }
+  const seen = new Set<string>();
+  for (const [i, d] of out.entries()) {
+    const key = `${d.to.serviceNamespace ?? ''}/${d.to.serviceName}/${d.subset ?? ''}/${d.port ?? ''}`;
+    if (seen.has(key)) check.fail(`${field}[${i}]`, `${d.to.serviceName}${d.subset ? ':' + d.subset : ''}`, 'each destination at most once per rule');
+    seen.add(key);
+  }
+  return out;
+}
+
+function headerOps(check: Check, field: string, ops: unknown): void {
+  if (ops === undefined) return;
+  check.object(field, ops);
+  for (const k of Object.keys(ops)) {
+    if (!['set', 'add', 'remove'].includes(k)) check.fail(`${field}.${k}`, ops[k], 'one of set, add, remove');
+  }
+  for (const k of ['set', 'add'] as const) {
+    const map = ops[k];
+    if (map === undefined) continue;
+    check.object(`${field}.${k}`, map);
+    for (const [name, v] of Object.entries(map)) {
+      if (!HEADER_NAME.test(name)) check.fail(`${field}.${k} key`, name, 'an HTTP header name');
+      if (typeof v !== 'string') check.fail(`${field}.${k}.${name}`, v, 'a string value');
+    }
+  }
+  if (ops.remove !== undefined) {
+    check.array(`${field}.remove`, ops.remove);
+    for (const name of ops.remove) if (typeof name !== 'string' || !HEADER_NAME.test(name)) check.fail(`${field}.remove`, name, 'an HTTP header name');
+  }
+}
+
+function buildRule(check: Check, field: string, r: unknown): RuleModel {
+  check.object(field, r);
+  const known = ['name', 'match', 'route', 'redirect', 'rewrite', 'timeout', 'retries', 'fault', 'mirror', 'headers'];
+  for (const k of Object.keys(r)) if (!known.includes(k)) check.fail(`${field}.${k}`, r[k], `no such rule field (known: ${known.join(', ')})`);
+  if ((r.route === undefined) === (r.redirect === undefined)) {
+    check.fail(field, { route: r.route === undefined ? undefined : '...', redirect: r.redirect }, 'exactly one of route or redirect');
+  }
+  const match = r.match === undefined ? [] : (check.array(`${field}.match`, r.match), r.match.map((m, i) => buildMatch(check, `${field}.match[${i}]`, m)));
+  const route = r.route === undefined ? [] : buildRoute(check, `${field}.route`, r.route);
+
+  let redirect: HttpRedirect | undefined;
+  if (r.redirect !== undefined) {
+    const rd = r.redirect;
+    check.object(`${field}.redirect`, rd);
+    if (rd.uri === undefined && rd.authority === undefined && rd.port === undefined && rd.scheme === undefined) {
+      check.fail(`${field}.redirect`, rd, 'at least one of uri, authority, port, scheme');
+    }
+    if (rd.uri !== undefined && (typeof rd.uri !== 'string' || !rd.uri.startsWith('/'))) check.fail(`${field}.redirect.uri`, rd.uri, 'a path starting with "/"');
+    if (rd.authority !== undefined) checkHost(check, `${field}.redirect.authority`, rd.authority);
+    if (rd.port !== undefined) check.port(`${field}.redirect.port`, rd.port);
+    if (rd.scheme !== undefined) check.oneOf(`${field}.redirect.scheme`, rd.scheme, ['http', 'https']);
+    if (rd.redirectCode !== undefined && ![301, 302, 303, 307, 308].includes(rd.redirectCode as number)) {
+      check.fail(`${field}.redirect.redirectCode`, rd.redirectCode, 'one of 301, 302, 303, 307, 308');
+    }
+    if (r.rewrite !== undefined) check.fail(`${field}.rewrite`, r.rewrite, 'no rewrite on a rule that redirects');
+    redirect = rd as HttpRedirect;
+  }
+  if (r.rewrite !== undefined) {
+    const rw = r.rewrite;
+    check.object(`${field}.rewrite`, rw);
+    if (rw.uri === undefined && rw.authority === undefined) check.fail(`${field}.rewrite`, rw, 'at least one of uri, authority');
+    if (rw.uri !== undefined && (typeof rw.uri !== 'string' || !rw.uri.startsWith('/'))) check.fail(`${field}.rewrite.uri`, rw.uri, 'a path starting with "/"');
+    if (rw.authority !== undefined) checkHost(check, `${field}.rewrite.authority`, rw.authority);
+  }
+
+  const timeout = r.timeout === undefined ? undefined : Duration.check(check, `${field}.timeout`, r.timeout);
+
+  let retries: RuleModel['retries'];
+  if (r.retries !== undefined) {
+    const rt = r.retries;
+    check.object(`${field}.retries`, rt);
+    check.integer(`${field}.retries.attempts`, rt.attempts, 0, 100);
+    const perTryTimeout = rt.perTryTimeout === undefined ? undefined : Duration.check(check, `${field}.retries.perTryTimeout`, rt.perTryTimeout);
+    let retryOn: string[] | undefined;
+    if (rt.retryOn !== undefined) {
+      check.array(`${field}.retries.retryOn`, rt.retryOn, 1);
+      retryOn = rt.retryOn.map((c, i) => {
+        if (typeof c !== 'string' || !((RETRY_ON as readonly string[]).includes(c) || /^[1-5][0-9][0-9]$/.test(c))) {
+          check.fail(`${field}.retries.retryOn[${i}]`, c, `an Envoy retry condition (${RETRY_ON.join(', ')}) or an HTTP status code such as "503"`);
+        }
+        return c;
+      });
+    }
+    if (timeout && perTryTimeout && perTryTimeout.nanos > timeout.nanos) {
+      check.fail(`${field}.retries.perTryTimeout`, perTryTimeout.toIstio(), `at most the rule timeout (${timeout.toIstio()})`);
+    }
+    retries = { attempts: rt.attempts, perTryTimeout, retryOn };
+  }
+
+  let fault: RuleModel['fault'];
+  if (r.fault !== undefined) {
+    const f = r.fault;
+    check.object(`${field}.fault`, f);
+    if (f.delay === undefined && f.abort === undefined) check.fail(`${field}.fault`, f, 'a delay, an abort or both');
+    let delay: NonNullable<RuleModel['fault']>['delay'];
+    let abort: NonNullable<RuleModel['fault']>['abort'];
+    if (f.delay !== undefined) {
+      check.object(`${field}.fault.delay`, f.delay);
+      check.percentage(`${field}.fault.delay.percentage`, f.delay.percentage);
+      delay = { fixedDelay: Duration.check(check, `${field}.fault.delay.fixedDelay`, f.delay.fixedDelay), percentage: f.delay.percentage };
+    }
+    if (f.abort !== undefined) {
+      check.object(`${field}.fault.abort`, f.abort);
+      check.integer(`${field}.fault.abort.httpStatus`, f.abort.httpStatus, 200, 599);
+      check.percentage(`${field}.fault.abort.percentage`, f.abort.percentage);
+      abort = { httpStatus: f.abort.httpStatus, percentage: f.abort.percentage };
+    }
+    fault = { delay, abort };
+  }
+
+  let mirror: RuleModel['mirror'];
+  if (r.mirror !== undefined) {
+    const m = r.mirror;
+    check.object(`${field}.mirror`, m);
+    checkServiceRef(check, `${field}.mirror.to`, m.to);
+    checkTarget(check, `${field}.mirror`, m.to, m.subset, m.port);
+    const percentage = m.percentage === undefined ? 100 : m.percentage;
+    check.percentage(`${field}.mirror.percentage`, percentage);
+    mirror = { to: m.to, subset: m.subset as string | undefined, port: m.port as number | undefined, percentage };
+  }
+
+  if (r.headers !== undefined) {
+    check.object(`${field}.headers`, r.headers);
+    headerOps(check, `${field}.headers.request`, r.headers.request);
+    headerOps(check, `${field}.headers.response`, r.headers.response);
+  }
+  if (r.name !== undefined) check.nonEmptyString(`${field}.name`, r.name);
+
+  return {
+    name: r.name as string | undefined,
+    match,
+    route,
+    redirect,
+    rewrite: r.rewrite as HttpRewrite | undefined,
+    timeout,
+    retries,
+    fault,
+    mirror,
+    headers: r.headers as HttpHeaders | undefined,
+  };
+}
+
+/**
+ * Validate and normalize host rules. Throws MeshValidationError naming `where`
+ * (a construct path), the field, the value and what was expected.
+ */
+export function buildTrafficRoute(where: string, spec: TrafficRouteSpec): TrafficRouteModel {
+  const check: Check = new Check(where);
+  check.object('props', spec);
+  check.array('hosts', spec.hosts, 1);
+  spec.hosts.forEach((h, i) => {
+    if (typeof h === 'string') checkHost(check, `hosts[${i}]`, h);
+    else checkServiceRef(check, `hosts[${i}]`, h);
+  });
+  const gateways = spec.gateways ?? [];
+  check.array('gateways', gateways);
+  gateways.forEach((g, i) => {
+    if (typeof g !== 'string' || !(g === 'mesh' || /^([a-z0-9-]+\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9-]+)*$/.test(g))) {
+      check.fail(`gateways[${i}]`, g, '"mesh", a Gateway name or "namespace/name"');
+    }
+  });
+  if (gateways.length === 0 && spec.hosts.some((h) => h === '*')) {
+    check.fail('hosts', spec.hosts, 'a host other than "*" for mesh rules ("*" is only valid with a gateway)');
+  }
+  check.array('http', spec.http, 1);
+  const http = spec.http.map((r, i) => buildRule(check, `http[${i}]`, r));
+  // A catch-all rule before other rules makes them dead code: almost always a mistake.
+  const catchAll = http.findIndex((r) => r.match.length === 0);
+  if (catchAll >= 0 && catchAll < http.length - 1) {
+    check.fail(`http[${catchAll}].match`, 'none (matches every request)', `a match condition, or this rule moved last (rules after it can never match)`);
+  }
+  return { hosts: spec.hosts, gateways, http };
+}
+

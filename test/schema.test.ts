@@ -1,0 +1,45 @@
+import * as fs from 'fs';
+import { CHARTS } from '../charts';
+import { crdError, ISTIO_CRD_FILE, schemaError } from './support/schemas';
+import { K8sObject, synthEntry } from './support/synth';
+
+const all: Array<[string, K8sObject]> = CHARTS.flatMap((c) => synthEntry(c).map((o) => [c.name, o] as [string, K8sObject]));
+const label = (o: K8sObject) => `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+
+describe('every synthesized object validates against its schema', () => {
+  test.each(all.map(([chart, o]) => [chart, label(o), o]))('%s: %s (kubernetes-models)', (_chart, _label, obj) => {
+    expect(schemaError(obj as K8sObject)).toBeUndefined();
+  });
+
+  const istio = all.filter(([, o]) => o.apiVersion.startsWith('networking.istio.io/'));
+  const haveCrds = fs.existsSync(ISTIO_CRD_FILE);
+  (haveCrds ? test.each : test.skip.each)(istio.map(([chart, o]) => [chart, label(o), o]))(
+    '%s: %s (Istio CRD schema, no unknown fields)', (_chart, _label, obj) => {
+      expect(crdError(obj as K8sObject)).toBeUndefined();
+    });
+});
+
+describe('the schema checks can fail', () => {
+  const vs = all.map(([, o]) => o).find((o) => o.kind === 'VirtualService')!;
+
+  test('a string weight is rejected', () => {
+    const bad = JSON.parse(JSON.stringify(vs));
+    bad.spec.http[0].route[0].weight = '20';
+    expect(schemaError(bad)).toMatch(/weight/);
+  });
+
+  test('a Service port without a number is rejected', () => {
+    const svc = JSON.parse(JSON.stringify(all.map(([, o]) => o).find((o) => o.kind === 'Service')));
+    delete svc.spec.ports[0].port;
+    expect(schemaError(svc)).toMatch(/port/);
+  });
+
+  (fs.existsSync(ISTIO_CRD_FILE) ? test : test.skip)('an unknown Istio field and a bad enum are rejected by the CRD check', () => {
+    const bad = JSON.parse(JSON.stringify(vs));
+    bad.spec.http[0].retryPolicy = { attempts: 3 };
+    expect(crdError(bad)).toMatch(/retryPolicy/);
+    const dr = JSON.parse(JSON.stringify(all.map(([, o]) => o).find((o) => o.kind === 'DestinationRule')));
+    dr.spec.trafficPolicy = { loadBalancer: { simple: 'RANDOMLY' } };
+    expect(crdError(dr)).toMatch(/allowed values|must be equal to one of/);
+  });
+});

@@ -1,0 +1,85 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import Ajv, { ValidateFunction } from 'ajv';
+import { parseAllDocuments } from 'yaml';
+import { Namespace, Service, ConfigMap, ServiceAccount } from 'kubernetes-models/v1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { VirtualService, DestinationRule, Gateway } from '@kubernetes-models/istio/networking.istio.io/v1beta1';
+import type { K8sObject } from './synth';
+
+/** kubernetes-models / @kubernetes-models/istio classes by apiVersion and kind. */
+const MODELS: Record<string, new (data: any) => { validate(): void }> = {
+  'v1/Namespace': Namespace,
+  'v1/Service': Service,
+  'v1/ConfigMap': ConfigMap,
+  'v1/ServiceAccount': ServiceAccount,
+  'apps/v1/Deployment': Deployment,
+  'networking.istio.io/v1beta1/VirtualService': VirtualService,
+  'networking.istio.io/v1beta1/DestinationRule': DestinationRule,
+  'networking.istio.io/v1beta1/Gateway': Gateway,
+};
+
+/** Validate one object against the Kubernetes or Istio schema; returns the error text or undefined. */
+export function schemaError(obj: K8sObject): string | undefined {
+  const Model = MODELS[`${obj.apiVersion}/${obj.kind}`];
+  if (!Model) return `no schema known for ${obj.apiVersion} ${obj.kind}`;
+  try {
+    new Model(obj).validate();
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/**
+ * Istio's own CRD file (shared/crds, Istio 1.30.3). kubernetes-models ignores unknown
+ * fields; the API server prunes them silently. This stricter check rejects any field
+ * the CRD does not declare, so a misspelled field cannot slip through.
+ */
+export const ISTIO_CRD_FILE = process.env.ISTIO_CRD_FILE
+  ?? path.resolve(__dirname, '..', '..', '..', 'shared', 'crds', 'istio-crd-all.gen.yaml');
+
+function strict(schema: any): any {
+  if (Array.isArray(schema)) return schema.map(strict);
+  if (typeof schema !== 'object' || schema === null) return schema;
+  const out: any = {};
+  for (const [k, v] of Object.entries(schema)) {
+    if (k.startsWith('x-kubernetes-')) continue;
+    out[k] = k === 'properties' ? Object.fromEntries(Object.entries(v as object).map(([pk, pv]) => [pk, strict(pv)])) : strict(v);
+  }
+  if (schema.properties && !schema['x-kubernetes-preserve-unknown-fields'] && schema.additionalProperties === undefined) {
+    out.additionalProperties = false;
+  }
+  if (schema['x-kubernetes-int-or-string']) {
+    delete out.type;
+    out.anyOf = [{ type: 'integer' }, { type: 'string' }];
+  }
+  return out;
+}
+
+let validators: Map<string, ValidateFunction> | undefined;
+export function crdValidators(): Map<string, ValidateFunction> {
+  if (validators) return validators;
+  const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+  validators = new Map();
+  for (const doc of parseAllDocuments(fs.readFileSync(ISTIO_CRD_FILE, 'utf8'))) {
+    const crd = doc.toJSON();
+    if (crd?.kind !== 'CustomResourceDefinition') continue;
+    for (const v of crd.spec.versions) {
+      const schema = strict(v.schema.openAPIV3Schema);
+      // metadata is the API server's business; check only spec (and the envelope).
+      schema.properties.metadata = { type: 'object' };
+      schema.properties.apiVersion = { const: `${crd.spec.group}/${v.name}` };
+      schema.properties.kind = { const: crd.spec.names.kind };
+      validators.set(`${crd.spec.group}/${v.name}/${crd.spec.names.kind}`, ajv.compile(schema));
+    }
+  }
+  return validators;
+}
+
+export function crdError(obj: K8sObject): string | undefined {
+  const validate = crdValidators().get(`${obj.apiVersion}/${obj.kind}`);
+  if (!validate) return `no CRD schema for ${obj.apiVersion} ${obj.kind}`;
+  if (validate(obj)) return undefined;
+  return (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${(e.params as any).additionalProperty})` : ''}`).join('; ');
+}

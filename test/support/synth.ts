@@ -1,0 +1,38 @@
+import { App, Chart, Testing, Yaml } from 'cdk8s';
+import { ChartEntry, CHARTS } from '../../charts';
+import { MeshChartProps } from '../../constructs';
+
+export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any; [k: string]: any };
+
+/** Synthesize one chart entry (as `npm run synth` would) into plain objects. */
+export function synthEntry(entry: ChartEntry, props?: MeshChartProps): K8sObject[] {
+  const app = Testing.app();
+  const chart = entry.create(app, entry.name, props);
+  return Testing.synth(chart) as K8sObject[];
+}
+
+export function chartEntry(name: string): ChartEntry {
+  const e = CHARTS.find((c) => c.name === name);
+  if (!e) throw new Error(`no chart ${name}`);
+  return e;
+}
+
+/** The YAML text of a chart, exactly what lands in dist/<chart>.k8s.yaml. */
+export function chartYaml(chart: Chart): string {
+  return Yaml.stringify(...Testing.synth(chart));
+}
+
+/** A fresh chart to build constructs in. */
+export function newChart(id = 'test', app: App = Testing.app()): Chart {
+  return new Chart(app, id);
+}
+
+export function find(objs: K8sObject[], kind: string, name: string, namespace?: string): K8sObject {
+  const o = objs.find((x) => x.kind === kind && x.metadata.name === name && (namespace === undefined || x.metadata.namespace === namespace));
+  if (!o) throw new Error(`no ${kind} ${namespace ? namespace + '/' : ''}${name} in [${objs.map((x) => `${x.kind}/${x.metadata.name}`).join(', ')}]`);
+  return o;
+}
+
+export function ofKind(objs: K8sObject[], kind: string): K8sObject[] {
+  return objs.filter((x) => x.kind === kind);
+}
