@@ -1,5 +1,6 @@
 import { ApiObject, JsonPatch, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { Check, checkDns1123Label, checkLabelValue, ServiceRef } from '../model';
 import { rendererOf } from './mesh';
@@ -106,7 +107,7 @@ export class MeshWorkload extends Construct implements ServiceRef {
   readonly namespace?: string;
   readonly deployment: kplus.Deployment;
   readonly container: kplus.Container;
-  readonly service?: kplus.Service;
+  readonly service?: k8s.KubeService;
   readonly serviceName: string;
   readonly serviceNamespace?: string;
   readonly servicePorts?: readonly number[];
@@ -227,16 +228,22 @@ export class MeshWorkload extends Construct implements ServiceRef {
       const servicePort = props.servicePort ?? port;
       this.portName = portName;
       this.servicePorts = [servicePort];
-      this.service = new kplus.Service(this, 'Service', {
+      // The low-level KubeService (cdk8s-plus-28's k8s export): cdk8s-plus's Service
+      // cannot name its targetPort or set appProtocol.
+      this.service = new k8s.KubeService(this, 'Service', {
         metadata: { name: serviceName, namespace: this.namespace, labels: { app: props.app } },
-        ports: [{ name: portName, port: servicePort, targetPort: port, protocol: kplus.Protocol.TCP }],
+        spec: {
+          type: 'ClusterIP',
+          selector: { ...(props.serviceSelector ?? { app: props.app }) },
+          ports: [{
+            name: portName,
+            port: servicePort,
+            targetPort: props.targetPortByName ? k8s.IntOrString.fromString(portName) : k8s.IntOrString.fromNumber(port),
+            protocol: 'TCP',
+            appProtocol: props.appProtocol,
+          }],
+        },
       });
-      for (const [k, v] of Object.entries(props.serviceSelector ?? { app: props.app })) this.service.selectLabel(k, v);
-      const svc = ApiObject.of(this.service);
-      if (props.targetPortByName) svc.addJsonPatch(JsonPatch.replace('/spec/ports/0/targetPort', portName));
-      if (props.appProtocol) svc.addJsonPatch(JsonPatch.add('/spec/ports/0/appProtocol', props.appProtocol));
-      // cdk8s-plus writes an empty externalIPs list; leave the field out as kubectl would.
-      svc.addJsonPatch(JsonPatch.remove('/spec/externalIPs'));
     }
 
     rendererOf(this).enrollWorkload(this);

@@ -1,5 +1,4 @@
-import { ApiObject, JsonPatch } from 'cdk8s';
-import * as kplus from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { Check, checkDns1123Label, checkLabelValue, ServiceRef } from '../model';
 import { MeshNamespace } from './mesh-namespace';
@@ -50,7 +49,7 @@ export interface WebTierProps {
 export class WebTier extends Construct {
   readonly backends: readonly MeshWorkload[];
   readonly client?: MeshWorkload;
-  readonly frontService?: kplus.Service;
+  readonly frontService?: k8s.KubeService;
   /** The front Service as a route destination or host. */
   readonly front?: ServiceRef;
   readonly route?: TrafficRoute;
@@ -101,14 +100,21 @@ export class WebTier extends Construct {
       check.port('front.port', port);
       const namespace = this.backends[0].namespace;
       const portName = this.backends[0].portName!;
-      this.frontService = new kplus.Service(this, 'front', {
+      // Selects the tier label every backend pod carries: plain round robin without a mesh.
+      this.frontService = new k8s.KubeService(this, 'front', {
         metadata: { name: props.front.serviceName, namespace },
-        ports: [{ name: portName, port, targetPort: props.backends[0].port, protocol: kplus.Protocol.TCP }],
+        spec: {
+          type: 'ClusterIP',
+          selector: { [tier.key]: tier.value },
+          ports: [{
+            name: portName,
+            port,
+            // Backends on different container ports are reached through their shared port name.
+            targetPort: containerPorts.size > 1 ? k8s.IntOrString.fromString(portName) : k8s.IntOrString.fromNumber(props.backends[0].port),
+            protocol: 'TCP',
+          }],
+        },
       });
-      this.frontService.selectLabel(tier.key, tier.value);
-      const svc = ApiObject.of(this.frontService);
-      svc.addJsonPatch(JsonPatch.remove('/spec/externalIPs'));
-      if (containerPorts.size > 1) svc.addJsonPatch(JsonPatch.replace('/spec/ports/0/targetPort', portName));
       this.front = { serviceName: props.front.serviceName, serviceNamespace: namespace, servicePorts: [port] };
 
       if (weighted > 0) {
