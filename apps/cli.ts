@@ -1,5 +1,6 @@
 import { App } from 'cdk8s';
 import { CHARTS } from '../charts';
+import { runSynth } from './run';
 
 const USAGE = `usage: cdk8s-mesh <command>
 
@@ -29,10 +30,14 @@ export async function main(argv: string[]): Promise<number> {
         console.error(`cdk8s-mesh synth: unknown chart(s) ${unknown.join(', ')}; expected one of ${CHARTS.map((c) => c.name).join(', ')}`);
         return 2;
       }
-      const app = new App({ outdir });
-      for (const c of CHARTS) if (names.length === 0 || names.includes(c.name)) c.create(app, c.name);
-      app.synth();
-      console.log(`wrote ${app.charts.length} chart(s) to ${outdir}/`);
+      let written = 0;
+      runSynth(() => {
+        const app = new App({ outdir });
+        for (const c of CHARTS) if (names.length === 0 || names.includes(c.name)) c.create(app, c.name);
+        app.synth();
+        written = app.charts.length;
+      });
+      console.log(`wrote ${written} chart(s) to ${outdir}/`);
       return 0;
     }
     case undefined:

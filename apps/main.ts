@@ -1,7 +1,10 @@
 // The cdk8s app (`cdk8s synth`, `npm run synth`): every scenario chart, one file each in dist/.
 import { App } from 'cdk8s';
 import { CHARTS } from '../charts';
+import { runSynth } from './run';
 
-const app = new App();
-for (const chart of CHARTS) chart.create(app, chart.name);
-app.synth();
+runSynth(() => {
+  const app = new App();
+  for (const chart of CHARTS) chart.create(app, chart.name);
+  app.synth();
+});

@@ -58,8 +58,18 @@ export interface MeshChartProps extends ChartProps {
   readonly dataPlane?: DataPlane;
 }
 
+const MESH_CHART = Symbol.for('cdk8s-mesh.MeshChart');
+
 /** A cdk8s Chart that knows which data plane its mesh constructs render for. */
 export class MeshChart extends Chart {
+  /**
+   * Chart overrides `instanceof` (any Chart would pass `x instanceof MeshChart`),
+   * so MeshCharts carry their own marker.
+   */
+  static isMeshChart(x: unknown): x is MeshChart {
+    return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[MESH_CHART] === true;
+  }
+
   readonly dataPlane: DataPlane;
   readonly renderer: MeshRenderer;
 
@@ -71,13 +81,14 @@ export class MeshChart extends Chart {
       throw new Error(`${this.node.path}: dataPlane is ${JSON.stringify(props.dataPlane)}; expected one of ${[...factories.keys()].join(', ')}`);
     }
     this.renderer = factory();
+    Object.defineProperty(this, MESH_CHART, { value: true });
   }
 }
 
 /** Find the renderer for a construct: its MeshChart's, or Istio's in a plain Chart. */
 export function rendererOf(c: IConstruct): MeshRenderer {
   for (let s: IConstruct | undefined = c; s; s = s.node.scope) {
-    if (s instanceof MeshChart) return (s as MeshChart).renderer;
+    if (MeshChart.isMeshChart(s)) return s.renderer;
   }
   const istio = factories.get(DataPlane.ISTIO);
   if (!istio) throw new Error('cdk8s-mesh: the Istio renderer is not registered (import cdk8s-mesh constructs via constructs/index.ts)');
