@@ -1,0 +1,42 @@
+// npm run bench:synth — how much the constructs cost over hand-written ApiObjects.
+// Each measurement runs in its own process (bench/synth-worker.ts) so that peak RSS is
+// its own. Both builds write byte-identical YAML (`synth-worker.ts diff 1` shows it).
+// The 1,000-service ratio is the median of 3 interleaved runs: this machine is noisy.
+import { execFileSync } from 'child_process';
+import * as path from 'path';
+
+interface Result { mode: string; services: number; objects: number; seconds: number; rssMB: number; bytes: number }
+
+function run(mode: 'constructs' | 'raw', services: number): Result {
+  const out = execFileSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'synth-worker.ts'), mode, String(services)], {
+    encoding: 'utf8', cwd: path.join(__dirname, '..'), maxBuffer: 1 << 20,
+  });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (r: Result) => `${r.mode.padEnd(10)} ${String(r.services).padStart(6)} services ${String(r.objects).padStart(6)} objects ${r.seconds.toFixed(2).padStart(7)} s ${r.rssMB.toFixed(0).padStart(5)} MB peak RSS ${(r.bytes / 1e6).toFixed(1)} MB YAML`;
+
+const identical = execFileSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'synth-worker.ts'), 'diff', '1'], {
+  encoding: 'utf8', cwd: path.join(__dirname, '..'),
+}).trim();
+if (identical !== 'identical') {
+  console.error('synth-bench: the raw baseline no longer writes the same YAML as the constructs:\n' + identical);
+  process.exit(1);
+}
+
+const small: Record<string, Result[]> = { constructs: [], raw: [] };
+for (let i = 0; i < 3; i++) {
+  for (const mode of ['constructs', 'raw'] as const) {
+    const r = run(mode, 1000);
+    small[mode].push(r);
+    console.log(fmt(r));
+  }
+}
+const big = { constructs: run('constructs', 10000), raw: run('raw', 10000) };
+console.log(fmt(big.constructs));
+console.log(fmt(big.raw));
+
+const ratio = median(small.constructs.map((r) => r.seconds)) / median(small.raw.map((r) => r.seconds));
+const ratio10k = big.constructs.seconds / big.raw.seconds;
+console.log(`ratio constructs/raw: ${ratio.toFixed(2)} at 1,000 (median of 3), ${ratio10k.toFixed(2)} at 10,000 (targets: <= 1.5; 10,000 services <= 15 s)`);
+console.log(`synth-bench: ratio=${ratio.toFixed(2)} seconds10k=${big.constructs.seconds.toFixed(2)} rssMB=${big.constructs.rssMB.toFixed(0)}`);
