@@ -1,6 +1,6 @@
 import { Chart, ChartProps } from 'cdk8s';
 import { Construct, IConstruct } from 'constructs';
-import { GatewayServerModel, ServiceRef, SubsetModel, TrafficPolicyModel, TrafficRouteModel } from '../model';
+import { GatewayServerModel, MeshValidationError, ServiceRef, SubsetModel, TrafficPolicyModel, TrafficRouteModel } from '../model';
 import type { MeshNamespace } from './mesh-namespace';
 import type { MeshWorkload } from './mesh-workload';
 
@@ -78,7 +78,7 @@ export class MeshChart extends Chart {
     this.dataPlane = props.dataPlane ?? DataPlane.ISTIO;
     const factory = factories.get(this.dataPlane);
     if (!factory) {
-      throw new Error(`${this.node.path}: dataPlane is ${JSON.stringify(props.dataPlane)}; expected one of ${[...factories.keys()].join(', ')}`);
+      throw new MeshValidationError(this.node.path, 'dataPlane', props.dataPlane, `one of the registered data planes (${[...factories.keys()].join(', ')})`);
     }
     this.renderer = factory();
     Object.defineProperty(this, MESH_CHART, { value: true });
