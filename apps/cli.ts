@@ -31,12 +31,13 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
       }
       let written = 0;
-      runSynth(() => {
+      const status = runSynth(() => {
         const app = new App({ outdir });
         for (const c of CHARTS) if (names.length === 0 || names.includes(c.name)) c.create(app, c.name);
         app.synth();
         written = app.charts.length;
       });
+      if (status !== 0) return status;
       console.log(`wrote ${written} chart(s) to ${outdir}/`);
       return 0;
     }

@@ -3,7 +3,7 @@ import { App } from 'cdk8s';
 import { CHARTS } from '../charts';
 import { runSynth } from './run';
 
-runSynth(() => {
+process.exitCode = runSynth(() => {
   const app = new App();
   for (const chart of CHARTS) chart.create(app, chart.name);
   app.synth();

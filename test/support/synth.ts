@@ -1,4 +1,4 @@
-import { App, Chart, Testing, Yaml } from 'cdk8s';
+import { Testing } from 'cdk8s';
 import { ChartEntry, CHARTS } from '../../charts';
 import { MeshChartProps } from '../../constructs';
 
@@ -15,16 +15,6 @@ export function chartEntry(name: string): ChartEntry {
   const e = CHARTS.find((c) => c.name === name);
   if (!e) throw new Error(`no chart ${name}`);
   return e;
-}
-
-/** The YAML text of a chart, exactly what lands in dist/<chart>.k8s.yaml. */
-export function chartYaml(chart: Chart): string {
-  return Yaml.stringify(...Testing.synth(chart));
-}
-
-/** A fresh chart to build constructs in. */
-export function newChart(id = 'test', app: App = Testing.app()): Chart {
-  return new Chart(app, id);
 }
 
 export function find(objs: K8sObject[], kind: string, name: string, namespace?: string): K8sObject {
