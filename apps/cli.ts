@@ -1,5 +1,5 @@
 import { App } from 'cdk8s';
-import { CHARTS } from '../charts';
+import { CHART_VARIANTS, createVariant } from '../charts';
 import { runSynth } from './run';
 
 const USAGE = `usage: cdk8s-mesh <command>
@@ -8,6 +8,8 @@ commands:
   charts              list the charts the app synthesizes
   synth [--out DIR] [CHART...]
                       synthesize charts (all by default) to DIR (default dist/)
+  sidecar --config FILE [...]
+                      run the mesh proxy (see: cdk8s-mesh sidecar --help)
   help                this text
 `;
 
@@ -16,7 +18,7 @@ export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'charts':
-      for (const c of CHARTS) console.log(`${c.name.padEnd(28)} ${c.description}`);
+      for (const v of CHART_VARIANTS) console.log(`${v.id.padEnd(40)} ${v.entry.description} (${v.dataPlane})`);
       return 0;
     case 'synth': {
       let outdir = 'dist';
@@ -25,15 +27,15 @@ export async function main(argv: string[]): Promise<number> {
         if (rest[i] === '--out') outdir = rest[++i];
         else names.push(rest[i]);
       }
-      const unknown = names.filter((n) => !CHARTS.some((c) => c.name === n));
+      const unknown = names.filter((n) => !CHART_VARIANTS.some((v) => v.id === n));
       if (unknown.length) {
-        console.error(`cdk8s-mesh synth: unknown chart(s) ${unknown.join(', ')}; expected one of ${CHARTS.map((c) => c.name).join(', ')}`);
+        console.error(`cdk8s-mesh synth: unknown chart(s) ${unknown.join(', ')}; expected one of ${CHART_VARIANTS.map((v) => v.id).join(', ')}`);
         return 2;
       }
       let written = 0;
       const status = runSynth(() => {
         const app = new App({ outdir });
-        for (const c of CHARTS) if (names.length === 0 || names.includes(c.name)) c.create(app, c.name);
+        for (const v of CHART_VARIANTS) if (names.length === 0 || names.includes(v.id)) createVariant(app, v);
         app.synth();
         written = app.charts.length;
       });

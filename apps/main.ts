@@ -1,10 +1,11 @@
-// The cdk8s app (`cdk8s synth`, `npm run synth`): every scenario chart, one file each in dist/.
+// The cdk8s app (`cdk8s synth`, `npm run synth`): every scenario chart on both data planes,
+// one file each in dist/ (`<chart>.k8s.yaml`, `<chart>-node-sidecar.k8s.yaml`).
 import { App } from 'cdk8s';
-import { CHARTS } from '../charts';
+import { CHART_VARIANTS, createVariant } from '../charts';
 import { runSynth } from './run';
 
 process.exitCode = runSynth(() => {
   const app = new App();
-  for (const chart of CHARTS) chart.create(app, chart.name);
+  for (const v of CHART_VARIANTS) createVariant(app, v);
   app.synth();
 });

@@ -1,5 +1,5 @@
 import { Construct } from 'constructs';
-import { MeshChart, MeshChartProps } from '../constructs';
+import { DataPlane, MeshChart, MeshChartProps } from '../constructs';
 import { DemoGatewayChart } from './demo-gateway';
 import { SpringbootCanaryChart } from './springboot-canary';
 import { WebBasicChart, WebRoundRobinChart, WebWeightedChart } from './web';
@@ -29,3 +29,22 @@ export const CHARTS: readonly ChartEntry[] = [
   },
   { name: 'demo-gateway', description: 'nginx behind demo-svc, Gateway demo-gateway and an exact "/" match', create: (s, id, p) => new DemoGatewayChart(s, id, p) },
 ];
+
+/** One chart on one data plane: what one file in dist/ holds. */
+export interface ChartVariant {
+  /** The chart id and file name: `<name>` (Istio) or `<name>-node-sidecar`. */
+  readonly id: string;
+  readonly entry: ChartEntry;
+  readonly dataPlane: DataPlane;
+}
+
+/** Every chart on every data plane, in the order `npm run synth` writes them. */
+export const CHART_VARIANTS: readonly ChartVariant[] = [
+  ...CHARTS.map((entry) => ({ id: entry.name, entry, dataPlane: DataPlane.ISTIO })),
+  ...CHARTS.map((entry) => ({ id: `${entry.name}-${DataPlane.NODE_SIDECAR}`, entry, dataPlane: DataPlane.NODE_SIDECAR })),
+];
+
+/** Create a variant's chart in `scope`. */
+export function createVariant(scope: Construct, v: ChartVariant, props: MeshChartProps = {}): MeshChart {
+  return v.entry.create(scope, v.id, { ...props, dataPlane: v.dataPlane });
+}

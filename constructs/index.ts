@@ -1,7 +1,9 @@
 import { DataPlane, registerRenderer } from './mesh';
 import { IstioRenderer } from './istio/renderer';
+import { nodeSidecarRenderer } from './sidecar/renderer';
 
 registerRenderer(DataPlane.ISTIO, () => new IstioRenderer());
+registerRenderer(DataPlane.NODE_SIDECAR, nodeSidecarRenderer);
 
 export * from './mesh';
 export * from './mesh-namespace';
@@ -13,3 +15,6 @@ export * from './web-tier';
 export * from './canary-release';
 export * from './istio/resources';
 export { IstioRenderer, ISTIO_INJECTION_LABEL, ISTIO_INJECT_POD_KEY } from './istio/renderer';
+export {
+  NodeSidecarRenderer, DEFAULT_SIDECAR_IMAGE, ROUTE_TABLE_CONFIGMAP, SIDECAR_CONTAINER, SIDECAR_UID, NO_PROXY, listenPort,
+} from './sidecar/renderer';

@@ -46,16 +46,34 @@ export interface MeshRenderer {
   renderGateway(scope: Construct, id: string, gateway: GatewayRendering): void;
 }
 
-const factories = new Map<DataPlane, () => MeshRenderer>();
+/** Makes a chart's renderer; `chart` is absent for constructs outside any MeshChart. */
+export type RendererFactory = (chart?: MeshChart) => MeshRenderer;
+const factories = new Map<DataPlane, RendererFactory>();
 
 /** Data planes register themselves here (see constructs/index.ts). */
-export function registerRenderer(dataPlane: DataPlane, factory: () => MeshRenderer): void {
+export function registerRenderer(dataPlane: DataPlane, factory: RendererFactory): void {
   factories.set(dataPlane, factory);
+}
+
+/** Settings of the node-sidecar data plane (ignored by Istio). */
+export interface NodeSidecarOptions {
+  /** The proxy image. @default DEFAULT_SIDECAR_IMAGE */
+  readonly image?: string;
+  /** Hosts without rules: pass through (ALLOW_ANY) or refuse (REGISTRY_ONLY). @default "ALLOW_ANY" (Istio's default) */
+  readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** How weighted splits pick: exact smooth round robin, or random. @default "round-robin" */
+  readonly pick?: 'round-robin' | 'random';
+  /** The type of each gateway's Service. @default "LoadBalancer" */
+  readonly gatewayServiceType?: 'LoadBalancer' | 'NodePort' | 'ClusterIP';
+  /** @default "cluster.local" */
+  readonly clusterDomain?: string;
 }
 
 export interface MeshChartProps extends ChartProps {
   /** @default DataPlane.ISTIO */
   readonly dataPlane?: DataPlane;
+  /** Used when `dataPlane` is NODE_SIDECAR. @default - see NodeSidecarOptions */
+  readonly sidecar?: NodeSidecarOptions;
 }
 
 const MESH_CHART = Symbol.for('cdk8s-mesh.MeshChart');
@@ -72,16 +90,18 @@ export class MeshChart extends Chart {
 
   readonly dataPlane: DataPlane;
   readonly renderer: MeshRenderer;
+  readonly sidecar: NodeSidecarOptions;
 
   constructor(scope: Construct, id: string, props: MeshChartProps = {}) {
     super(scope, id, props);
     this.dataPlane = props.dataPlane ?? DataPlane.ISTIO;
+    this.sidecar = props.sidecar ?? {};
     const factory = factories.get(this.dataPlane);
     if (!factory) {
       throw new MeshValidationError(this.node.path, 'dataPlane', props.dataPlane, `one of the registered data planes (${[...factories.keys()].join(', ')})`);
     }
-    this.renderer = factory();
     Object.defineProperty(this, MESH_CHART, { value: true });
+    this.renderer = factory(this);
   }
 }
 

@@ -6,3 +6,4 @@ export * from './service-ref';
 export * from './traffic';
 export * from './policy';
 export * from './gateway';
+export * from './route-table';

@@ -1,9 +1,9 @@
 import * as fs from 'fs';
-import { CHARTS } from '../charts';
+import { CHART_VARIANTS } from '../charts';
 import { crdError, ISTIO_CRD_FILE, schemaError } from './support/schemas';
-import { K8sObject, synthEntry } from './support/synth';
+import { K8sObject, synthVariant } from './support/synth';
 
-const all: Array<[string, K8sObject]> = CHARTS.flatMap((c) => synthEntry(c).map((o) => [c.name, o] as [string, K8sObject]));
+const all: Array<[string, K8sObject]> = CHART_VARIANTS.flatMap((v) => synthVariant(v).map((o) => [v.id, o] as [string, K8sObject]));
 const label = (o: K8sObject) => `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 
 describe('every synthesized object validates against its schema', () => {

@@ -1,5 +1,5 @@
 import { Testing } from 'cdk8s';
-import { ChartEntry, CHARTS } from '../../charts';
+import { ChartEntry, CHART_VARIANTS, CHARTS, ChartVariant, createVariant } from '../../charts';
 import { MeshChartProps } from '../../constructs';
 
 export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any; [k: string]: any };
@@ -9,6 +9,17 @@ export function synthEntry(entry: ChartEntry, props?: MeshChartProps): K8sObject
   const app = Testing.app();
   const chart = entry.create(app, entry.name, props);
   return Testing.synth(chart) as K8sObject[];
+}
+
+/** Synthesize one chart variant (a chart on one data plane), as `npm run synth` writes it. */
+export function synthVariant(v: ChartVariant, props?: MeshChartProps): K8sObject[] {
+  return Testing.synth(createVariant(Testing.app(), v, props)) as K8sObject[];
+}
+
+export function variant(id: string): ChartVariant {
+  const v = CHART_VARIANTS.find((x) => x.id === id);
+  if (!v) throw new Error(`no chart variant ${id}`);
+  return v;
 }
 
 export function chartEntry(name: string): ChartEntry {

@@ -1,0 +1,262 @@
+// The mesh proxy: `cdk8s-mesh sidecar --config routes.json [options]`.
+// Sidecar mode: an HTTP forward proxy for the pod's apps (HTTP_PROXY points here).
+// Gateway mode: a reverse proxy on the gateway's server ports.
+import { createHash } from 'node:crypto';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { Socket } from 'node:net';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { OutboundTrafficPolicy, RouteTable, RtGatewayServer, SIDECAR_PORTS } from '../../model/route-table';
+import { PickStrategy } from './balancer';
+import { ProxyMetrics } from './metrics';
+import { MeshProxy } from './proxy';
+import { Binding, compileTable, ConfigError, parseRouteTable } from './table';
+import { Upstreams } from './upstream';
+
+const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
+
+  --config FILE            route table (JSON) written by the node-sidecar renderer
+  --mode sidecar|gateway   forward proxy for a pod, or ingress gateway (default sidecar)
+  --gateway NS/NAME        gateway mode: the Gateway whose rules to serve
+  --namespace NS           the pod's namespace (default $POD_NAMESPACE or "default")
+  --listen ADDR:PORT       sidecar listener (default 127.0.0.1:15001)
+  --admin ADDR:PORT        /healthz/ready, /stats/prometheus, /config_dump (default 0.0.0.0:15000)
+  --bind ADDR              gateway listeners' address (default 0.0.0.0)
+  --port-offset N          add N to every gateway listen port (local runs)
+  --resolve H:P=A:P        connect to A:P for host H port P (repeatable, like curl --resolve)
+  --outbound-policy P      ALLOW_ANY or REGISTRY_ONLY (default: the table's)
+  --pick round-robin|random  weighted split: smooth round robin (exact) or random
+  --reload-interval MS     how often the config file is checked (default 2000; SIGHUP reloads now)
+  --drain-timeout MS       on SIGTERM, how long in-flight requests may finish (default 5000)
+  --max-buffer BYTES       bodies up to this size are kept for retries and mirrors (default 65536)
+  --access-log             one JSON line per request on stdout
+  healthcheck [--admin ADDR:PORT]  exit 0 when the admin port says ready (Docker HEALTHCHECK)
+  wait [--admin ADDR:PORT] [--timeout MS]  wait until ready (the pod's postStart hook)`;
+
+function hostPort(s: string, flag: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  const port = Number(s.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`${flag} is "${s}"; expected ADDR:PORT such as 127.0.0.1:15001`);
+  return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port };
+}
+
+function int(v: string | undefined, flag: string, dflt: number, min = 0): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${flag} is "${v}"; expected an integer of at least ${min}`);
+  return n;
+}
+
+async function healthcheck(admin: string): Promise<number> {
+  const { host, port } = hostPort(admin, '--admin');
+  return new Promise((resolve) => {
+    const req = http.get({ host: host === '0.0.0.0' ? '127.0.0.1' : host, port, path: '/healthz/ready', timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 ? 0 : 1);
+    });
+    req.on('error', () => resolve(1));
+    req.on('timeout', () => { req.destroy(); resolve(1); });
+  });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'healthcheck') {
+    const { values } = parseArgs({ args: argv.slice(1), options: { admin: { type: 'string' } } });
+    return healthcheck(values.admin ?? `127.0.0.1:${SIDECAR_PORTS.admin}`);
+  }
+  if (argv[0] === 'wait') {
+    // The postStart hook: hold the pod's next containers until the proxy is ready.
+    const { values } = parseArgs({ args: argv.slice(1), options: { admin: { type: 'string' }, timeout: { type: 'string' } } });
+    const until = Date.now() + int(values.timeout, '--timeout', 60_000);
+    while (Date.now() < until) {
+      if (await healthcheck(values.admin ?? `127.0.0.1:${SIDECAR_PORTS.admin}`) === 0) return 0;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return 1;
+  }
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string' }, mode: { type: 'string' }, gateway: { type: 'string' }, namespace: { type: 'string' },
+      listen: { type: 'string' }, admin: { type: 'string' }, bind: { type: 'string' }, 'port-offset': { type: 'string' },
+      resolve: { type: 'string', multiple: true }, 'outbound-policy': { type: 'string' }, pick: { type: 'string' },
+      'reload-interval': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'max-buffer': { type: 'string' },
+      'access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
+  if (!values.config) throw new ConfigError('--config is missing; expected the route table file (see --help)');
+  const mode = values.mode ?? 'sidecar';
+  if (mode !== 'sidecar' && mode !== 'gateway') throw new ConfigError(`--mode is "${mode}"; expected sidecar or gateway`);
+  if (mode === 'gateway' && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(values.gateway ?? '')) throw new ConfigError(`--gateway is "${values.gateway ?? ''}"; expected NAMESPACE/NAME in gateway mode`);
+  const binding: Binding = mode === 'gateway' ? { kind: 'gateway', name: values.gateway! } : { kind: 'mesh' };
+  const pick = (values.pick ?? 'round-robin') as PickStrategy;
+  if (pick !== 'round-robin' && pick !== 'random') throw new ConfigError(`--pick is "${String(pick)}"; expected round-robin or random`);
+  const policy = values['outbound-policy'] as OutboundTrafficPolicy | undefined;
+  if (policy !== undefined && policy !== 'ALLOW_ANY' && policy !== 'REGISTRY_ONLY') throw new ConfigError(`--outbound-policy is "${String(policy)}"; expected ALLOW_ANY or REGISTRY_ONLY`);
+  const resolve = new Map<string, string>();
+  for (const r of values.resolve ?? []) {
+    const [from, to] = r.split('=');
+    if (!from || !to) throw new ConfigError(`--resolve is "${r}"; expected HOST:PORT=ADDR:PORT`);
+    hostPort(from, '--resolve'); hostPort(to, '--resolve');
+    resolve.set(from.toLowerCase(), to);
+  }
+  const listen = hostPort(values.listen ?? `127.0.0.1:${SIDECAR_PORTS.outbound}`, '--listen');
+  const admin = hostPort(values.admin ?? `0.0.0.0:${SIDECAR_PORTS.admin}`, '--admin');
+  const portOffset = int(values['port-offset'], '--port-offset', 0);
+  const reloadMs = int(values['reload-interval'], '--reload-interval', 2000, 10);
+  const drainMs = int(values['drain-timeout'], '--drain-timeout', 5000);
+  const maxBuffer = int(values['max-buffer'], '--max-buffer', 64 * 1024);
+  const configPath = values.config;
+
+  const metrics = new ProxyMetrics();
+  let loaded = { text: readFileSync(configPath, 'utf8'), at: new Date() };
+  const compile = (t: RouteTable) => compileTable(t, binding, pick);
+  const first = parseRouteTable(loaded.text, configPath);
+  metrics.reloads.inc({ result: 'applied' });
+  const upstreams = new Upstreams({ resolve });
+  const ownEndpoints = new Set([`${listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host}:${listen.port}`, `127.0.0.1:${admin.port}`]);
+  const proxy = new MeshProxy({
+    namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default',
+    binding, outboundTrafficPolicy: policy, ownEndpoints, maxBufferBytes: maxBuffer, accessLog: values['access-log'] === true,
+  }, upstreams, metrics, compile(first));
+
+  // Servers: bounded header size and header read time; malformed requests get a clear 4xx.
+  const serverOptions: http.ServerOptions = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 0, keepAliveTimeout: 30_000 };
+  const servers: http.Server[] = [];
+  const sockets = new Set<Socket>();
+  const track = (s: http.Server) => {
+    servers.push(s);
+    s.on('connection', (sock: Socket) => { sockets.add(sock); sock.once('close', () => sockets.delete(sock)); });
+    s.on('clientError', (err: NodeJS.ErrnoException, sock: Socket) => {
+      const code = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      metrics.clientErrors.inc({ code: String(code) });
+      if (sock.writable && !(err.code === 'ECONNRESET')) {
+        const reason = code === 431 ? 'Request Header Fields Too Large' : code === 408 ? 'Request Timeout' : 'Bad Request';
+        const body = `mesh-proxy: ${reason.toLowerCase()}${code === 400 ? ` (${err.code ?? 'malformed request'})` : ''}\n`;
+        sock.end(`HTTP/1.1 ${code} ${reason}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      } else {
+        sock.destroy();
+      }
+    });
+    return s;
+  };
+  const listenOn = (s: http.Server, port: number, host: string) => new Promise<void>((res, rej) => {
+    s.once('error', rej);
+    s.listen(port, host, () => { s.off('error', rej); res(); });
+  });
+
+  if (binding.kind === 'mesh') {
+    const s = track(http.createServer(serverOptions, (req, res) => proxy.handle(req, res)));
+    await listenOn(s, listen.port, listen.host);
+  } else {
+    const gw = first.gateways.find((g) => g.name === binding.name);
+    if (!gw) throw new ConfigError(`${configPath}: no gateway "${binding.name}" in the route table (it has: ${first.gateways.map((g) => g.name).join(', ') || 'none'})`);
+    for (const server of gw.servers) {
+      const handler = (req: http.IncomingMessage, res: http.ServerResponse) => proxy.handle(req, res, server as RtGatewayServer);
+      const s = server.protocol === 'HTTPS'
+        ? track(https.createServer({ ...serverOptions, cert: readFileSync(join(server.tlsDir!, 'tls.crt')), key: readFileSync(join(server.tlsDir!, 'tls.key')) }, handler))
+        : track(http.createServer(serverOptions, handler));
+      await listenOn(s, server.listenPort + portOffset, values.bind ?? '0.0.0.0');
+    }
+  }
+
+  // Admin: readiness and metrics for everyone; the config only for loopback callers.
+  const adminServer = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz/ready') {
+      const ok = !proxy.draining;
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'draining\n');
+    } else if (path === '/stats/prometheus') {
+      metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        (e) => res.writeHead(500).end(String(e)));
+    } else if (path === '/config_dump') {
+      const remote = req.socket.remoteAddress ?? '';
+      if (!/^(127\.|::1$|::ffff:127\.)/.test(remote)) {
+        res.writeHead(403, { 'content-type': 'text/plain' }).end('config_dump is served to loopback callers only\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+        source: configPath, loadedAt: loaded.at.toISOString(),
+        sha256: createHash('sha256').update(loaded.text).digest('hex'),
+        mode, binding, namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default',
+        table: proxy.table.table,
+      }, null, 2));
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('admin: /healthz/ready, /stats/prometheus, /config_dump\n');
+    }
+  });
+  await listenOn(adminServer, admin.port, admin.host);
+
+  // Hot reload: a broken file is refused, logged and counted; the last good table keeps serving.
+  const reload = (why: string) => {
+    let text: string;
+    try {
+      text = readFileSync(configPath, 'utf8');
+    } catch (e) {
+      metrics.reloads.inc({ result: 'rejected' });
+      proxy.log('error', 'config reload refused: cannot read the file', { why, error: String(e) });
+      return;
+    }
+    if (text === loaded.text) return;
+    try {
+      const table = parseRouteTable(text, configPath);
+      if (binding.kind === 'gateway' && !table.gateways.some((g) => g.name === binding.name)) {
+        throw new ConfigError(`${configPath}: the new table has no gateway "${binding.name}"`);
+      }
+      proxy.table = compile(table);
+      loaded = { text, at: new Date() };
+      metrics.reloads.inc({ result: 'applied' });
+      proxy.log('info', 'config reloaded', { why, virtualHosts: table.virtualHosts.length });
+    } catch (e) {
+      metrics.reloads.inc({ result: 'rejected' });
+      proxy.log('error', 'config reload refused; the previous route table stays in use', { why, error: (e as Error).message });
+      loaded = { ...loaded, text: loaded.text };
+    }
+  };
+  watchFile(configPath, { interval: reloadMs, persistent: false }, (cur, prev) => {
+    if (cur.mtimeMs !== prev.mtimeMs || cur.ino !== prev.ino || cur.size !== prev.size) reload('file changed');
+  });
+  process.on('SIGHUP', () => reload('SIGHUP'));
+
+  // SIGTERM: not ready, stop accepting, let in-flight requests finish, then exit.
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    proxy.draining = true;
+    proxy.log('info', 'draining', { signal, inflight: proxy.inflight, drainTimeoutMs: drainMs });
+    unwatchFile(configPath);
+    for (const s of servers) { s.close(); s.closeIdleConnections(); }
+    const until = Date.now() + drainMs;
+    while (proxy.inflight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    for (const s of servers) s.closeAllConnections();
+    for (const sock of sockets) sock.destroy();
+    adminServer.close();
+    adminServer.closeAllConnections();
+    await upstreams.close();
+    proxy.log('info', 'stopped', { leftInFlight: proxy.inflight });
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+
+  proxy.log('info', 'listening', {
+    mode, binding, namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default',
+    addresses: servers.map((s) => s.address()), admin: adminServer.address(), virtualHosts: first.virtualHosts.length,
+  });
+  return -1; // keep running
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    if (code >= 0) process.exit(code);
+  }, (e: unknown) => {
+    const msg = e instanceof ConfigError || (e as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS') ? (e as Error).message : String((e as Error)?.stack ?? e);
+    process.stderr.write(`cdk8s-mesh sidecar: ${msg}\n`);
+    process.exit(1);
+  });
+}

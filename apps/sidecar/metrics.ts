@@ -1,0 +1,58 @@
+// Prometheus metrics (prom-client), served on the admin port at /stats/prometheus.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'mesh_proxy_requests_total',
+    help: 'Requests answered, by virtual host, destination and response code',
+    labelNames: ['virtual_host', 'destination', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly duration = new Histogram({
+    name: 'mesh_proxy_request_duration_seconds',
+    help: 'Time from request to the end of the response, by virtual host',
+    labelNames: ['virtual_host'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly retries = new Counter({
+    name: 'mesh_proxy_retries_total',
+    help: 'Upstream attempts after the first, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly faults = new Counter({
+    name: 'mesh_proxy_faults_total',
+    help: 'Injected faults, by kind (delay, abort)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly mirrors = new Counter({
+    name: 'mesh_proxy_mirror_requests_total',
+    help: 'Mirrored requests, by result (sent, failed, skipped)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly reloads = new Counter({
+    name: 'mesh_proxy_config_reloads_total',
+    help: 'Route table loads, by result (applied, rejected)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly clientErrors = new Counter({
+    name: 'mesh_proxy_client_errors_total',
+    help: 'Malformed, oversized or timed-out requests refused before routing, by code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly inflight = new Gauge({
+    name: 'mesh_proxy_requests_in_flight',
+    help: 'Requests being proxied now',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'mesh_proxy_' });
+  }
+}

@@ -1,0 +1,396 @@
+// The request path: find the rules for a request, apply them, forward it.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { ISTIO_DEFAULT_RETRY_ATTEMPTS, ISTIO_DEFAULT_RETRY_ON, OutboundTrafficPolicy, RtGatewayServer, RtHeaderOps, RtRoute, RtStringMatch } from '../../model/route-table';
+import { ProxyMetrics } from './metrics';
+import { Binding, CompiledRoute, CompiledTable, CompiledVirtualHost, hostCandidates, RequestView, selectRoute } from './table';
+import { UpstreamError, Upstreams } from './upstream';
+
+/** Istio's retry policy for routes that set none: 2 retries on connection trouble and 503. */
+export const DEFAULT_RETRIES: NonNullable<RtRoute['retries']> = { attempts: ISTIO_DEFAULT_RETRY_ATTEMPTS, retryOn: ISTIO_DEFAULT_RETRY_ON };
+const DEFAULT_RETRIABLE_CODES = [503];
+
+// Hop-by-hop headers (RFC 9110 7.6.1) and proxy credentials never travel on.
+// `expect` too: Node already answered 100-continue to the client.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
+
+export interface ProxyOptions {
+  /** The pod's namespace: short host names resolve in it. */
+  readonly namespace: string;
+  readonly binding: Binding;
+  /** Overrides the table's outboundTrafficPolicy. @default - the table's */
+  readonly outboundTrafficPolicy?: OutboundTrafficPolicy;
+  /** `host:port` of this proxy's own listeners: never forwarded to. */
+  readonly ownEndpoints: ReadonlySet<string>;
+  /** Request bodies up to this size are buffered so that retries and mirrors can resend them. */
+  readonly maxBufferBytes: number;
+  readonly accessLog: boolean;
+  readonly random?: () => number;
+}
+
+type ErrorKind = 'connect-failure' | 'reset' | 'per-try-timeout' | 'other';
+
+function classify(err: unknown): ErrorKind {
+  const code = (err as { code?: string })?.code ?? '';
+  if (err instanceof UpstreamError) return code === 'MESH_PER_TRY_TIMEOUT' ? 'per-try-timeout' : 'connect-failure';
+  if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL'].includes(code)) return 'connect-failure';
+  if (['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'HPE_INVALID_CONSTANT', 'HPE_INVALID_STATUS'].includes(code) || code.startsWith('HPE_')) return 'reset';
+  return 'other';
+}
+
+/** Does Envoy's retryOn list cover this failed attempt? */
+export function retriable(retryOn: readonly string[], outcome: { status?: number; error?: ErrorKind }): boolean {
+  const on = new Set(retryOn);
+  const codes = retryOn.filter((c) => /^\d{3}$/.test(c)).map(Number);
+  if (outcome.error) {
+    const e = outcome.error;
+    if (on.has('5xx')) return e !== 'other';
+    if (e === 'connect-failure') return on.has('connect-failure') || on.has('gateway-error');
+    if (e === 'reset') return on.has('reset') || on.has('gateway-error');
+    if (e === 'per-try-timeout') return on.has('gateway-error') || on.has('reset') || on.has('deadline-exceeded');
+    return false;
+  }
+  const s = outcome.status!;
+  if (on.has('5xx') && s >= 500) return true;
+  if (on.has('gateway-error') && (s === 502 || s === 503 || s === 504)) return true;
+  if (on.has('retriable-4xx') && s === 409) return true;
+  if (codes.includes(s)) return true;
+  if (on.has('retriable-status-codes') && (codes.length ? codes : DEFAULT_RETRIABLE_CODES).includes(s)) return true;
+  return false;
+}
+
+const ERROR_BODY: Record<ErrorKind, string> = {
+  'connect-failure': 'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
+  reset: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
+  'per-try-timeout': 'upstream request timeout',
+  other: 'upstream request failed',
+};
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const hex = (bytes: number) => randomBytes(bytes).toString('hex');
+
+function applyHeaderOps(h: Record<string, string | string[] | undefined>, ops: RtHeaderOps | undefined): void {
+  if (!ops) return;
+  for (const [k, v] of Object.entries(ops.set ?? {})) h[k.toLowerCase()] = v;
+  for (const [k, v] of Object.entries(ops.add ?? {})) {
+    const key = k.toLowerCase();
+    const cur = h[key];
+    h[key] = cur === undefined ? v : ([] as string[]).concat(cur, v);
+  }
+  for (const k of ops.remove ?? []) delete h[k.toLowerCase()];
+}
+
+function shadowAuthority(authority: string): string {
+  const i = authority.lastIndexOf(':');
+  return i > 0 && !authority.endsWith(']') ? `${authority.slice(0, i)}-shadow${authority.slice(i)}` : `${authority}-shadow`;
+}
+
+/** `[prefix]` rewritten as Envoy does: a prefix match swaps the prefix, anything else the whole path. */
+function rewritePath(path: string, uri: RtStringMatch | undefined, to: string): string {
+  const q = path.indexOf('?');
+  const p = q < 0 ? path : path.slice(0, q);
+  const query = q < 0 ? '' : path.slice(q);
+  if (uri?.kind === 'prefix' && p.toLowerCase().startsWith(uri.value.toLowerCase())) return to + p.slice(uri.value.length) + query;
+  return to + query;
+}
+
+export interface Target { host: string; port: number; authority: string; path: string }
+
+const HOST_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?$/;
+
+/** The request's host, port and path, from an absolute-form URL or the Host header. */
+export function parseTarget(url: string, hostHeader: string | undefined, defaultPort: number): Target | string {
+  let authority: string | undefined;
+  let path: string;
+  if (url.startsWith('/')) {
+    authority = hostHeader;
+    path = url;
+  } else if (url.slice(0, 7).toLowerCase() === 'http://') {
+    const rest = url.slice(7);
+    const end = rest.search(/[/?#]/);
+    authority = end < 0 ? rest : rest.slice(0, end);
+    path = end < 0 ? '/' : rest.slice(end);
+    if (!path.startsWith('/')) path = `/${path}`;
+  } else {
+    return `request target ${JSON.stringify(url.slice(0, 100))} is neither a path nor an http:// URL`;
+  }
+  if (!authority) return 'no Host header';
+  const m = HOST_RE.exec(authority);
+  if (!m) return `Host ${JSON.stringify(authority.slice(0, 100))} is not a host name or address`;
+  const port = m[2] === undefined ? defaultPort : Number(m[2]);
+  if (port < 1 || port > 65535) return `port ${m[2]} is out of range`;
+  return { host: m[1].toLowerCase().replace(/^\[|\]$/g, ''), port, authority, path };
+}
+
+const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|::1|0\.0\.0\.0)$/;
+
+/** The rules, the proxy's state and the request handler. */
+export class MeshProxy {
+  table: CompiledTable;
+  draining = false;
+  inflight = 0;
+  private readonly via: string;
+  private readonly random: () => number;
+
+  constructor(private readonly opts: ProxyOptions, private readonly upstreams: Upstreams, private readonly metrics: ProxyMetrics, table: CompiledTable) {
+    this.table = table;
+    // A per-process token: a request that comes back with it has looped.
+    this.via = `1.1 mesh-proxy-${hex(4)}`;
+    this.random = opts.random ?? Math.random;
+  }
+
+  private get outboundPolicy(): OutboundTrafficPolicy {
+    return this.opts.outboundTrafficPolicy ?? this.table.table.outboundTrafficPolicy;
+  }
+
+  /** The http.Server 'request' listener. `server` is set in gateway mode. */
+  handle(req: IncomingMessage, res: ServerResponse, server?: RtGatewayServer): void {
+    const started = process.hrtime.bigint();
+    this.inflight++;
+    this.metrics.inflight.inc();
+    const labels = { virtual_host: 'none', destination: 'none' };
+    res.once('close', () => {
+      this.inflight--;
+      this.metrics.inflight.dec();
+      const code = res.headersSent ? String(res.statusCode) : '0';
+      this.metrics.requests.inc({ ...labels, code });
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.metrics.duration.observe({ virtual_host: labels.virtual_host }, seconds);
+      if (this.opts.accessLog) {
+        process.stdout.write(`${JSON.stringify({
+          time: new Date().toISOString(), method: req.method, url: req.url, host: req.headers.host, code: Number(code),
+          virtualHost: labels.virtual_host, destination: labels.destination, ms: Math.round(seconds * 1e6) / 1e3,
+          requestId: req.headers['x-request-id'], complete: res.writableFinished,
+        })}\n`);
+      }
+    });
+    if (this.draining) res.shouldKeepAlive = false;
+    this.serve(req, res, labels, server).catch((err) => {
+      this.log('error', 'request failed', { error: String(err), url: req.url });
+      if (!res.headersSent) this.reply(res, 500, 'internal proxy error');
+      else res.destroy();
+    });
+  }
+
+  private reply(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) + 1, via: this.via, ...headers });
+    res.end(`${body}\n`);
+  }
+
+  private chance(percentage: number): boolean {
+    return percentage >= 100 || (percentage > 0 && this.random() * 100 < percentage);
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse, labels: { virtual_host: string; destination: string }, server?: RtGatewayServer): Promise<void> {
+    const target = parseTarget(req.url ?? '/', req.headers.host, server?.port ?? 80);
+    if (typeof target === 'string') return this.reply(res, 400, `mesh-proxy: bad request: ${target}`);
+    const via = req.headers.via;
+    if (via !== undefined && String(via).includes(this.via.slice(4))) {
+      return this.reply(res, 508, 'mesh-proxy: request loop: this request already passed through this proxy');
+    }
+    const table = this.table;
+
+    let vh: CompiledVirtualHost | undefined;
+    let knownHost: string | undefined;
+    if (server) {
+      if (server.httpsRedirect) {
+        return this.reply(res, 301, 'moved to https', { location: `https://${target.host}${target.path}` });
+      }
+      if (!server.hosts.some((h) => h === '*' || h === target.host || (h.startsWith('*.') && target.host.endsWith(h.slice(1))))) {
+        return this.reply(res, 404, `mesh-proxy: host ${target.host} is not served on port ${server.port} of this gateway`);
+      }
+      vh = table.hosts.get(target.host);
+      if (!vh) return this.reply(res, 404, `mesh-proxy: no route for host ${target.host}`);
+    } else {
+      if (LOOPBACK.test(target.host) && this.opts.ownEndpoints.has(`${target.host === 'localhost' ? '127.0.0.1' : target.host}:${target.port}`)) {
+        return this.reply(res, 508, `mesh-proxy: refusing to forward to the proxy's own port ${target.port}`);
+      }
+      for (const c of hostCandidates(target.host, this.opts.namespace, table.table.clusterDomain)) {
+        vh ??= table.hosts.get(c);
+        if (!knownHost && table.services.has(c)) knownHost = c;
+      }
+    }
+
+    const view: RequestView = { method: req.method ?? 'GET', path: target.path, headers: req.headers, port: target.port };
+    let route: RtRoute;
+    let picked: CompiledRoute | undefined;
+    let uriMatch: RtStringMatch | undefined;
+    if (vh) {
+      labels.virtual_host = vh.vh.name;
+      const sel = selectRoute(vh, view);
+      if (!sel) return this.reply(res, 404, `mesh-proxy: no route of ${vh.vh.name} matches ${view.method} ${target.path}`);
+      picked = sel.route;
+      route = sel.route.route;
+      uriMatch = sel.uri;
+    } else {
+      if (this.outboundPolicy === 'REGISTRY_ONLY' && !knownHost) {
+        labels.destination = 'BlackHoleCluster';
+        return this.reply(res, 502, `mesh-proxy: ${target.host} is not a service of this mesh and outboundTrafficPolicy is REGISTRY_ONLY`);
+      }
+      labels.virtual_host = knownHost ?? 'PassthroughCluster';
+      route = { match: [], destinations: [{ host: knownHost ?? target.host, weight: 1 }] };
+    }
+
+    if (route.fault?.delay && this.chance(route.fault.delay.percentage)) {
+      this.metrics.faults.inc({ kind: 'delay' });
+      await sleep(route.fault.delay.fixedDelayMs);
+      if (res.destroyed) return;
+    }
+    if (route.fault?.abort && this.chance(route.fault.abort.percentage)) {
+      this.metrics.faults.inc({ kind: 'abort' });
+      return this.reply(res, route.fault.abort.httpStatus, 'fault filter abort');
+    }
+    if (route.redirect) {
+      const r = route.redirect;
+      const scheme = r.scheme ?? (server?.protocol === 'HTTPS' ? 'https' : 'http');
+      const port = r.port ?? (r.scheme && r.scheme !== (server?.protocol === 'HTTPS' ? 'https' : 'http') ? undefined : target.port);
+      const host = r.authority ?? target.host;
+      const defaultPort = scheme === 'https' ? 443 : 80;
+      const location = `${scheme}://${host}${port && port !== defaultPort ? `:${port}` : ''}${r.uri ? rewritePath(target.path, uriMatch, r.uri) : target.path}`;
+      return this.reply(res, r.code, `redirect to ${location}`, { location });
+    }
+
+    const dest = route.destinations[picked?.picker ? picked.picker.next() : 0];
+    const upstreamPort = dest.port ?? (knownHost ? target.port : target.port);
+    labels.destination = vh || knownHost ? `${dest.host}:${upstreamPort}` : 'PassthroughCluster';
+
+    // Headers for the upstream.
+    const out: Record<string, string | string[] | undefined> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
+    out.host = route.rewrite?.authority ?? target.authority;
+    const path = route.rewrite?.uri ? rewritePath(target.path, uriMatch, route.rewrite.uri) : target.path;
+    if (!out['x-request-id']) out['x-request-id'] = randomUUID();
+    if (out['x-b3-traceid']) {
+      if (out['x-b3-spanid']) out['x-b3-parentspanid'] = out['x-b3-spanid'];
+      out['x-b3-spanid'] = hex(8);
+    } else {
+      out['x-b3-traceid'] = hex(16);
+      out['x-b3-spanid'] = hex(8);
+      delete out['x-b3-parentspanid'];
+    }
+    out.via = via === undefined ? this.via : `${String(via)}, ${this.via}`;
+    if (server) {
+      const xff = req.headers['x-forwarded-for'];
+      const addr = req.socket.remoteAddress ?? '';
+      out['x-forwarded-for'] = xff ? `${String(xff)}, ${addr}` : addr;
+      out['x-forwarded-proto'] = server.protocol === 'HTTPS' ? 'https' : 'http';
+    }
+    applyHeaderOps(out, route.headers?.request);
+
+    // Bodies are streamed; small ones are kept so that retries and mirrors can resend them.
+    const policy = route.retries ?? DEFAULT_RETRIES;
+    let attempts = policy.attempts;
+    const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+    const hasBody = length === undefined ? req.headers['transfer-encoding'] !== undefined : length > 0;
+    let body: Buffer | IncomingMessage | undefined;
+    if (hasBody) {
+      if ((attempts > 0 || route.mirror) && length !== undefined && length <= this.opts.maxBufferBytes) {
+        body = await readBody(req, length);
+        if (res.destroyed) return;
+      } else {
+        body = req;
+        attempts = 0;
+      }
+    }
+
+    if (route.mirror && this.chance(route.mirror.percentage)) this.mirror(route, target, view.method, path, out, body);
+
+    // Attempts, under the route's overall timeout.
+    let timedOut = false;
+    let current: ClientRequest | undefined;
+    let upstreamRes: IncomingMessage | undefined;
+    const timer = route.timeoutMs === undefined ? undefined : setTimeout(() => {
+      timedOut = true;
+      current?.destroy();
+      if (!res.headersSent) this.reply(res, 504, 'upstream request timeout');
+      else res.destroy();
+    }, route.timeoutMs);
+    const deadline = route.timeoutMs === undefined ? undefined : Date.now() + route.timeoutMs;
+    res.once('close', () => {
+      if (timer) clearTimeout(timer);
+      // The client went away (or the response ended): free the upstream request.
+      if (!res.writableFinished) { current?.destroy(); upstreamRes?.destroy(); }
+    });
+    const responseOps = route.headers?.response;
+    let staleRetried = false;
+
+    for (let attempt = 0; ; attempt++) {
+      const left = deadline === undefined ? undefined : Math.max(1, deadline - Date.now());
+      const perTry = policy.perTryTimeoutMs === undefined ? left : Math.min(policy.perTryTimeoutMs, left ?? Infinity);
+      const mayRetry = attempt < attempts;
+      let reason: string;
+      try {
+        const up = await this.upstreams.send(
+          { host: dest.host, port: upstreamPort, method: view.method, path, headers: out as OutgoingHttpHeaders, body, headersTimeoutMs: perTry },
+          (r) => { current = r; },
+        );
+        if (timedOut || res.destroyed) { up.destroy(); return; }
+        const status = up.statusCode ?? 502;
+        if (mayRetry && retriable(policy.retryOn, { status })) {
+          up.resume(); // drain, so the connection can be reused
+          reason = String(status);
+        } else {
+          upstreamRes = up;
+          const h: Record<string, string | string[] | undefined> = {};
+          for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k)) h[k] = v;
+          h.via = h.via === undefined ? this.via : `${String(h.via)}, ${this.via}`;
+          applyHeaderOps(h, responseOps);
+          if (this.draining) h.connection = 'close';
+          res.writeHead(status, h as Record<string, string | string[]>);
+          // Stream the body through; an upstream that dies mid-body cuts the client off too.
+          up.on('aborted', () => res.destroy());
+          up.on('error', () => res.destroy());
+          up.pipe(res);
+          return;
+        }
+      } catch (err) {
+        if (timedOut || res.destroyed) return;
+        if (res.headersSent) { res.destroy(); return; }
+        const kind = classify(err);
+        // A keep-alive socket the upstream closed just as we reused it: resend once, uncounted.
+        if (kind === 'reset' && current?.reusedSocket && !staleRetried && !(body instanceof IncomingMessage)) {
+          staleRetried = true;
+          attempt--;
+          continue;
+        }
+        if (!(mayRetry && retriable(policy.retryOn, { error: kind }))) {
+          return this.reply(res, kind === 'per-try-timeout' ? 504 : 503, ERROR_BODY[kind]);
+        }
+        reason = kind;
+      }
+      this.metrics.retries.inc({ reason });
+      // Envoy's backoff: 25ms base, doubling, jittered, at most 250ms.
+      await sleep(Math.min(250, 25 * 2 ** attempt) * (0.5 + this.random() / 2));
+      if (res.destroyed || timedOut) return;
+    }
+  }
+
+  /** Fire and forget: a copy to the mirror, never awaited, never delaying the response. */
+  private mirror(route: RtRoute, target: Target, method: string, path: string, headers: Record<string, string | string[] | undefined>, body: Buffer | IncomingMessage | undefined): void {
+    const m = route.mirror!;
+    if (body !== undefined && !Buffer.isBuffer(body)) {
+      this.metrics.mirrors.inc({ result: 'skipped' });
+      return;
+    }
+    const h = { ...headers, host: shadowAuthority(String(headers.host)) };
+    this.upstreams.send({ host: m.host, port: m.port ?? target.port, method, path, headers: h as OutgoingHttpHeaders, body, headersTimeoutMs: route.timeoutMs ?? 10_000 })
+      .then((r) => { this.metrics.mirrors.inc({ result: 'sent' }); r.resume(); })
+      .catch(() => this.metrics.mirrors.inc({ result: 'failed' }));
+  }
+
+  log(level: 'info' | 'warn' | 'error', msg: string, extra: Record<string, unknown> = {}): void {
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...extra })}\n`);
+  }
+}
+
+async function readBody(req: IncomingMessage, length: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let got = 0;
+  for await (const c of req) {
+    chunks.push(c as Buffer);
+    got += (c as Buffer).length;
+    if (got > length) break;
+  }
+  return Buffer.concat(chunks, got);
+}

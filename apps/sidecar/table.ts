@@ -1,0 +1,223 @@
+// Loading a route table: JSON, then the shared JSON Schema (ajv), then the
+// cross-field rules, then compiled into lookups the request path uses.
+import type { ValidateFunction } from 'ajv';
+import { RE2JS } from 're2js';
+import {
+  ROUTE_TABLE_SCHEMA, RouteTable, RtHeaderMatch, RtMatch, RtRoute, RtStringMatch, RtVirtualHost,
+} from '../../model/route-table';
+import { Picker, PickStrategy, newPicker } from './balancer';
+
+/** A route table that cannot be used; the message says where and why. */
+export class ConfigError extends Error {}
+
+/** The bundle (build.ts) carries a validator ajv generated ahead of time; sources compile the schema now. */
+function loadValidator(): ValidateFunction<RouteTable> {
+  let v: ValidateFunction<RouteTable>;
+  // An if/else on a constant, so that esbuild drops the branch it does not take.
+  if (process.env.MESH_PRECOMPILED_VALIDATOR === 'true') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    v = require('./generated/route-table-validator.js') as ValidateFunction<RouteTable>;
+  } else {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const Ajv = require('ajv').default as typeof import('ajv').default;
+    v = new Ajv({ allErrors: true, strict: true }).compile<RouteTable>(ROUTE_TABLE_SCHEMA);
+  }
+  return v;
+}
+const validate = loadValidator();
+
+function compileRegex(pattern: string, ignoreCase: boolean): RE2JS {
+  return RE2JS.compile(pattern, ignoreCase ? RE2JS.CASE_INSENSITIVE : 0);
+}
+
+/** Parse and validate; throws ConfigError naming the file and the JSON path. */
+export function parseRouteTable(text: string, source: string): RouteTable {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${source}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!validate(data)) {
+    const errs = (validate.errors ?? []).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message}${e.params && 'allowedValues' in e.params ? ` (${(e.params.allowedValues as unknown[]).join(', ')})` : ''}`);
+    throw new ConfigError(`${source}: does not match the route table schema: ${errs.join('; ')}`);
+  }
+  data.virtualHosts.forEach((vh, i) => vh.routes.forEach((r, j) => {
+    const where = `${source}: /virtualHosts/${i}/routes/${j}`;
+    if ((r.destinations.length === 0) === (r.redirect === undefined)) throw new ConfigError(`${where}: needs destinations or a redirect (exactly one)`);
+    if (r.destinations.length && r.destinations.every((d) => d.weight === 0)) throw new ConfigError(`${where}/destinations: all weights are 0; at least one must be above 0`);
+    r.match.forEach((m, k) => forEachStringMatch(m, (field, sm) => {
+      if (sm.kind !== 'regex') return;
+      try {
+        compileRegex(sm.value, false);
+      } catch {
+        throw new ConfigError(`${where}/match/${k}/${field}: ${JSON.stringify(sm.value)} is not an RE2 regular expression`);
+      }
+    }));
+  }));
+  return data;
+}
+
+function forEachStringMatch(m: RtMatch, f: (field: string, sm: RtHeaderMatch) => void): void {
+  if (m.uri) f('uri', m.uri);
+  if (m.method) f('method', m.method);
+  for (const [k, v] of Object.entries(m.headers ?? {})) f(`headers/${k}`, v);
+  for (const [k, v] of Object.entries(m.withoutHeaders ?? {})) f(`withoutHeaders/${k}`, v);
+  for (const [k, v] of Object.entries(m.queryParams ?? {})) f(`queryParams/${k}`, v);
+}
+
+// ---------------------------------------------------------------------------
+// Compiled form
+
+export interface RequestView {
+  readonly method: string;
+  /** Path with query, as sent. */
+  readonly path: string;
+  readonly headers: NodeJS.Dict<string | string[]>;
+  readonly port: number;
+}
+
+type Test = (v: string) => boolean;
+
+function stringTest(m: RtStringMatch | RtHeaderMatch, ignoreCase = false): Test {
+  const value = ignoreCase ? m.value.toLowerCase() : m.value;
+  switch (m.kind) {
+    case 'exact': return ignoreCase ? (v) => v.toLowerCase() === value : (v) => v === value;
+    case 'prefix': return ignoreCase ? (v) => v.toLowerCase().startsWith(value) : (v) => v.startsWith(value);
+    case 'present': return () => true;
+    case 'regex': {
+      // Envoy's safe_regex is RE2 and must match the whole value.
+      const re = compileRegex(m.value, ignoreCase);
+      return (v) => re.matches(v);
+    }
+  }
+}
+
+function headerValue(h: string | string[] | undefined): string | undefined {
+  return Array.isArray(h) ? h.join(',') : h;
+}
+
+export interface CompiledRoute {
+  readonly route: RtRoute;
+  /** The URI match that selected it (for prefix rewrites), per match block. */
+  readonly matches: ReadonlyArray<{ test: (r: RequestView, path: string) => boolean; uri?: RtStringMatch }>;
+  readonly picker?: Picker;
+}
+
+export interface CompiledVirtualHost {
+  readonly vh: RtVirtualHost;
+  readonly routes: readonly CompiledRoute[];
+}
+
+function compileMatch(m: RtMatch): CompiledRoute['matches'][number] {
+  const tests: Array<(r: RequestView, path: string) => boolean> = [];
+  if (m.uri) {
+    const t = stringTest(m.uri, m.ignoreUriCase === true);
+    tests.push((_, path) => t(path));
+  }
+  if (m.method) {
+    const t = stringTest(m.method);
+    tests.push((r) => t(r.method));
+  }
+  for (const [name, hm] of Object.entries(m.headers ?? {})) {
+    const t = stringTest(hm);
+    tests.push((r) => { const v = headerValue(r.headers[name]); return v !== undefined && t(v); });
+  }
+  for (const [name, hm] of Object.entries(m.withoutHeaders ?? {})) {
+    const t = stringTest(hm);
+    tests.push((r) => { const v = headerValue(r.headers[name]); return v === undefined || !t(v); });
+  }
+  const qp = Object.entries(m.queryParams ?? {}).map(([k, sm]) => [k, stringTest(sm)] as const);
+  if (qp.length) {
+    tests.push((r) => {
+      const q = r.path.indexOf('?');
+      if (q < 0) return false;
+      const params = new URLSearchParams(r.path.slice(q + 1));
+      return qp.every(([k, t]) => { const v = params.get(k); return v !== null && t(v); });
+    });
+  }
+  if (m.port !== undefined) {
+    const port = m.port;
+    tests.push((r) => r.port === port);
+  }
+  return { test: (r, path) => tests.every((t) => t(r, path)), uri: m.uri };
+}
+
+function compileVirtualHost(vh: RtVirtualHost, strategy: PickStrategy): CompiledVirtualHost {
+  return {
+    vh,
+    routes: vh.routes.map((route) => ({
+      route,
+      matches: route.match.map(compileMatch),
+      picker: route.destinations.length ? newPicker(route.destinations.map((d) => d.weight), strategy) : undefined,
+    })),
+  };
+}
+
+/** Host lookup as Envoy does it: exact name, then the longest `*.suffix`, then `*`. */
+export class HostIndex<T> {
+  private readonly exact = new Map<string, T>();
+  private readonly suffixes: Array<[string, T]> = [];
+  private any?: T;
+
+  add(pattern: string, value: T): void {
+    const p = pattern.toLowerCase();
+    if (p === '*') this.any ??= value;
+    else if (p.startsWith('*.')) this.suffixes.push([p.slice(1), value]);
+    else if (!this.exact.has(p)) this.exact.set(p, value);
+    this.suffixes.sort((a, b) => b[0].length - a[0].length);
+  }
+
+  get(host: string): T | undefined {
+    const e = this.exact.get(host);
+    if (e !== undefined) return e;
+    for (const [suffix, v] of this.suffixes) if (host.endsWith(suffix)) return v;
+    return this.any;
+  }
+}
+
+/** Which rules this proxy applies: a pod's sidecar ("mesh") or one gateway. */
+export type Binding = { readonly kind: 'mesh' } | { readonly kind: 'gateway'; readonly name: string };
+
+export interface CompiledTable {
+  readonly table: RouteTable;
+  readonly hosts: HostIndex<CompiledVirtualHost>;
+  /** Known Service hosts (fully qualified) and their ports. */
+  readonly services: ReadonlyMap<string, readonly number[]>;
+}
+
+export function compileTable(table: RouteTable, binding: Binding, strategy: PickStrategy): CompiledTable {
+  const hosts = new HostIndex<CompiledVirtualHost>();
+  for (const vh of table.virtualHosts) {
+    const applies = binding.kind === 'mesh' ? vh.gateways.includes('mesh') : vh.gateways.includes(binding.name);
+    if (!applies) continue;
+    const compiled = compileVirtualHost(vh, strategy);
+    for (const h of vh.hosts) hosts.add(h, compiled);
+  }
+  return { table, hosts, services: new Map(table.services.map((s) => [s.host.toLowerCase(), s.ports])) };
+}
+
+/**
+ * The names a host may stand for from a pod in `namespace`, as Kubernetes' DNS
+ * search path resolves them: `name`, `name.ns`, `name.ns.svc`, or fully qualified.
+ */
+export function hostCandidates(host: string, namespace: string, clusterDomain: string): string[] {
+  const h = host.toLowerCase().replace(/\.$/, '');
+  if (/^[0-9.]+$/.test(h) || h.includes(':')) return [h];
+  const parts = h.split('.');
+  if (parts.length === 1) return [`${h}.${namespace}.svc.${clusterDomain}`];
+  if (parts.length === 2) return [`${h}.svc.${clusterDomain}`, h];
+  if (parts.length === 3 && parts[2] === 'svc') return [`${h}.${clusterDomain}`];
+  return [h];
+}
+
+/** The first route whose match holds, with the match block that held. */
+export function selectRoute(vh: CompiledVirtualHost, req: RequestView): { route: CompiledRoute; uri?: RtStringMatch } | undefined {
+  const q = req.path.indexOf('?');
+  const path = q < 0 ? req.path : req.path.slice(0, q);
+  for (const r of vh.routes) {
+    if (r.matches.length === 0) return { route: r };
+    for (const m of r.matches) if (m.test(req, path)) return { route: r, uri: m.uri };
+  }
+  return undefined;
+}

@@ -1,0 +1,321 @@
+import { ApiObject, Chart, Duration as CdkDuration, JsonPatch, Lazy, Size } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct, IConstruct } from 'constructs';
+import {
+  Check, checkDns1123Label, DestinationModel, ISTIO_DEFAULT_RETRY_ON, MeshValidationError, ROUTE_TABLE_API_VERSION,
+  ROUTE_TABLE_DIR, ROUTE_TABLE_FILE, ROUTE_TABLE_KIND, RouteTable, RtGateway, RtMatch, RtRoute, RtVirtualHost, RuleModel,
+  ServiceRef, SIDECAR_PORTS,
+} from '../../model';
+import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RouteRendering } from '../mesh';
+import type { MeshNamespace } from '../mesh-namespace';
+import type { MeshWorkload } from '../mesh-workload';
+
+/** The proxy image the constructs use unless `sidecar.image` says otherwise (see README: Sidecar image). */
+export const DEFAULT_SIDECAR_IMAGE = 'ghcr.io/cdk8s-mesh/mesh-proxy:0.1.0';
+/** Name of the route table ConfigMap, one in every namespace with a proxy. */
+export const ROUTE_TABLE_CONFIGMAP = 'mesh-routes';
+export const SIDECAR_CONTAINER = 'mesh-proxy';
+/** The proxy's UID/GID. Not Istio's 1337: to Istio (and to mesh lint) that UID means "traffic that bypasses the proxy". */
+export const SIDECAR_UID = 10001;
+/** What bypasses the proxy: loopback and the Kubernetes API (kubelet expands $(KUBERNETES_SERVICE_HOST)). */
+export const NO_PROXY = 'localhost,127.0.0.1,::1,kubernetes.default.svc,kubernetes.default.svc.cluster.local,$(KUBERNETES_SERVICE_HOST)';
+
+const CONFIG_PATH = `${ROUTE_TABLE_DIR}/${ROUTE_TABLE_FILE}`;
+
+function securityContext(): kplus.ContainerSecurityContextProps {
+  return {
+    ensureNonRoot: true, user: SIDECAR_UID, group: SIDECAR_UID, privileged: false, allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true, capabilities: { drop: [kplus.Capability.ALL] },
+    seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
+  };
+}
+
+/**
+ * The data plane for clusters without Istio: rules become a route table
+ * (ConfigMap `mesh-routes`) served by the project's Node.js proxy, injected as a
+ * container into every workload in the mesh, and run as a Deployment per gateway.
+ * Subsets become per-subset Services (`<service>-<subset>`), since there is no
+ * Envoy to pick endpoints by label.
+ */
+export class NodeSidecarRenderer implements MeshRenderer {
+  readonly dataPlane = DataPlane.NODE_SIDECAR;
+  private readonly routes: RouteRendering[] = [];
+  private readonly gateways: Array<{ rendering: GatewayRendering; namespace: string }> = [];
+  private readonly configMaps = new Map<string, kplus.IConfigMap>();
+  private readonly options: NodeSidecarOptions;
+  private readonly image: string;
+
+  constructor(private readonly chart: MeshChart) {
+    this.options = chart.sidecar;
+    const check: Check = new Check(chart.node.path);
+    this.image = this.options.image ?? DEFAULT_SIDECAR_IMAGE;
+    check.nonEmptyString('sidecar.image', this.image);
+    if (this.options.outboundTrafficPolicy !== undefined) check.oneOf('sidecar.outboundTrafficPolicy', this.options.outboundTrafficPolicy, ['ALLOW_ANY', 'REGISTRY_ONLY']);
+    if (this.options.pick !== undefined) check.oneOf('sidecar.pick', this.options.pick, ['round-robin', 'random']);
+    if (this.options.gatewayServiceType !== undefined) check.oneOf('sidecar.gatewayServiceType', this.options.gatewayServiceType, ['LoadBalancer', 'NodePort', 'ClusterIP']);
+  }
+
+  private get clusterDomain(): string {
+    return this.options.clusterDomain ?? 'cluster.local';
+  }
+
+  /** The namespace an object without one lands in. */
+  private ns(namespace: string | undefined): string {
+    return namespace ?? this.chart.namespace ?? 'default';
+  }
+
+  private fqdn(name: string, namespace: string | undefined): string {
+    return name.includes('.') ? name : `${name}.${this.ns(namespace)}.svc.${this.clusterDomain}`;
+  }
+
+  enrollNamespace(_ns: MeshNamespace): void {
+    // Injection happens here at synth time, per workload; the namespace needs no label.
+  }
+
+  enrollWorkload(w: MeshWorkload): void {
+    if (!w.inMesh) return;
+    const configMap = this.configMapFor(w.namespace);
+    const volume = kplus.Volume.fromConfigMap(w, 'MeshRoutes', configMap, { name: 'mesh-routes' });
+    const proxyUrl = `http://127.0.0.1:${SIDECAR_PORTS.outbound}`;
+    for (const [k, v] of [['HTTP_PROXY', proxyUrl], ['http_proxy', proxyUrl], ['NO_PROXY', NO_PROXY], ['no_proxy', NO_PROXY]]) {
+      w.container.env.addVariable(k, kplus.EnvValue.fromValue(v));
+    }
+    const proxy = w.deployment.addContainer({
+      name: SIDECAR_CONTAINER,
+      image: this.image,
+      imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+      args: ['--config', CONFIG_PATH, ...(this.options.pick ? ['--pick', this.options.pick] : [])],
+      envVariables: { POD_NAMESPACE: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE) },
+      ports: [{ number: SIDECAR_PORTS.admin, name: 'mesh-admin' }],
+      readiness: kplus.Probe.fromHttpGet('/healthz/ready', { port: SIDECAR_PORTS.admin, periodSeconds: CdkDuration.seconds(5) }),
+      // Blocks the next container's start until the proxy is ready (kubelet runs
+      // postStart before starting the next container), as Istio's
+      // holdApplicationUntilProxyStarts does.
+      lifecycle: { postStart: kplus.Handler.fromCommand(['node', '/app/main.js', 'wait']) },
+      securityContext: securityContext(),
+      resources: {
+        cpu: { request: kplus.Cpu.millis(50), limit: kplus.Cpu.millis(1000) },
+        memory: { request: Size.mebibytes(64), limit: Size.mebibytes(128) },
+      },
+    });
+    proxy.mount(ROUTE_TABLE_DIR, volume, { readOnly: true });
+    // The proxy goes first, so that its postStart hook runs before the app starts.
+    ApiObject.of(w.deployment).addJsonPatch(JsonPatch.move('/spec/template/spec/containers/1', '/spec/template/spec/containers/0'));
+    w.addPodAnnotation('mesh.cdk8s.io/proxy', 'node-sidecar');
+  }
+
+  renderRoute(_scope: Construct, _id: string, route: RouteRendering): void {
+    // Rules are collected; each namespace's ConfigMap holds the whole chart's table.
+    this.routes.push(route);
+  }
+
+  renderDestinationPolicy(scope: Construct, _id: string, p: DestinationPolicyRendering): void {
+    const where = scope.node.path;
+    const check: Check = new Check(where);
+    if (p.subsets.length === 0) return;
+    const svcNs = p.service.serviceNamespace ?? p.namespace;
+    if (p.service.serviceName.includes('.')) {
+      check.fail('service', p.service.serviceName, 'a Service of this chart for subsets on the node-sidecar data plane (subsets become per-subset Services)');
+    }
+    const base = this.findService(p.service.serviceName, svcNs);
+    if (!base) {
+      check.fail('service', p.service.serviceName, `a Service named "${p.service.serviceName}" defined in this chart before the policy (node-sidecar subsets are Services built from it)`);
+    }
+    const baseSpec = base.toJson().spec as { selector?: Record<string, string>; ports?: Array<Record<string, unknown>> };
+    for (const s of p.subsets) {
+      const name = `${p.service.serviceName}-${s.name}`;
+      checkDns1123Label(check, `subsets.${s.name} service name`, name);
+      new k8s.KubeService(scope, `Subset-${s.name}`, {
+        metadata: { name, namespace: svcNs, labels: { 'mesh.cdk8s.io/subset-of': p.service.serviceName, 'mesh.cdk8s.io/subset': s.name } },
+        spec: {
+          type: 'ClusterIP',
+          selector: { ...baseSpec.selector, ...s.labels },
+          ports: (baseSpec.ports ?? []).map((port) => ({
+            name: port.name as string | undefined,
+            port: port.port as number,
+            targetPort: typeof port.targetPort === 'string' ? k8s.IntOrString.fromString(port.targetPort) : k8s.IntOrString.fromNumber(port.targetPort as number),
+            protocol: 'TCP',
+            appProtocol: port.appProtocol as string | undefined,
+          })),
+        },
+      });
+    }
+  }
+
+  renderGateway(scope: Construct, _id: string, g: GatewayRendering): void {
+    const check: Check = new Check(scope.node.path);
+    const namespace = this.ns(g.namespace);
+    const selectorKey = JSON.stringify(Object.entries(g.selector).sort());
+    const clash = this.gateways.find((x) => x.namespace === namespace && JSON.stringify(Object.entries(x.rendering.selector).sort()) === selectorKey);
+    if (clash) {
+      check.fail('selector', g.selector, `a selector no other gateway in namespace ${namespace} uses (${clash.rendering.name} has it; the node sidecar runs one proxy Deployment per gateway: merge their servers)`);
+    }
+    g.servers.forEach((s, i) => {
+      if (s.protocol !== 'HTTP' && s.protocol !== 'HTTPS') check.fail(`servers[${i}].protocol`, s.protocol, 'HTTP or HTTPS (the node-sidecar gateway serves HTTP/1.1 and simple TLS)');
+      if (s.tls && s.tls.mode !== 'SIMPLE') check.fail(`servers[${i}].tls.mode`, s.tls.mode, 'SIMPLE (the node-sidecar gateway terminates TLS with a Secret)');
+    });
+    this.gateways.push({ rendering: g, namespace });
+    const configMap = this.configMapFor(g.namespace);
+    const labels = { ...g.selector };
+    const deployment = new kplus.Deployment(scope, 'Deployment', {
+      metadata: { name: g.name, namespace: g.namespace, labels },
+      replicas: 1,
+      select: false,
+      podMetadata: { labels, annotations: { 'mesh.cdk8s.io/proxy': 'node-gateway' } },
+      securityContext: { ensureNonRoot: true, user: SIDECAR_UID, group: SIDECAR_UID, fsGroup: SIDECAR_UID },
+    });
+    deployment.select(kplus.LabelSelector.of({ labels }));
+    ApiObject.of(deployment).addJsonPatch(JsonPatch.remove('/spec/template/metadata/labels/cdk8s.io~1metadata.addr'));
+    const container = deployment.addContainer({
+      name: SIDECAR_CONTAINER,
+      image: this.image,
+      imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+      args: ['--mode', 'gateway', '--gateway', `${namespace}/${g.name}`, '--config', CONFIG_PATH, ...(this.options.pick ? ['--pick', this.options.pick] : [])],
+      envVariables: { POD_NAMESPACE: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE) },
+      ports: [
+        ...g.servers.map((s) => ({ number: listenPort(s.port), name: s.name.slice(0, 15) })),
+        { number: SIDECAR_PORTS.admin, name: 'mesh-admin' },
+      ],
+      readiness: kplus.Probe.fromHttpGet('/healthz/ready', { port: SIDECAR_PORTS.admin, periodSeconds: CdkDuration.seconds(5) }),
+      securityContext: securityContext(),
+      resources: {
+        cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.millis(2000) },
+        memory: { request: Size.mebibytes(64), limit: Size.mebibytes(256) },
+      },
+    });
+    container.mount(ROUTE_TABLE_DIR, kplus.Volume.fromConfigMap(scope, 'MeshRoutes', configMap, { name: 'mesh-routes' }), { readOnly: true });
+    for (const s of g.servers) {
+      if (!s.tls?.credentialName) continue;
+      const secret = kplus.Secret.fromSecretName(scope, `Tls-${s.tls.credentialName}`, s.tls.credentialName);
+      container.mount(`${ROUTE_TABLE_DIR}/tls/${s.tls.credentialName}`, kplus.Volume.fromSecret(scope, `TlsVolume-${s.tls.credentialName}`, secret, { name: `tls-${s.tls.credentialName}`.slice(0, 63) }), { readOnly: true });
+    }
+    new k8s.KubeService(scope, 'Service', {
+      metadata: { name: g.name, namespace: g.namespace, labels },
+      spec: {
+        type: this.options.gatewayServiceType ?? 'LoadBalancer',
+        selector: labels,
+        ports: g.servers.map((s) => ({ name: s.name, port: s.port, targetPort: k8s.IntOrString.fromNumber(listenPort(s.port)), protocol: 'TCP' })),
+      },
+    });
+  }
+
+  // -------------------------------------------------------------------------
+
+  private configMapFor(namespace: string | undefined): kplus.IConfigMap {
+    const ns = this.ns(namespace);
+    let cm = this.configMaps.get(ns);
+    if (cm) return cm;
+    const obj = new ApiObject(this.chart, `mesh-routes-${ns}`, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: ROUTE_TABLE_CONFIGMAP, namespace, labels: { 'app.kubernetes.io/managed-by': 'cdk8s-mesh', 'mesh.cdk8s.io/route-table': 'true' } },
+      data: { [ROUTE_TABLE_FILE]: Lazy.any({ produce: () => `${JSON.stringify(this.routeTable(), null, 2)}\n` }) },
+    });
+    cm = kplus.ConfigMap.fromConfigMapName(this.chart, `mesh-routes-ref-${ns}`, obj.name);
+    this.configMaps.set(ns, cm);
+    return cm;
+  }
+
+  private findService(name: string, namespace: string | undefined): ApiObject | undefined {
+    const ns = this.ns(namespace);
+    return this.chart.node.findAll().find((c): c is ApiObject => c instanceof ApiObject && c.kind === 'Service' && c.name === name && this.ns(c.metadata.namespace) === ns);
+  }
+
+  /** The chart's rules as the proxy reads them. Produced at synth time, once all constructs exist. */
+  routeTable(): RouteTable {
+    const services = this.chart.node.findAll()
+      .filter((c: IConstruct): c is ApiObject => c instanceof ApiObject && c.kind === 'Service' && Chart.of(c) === this.chart)
+      .map((svc) => {
+        const spec = svc.toJson().spec as { ports?: Array<{ port: number }> };
+        return { host: this.fqdn(svc.name, svc.metadata.namespace), ports: (spec.ports ?? []).map((p) => p.port) };
+      });
+    const virtualHosts: RtVirtualHost[] = this.routes.map((r) => {
+      const ns = this.ns(r.namespace);
+      return {
+        name: `${ns}/${r.name}`,
+        hosts: r.model.hosts.map((h) => (typeof h === 'string' ? (h === '*' || h.includes('.') ? h : this.fqdn(h, ns)) : this.fqdn(h.serviceName, h.serviceNamespace ?? ns))),
+        gateways: r.model.gateways.length ? r.model.gateways.map((g) => (g === 'mesh' || g.includes('/') ? g : `${ns}/${g}`)) : ['mesh'],
+        routes: r.model.http.map((rule) => this.route(rule, ns)),
+      };
+    });
+    const gateways: RtGateway[] = this.gateways.map(({ rendering: g, namespace }) => ({
+      name: `${namespace}/${g.name}`,
+      servers: g.servers.map((s) => ({
+        port: s.port,
+        listenPort: listenPort(s.port),
+        protocol: s.protocol as 'HTTP' | 'HTTPS',
+        hosts: s.hosts.map((h) => (h.includes('/') ? h.split('/')[1] : h)),
+        ...(s.httpsRedirect ? { httpsRedirect: true } : {}),
+        ...(s.tls?.credentialName ? { tlsDir: `${ROUTE_TABLE_DIR}/tls/${s.tls.credentialName}` } : {}),
+      })),
+    }));
+    return {
+      apiVersion: ROUTE_TABLE_API_VERSION,
+      kind: ROUTE_TABLE_KIND,
+      clusterDomain: this.clusterDomain,
+      outboundTrafficPolicy: this.options.outboundTrafficPolicy ?? 'ALLOW_ANY',
+      services,
+      virtualHosts,
+      gateways,
+    };
+  }
+
+  private upstream(to: ServiceRef, subset: string | undefined, port: number | undefined, ns: string): { host: string; port?: number } {
+    const name = subset ? `${to.serviceName}-${subset}` : to.serviceName;
+    const p = port ?? (to.servicePorts?.length === 1 ? to.servicePorts[0] : undefined);
+    return { host: this.fqdn(name, to.serviceNamespace ?? ns), ...(p === undefined ? {} : { port: p }) };
+  }
+
+  private route(r: RuleModel, ns: string): RtRoute {
+    const match: RtMatch[] = r.match.map((m) => ({
+      ...(m.uri ? { uri: { ...m.uri } } : {}),
+      ...(m.method ? { method: { ...m.method } } : {}),
+      ...(Object.keys(m.headers).length ? { headers: { ...m.headers } } : {}),
+      ...(Object.keys(m.withoutHeaders).length ? { withoutHeaders: { ...m.withoutHeaders } } : {}),
+      ...(Object.keys(m.queryParams).length ? { queryParams: { ...m.queryParams } } : {}),
+      ...(m.port !== undefined ? { port: m.port } : {}),
+      ...(m.ignoreUriCase ? { ignoreUriCase: true } : {}),
+    }));
+    return {
+      ...(r.name ? { name: r.name } : {}),
+      match,
+      destinations: r.route.map((d: DestinationModel) => ({ ...this.upstream(d.to, d.subset, d.port, ns), weight: d.weight })),
+      ...(r.redirect ? { redirect: redirectOf(r.redirect) } : {}),
+      ...(r.rewrite ? { rewrite: { ...r.rewrite } } : {}),
+      ...(r.timeout ? { timeoutMs: r.timeout.millis } : {}),
+      ...(r.retries ? {
+        retries: {
+          attempts: r.retries.attempts,
+          ...(r.retries.perTryTimeout ? { perTryTimeoutMs: r.retries.perTryTimeout.millis } : {}),
+          retryOn: [...(r.retries.retryOn ?? ISTIO_DEFAULT_RETRY_ON)],
+        },
+      } : {}),
+      ...(r.fault ? {
+        fault: {
+          ...(r.fault.delay ? { delay: { fixedDelayMs: r.fault.delay.fixedDelay.millis, percentage: r.fault.delay.percentage } } : {}),
+          ...(r.fault.abort ? { abort: { ...r.fault.abort } } : {}),
+        },
+      } : {}),
+      ...(r.mirror ? { mirror: { ...this.upstream(r.mirror.to, r.mirror.subset, r.mirror.port, ns), percentage: r.mirror.percentage } } : {}),
+      ...(r.headers ? { headers: JSON.parse(JSON.stringify(r.headers)) } : {}),
+    };
+  }
+}
+
+function redirectOf(r: NonNullable<RuleModel['redirect']>): NonNullable<RtRoute['redirect']> {
+  const { redirectCode, ...rest } = r;
+  return { ...rest, code: redirectCode ?? 301 };
+}
+
+/** Non-root processes cannot bind ports below 1024: move them up by 8000, as Istio's gateways do. */
+export function listenPort(port: number): number {
+  return port < 1024 ? port + 8000 : port;
+}
+
+/** Throws unless `chart` is a MeshChart (the node sidecar needs one to collect the table). */
+export function nodeSidecarRenderer(chart?: MeshChart): NodeSidecarRenderer {
+  if (!chart) throw new MeshValidationError('(no chart)', 'dataPlane', DataPlane.NODE_SIDECAR, 'constructs inside a MeshChart');
+  return new NodeSidecarRenderer(chart);
+}
+

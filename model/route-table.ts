@@ -1,0 +1,271 @@
+/**
+ * The route table: what the node-sidecar renderer writes into a ConfigMap and what
+ * the sidecar proxy (apps/sidecar/) reads. One type for both sides, plus the JSON
+ * Schema the proxy validates every (re)loaded file against.
+ *
+ * Durations are whole or fractional milliseconds, hosts are fully qualified
+ * (`name.namespace.svc.cluster.local`) or patterns ("*", "*.example.com").
+ */
+
+export const ROUTE_TABLE_API_VERSION = 'mesh.cdk8s.io/v1alpha1';
+export const ROUTE_TABLE_KIND = 'RouteTable';
+/** File name of the table inside the ConfigMap (and so in the mounted directory). */
+export const ROUTE_TABLE_FILE = 'routes.json';
+
+/** The proxy's ports inside a pod (Istio's numbers: 15001 outbound, 15000 admin). */
+export const SIDECAR_PORTS = { outbound: 15001, admin: 15000 } as const;
+/** Where the route table ConfigMap is mounted in the proxy container. */
+export const ROUTE_TABLE_DIR = '/etc/mesh-proxy';
+
+/** Istio's retryOn when a route sets retries without one, and the policy of routes that set none. */
+export const ISTIO_DEFAULT_RETRY_ON: readonly string[] = ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'];
+export const ISTIO_DEFAULT_RETRY_ATTEMPTS = 2;
+
+export type OutboundTrafficPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY';
+
+export interface RtStringMatch { readonly kind: 'exact' | 'prefix' | 'regex'; readonly value: string }
+export interface RtHeaderMatch { readonly kind: 'exact' | 'prefix' | 'regex' | 'present'; readonly value: string }
+
+export interface RtMatch {
+  readonly uri?: RtStringMatch;
+  readonly method?: RtStringMatch;
+  /** Lower-case header names. */
+  readonly headers?: Readonly<Record<string, RtHeaderMatch>>;
+  readonly withoutHeaders?: Readonly<Record<string, RtHeaderMatch>>;
+  readonly queryParams?: Readonly<Record<string, RtStringMatch>>;
+  readonly port?: number;
+  readonly ignoreUriCase?: boolean;
+}
+
+/** An upstream: a Kubernetes Service host (per-subset Services for subsets). */
+export interface RtUpstream {
+  readonly host: string;
+  /** @default - the port the request was addressed to */
+  readonly port?: number;
+}
+
+export interface RtDestination extends RtUpstream {
+  /** Relative weight (the model's percentages). */
+  readonly weight: number;
+}
+
+export interface RtHeaderOps {
+  readonly set?: Readonly<Record<string, string>>;
+  readonly add?: Readonly<Record<string, string>>;
+  readonly remove?: readonly string[];
+}
+
+export interface RtRoute {
+  readonly name?: string;
+  /** OR of these; empty: every request. */
+  readonly match: readonly RtMatch[];
+  /** Weighted upstreams; empty when the route redirects. */
+  readonly destinations: readonly RtDestination[];
+  readonly redirect?: {
+    readonly uri?: string; readonly authority?: string; readonly port?: number;
+    readonly scheme?: 'http' | 'https'; readonly code: number;
+  };
+  readonly rewrite?: { readonly uri?: string; readonly authority?: string };
+  /** Whole-request timeout. @default - none */
+  readonly timeoutMs?: number;
+  /** Istio's default when absent: 2 attempts on connect-failure, refused-stream, 503. */
+  readonly retries?: { readonly attempts: number; readonly perTryTimeoutMs?: number; readonly retryOn: readonly string[] };
+  readonly fault?: {
+    readonly delay?: { readonly fixedDelayMs: number; readonly percentage: number };
+    readonly abort?: { readonly httpStatus: number; readonly percentage: number };
+  };
+  readonly mirror?: RtUpstream & { readonly percentage: number };
+  readonly headers?: { readonly request?: RtHeaderOps; readonly response?: RtHeaderOps };
+}
+
+/** The rules of one VirtualService. */
+export interface RtVirtualHost {
+  /** `namespace/name` of the rule object, for logs and metrics. */
+  readonly name: string;
+  /** Fully qualified hosts or patterns ("*", "*.example.com"). */
+  readonly hosts: readonly string[];
+  /** "mesh" (sidecars) and/or `namespace/gateway`. */
+  readonly gateways: readonly string[];
+  readonly routes: readonly RtRoute[];
+}
+
+export interface RtGatewayServer {
+  /** The port clients use (the gateway Service's port). */
+  readonly port: number;
+  /** The port the proxy listens on (non-root: ports below 1024 move up by 8000, as Istio's gateways do). */
+  readonly listenPort: number;
+  readonly protocol: 'HTTP' | 'HTTPS';
+  readonly hosts: readonly string[];
+  readonly httpsRedirect?: boolean;
+  /** HTTPS: a mounted kubernetes.io/tls Secret directory (tls.crt, tls.key). */
+  readonly tlsDir?: string;
+}
+
+export interface RtGateway {
+  /** `namespace/name`. */
+  readonly name: string;
+  readonly servers: readonly RtGatewayServer[];
+}
+
+/** A Service the mesh knows (the registry REGISTRY_ONLY admits). */
+export interface RtService {
+  readonly host: string;
+  readonly ports: readonly number[];
+}
+
+export interface RouteTable {
+  readonly apiVersion: typeof ROUTE_TABLE_API_VERSION;
+  readonly kind: typeof ROUTE_TABLE_KIND;
+  /** @default cluster.local */
+  readonly clusterDomain: string;
+  /** Hosts without rules: pass through (ALLOW_ANY) or refuse with 502 (REGISTRY_ONLY). */
+  readonly outboundTrafficPolicy: OutboundTrafficPolicy;
+  readonly services: readonly RtService[];
+  readonly virtualHosts: readonly RtVirtualHost[];
+  readonly gateways: readonly RtGateway[];
+}
+
+// ---------------------------------------------------------------------------
+// JSON Schema (draft 2020-12 subset ajv understands): structure and ranges.
+// Cross-field rules (regexes, weights) are checked by the proxy after the schema.
+
+const HOST = { type: 'string', minLength: 1, maxLength: 253, pattern: '^(\\*|(\\*\\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*)$' };
+const PORT = { type: 'integer', minimum: 1, maximum: 65535 };
+const MS = { type: 'number', exclusiveMinimum: 0, maximum: 86_400_000 };
+const PERCENT = { type: 'number', minimum: 0, maximum: 100 };
+const HEADER_NAME = { type: 'string', pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" };
+const strMatch = (kinds: string[]) => ({
+  type: 'object', additionalProperties: false, required: ['kind', 'value'],
+  properties: { kind: { enum: kinds }, value: { type: 'string' } },
+});
+const STRING_MATCH = strMatch(['exact', 'prefix', 'regex']);
+const HEADER_MATCH = strMatch(['exact', 'prefix', 'regex', 'present']);
+const headerMap = (m: object) => ({ type: 'object', propertyNames: HEADER_NAME, additionalProperties: m });
+const HEADER_OPS = {
+  type: 'object', additionalProperties: false,
+  properties: {
+    set: headerMap({ type: 'string' }), add: headerMap({ type: 'string' }),
+    remove: { type: 'array', items: HEADER_NAME },
+  },
+};
+const UPSTREAM_PROPS = { host: HOST, port: PORT };
+
+export const ROUTE_TABLE_SCHEMA = {
+  $id: 'https://cdk8s-mesh.dev/schemas/route-table.json',
+  type: 'object',
+  additionalProperties: false,
+  required: ['apiVersion', 'kind', 'clusterDomain', 'outboundTrafficPolicy', 'services', 'virtualHosts', 'gateways'],
+  properties: {
+    apiVersion: { const: ROUTE_TABLE_API_VERSION },
+    kind: { const: ROUTE_TABLE_KIND },
+    clusterDomain: HOST,
+    outboundTrafficPolicy: { enum: ['ALLOW_ANY', 'REGISTRY_ONLY'] },
+    services: {
+      type: 'array',
+      items: {
+        type: 'object', additionalProperties: false, required: ['host', 'ports'],
+        properties: { host: HOST, ports: { type: 'array', items: PORT } },
+      },
+    },
+    virtualHosts: {
+      type: 'array',
+      items: {
+        type: 'object', additionalProperties: false, required: ['name', 'hosts', 'gateways', 'routes'],
+        properties: {
+          name: { type: 'string', minLength: 1 },
+          hosts: { type: 'array', minItems: 1, items: HOST },
+          gateways: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+          routes: {
+            type: 'array', minItems: 1,
+            items: {
+              type: 'object', additionalProperties: false, required: ['match', 'destinations'],
+              properties: {
+                name: { type: 'string' },
+                match: {
+                  type: 'array',
+                  items: {
+                    type: 'object', additionalProperties: false,
+                    properties: {
+                      uri: STRING_MATCH, method: STRING_MATCH,
+                      headers: headerMap(HEADER_MATCH), withoutHeaders: headerMap(HEADER_MATCH),
+                      queryParams: headerMap(STRING_MATCH), port: PORT, ignoreUriCase: { type: 'boolean' },
+                    },
+                  },
+                },
+                destinations: {
+                  type: 'array',
+                  items: {
+                    type: 'object', additionalProperties: false, required: ['host', 'weight'],
+                    properties: { ...UPSTREAM_PROPS, weight: { type: 'integer', minimum: 0, maximum: 1_000_000 } },
+                  },
+                },
+                redirect: {
+                  type: 'object', additionalProperties: false, required: ['code'],
+                  properties: {
+                    uri: { type: 'string', pattern: '^/' }, authority: HOST, port: PORT,
+                    scheme: { enum: ['http', 'https'] }, code: { enum: [301, 302, 303, 307, 308] },
+                  },
+                },
+                rewrite: {
+                  type: 'object', additionalProperties: false,
+                  properties: { uri: { type: 'string', pattern: '^/' }, authority: HOST },
+                },
+                timeoutMs: MS,
+                retries: {
+                  type: 'object', additionalProperties: false, required: ['attempts', 'retryOn'],
+                  properties: {
+                    attempts: { type: 'integer', minimum: 0, maximum: 100 },
+                    perTryTimeoutMs: MS,
+                    retryOn: { type: 'array', items: { type: 'string', minLength: 1 } },
+                  },
+                },
+                fault: {
+                  type: 'object', additionalProperties: false,
+                  properties: {
+                    delay: {
+                      type: 'object', additionalProperties: false, required: ['fixedDelayMs', 'percentage'],
+                      properties: { fixedDelayMs: MS, percentage: PERCENT },
+                    },
+                    abort: {
+                      type: 'object', additionalProperties: false, required: ['httpStatus', 'percentage'],
+                      properties: { httpStatus: { type: 'integer', minimum: 200, maximum: 599 }, percentage: PERCENT },
+                    },
+                  },
+                },
+                mirror: {
+                  type: 'object', additionalProperties: false, required: ['host', 'percentage'],
+                  properties: { ...UPSTREAM_PROPS, percentage: PERCENT },
+                },
+                headers: {
+                  type: 'object', additionalProperties: false,
+                  properties: { request: HEADER_OPS, response: HEADER_OPS },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    gateways: {
+      type: 'array',
+      items: {
+        type: 'object', additionalProperties: false, required: ['name', 'servers'],
+        properties: {
+          name: { type: 'string', pattern: '^[a-z0-9-]+/[a-z0-9.-]+$' },
+          servers: {
+            type: 'array', minItems: 1,
+            items: {
+              type: 'object', additionalProperties: false, required: ['port', 'listenPort', 'protocol', 'hosts'],
+              properties: {
+                port: PORT, listenPort: PORT, protocol: { enum: ['HTTP', 'HTTPS'] },
+                hosts: { type: 'array', minItems: 1, items: HOST },
+                httpsRedirect: { type: 'boolean' },
+                tlsDir: { type: 'string', pattern: '^/' },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;

@@ -1,0 +1,206 @@
+// The node-sidecar renderer: what every chart becomes on clusters without Istio.
+import { Testing } from 'cdk8s';
+import { CHART_VARIANTS } from '../charts';
+import {
+  CanaryRelease, DataPlane, DestinationPolicy, MeshChart, MeshGateway, MeshWorkload, NO_PROXY, TrafficRoute,
+} from '../constructs';
+import { externalHost, RouteTable } from '../model';
+import { parseRouteTable } from '../apps/sidecar/table';
+import { find, K8sObject, ofKind, synthVariant, variant } from './support/synth';
+
+const sidecarVariants = CHART_VARIANTS.filter((v) => v.dataPlane === DataPlane.NODE_SIDECAR);
+const containers = (d: K8sObject) => d.spec.template.spec.containers as Array<Record<string, any>>;
+const tableOf = (cm: K8sObject): RouteTable => parseRouteTable(cm.data['routes.json'], `${cm.metadata.namespace ?? ''}/${cm.metadata.name}`);
+const synth = (chart: MeshChart) => Testing.synth(chart) as K8sObject[];
+const sidecarChart = (props: ConstructorParameters<typeof MeshChart>[2] = {}) =>
+  new MeshChart(Testing.app(), 'c', { dataPlane: DataPlane.NODE_SIDECAR, ...props });
+
+describe.each(sidecarVariants.map((v) => [v.id, v]))('%s', (_id, v) => {
+  const objs = synthVariant(v);
+
+  test('has no Istio objects, labels or annotations', () => {
+    expect(objs.filter((o) => o.apiVersion.includes('istio.io'))).toEqual([]);
+    const text = JSON.stringify(objs);
+    expect(text).not.toMatch(/istio-injection|sidecar\.istio\.io/);
+  });
+
+  test('every pod in the mesh runs the proxy first, with the route table mounted and the proxy env on its apps', () => {
+    const meshPods = ofKind(objs, 'Deployment').filter((d) => d.spec.template.metadata.annotations?.['mesh.cdk8s.io/proxy'] === 'node-sidecar');
+    // Exactly the pods Istio would inject in the same chart.
+    const istio = synthVariant(variant(v.entry.name));
+    const injecting = new Set(ofKind(istio, 'Namespace').filter((n) => n.metadata.labels?.['istio-injection'] === 'enabled').map((n) => n.metadata.name));
+    const istioInjected = ofKind(istio, 'Deployment').filter((d) => {
+      const marker = d.spec.template.metadata.labels?.['sidecar.istio.io/inject'];
+      return marker === 'true' || (marker !== 'false' && injecting.has(d.metadata.namespace!));
+    });
+    expect(meshPods.map((d) => d.metadata.name).sort()).toEqual(istioInjected.map((d) => d.metadata.name).sort());
+    for (const d of meshPods) {
+      const [proxy, ...apps] = containers(d);
+      expect(proxy.name).toBe('mesh-proxy');
+      expect(proxy.args).toEqual(['--config', '/etc/mesh-proxy/routes.json']);
+      expect(proxy.volumeMounts).toEqual([{ mountPath: '/etc/mesh-proxy', name: 'mesh-routes', readOnly: true }]);
+      expect(proxy.readinessProbe.httpGet).toMatchObject({ path: '/healthz/ready', port: 15000 });
+      expect(proxy.lifecycle.postStart.exec.command).toEqual(['node', '/app/main.js', 'wait']);
+      expect(d.spec.template.spec.volumes).toContainEqual({ name: 'mesh-routes', configMap: { name: 'mesh-routes' } });
+      for (const app of apps) {
+        expect(app.env).toEqual(expect.arrayContaining([
+          { name: 'HTTP_PROXY', value: 'http://127.0.0.1:15001' }, { name: 'http_proxy', value: 'http://127.0.0.1:15001' },
+          { name: 'NO_PROXY', value: NO_PROXY }, { name: 'no_proxy', value: NO_PROXY },
+        ]));
+      }
+      // The ConfigMap lives in the pod's own namespace (pods cannot mount another's).
+      find(objs, 'ConfigMap', 'mesh-routes', d.metadata.namespace);
+    }
+  });
+
+  test('each route table passes the proxy\'s own validation and names only Services of the chart', () => {
+    const maps = ofKind(objs, 'ConfigMap').filter((c) => c.metadata.name === 'mesh-routes');
+    if (maps.length === 0) {
+      // Nothing in the mesh (the seeds' first steps): no proxy anywhere, and no rules to carry.
+      expect(JSON.stringify(objs)).not.toContain('mesh-proxy');
+      expect(ofKind(synthVariant(variant(v.entry.name)), 'VirtualService')).toEqual([]);
+      return;
+    }
+    const tables = maps.map(tableOf);
+    for (const t of tables) expect(t).toEqual(tables[0]); // one mesh-wide table
+    const known = new Set(tables[0].services.map((s) => s.host));
+    const serviceHosts = ofKind(objs, 'Service').map((s) => `${s.metadata.name}.${s.metadata.namespace ?? 'default'}.svc.cluster.local`);
+    expect([...known].sort()).toEqual([...serviceHosts].sort());
+    for (const vh of tables[0].virtualHosts) {
+      for (const r of vh.routes) for (const d of r.destinations) expect(known).toContain(d.host);
+    }
+  });
+});
+
+describe('node-sidecar rendering', () => {
+  test('a 70/30 canary routes to per-subset Services that select version pods', () => {
+    const objs = synthVariant(CHART_VARIANTS.find((v) => v.id === 'springboot-canary-node-sidecar')!);
+    const v1 = find(objs, 'Service', 'springbootapp-svc-v1', 'springistiodemo');
+    expect(v1.spec.selector).toEqual({ app: 'springbootapp', version: 'v1' });
+    expect(v1.spec.ports).toEqual([{ name: 'http', port: 8080, targetPort: 8080, protocol: 'TCP' }]);
+    const table = tableOf(find(objs, 'ConfigMap', 'mesh-routes', 'istioclient'));
+    expect(table.virtualHosts).toEqual([{
+      name: 'springistiodemo/springbootapp-svc-vs',
+      hosts: ['springbootapp-svc.springistiodemo.svc.cluster.local'],
+      gateways: ['mesh'],
+      routes: [{
+        match: [],
+        destinations: [
+          { host: 'springbootapp-svc-v1.springistiodemo.svc.cluster.local', port: 8080, weight: 70 },
+          { host: 'springbootapp-svc-v2.springistiodemo.svc.cluster.local', port: 8080, weight: 30 },
+        ],
+      }],
+    }]);
+  });
+
+  test('the 0.002s timeout becomes 2 ms', () => {
+    const objs = synthVariant(CHART_VARIANTS.find((v) => v.id === 'springboot-canary-timeout-node-sidecar')!);
+    expect(tableOf(find(objs, 'ConfigMap', 'mesh-routes', 'springistiodemo')).virtualHosts[0].routes[0].timeoutMs).toBe(2);
+  });
+
+  test('a gateway becomes a proxy Deployment and a LoadBalancer Service, 80 -> 8080 for a non-root listener', () => {
+    const objs = synthVariant(CHART_VARIANTS.find((v) => v.id === 'demo-gateway-node-sidecar')!);
+    const d = find(objs, 'Deployment', 'demo-gateway');
+    expect(containers(d)[0].args).toEqual(['--mode', 'gateway', '--gateway', 'default/demo-gateway', '--config', '/etc/mesh-proxy/routes.json']);
+    expect(containers(d)[0].ports).toContainEqual({ containerPort: 8080, name: 'http' });
+    const svc = find(objs, 'Service', 'demo-gateway');
+    expect(svc.spec).toMatchObject({ type: 'LoadBalancer', selector: { istio: 'ingressgateway' }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] });
+    const table = tableOf(find(objs, 'ConfigMap', 'mesh-routes'));
+    expect(table.gateways).toEqual([{ name: 'default/demo-gateway', servers: [{ port: 80, listenPort: 8080, protocol: 'HTTP', hosts: ['*'] }] }]);
+    expect(table.virtualHosts[0]).toMatchObject({ name: 'default/demoinfo', hosts: ['*'], gateways: ['default/demo-gateway'] });
+  });
+
+  test('options: image, gateway Service type, REGISTRY_ONLY, random pick; HTTPS gateways mount their Secret', () => {
+    const chart = sidecarChart({ sidecar: { image: 'registry.example/proxy:1', gatewayServiceType: 'NodePort', outboundTrafficPolicy: 'REGISTRY_ONLY', pick: 'random' } });
+    const web = new MeshWorkload(chart, 'web', { app: 'web', image: 'nginx', port: 8080 });
+    const gw = new MeshGateway(chart, 'gw', {
+      name: 'gw',
+      servers: [
+        { port: 80, hosts: ['shop.example.com'], httpsRedirect: true },
+        { port: 443, protocol: 'HTTPS', hosts: ['shop.example.com'], tls: { mode: 'SIMPLE', credentialName: 'shop-cert' } },
+      ],
+    });
+    new TrafficRoute(chart, 'vs', { name: 'shop', hosts: ['shop.example.com'], gateways: [gw.name], http: [{ route: [{ to: web }] }] });
+    const objs = synth(chart);
+    expect(containers(find(objs, 'Deployment', 'web'))[0]).toMatchObject({ image: 'registry.example/proxy:1', args: ['--config', '/etc/mesh-proxy/routes.json', '--pick', 'random'] });
+    expect(find(objs, 'Service', 'gw').spec.type).toBe('NodePort');
+    const gwPod = find(objs, 'Deployment', 'gw').spec.template.spec;
+    expect(gwPod.volumes).toContainEqual({ name: 'tls-shop-cert', secret: { secretName: 'shop-cert' } });
+    expect(gwPod.containers[0].volumeMounts).toContainEqual({ mountPath: '/etc/mesh-proxy/tls/shop-cert', name: 'tls-shop-cert', readOnly: true });
+    const table = tableOf(find(objs, 'ConfigMap', 'mesh-routes'));
+    expect(table.outboundTrafficPolicy).toBe('REGISTRY_ONLY');
+    expect(table.gateways[0].servers).toEqual([
+      { port: 80, listenPort: 8080, protocol: 'HTTP', hosts: ['shop.example.com'], httpsRedirect: true },
+      { port: 443, listenPort: 8443, protocol: 'HTTPS', hosts: ['shop.example.com'], tlsDir: '/etc/mesh-proxy/tls/shop-cert' },
+    ]);
+  });
+
+  test('workloads outside the mesh get no proxy', () => {
+    const chart = sidecarChart();
+    new MeshWorkload(chart, 'legacy', { app: 'legacy', image: 'busybox', mesh: false });
+    const d = find(synth(chart), 'Deployment', 'legacy');
+    expect(containers(d).map((c) => c.name)).toEqual(['legacy']);
+    expect(JSON.stringify(d)).not.toContain('HTTP_PROXY');
+  });
+
+  test('routes carry matches, retries with Istio\'s default retryOn, faults, mirror, rewrite and header operations', () => {
+    const chart = sidecarChart();
+    const a = new MeshWorkload(chart, 'a', { app: 'a', image: 'x', port: 8080 });
+    const b = new MeshWorkload(chart, 'b', { app: 'b', image: 'x', port: 9090 });
+    new TrafficRoute(chart, 'r', {
+      name: 'a-vs', hosts: [a],
+      http: [
+        {
+          match: [{ headers: { 'End-User': { exact: 'jason' } }, uri: { prefix: '/api' } }],
+          route: [{ to: b }], rewrite: { uri: '/v2' }, retries: { attempts: 3, perTryTimeout: '100ms' },
+          fault: { delay: { fixedDelay: '7s', percentage: 100 } }, mirror: { to: a, percentage: 10 },
+          headers: { request: { set: { 'x-tier': 'gold' } } },
+        },
+        { route: [{ to: a }], fault: { abort: { httpStatus: 500, percentage: 50 } } },
+      ],
+    });
+    const [r1, r2] = tableOf(find(synth(chart), 'ConfigMap', 'mesh-routes')).virtualHosts[0].routes;
+    expect(r1).toEqual({
+      match: [{ headers: { 'end-user': { kind: 'exact', value: 'jason' } }, uri: { kind: 'prefix', value: '/api' } }],
+      destinations: [{ host: 'b.default.svc.cluster.local', port: 9090, weight: 100 }],
+      rewrite: { uri: '/v2' },
+      retries: { attempts: 3, perTryTimeoutMs: 100, retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'] },
+      fault: { delay: { fixedDelayMs: 7000, percentage: 100 } },
+      mirror: { host: 'a.default.svc.cluster.local', port: 8080, percentage: 10 },
+      headers: { request: { set: { 'x-tier': 'gold' } } },
+    });
+    expect(r2.fault).toEqual({ abort: { httpStatus: 500, percentage: 50 } });
+  });
+
+  test('subsets of a service the chart does not define are refused, naming the construct', () => {
+    const chart = sidecarChart();
+    expect(() => new DestinationPolicy(chart, 'dr', { name: 'ext', service: externalHost('api.example.com'), subsets: [{ name: 'v1' }] }))
+      .toThrow(/^c\/dr: service is "api.example.com"; expected a Service of this chart/);
+    const ref = { serviceName: 'elsewhere', subsetNames: ['v1'] };
+    expect(() => new DestinationPolicy(chart, 'dr2', { name: 'x', service: ref, subsets: [{ name: 'v1' }] }))
+      .toThrow(/^c\/dr2: service is "elsewhere"; expected a Service named "elsewhere" defined in this chart/);
+  });
+
+  test('gateways the node proxy cannot serve are refused: TLS passthrough, a second gateway on one selector', () => {
+    const chart = sidecarChart();
+    expect(() => new MeshGateway(chart, 'pt', { name: 'pt', servers: [{ port: 443, protocol: 'TLS', hosts: ['*'], tls: { mode: 'PASSTHROUGH' } }] }))
+      .toThrow(/^c\/pt: servers\[0\]\.protocol is "TLS"; expected HTTP or HTTPS/);
+    new MeshGateway(chart, 'one', { name: 'one', servers: [{ port: 80, hosts: ['*'] }] });
+    expect(() => new MeshGateway(chart, 'two', { name: 'two', servers: [{ port: 80, hosts: ['*'] }] }))
+      .toThrow(/^c\/two: selector is .*expected a selector no other gateway in namespace default uses \(one has it/);
+  });
+
+  test('a canary in a chart with a namespace: subset Services and table follow it', () => {
+    const chart = sidecarChart({ namespace: 'shop' });
+    new CanaryRelease(chart, 'cart', {
+      app: 'cart', port: 8080, stable: { version: 'v1', image: 'cart:1' }, canary: { version: 'v2', image: 'cart:2' }, canaryWeight: 10,
+    });
+    const objs = synth(chart);
+    expect(find(objs, 'Service', 'cart-v2').metadata.namespace).toBe('shop');
+    const table = tableOf(find(objs, 'ConfigMap', 'mesh-routes'));
+    expect(table.virtualHosts[0].hosts).toEqual(['cart.shop.svc.cluster.local']);
+    expect(table.virtualHosts[0].routes[0].destinations.map((d) => [d.host, d.weight])).toEqual([
+      ['cart-v1.shop.svc.cluster.local', 90], ['cart-v2.shop.svc.cluster.local', 10],
+    ]);
+  });
+});
