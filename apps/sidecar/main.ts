@@ -31,6 +31,7 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
   --reload-interval MS     how often the config file is checked (default 2000; SIGHUP reloads now)
   --drain-timeout MS       on SIGTERM, how long in-flight requests may finish (default 5000)
   --max-buffer BYTES       bodies up to this size are kept for retries and mirrors (default 65536)
+  --header-timeout MS      time a client may take to send its request headers (default 10000; then 408)
   --access-log             one JSON line per request on stdout
   healthcheck [--admin ADDR:PORT]  exit 0 when the admin port says ready (Docker HEALTHCHECK)
   wait [--admin ADDR:PORT] [--timeout MS]  wait until ready (the pod's postStart hook)`;
@@ -83,7 +84,7 @@ export async function main(argv: string[]): Promise<number> {
       listen: { type: 'string' }, admin: { type: 'string' }, bind: { type: 'string' }, 'port-offset': { type: 'string' },
       resolve: { type: 'string', multiple: true }, 'outbound-policy': { type: 'string' }, pick: { type: 'string' },
       'reload-interval': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'max-buffer': { type: 'string' },
-      'access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      'header-timeout': { type: 'string' }, 'access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -110,6 +111,7 @@ export async function main(argv: string[]): Promise<number> {
   const reloadMs = int(values['reload-interval'], '--reload-interval', 2000, 10);
   const drainMs = int(values['drain-timeout'], '--drain-timeout', 5000);
   const maxBuffer = int(values['max-buffer'], '--max-buffer', 64 * 1024);
+  const headerTimeout = int(values['header-timeout'], '--header-timeout', 10_000, 1);
   const configPath = values.config;
 
   const metrics = new ProxyMetrics();
@@ -118,14 +120,19 @@ export async function main(argv: string[]): Promise<number> {
   const first = parseRouteTable(loaded.text, configPath);
   metrics.reloads.inc({ result: 'applied' });
   const upstreams = new Upstreams({ resolve });
-  const ownEndpoints = new Set([`${listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host}:${listen.port}`, `127.0.0.1:${admin.port}`]);
+  // Filled in once the listeners are bound (ports may be 0: chosen by the kernel).
+  const ownEndpoints = new Set<string>();
   const proxy = new MeshProxy({
     namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default',
     binding, outboundTrafficPolicy: policy, ownEndpoints, maxBufferBytes: maxBuffer, accessLog: values['access-log'] === true,
   }, upstreams, metrics, compile(first));
 
   // Servers: bounded header size and header read time; malformed requests get a clear 4xx.
-  const serverOptions: http.ServerOptions = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 0, keepAliveTimeout: 30_000 };
+  // (Node checks header deadlines every connectionsCheckingInterval, 30s by default: too coarse.)
+  const serverOptions: http.ServerOptions = {
+    maxHeaderSize: 16 * 1024, headersTimeout: headerTimeout, requestTimeout: 0, keepAliveTimeout: 30_000,
+    connectionsCheckingInterval: Math.min(1000, headerTimeout),
+  };
   const servers: http.Server[] = [];
   const sockets = new Set<Socket>();
   const track = (s: http.Server) => {
@@ -190,6 +197,10 @@ export async function main(argv: string[]): Promise<number> {
     }
   });
   await listenOn(adminServer, admin.port, admin.host);
+  for (const s of [...servers, adminServer]) {
+    const a = s.address();
+    if (a && typeof a === 'object') ownEndpoints.add(`127.0.0.1:${a.port}`).add(`${a.address}:${a.port}`);
+  }
 
   // Hot reload: a broken file is refused, logged and counted; the last good table keeps serving.
   const reload = (why: string) => {

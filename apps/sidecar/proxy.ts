@@ -21,7 +21,7 @@ export interface ProxyOptions {
   /** Overrides the table's outboundTrafficPolicy. @default - the table's */
   readonly outboundTrafficPolicy?: OutboundTrafficPolicy;
   /** `host:port` of this proxy's own listeners: never forwarded to. */
-  readonly ownEndpoints: ReadonlySet<string>;
+  readonly ownEndpoints: Set<string>;
   /** Request bodies up to this size are buffered so that retries and mirrors can resend them. */
   readonly maxBufferBytes: number;
   readonly accessLog: boolean;
@@ -247,7 +247,10 @@ export class MeshProxy {
       const port = r.port ?? (r.scheme && r.scheme !== (server?.protocol === 'HTTPS' ? 'https' : 'http') ? undefined : target.port);
       const host = r.authority ?? target.host;
       const defaultPort = scheme === 'https' ? 443 : 80;
-      const location = `${scheme}://${host}${port && port !== defaultPort ? `:${port}` : ''}${r.uri ? rewritePath(target.path, uriMatch, r.uri) : target.path}`;
+      // Istio's redirect.uri replaces the whole path; the query string stays (Envoy's default).
+      const q = target.path.indexOf('?');
+      const path = r.uri ? r.uri + (q < 0 ? '' : target.path.slice(q)) : target.path;
+      const location = `${scheme}://${host}${port && port !== defaultPort ? `:${port}` : ''}${path}`;
       return this.reply(res, r.code, `redirect to ${location}`, { location });
     }
 

@@ -1,0 +1,411 @@
+// The mesh proxy on loopback: route tables rendered from charts, real backends, real clients.
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { Testing } from 'cdk8s';
+import { DataPlane, MeshChart, MeshGateway, MeshWorkload, TrafficRoute } from '../constructs';
+import { RouteTable } from '../model';
+import {
+  Backend, backend, deadPort, eventually, get, raw, resolveTo, routeTableOf, RunningProxy, sleep, startProxy, viaProxy,
+} from './support/sidecar';
+import { K8sObject, synthVariant, variant } from './support/synth';
+
+jest.setTimeout(30_000);
+const run = promisify(execFile);
+const CANARY = 'http://springbootapp-svc.springistiodemo:8080/hello';
+
+describe('springboot canary (70/30) from the client namespace', () => {
+  let v1: Backend; let v2: Backend; let proxy: RunningProxy;
+  const table = routeTableOf(synthVariant(variant('springboot-canary-node-sidecar')), 'istioclient');
+  beforeAll(async () => {
+    v1 = await backend('v1');
+    v2 = await backend('v2');
+    proxy = await startProxy(table, ['--namespace', 'istioclient', ...resolveTo({
+      'springbootapp-svc-v1.springistiodemo.svc.cluster.local:8080': v1.port,
+      'springbootapp-svc-v2.springistiodemo.svc.cluster.local:8080': v2.port,
+    })]);
+  });
+  afterAll(async () => { await proxy.stop(); await v1.close(); await v2.close(); });
+
+  test('every run of 10 requests is exactly 7 to v1 and 3 to v2', async () => {
+    const bodies: string[] = [];
+    for (let i = 0; i < 50; i++) bodies.push((await viaProxy(proxy.port, CANARY)).body);
+    for (let w = 0; w < 50; w += 10) {
+      const window = bodies.slice(w, w + 10);
+      expect(window.filter((b) => b === 'v1')).toHaveLength(7);
+      expect(window.filter((b) => b === 'v2')).toHaveLength(3);
+    }
+    // The upstream sees the host the client asked for, a request id and b3 trace headers.
+    const h = v1.seen[0].headers;
+    expect(h.host).toBe('springbootapp-svc.springistiodemo:8080');
+    expect(h['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(h['x-b3-traceid']).toMatch(/^[0-9a-f]{32}$/);
+    expect(h['x-b3-spanid']).toMatch(/^[0-9a-f]{16}$/);
+    expect(await proxy.metric('mesh_proxy_requests_total', { destination: 'springbootapp-svc-v2.springistiodemo.svc.cluster.local:8080', code: '200' })).toBe(15);
+  });
+
+  test('every name of the service reaches the rules; a short name from another namespace does not', async () => {
+    for (const host of ['springbootapp-svc.springistiodemo', 'springbootapp-svc.springistiodemo.svc', 'springbootapp-svc.springistiodemo.svc.cluster.local']) {
+      expect(['v1', 'v2']).toContain((await viaProxy(proxy.port, `http://${host}:8080/hello`)).body);
+    }
+    // `springbootapp-svc` from istioclient means springbootapp-svc.istioclient: no rules, no such host.
+    const short = await viaProxy(proxy.port, 'http://springbootapp-svc:8080/hello');
+    expect(short.status).toBe(503);
+    expect(short.body).toMatch(/connection failure/);
+  });
+
+  test('an existing x-request-id and b3 trace are kept, with a new span under the caller\'s', async () => {
+    const before = v1.seen.length + v2.seen.length;
+    await viaProxy(proxy.port, CANARY, { headers: { 'x-request-id': 'req-1', 'x-b3-traceid': 'a'.repeat(32), 'x-b3-spanid': 'b'.repeat(16), 'x-b3-sampled': '1' } });
+    const h = [...v1.seen, ...v2.seen].find((s, i) => i >= 0 && s.headers['x-request-id'] === 'req-1')!.headers;
+    expect(v1.seen.length + v2.seen.length).toBe(before + 1);
+    expect(h['x-b3-traceid']).toBe('a'.repeat(32));
+    expect(h['x-b3-parentspanid']).toBe('b'.repeat(16));
+    expect(h['x-b3-spanid']).not.toBe('b'.repeat(16));
+    expect(h['x-b3-sampled']).toBe('1');
+  });
+
+  test('curl, GNU wget and busybox wget with http_proxy set get the same split', async () => {
+    const env = { ...process.env, http_proxy: `http://127.0.0.1:${proxy.port}`, HTTP_PROXY: `http://127.0.0.1:${proxy.port}`, no_proxy: '', NO_PROXY: '' };
+    const clients: Array<[string, string[]]> = [['curl', ['-s', '--max-time', '5', CANARY]], ['wget', ['-q', '-O', '-', '--timeout=5', CANARY]]];
+    try {
+      await run('busybox', ['true']);
+      clients.push(['busybox', ['wget', '-q', '-O', '-', CANARY]]);
+    } catch {
+      // busybox is installed by .ci/run; without it the two other clients still run.
+    }
+    for (const [cmd, args] of clients) {
+      const got: string[] = [];
+      for (let i = 0; i < 10; i++) got.push((await run(cmd, args, { env })).stdout.trim());
+      expect(got.filter((b) => b === 'v1').length).toBe(7);
+      expect(got.filter((b) => b === 'v2').length).toBe(3);
+    }
+  });
+});
+
+test('--pick random splits 70/30 on average, not exactly', async () => {
+  const v1 = await backend('v1');
+  const v2 = await backend('v2');
+  const table = routeTableOf(synthVariant(variant('springboot-canary-node-sidecar')), 'istioclient');
+  const proxy = await startProxy(table, ['--pick', 'random', ...resolveTo({
+    'springbootapp-svc-v1.springistiodemo.svc.cluster.local:8080': v1.port,
+    'springbootapp-svc-v2.springistiodemo.svc.cluster.local:8080': v2.port,
+  })]);
+  const n = 600;
+  await Promise.all(Array.from({ length: n }, () => viaProxy(proxy.port, CANARY)));
+  expect(v1.seen.length + v2.seen.length).toBe(n);
+  expect(v2.seen.length / n).toBeGreaterThan(0.22);
+  expect(v2.seen.length / n).toBeLessThan(0.38);
+  await proxy.stop(); await v1.close(); await v2.close();
+});
+
+test('the 0.002s timeout: 504 from the proxy long before a slow backend answers', async () => {
+  const slow = await backend('slow', (_q, res) => setTimeout(() => res.end('late'), 300));
+  const table = routeTableOf(synthVariant(variant('springboot-canary-timeout-node-sidecar')), 'istioclient');
+  const proxy = await startProxy(table, resolveTo({
+    'springbootapp-svc-v1.springistiodemo.svc.cluster.local:8080': slow.port,
+    'springbootapp-svc-v2.springistiodemo.svc.cluster.local:8080': slow.port,
+  }));
+  const t0 = Date.now();
+  const r = await viaProxy(proxy.port, CANARY);
+  expect(r.status).toBe(504);
+  expect(r.body.trim()).toBe('upstream request timeout');
+  expect(Date.now() - t0).toBeLessThan(250);
+  await proxy.stop(); await slow.close();
+});
+
+describe('rules: matches, redirect, rewrite, headers, faults, retries, mirror', () => {
+  const ports: Record<string, number> = {};
+  const backends: Record<string, Backend> = {};
+  let proxy: RunningProxy;
+  let flakyFailures = 2;
+
+  function rulesChart(): K8sObject[] {
+    const chart = new MeshChart(Testing.app(), 'rules', { dataPlane: DataPlane.NODE_SIDECAR });
+    const w = (app: string) => new MeshWorkload(chart, app, { app, image: 'x', port: 8080 });
+    const [front, a, b, flaky, slowfirst, down, shadow, busy] = ['front', 'a', 'b', 'flaky', 'slowfirst', 'down', 'shadow', 'busy'].map(w);
+    new TrafficRoute(chart, 'routes', {
+      name: 'front-vs',
+      hosts: [front],
+      http: [
+        { match: [{ uri: { prefix: '/old' } }], redirect: { uri: '/new', redirectCode: 302 } },
+        { match: [{ uri: { prefix: '/abort' } }], route: [{ to: a }], fault: { abort: { httpStatus: 418, percentage: 100 } } },
+        { match: [{ uri: { prefix: '/delay' } }], route: [{ to: a }], fault: { delay: { fixedDelay: '150ms', percentage: 100 } } },
+        {
+          match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [{ to: b }],
+          headers: { request: { set: { 'x-tier': 'gold' }, remove: ['x-drop-me'] }, response: { set: { 'x-served-by': 'b' } } },
+        },
+        { match: [{ uri: { regex: '/items/[0-9]+' } }, { queryParams: { debug: { exact: '1' } } }], route: [{ to: b }] },
+        { match: [{ uri: { prefix: '/v1/' } }], route: [{ to: a }], rewrite: { uri: '/v2/' } },
+        { match: [{ uri: { prefix: '/flaky' } }], route: [{ to: flaky }], retries: { attempts: 3, retryOn: ['5xx'] } },
+        { match: [{ uri: { prefix: '/slowfirst' } }], route: [{ to: slowfirst }], retries: { attempts: 2, perTryTimeout: '80ms', retryOn: ['gateway-error'] } },
+        { match: [{ uri: { prefix: '/down' } }], route: [{ to: down }], retries: { attempts: 2, retryOn: ['connect-failure'] } },
+        { match: [{ uri: { prefix: '/noretry' } }], route: [{ to: busy }], retries: { attempts: 0 } },
+        { match: [{ uri: { prefix: '/busy' } }], route: [{ to: busy }] },
+        { match: [{ uri: { prefix: '/mirror' } }], route: [{ to: a }], mirror: { to: shadow } },
+        { route: [{ to: a }] },
+      ],
+    });
+    return Testing.synth(chart) as K8sObject[];
+  }
+
+  beforeAll(async () => {
+    backends.a = await backend('a');
+    backends.b = await backend('b');
+    backends.flaky = await backend('flaky', (_q, res, _b, n) => res.writeHead(n <= flakyFailures ? 503 : 200).end(n <= flakyFailures ? 'fail' : 'ok'));
+    backends.slowfirst = await backend('slowfirst', (_q, res, _b, n) => setTimeout(() => res.end('ok'), n === 1 ? 400 : 0));
+    backends.busy = await backend('busy', (_q, res, _b, n) => res.writeHead(n % 2 === 1 ? 503 : 200).end(n % 2 === 1 ? 'busy' : 'ok'));
+    backends.shadow = await backend('shadow', (_q, res) => setTimeout(() => res.end('shadow'), 1000));
+    for (const [k, v] of Object.entries(backends)) ports[`${k}.default.svc.cluster.local:8080`] = v.port;
+    ports['down.default.svc.cluster.local:8080'] = await deadPort();
+    proxy = await startProxy(routeTableOf(rulesChart()), resolveTo(ports));
+  });
+  afterAll(async () => {
+    await proxy.stop();
+    for (const b of Object.values(backends)) await b.close();
+  });
+  const go = (path: string, headers = {}) => viaProxy(proxy.port, `http://front${path}`, { headers });
+
+  test('redirect answers from the proxy with the new location', async () => {
+    const r = await go('/old/page?x=1');
+    expect(r.status).toBe(302);
+    expect(r.headers.location).toBe('http://front/new?x=1');
+  });
+
+  test('header, regex (whole path) and query matches pick their rule; the rest falls through', async () => {
+    expect((await go('/', { 'end-user': 'jason' })).body).toBe('b');
+    expect((await go('/', { 'end-user': 'jasonx' })).body).toBe('a');
+    expect((await go('/items/42')).body).toBe('b');
+    expect((await go('/items/42/reviews')).body).toBe('a'); // RE2 full match, as Envoy
+    expect((await go('/anything?debug=1')).body).toBe('b');
+    expect((await go('/anything?debug=0')).body).toBe('a');
+  });
+
+  test('request and response header operations', async () => {
+    const r = await go('/', { 'end-user': 'jason', 'x-drop-me': 'secret' });
+    expect(r.headers['x-served-by']).toBe('b');
+    const seen = backends.b.seen[backends.b.seen.length - 1].headers;
+    expect(seen['x-tier']).toBe('gold');
+    expect(seen['x-drop-me']).toBeUndefined();
+  });
+
+  test('prefix rewrite keeps the rest of the path and the query', async () => {
+    await go('/v1/users/7?full=1');
+    expect(backends.a.seen[backends.a.seen.length - 1].url).toBe('/v2/users/7?full=1');
+  });
+
+  test('fault abort answers 418 without reaching the backend; delay holds the request', async () => {
+    const before = backends.a.seen.length;
+    const r = await go('/abort');
+    expect(r.status).toBe(418);
+    expect(r.body.trim()).toBe('fault filter abort');
+    expect(backends.a.seen.length).toBe(before);
+    const t0 = Date.now();
+    expect((await go('/delay')).body).toBe('a');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(145);
+    expect(await proxy.metric('mesh_proxy_faults_total', { kind: 'abort' })).toBe(1);
+    expect(await proxy.metric('mesh_proxy_faults_total', { kind: 'delay' })).toBe(1);
+  });
+
+  test('retries on 5xx until the backend recovers; exhausted retries return its 503', async () => {
+    flakyFailures = 2;
+    let r = await go('/flaky');
+    expect([r.status, r.body]).toEqual([200, 'ok']);
+    expect(backends.flaky.seen).toHaveLength(3);
+    flakyFailures = 100;
+    r = await go('/flaky');
+    expect([r.status, r.body]).toEqual([503, 'fail']);
+    expect(backends.flaky.seen).toHaveLength(3 + 4);
+    expect(await proxy.metric('mesh_proxy_retries_total', { reason: '503' })).toBe(2 + 3);
+  });
+
+  test('a per-try timeout is retried under gateway-error', async () => {
+    const r = await go('/slowfirst');
+    expect([r.status, r.body]).toEqual([200, 'ok']);
+    expect(backends.slowfirst.seen).toHaveLength(2);
+    expect(await proxy.metric('mesh_proxy_retries_total', { reason: 'per-try-timeout' })).toBe(1);
+  });
+
+  test('connect failures are retried, then answered 503 like Envoy', async () => {
+    const r = await go('/down');
+    expect(r.status).toBe(503);
+    expect(r.body).toMatch(/reset reason: connection failure/);
+    expect(await proxy.metric('mesh_proxy_retries_total', { reason: 'connect-failure' })).toBe(2);
+  });
+
+  test('without a retry policy Istio\'s default retries a 503; attempts 0 does not', async () => {
+    const r = await go('/busy'); // busy answers 503, then 200
+    expect([r.status, r.body]).toEqual([200, 'ok']);
+    const n = await go('/noretry'); // the next request is a 503 again
+    expect(n.status).toBe(503);
+  });
+
+  test('a mirror gets a copy (Host "-shadow") and never delays the response', async () => {
+    const t0 = Date.now();
+    const r = await go('/mirror/x', { 'x-request-id': 'mirror-1' });
+    expect(r.body).toBe('a');
+    expect(Date.now() - t0).toBeLessThan(800); // the shadow backend takes 1000ms
+    await eventually(() => backends.shadow.seen.length === 1);
+    expect(backends.shadow.seen[0].headers.host).toBe('front-shadow');
+    expect(backends.shadow.seen[0].headers['x-request-id']).toBe('mirror-1');
+    expect(backends.shadow.seen[0].url).toBe('/mirror/x');
+  });
+
+  test('the proxy never forwards to itself', async () => {
+    const r = await viaProxy(proxy.port, `http://127.0.0.1:${proxy.port}/`);
+    expect(r.status).toBe(508);
+    expect(r.body).toMatch(/own port/);
+  });
+
+  test('a request that comes back through the same proxy (a loop) is stopped', async () => {
+    const via = String((await go('/')).headers.via);
+    expect(via).toMatch(/^1\.1 mesh-proxy-[0-9a-f]{8}$/);
+    const r = await go('/', { via });
+    expect(r.status).toBe(508);
+    expect(r.body).toMatch(/request loop/);
+  });
+});
+
+describe('hosts without rules', () => {
+  test('pass through by default (ALLOW_ANY); REGISTRY_ONLY answers 502 but still admits the mesh\'s services', async () => {
+    const outside = await backend('outside');
+    const known = await backend('known');
+    const table = routeTableOf(synthVariant(variant('springboot-canary-node-sidecar')), 'istioclient');
+    const open = await startProxy(table);
+    expect((await viaProxy(open.port, `http://127.0.0.1:${outside.port}/x`)).body).toBe('outside');
+    await open.stop();
+
+    const closed = await startProxy(table, ['--outbound-policy', 'REGISTRY_ONLY', ...resolveTo({ 'springbootapp-svc-v1.springistiodemo.svc.cluster.local:8080': known.port })]);
+    const r = await viaProxy(closed.port, `http://127.0.0.1:${outside.port}/x`);
+    expect(r.status).toBe(502);
+    expect(r.body).toMatch(/not a service of this mesh and outboundTrafficPolicy is REGISTRY_ONLY/);
+    expect(outside.seen).toHaveLength(1);
+    expect((await viaProxy(closed.port, 'http://springbootapp-svc-v1.springistiodemo:8080/')).body).toBe('known');
+    await closed.stop(); await outside.close(); await known.close();
+  });
+});
+
+describe('operations', () => {
+  const canaryTable = () => routeTableOf(synthVariant(variant('springboot-canary-node-sidecar')), 'istioclient');
+  const withWeights = (t: RouteTable, w1: number, w2: number): RouteTable => JSON.parse(JSON.stringify(t, (k, v) => (k === 'weight' ? (v === 70 ? w1 : w2) : v)));
+
+  test('hot reload: a broken table is refused, logged and counted while the last good one serves; a good one applies', async () => {
+    const v1 = await backend('v1');
+    const v2 = await backend('v2');
+    const table = canaryTable();
+    const proxy = await startProxy(table, ['--reload-interval', '50', ...resolveTo({
+      'springbootapp-svc-v1.springistiodemo.svc.cluster.local:8080': v1.port,
+      'springbootapp-svc-v2.springistiodemo.svc.cluster.local:8080': v2.port,
+    })]);
+    writeFileSync(proxy.configFile, '{"apiVersion": "mesh.cdk8s.io/v1alpha1", "kind": "RouteTable"');
+    await eventually(async () => (await proxy.metric('mesh_proxy_config_reloads_total', { result: 'rejected' })) === 1);
+    expect(proxy.log.join('\n')).toMatch(/config reload refused; the previous route table stays in use.*not valid JSON/);
+    expect(['v1', 'v2']).toContain((await viaProxy(proxy.port, CANARY)).body);
+
+    // Valid JSON, but weights all zero: refused too.
+    writeFileSync(proxy.configFile, JSON.stringify(withWeights(table, 0, 0)));
+    await eventually(async () => (await proxy.metric('mesh_proxy_config_reloads_total', { result: 'rejected' })) === 2);
+
+    writeFileSync(proxy.configFile, JSON.stringify(withWeights(table, 0, 100)));
+    await eventually(async () => (await proxy.metric('mesh_proxy_config_reloads_total', { result: 'applied' })) === 2);
+    for (let i = 0; i < 5; i++) expect((await viaProxy(proxy.port, CANARY)).body).toBe('v2');
+    const dump = JSON.parse((await get(`http://127.0.0.1:${proxy.admin}/config_dump`)).body);
+    expect(dump.table.virtualHosts[0].routes[0].destinations.map((d: { weight: number }) => d.weight)).toEqual([0, 100]);
+    await proxy.stop(); await v1.close(); await v2.close();
+  });
+
+  test('SIGTERM: not ready, in-flight requests finish, new connections refused, exit 0', async () => {
+    const slow = await backend('slow', (_q, res) => setTimeout(() => res.end('done'), 400));
+    const proxy = await startProxy(canaryTable(), resolveTo({
+      'springbootapp-svc-v1.springistiodemo.svc.cluster.local:8080': slow.port,
+      'springbootapp-svc-v2.springistiodemo.svc.cluster.local:8080': slow.port,
+    }));
+    expect((await get(`http://127.0.0.1:${proxy.admin}/healthz/ready`)).status).toBe(200);
+    const inflight = Promise.all([viaProxy(proxy.port, CANARY), viaProxy(proxy.port, CANARY)]);
+    await eventually(() => slow.seen.length === 2);
+    const exit = proxy.stop('SIGTERM');
+    await sleep(50);
+    expect((await get(`http://127.0.0.1:${proxy.admin}/healthz/ready`)).status).toBe(503);
+    await expect(viaProxy(proxy.port, CANARY)).rejects.toThrow(/ECONNREFUSED/);
+    expect((await inflight).map((r) => [r.status, r.body])).toEqual([[200, 'done'], [200, 'done']]);
+    expect(await exit).toBe(0);
+    await slow.close();
+  });
+
+  test('malformed, oversized and slow requests get a clear 4xx; other clients are unaffected', async () => {
+    const ok = await backend('ok');
+    const proxy = await startProxy(canaryTable(), ['--header-timeout', '300', ...resolveTo({
+      'springbootapp-svc-v1.springistiodemo.svc.cluster.local:8080': ok.port,
+      'springbootapp-svc-v2.springistiodemo.svc.cluster.local:8080': ok.port,
+    })]);
+    const slowloris = raw(proxy.port, 'GET http://x/ HTTP/1.1\r\nHost: x\r\n', 3000);
+    const [garbage, huge, badTarget, normal] = await Promise.all([
+      raw(proxy.port, 'THIS IS NOT HTTP\r\n\r\n'),
+      raw(proxy.port, `GET ${CANARY} HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+      raw(proxy.port, 'GET ftp://example.com/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+      viaProxy(proxy.port, CANARY),
+    ]);
+    expect(garbage).toMatch(/^HTTP\/1.1 400 Bad Request/);
+    expect(huge).toMatch(/^HTTP\/1.1 431 Request Header Fields Too Large/);
+    expect(badTarget).toMatch(/^HTTP\/1.1 400 .*\r\n[\s\S]*neither a path nor an http:\/\/ URL/);
+    expect([normal.status, normal.body]).toEqual([200, 'ok']);
+    expect(await slowloris).toMatch(/^HTTP\/1.1 408 Request Timeout/);
+    expect(await proxy.metric('mesh_proxy_client_errors_total', { code: '431' })).toBe(1);
+    await proxy.stop(); await ok.close();
+  });
+
+  test('client aborts free the upstream request: no leaked sockets or in-flight requests', async () => {
+    const hang = await backend('hang', (_q, res) => setTimeout(() => res.end('late'), 2000));
+    const proxy = await startProxy(canaryTable(), resolveTo({
+      'springbootapp-svc-v1.springistiodemo.svc.cluster.local:8080': hang.port,
+      'springbootapp-svc-v2.springistiodemo.svc.cluster.local:8080': hang.port,
+    }));
+    const aborts = Array.from({ length: 20 }, () => {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 100);
+      return viaProxy(proxy.port, CANARY, { signal: ac.signal }).catch((e: Error) => e.name);
+    });
+    expect(new Set(await Promise.all(aborts))).toEqual(new Set(['AbortError']));
+    await eventually(async () => hang.aborted === 20);
+    await eventually(async () => (await proxy.metric('mesh_proxy_requests_in_flight')) === 0);
+    await proxy.stop(); await hang.close();
+  });
+});
+
+describe('gateway mode', () => {
+  const freePort = deadPort;
+
+  test('demo-gateway: any host, exact "/" to demo-svc:80, anything else 404', async () => {
+    const nginx = await backend('nginx');
+    const table = routeTableOf(synthVariant(variant('demo-gateway-node-sidecar')));
+    const port = await freePort();
+    const gw = await startProxy(table, ['--mode', 'gateway', '--gateway', 'default/demo-gateway', '--bind', '127.0.0.1', '--port-offset', String(port - 8080),
+      ...resolveTo({ 'demo-svc.default.svc.cluster.local:80': nginx.port })]);
+    const r = await get(`http://127.0.0.1:${port}/`, { host: 'demo.example.com' });
+    expect([r.status, r.body]).toEqual([200, 'nginx']);
+    expect(nginx.seen[0].headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(nginx.seen[0].headers['x-forwarded-proto']).toBe('http');
+    expect((await get(`http://127.0.0.1:${port}/other`)).status).toBe(404);
+    await gw.stop(); await nginx.close();
+  });
+
+  test('server hosts, wildcard VirtualService hosts and httpsRedirect', async () => {
+    const chart = new MeshChart(Testing.app(), 'gw', { dataPlane: DataPlane.NODE_SIDECAR });
+    const shop = new MeshWorkload(chart, 'shop', { app: 'shop', image: 'x', port: 8080 });
+    const g = new MeshGateway(chart, 'gw', {
+      name: 'shop-gateway',
+      servers: [{ port: 80, hosts: ['*.example.com'] }, { port: 81, hosts: ['secure.example.com'], httpsRedirect: true }],
+    });
+    new TrafficRoute(chart, 'vs', { name: 'shop', hosts: ['*.example.com'], gateways: [g.name], http: [{ route: [{ to: shop }] }] });
+    const back = await backend('shop');
+    const port = await freePort();
+    const gw = await startProxy(routeTableOf(Testing.synth(chart) as K8sObject[]), ['--mode', 'gateway', '--gateway', 'default/shop-gateway', '--bind', '127.0.0.1',
+      '--port-offset', String(port - 8080), ...resolveTo({ 'shop.default.svc.cluster.local:8080': back.port })]);
+    expect((await get(`http://127.0.0.1:${port}/`, { host: 'www.example.com' })).body).toBe('shop');
+    expect((await get(`http://127.0.0.1:${port}/`, { host: 'www.example.org' })).status).toBe(404);
+    const redirect = await get(`http://127.0.0.1:${port + 1}/cart?id=1`, { host: 'secure.example.com' });
+    expect(redirect.status).toBe(301);
+    expect(redirect.headers.location).toBe('https://secure.example.com/cart?id=1');
+    await gw.stop(); await back.close();
+  });
+});

@@ -1,0 +1,100 @@
+// The proxy's pure parts: weighted picking, host names, request targets, retry conditions, table validation.
+import { SmoothWeightedRoundRobin, WeightedRandom } from '../apps/sidecar/balancer';
+import { parseTarget, retriable } from '../apps/sidecar/proxy';
+import { ConfigError, HostIndex, hostCandidates, parseRouteTable } from '../apps/sidecar/table';
+import { ROUTE_TABLE_API_VERSION } from '../model';
+
+describe('smooth weighted round robin', () => {
+  const picks = (weights: number[], n: number) => {
+    const p = new SmoothWeightedRoundRobin(weights);
+    return Array.from({ length: n }, () => p.next());
+  };
+  test('70/30 is exact in every window of 10 and interleaved, not 7 in a row', () => {
+    const seq = picks([70, 30], 100);
+    for (let i = 0; i < 100; i += 10) expect(seq.slice(i, i + 10).filter((x) => x === 1)).toHaveLength(3);
+    expect(seq.slice(0, 10).join('')).not.toMatch(/0{5}/);
+  });
+  test('80/20 is 4:1 in every 5; 33/33/34 over 100; a zero weight is never picked', () => {
+    const s = picks([80, 20], 50);
+    for (let i = 0; i < 50; i += 5) expect(s.slice(i, i + 5).filter((x) => x === 1)).toHaveLength(1);
+    const t = picks([33, 33, 34], 100);
+    expect([0, 1, 2].map((k) => t.filter((x) => x === k).length)).toEqual([33, 33, 34]);
+    expect(picks([0, 100], 20).every((x) => x === 1)).toBe(true);
+  });
+  test('random follows the weights of the draw', () => {
+    const draws = [0.0, 0.69, 0.7, 0.99];
+    const r = new WeightedRandom([70, 30], () => draws.shift()!);
+    expect([r.next(), r.next(), r.next(), r.next()]).toEqual([0, 0, 1, 1]);
+  });
+});
+
+describe('host names', () => {
+  test('Kubernetes DNS search path from the pod\'s namespace', () => {
+    expect(hostCandidates('reviews', 'bookinfo', 'cluster.local')).toEqual(['reviews.bookinfo.svc.cluster.local']);
+    expect(hostCandidates('reviews.other', 'bookinfo', 'cluster.local')).toEqual(['reviews.other.svc.cluster.local', 'reviews.other']);
+    expect(hostCandidates('reviews.other.svc', 'x', 'cluster.local')).toEqual(['reviews.other.svc.cluster.local']);
+    expect(hostCandidates('Reviews.Other.svc.cluster.local.', 'x', 'cluster.local')).toEqual(['reviews.other.svc.cluster.local']);
+    expect(hostCandidates('10.0.0.7', 'x', 'cluster.local')).toEqual(['10.0.0.7']);
+    expect(hostCandidates('api.example.com', 'x', 'cluster.local')).toEqual(['api.example.com']);
+  });
+  test('exact beats the longest wildcard, which beats "*"', () => {
+    const ix = new HostIndex<string>();
+    ix.add('*', 'any');
+    ix.add('*.example.com', 'wild');
+    ix.add('*.shop.example.com', 'shop-wild');
+    ix.add('www.example.com', 'exact');
+    expect(['www.example.com', 'a.example.com', 'x.shop.example.com', 'example.org'].map((h) => ix.get(h))).toEqual(['exact', 'wild', 'shop-wild', 'any']);
+  });
+});
+
+describe('request targets', () => {
+  test('absolute-form (forward proxy) and origin-form with Host', () => {
+    expect(parseTarget('http://Web-Svc:8080/a?b=1', undefined, 80)).toEqual({ host: 'web-svc', port: 8080, authority: 'Web-Svc:8080', path: '/a?b=1' });
+    expect(parseTarget('http://web?x=1', undefined, 80)).toEqual({ host: 'web', port: 80, authority: 'web', path: '/?x=1' });
+    expect(parseTarget('/p', 'shop.example.com', 80)).toEqual({ host: 'shop.example.com', port: 80, authority: 'shop.example.com', path: '/p' });
+    expect(parseTarget('http://[::1]:9/', undefined, 80)).toMatchObject({ host: '::1', port: 9 });
+  });
+  test('bad targets are explained', () => {
+    expect(parseTarget('ftp://x/', undefined, 80)).toMatch(/neither a path nor an http:\/\/ URL/);
+    expect(parseTarget('/p', undefined, 80)).toBe('no Host header');
+    expect(parseTarget('http://a b/', undefined, 80)).toMatch(/not a host name/);
+    expect(parseTarget('http://web:70000/', undefined, 80)).toMatch(/out of range/);
+  });
+});
+
+describe('retryOn conditions (Envoy semantics)', () => {
+  test.each([
+    [['5xx'], { status: 500 }, true], [['5xx'], { status: 404 }, false], [['5xx'], { error: 'reset' }, true],
+    [['gateway-error'], { status: 502 }, true], [['gateway-error'], { status: 500 }, false], [['gateway-error'], { error: 'per-try-timeout' }, true],
+    [['connect-failure'], { error: 'connect-failure' }, true], [['connect-failure'], { status: 503 }, false], [['connect-failure'], { error: 'reset' }, false],
+    [['reset'], { error: 'reset' }, true], [['retriable-4xx'], { status: 409 }, true],
+    [['retriable-status-codes'], { status: 503 }, true], [['retriable-status-codes', '502'], { status: 503 }, false], [['429'], { status: 429 }, true],
+  ] as const)('%j on %j -> %s', (on, outcome, want) => {
+    expect(retriable(on, outcome as Parameters<typeof retriable>[1])).toBe(want);
+  });
+});
+
+describe('route table validation', () => {
+  const ok = {
+    apiVersion: ROUTE_TABLE_API_VERSION, kind: 'RouteTable', clusterDomain: 'cluster.local', outboundTrafficPolicy: 'ALLOW_ANY', services: [], gateways: [],
+    virtualHosts: [{ name: 'd/v', hosts: ['a.d.svc.cluster.local'], gateways: ['mesh'], routes: [{ match: [], destinations: [{ host: 'a.d.svc.cluster.local', weight: 100 }] }] }],
+  };
+  const bad = (mutate: (t: any) => void) => {
+    const t = JSON.parse(JSON.stringify(ok));
+    mutate(t);
+    return () => parseRouteTable(JSON.stringify(t), 'routes.json');
+  };
+  test('a good table parses', () => expect(parseRouteTable(JSON.stringify(ok), 'f').virtualHosts).toHaveLength(1));
+  test.each([
+    ['not JSON', () => parseRouteTable('{', 'routes.json'), /routes.json: not valid JSON/],
+    ['a string weight', bad((t) => { t.virtualHosts[0].routes[0].destinations[0].weight = '100'; }), /\/virtualHosts\/0\/routes\/0\/destinations\/0\/weight must be integer/],
+    ['an unknown field', bad((t) => { t.virtualHosts[0].routes[0].retryPolicy = {}; }), /must NOT have additional properties/],
+    ['a bad policy', bad((t) => { t.outboundTrafficPolicy = 'DENY'; }), /outboundTrafficPolicy must be equal to one of the allowed values \(ALLOW_ANY, REGISTRY_ONLY\)/],
+    ['all-zero weights', bad((t) => { t.virtualHosts[0].routes[0].destinations[0].weight = 0; }), /all weights are 0/],
+    ['a non-RE2 regex', bad((t) => { t.virtualHosts[0].routes[0].match = [{ uri: { kind: 'regex', value: '(?=x)' } }]; }), /match\/0\/uri: "\(\?=x\)" is not an RE2 regular expression/],
+    ['neither destinations nor redirect', bad((t) => { t.virtualHosts[0].routes[0].destinations = []; }), /needs destinations or a redirect/],
+  ])('%s is refused', (_what, f, msg) => {
+    expect(f).toThrow(ConfigError);
+    expect(f).toThrow(msg);
+  });
+});
