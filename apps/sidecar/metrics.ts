@@ -52,7 +52,34 @@ export class ProxyMetrics {
     registers: [this.registry],
   });
 
+  // Children by label values, so the request path does not hash label objects every time.
+  private readonly requestChildren = new Map<string, { inc(): void }>();
+  private readonly durationChildren = new Map<string, { observe(v: number): void }>();
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'mesh_proxy_' });
+  }
+
+  /** Count one answered request and its duration. */
+  record(virtualHost: string, destination: string, code: string, seconds: number): void {
+    const key = `${virtualHost}\0${destination}\0${code}`;
+    let c = this.requestChildren.get(key);
+    if (!c) {
+      c = this.requests.labels(virtualHost, destination, code);
+      this.requestChildren.set(key, c);
+    }
+    c.inc();
+    let h = this.durationChildren.get(virtualHost);
+    if (!h) {
+      h = this.duration.labels(virtualHost);
+      this.durationChildren.set(virtualHost, h);
+    }
+    h.observe(seconds);
+  }
+
+  /** After a config reload: virtual hosts may be gone; children are re-created on demand. */
+  forgetChildren(): void {
+    this.requestChildren.clear();
+    this.durationChildren.clear();
   }
 }

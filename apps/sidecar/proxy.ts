@@ -67,7 +67,14 @@ const ERROR_BODY: Record<ErrorKind, string> = {
 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const hex = (bytes: number) => randomBytes(bytes).toString('hex');
+// Trace and span ids come from a pooled random buffer: one getrandom call per 512 ids, not two per request.
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+function hex(bytes: number): string {
+  if (poolAt + bytes > pool.length) { pool = randomBytes(4096); poolAt = 0; }
+  poolAt += bytes;
+  return pool.toString('hex', poolAt - bytes, poolAt);
+}
 
 function applyHeaderOps(h: Record<string, string | string[] | undefined>, ops: RtHeaderOps | undefined): void {
   if (!ops) return;
@@ -153,9 +160,8 @@ export class MeshProxy {
       this.inflight--;
       this.metrics.inflight.dec();
       const code = res.headersSent ? String(res.statusCode) : '0';
-      this.metrics.requests.inc({ ...labels, code });
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      this.metrics.duration.observe({ virtual_host: labels.virtual_host }, seconds);
+      this.metrics.record(labels.virtual_host, labels.destination, code, seconds);
       if (this.opts.accessLog) {
         process.stdout.write(`${JSON.stringify({
           time: new Date().toISOString(), method: req.method, url: req.url, host: req.headers.host, code: Number(code),

@@ -32,7 +32,8 @@ export interface UpstreamRequest {
 export class Upstreams {
   // Free sockets close after 4s, before Node servers' 5s keep-alive default closes them
   // under us; LIFO reuse keeps the pool small.
-  private readonly agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, scheduling: 'lifo', timeout: 4000 });
+  // noDelay: Nagle's algorithm would hold small writes for the upstream's delayed ACK.
+  private readonly agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, scheduling: 'lifo', timeout: 4000, noDelay: true });
 
   constructor(private readonly options: UpstreamOptions) {}
 
