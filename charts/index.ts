@@ -1,5 +1,7 @@
 import { Construct } from 'constructs';
 import { DataPlane, MeshChart, MeshChartProps } from '../constructs';
+import { BOOKINFO_SCENARIOS, BookinfoScenario } from '../constructs';
+import { BookinfoChart } from './bookinfo';
 import { DemoGatewayChart } from './demo-gateway';
 import { SpringbootCanaryChart } from './springboot-canary';
 import { WebBasicChart, WebRoundRobinChart, WebWeightedChart } from './web';
@@ -8,6 +10,7 @@ export * from './web';
 export * from './springboot-canary';
 export * from './demo-gateway';
 export * from './images';
+export * from './bookinfo';
 
 /** A chart the app synthesizes: its id is its file name, `dist/<name>.k8s.yaml`. */
 export interface ChartEntry {
@@ -28,6 +31,17 @@ export const CHARTS: readonly ChartEntry[] = [
     create: (s, id, p) => new SpringbootCanaryChart(s, id, { ...p, timeout: '0.002s' }),
   },
   { name: 'demo-gateway', description: 'nginx behind demo-svc, Gateway demo-gateway and an exact "/" match', create: (s, id, p) => new DemoGatewayChart(s, id, p) },
+  {
+    name: 'bookinfo',
+    description: 'Istio\'s Bookinfo: gateway with the five productpage matches, destination rules, all-v1',
+    create: (s, id, p) => new BookinfoChart(s, id, p),
+  },
+  // One chart per Bookinfo traffic scenario (all-v1 is `bookinfo` itself).
+  ...(Object.keys(BOOKINFO_SCENARIOS) as BookinfoScenario[]).filter((k) => k !== 'all-v1').map((scenario): ChartEntry => ({
+    name: `bookinfo-${scenario}`,
+    description: `Bookinfo: ${BOOKINFO_SCENARIOS[scenario]}`,
+    create: (s, id, p) => new BookinfoChart(s, id, { ...p, scenario }),
+  })),
 ];
 
 /** One chart on one data plane: what one file in dist/ holds. */

@@ -18,3 +18,5 @@ export { IstioRenderer, ISTIO_INJECTION_LABEL, ISTIO_INJECT_POD_KEY } from './is
 export {
   NodeSidecarRenderer, DEFAULT_SIDECAR_IMAGE, ROUTE_TABLE_CONFIGMAP, SIDECAR_CONTAINER, SIDECAR_UID, NO_PROXY, listenPort,
 } from './sidecar/renderer';
+export * from './ingress-gateway';
+export * from './bookinfo-app';

@@ -83,6 +83,12 @@ export interface MeshWorkloadProps {
   readonly resources?: WorkloadResources;
   /** Paths that get a writable emptyDir (for images that write files). @default - none */
   readonly writablePaths?: readonly string[];
+  /** Named emptyDir volumes and where they are mounted (when the volume names matter). @default - none */
+  readonly emptyDirs?: ReadonlyArray<{ readonly name: string; readonly mountPath: string }>;
+  /** The pods' ServiceAccount. @default - the namespace's default account (no token mounted) */
+  readonly serviceAccount?: kplus.IServiceAccount;
+  /** Extra labels on the Service. @default - { app } only */
+  readonly serviceLabels?: Readonly<Record<string, string>>;
   /** Seconds the app may take to start listening before the startup probe fails it. @default 30 */
   readonly startupSeconds?: number;
   /** @default IfNotPresent */
@@ -188,6 +194,7 @@ export class MeshWorkload extends Construct implements ServiceRef {
       select: false,
       podMetadata: { labels: { ...this.podLabels }, annotations: { ...props.podAnnotations } },
       securityContext: { ensureNonRoot: true, user, group, fsGroup: group },
+      serviceAccount: props.serviceAccount,
     });
     this.deployment.select(kplus.LabelSelector.of({ labels: { app: props.app, version } }));
     // cdk8s-plus tags pods with their construct address; we select by app/version, so drop it
@@ -223,6 +230,11 @@ export class MeshWorkload extends Construct implements ServiceRef {
       const volume = kplus.Volume.fromEmptyDir(this, `Writable${i}`, `writable-${i}`);
       this.container.mount(p, volume);
     });
+    (props.emptyDirs ?? []).forEach((v, i) => {
+      checkDns1123Label(check, `emptyDirs[${i}].name`, v.name);
+      if (typeof v.mountPath !== 'string' || !v.mountPath.startsWith('/')) check.fail(`emptyDirs[${i}].mountPath`, v.mountPath, 'an absolute path');
+      this.container.mount(v.mountPath, kplus.Volume.fromEmptyDir(this, `EmptyDir-${v.name}`, v.name));
+    });
 
     if (wantsService && port !== undefined) {
       const servicePort = props.servicePort ?? port;
@@ -231,7 +243,7 @@ export class MeshWorkload extends Construct implements ServiceRef {
       // The low-level KubeService (cdk8s-plus-28's k8s export): cdk8s-plus's Service
       // cannot name its targetPort or set appProtocol.
       this.service = new k8s.KubeService(this, 'Service', {
-        metadata: { name: serviceName, namespace: this.namespace, labels: { app: props.app } },
+        metadata: { name: serviceName, namespace: this.namespace, labels: { app: props.app, ...props.serviceLabels } },
         spec: {
           type: 'ClusterIP',
           selector: { ...(props.serviceSelector ?? { app: props.app }) },

@@ -150,7 +150,9 @@ describe('every chart', () => {
   const chart = (id: string) => synthVariant(variant(id));
   test.each(all)('%s: every Service selects some pod template and every Deployment selects its own pods', (name) => {
     const objs = chart(name);
-    for (const s of ofKind(objs, 'Service')) {
+    // Per-subset Services (node sidecar) mirror DestinationRule subsets, which may name
+    // versions that are not deployed (Bookinfo's ratings v2-mysql): those are exempt.
+    for (const s of ofKind(objs, 'Service').filter((x) => !x.metadata.labels?.['mesh.cdk8s.io/subset-of'])) {
       expect(ofKind(objs, 'Deployment').some((d) => selects(s, d) && (d.metadata.namespace === s.metadata.namespace))).toBe(true);
     }
     for (const d of ofKind(objs, 'Deployment')) {

@@ -409,3 +409,15 @@ describe('gateway mode', () => {
     await gw.stop(); await back.close();
   });
 });
+
+test('bookinfo jason-v2 on the node sidecar: productpage\'s calls to reviews follow the end-user header', async () => {
+  const v1 = await backend('reviews-v1');
+  const v2 = await backend('reviews-v2');
+  const table = routeTableOf(synthVariant(variant('bookinfo-jason-v2-node-sidecar')), 'bookinfo');
+  const proxy = await startProxy(table, ['--namespace', 'bookinfo', ...resolveTo({
+    'reviews-v1.bookinfo.svc.cluster.local:9080': v1.port, 'reviews-v2.bookinfo.svc.cluster.local:9080': v2.port,
+  })]);
+  expect((await viaProxy(proxy.port, 'http://reviews:9080/reviews/0', { headers: { 'end-user': 'jason' } })).body).toBe('reviews-v2');
+  expect((await viaProxy(proxy.port, 'http://reviews:9080/reviews/0')).body).toBe('reviews-v1');
+  await proxy.stop(); await v1.close(); await v2.close();
+});

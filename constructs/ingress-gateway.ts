@@ -1,0 +1,61 @@
+import { Construct } from 'constructs';
+import { Check, GatewayServer, HttpRule } from '../model';
+import { MeshGateway } from './mesh-gateway';
+import { TrafficRoute } from './traffic-route';
+
+export interface IngressGatewayProps {
+  /** The Gateway's name. */
+  readonly name: string;
+  /** The VirtualService's name. @default `${name}-vs` */
+  readonly routeName?: string;
+  /** @default - the chart's namespace */
+  readonly namespace?: string;
+  /** Ingress gateway pod labels. @default { istio: "ingressgateway" } (Helm installs: { istio: "ingress" }) */
+  readonly selector?: Readonly<Record<string, string>>;
+  /** Hosts the gateway accepts and the routes apply to. @default ["*"] */
+  readonly hosts?: readonly string[];
+  /**
+   * The plain HTTP server; `httpsRedirect` answers it with a 301 to https.
+   * `false` for an HTTPS-only gateway.
+   * @default { port: 80 }
+   */
+  readonly http?: { readonly port?: number; readonly httpsRedirect?: boolean } | false;
+  /** An HTTPS server terminating TLS (mode SIMPLE) with the TLS Secret `credentialName`. @default - none */
+  readonly https?: { readonly port?: number; readonly credentialName: string };
+  /** The routes, in order, as the traffic model writes them (matches, destinations, timeouts, ...). */
+  readonly routes: readonly HttpRule[];
+}
+
+/**
+ * An ingress: a Gateway and the VirtualService bound to it, written once.
+ * (Istio: Gateway + VirtualService with `gateways: [name]`.)
+ */
+export class IngressGateway extends Construct {
+  readonly gateway: MeshGateway;
+  readonly route: TrafficRoute;
+
+  constructor(scope: Construct, id: string, props: IngressGatewayProps) {
+    super(scope, id);
+    const check: Check = new Check(this.node.path);
+    check.object('props', props);
+    const hosts = props.hosts ?? ['*'];
+    const servers: GatewayServer[] = [];
+    if (props.http !== false) {
+      const http = props.http ?? {};
+      servers.push({ port: http.port ?? 80, protocol: 'HTTP', name: 'http', hosts, httpsRedirect: http.httpsRedirect });
+    }
+    if (props.https) {
+      check.object('https', props.https);
+      servers.push({ port: props.https.port ?? 443, protocol: 'HTTPS', name: 'https', hosts, tls: { mode: 'SIMPLE', credentialName: props.https.credentialName } });
+    }
+    if (servers.length === 0) check.fail('http', props.http, 'an HTTP server, an HTTPS server or both (a gateway needs a listener)');
+    this.gateway = new MeshGateway(this, 'gateway', { name: props.name, namespace: props.namespace, selector: props.selector, servers });
+    this.route = new TrafficRoute(this, 'route', {
+      name: props.routeName ?? `${props.name}-vs`,
+      namespace: props.namespace,
+      hosts,
+      gateways: [this.gateway.refFrom(props.namespace)],
+      http: props.routes,
+    });
+  }
+}
