@@ -1,0 +1,64 @@
+// The Pulumi program's logic, apart from pulumi.Config so that tests can drive it.
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+import { CHARTS } from '../../charts';
+import { DataPlane } from '../../constructs';
+import { MeshChartResource } from './mesh-chart-resource';
+
+export interface DeployConfig {
+  /** Chart names (see `npx cdk8s-mesh charts`). @default every chart */
+  readonly charts?: readonly string[];
+  /** @default "istio" */
+  readonly dataPlane?: string;
+  /** Chart name -> the namespace its namespace-less objects go to. @default - the chart's own */
+  readonly namespaces?: Readonly<Record<string, string>>;
+  /** Write YAML here instead of talking to a cluster (the provider's renderYamlToDirectory). */
+  readonly renderYamlTo?: string;
+}
+
+/** Check the stack config; every mistake is named with the config key and what is expected. */
+export function checkConfig(c: DeployConfig): Required<Omit<DeployConfig, 'renderYamlTo'>> & Pick<DeployConfig, 'renderYamlTo'> {
+  const known = CHARTS.map((x) => x.name);
+  const charts = c.charts ?? known;
+  if (!Array.isArray(charts) || charts.length === 0) throw new Error(`cdk8s-mesh:charts is ${JSON.stringify(c.charts)}; expected a non-empty list of chart names`);
+  for (const name of charts) {
+    if (!known.includes(name)) throw new Error(`cdk8s-mesh:charts has "${name}"; expected chart names from: ${known.join(', ')}`);
+  }
+  const dataPlane = c.dataPlane ?? DataPlane.ISTIO;
+  if (!Object.values(DataPlane).includes(dataPlane as DataPlane)) {
+    throw new Error(`cdk8s-mesh:dataPlane is "${dataPlane}"; expected one of ${Object.values(DataPlane).join(', ')}`);
+  }
+  const namespaces = c.namespaces ?? {};
+  for (const [k, v] of Object.entries(namespaces)) {
+    if (!charts.includes(k)) throw new Error(`cdk8s-mesh:namespaces has "${k}"; expected one of the deployed charts (${charts.join(', ')})`);
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(v) || v.length > 63) throw new Error(`cdk8s-mesh:namespaces.${k} is "${v}"; expected a DNS-1123 label`);
+  }
+  return { charts, dataPlane, namespaces, renderYamlTo: c.renderYamlTo };
+}
+
+export interface Deployment {
+  readonly charts: readonly MeshChartResource[];
+  readonly provider?: k8s.Provider;
+}
+
+/** One MeshChartResource per chart, on the chosen data plane. */
+export function deploy(config: DeployConfig): Deployment {
+  const c = checkConfig(config);
+  const provider = c.renderYamlTo ? new k8s.Provider('render-yaml', { renderYamlToDirectory: c.renderYamlTo }) : undefined;
+  const charts = c.charts.map((name) => {
+    const entry = CHARTS.find((x) => x.name === name)!;
+    const id = c.dataPlane === DataPlane.ISTIO ? name : `${name}-${c.dataPlane}`;
+    return new MeshChartResource(id, {
+      chart: (app) => entry.create(app, id, { dataPlane: c.dataPlane as DataPlane, namespace: c.namespaces[name] }),
+    }, provider ? { providers: [provider] } : undefined);
+  });
+  return { charts, provider };
+}
+
+/** Stack outputs: the Services and VirtualServices of every chart. */
+export function outputs(d: Deployment): { services: pulumi.Output<string[]>; virtualServices: pulumi.Output<string[]> } {
+  return {
+    services: pulumi.all(d.charts.map((c) => c.services)).apply((x) => x.flat()),
+    virtualServices: pulumi.all(d.charts.map((c) => c.virtualServices)).apply((x) => x.flat()),
+  };
+}
