@@ -2,10 +2,11 @@
 // one file each in dist/ (`<chart>.k8s.yaml`, `<chart>-node-sidecar.k8s.yaml`).
 import { App } from 'cdk8s';
 import { CHART_VARIANTS, createVariant } from '../charts';
-import { runSynth } from './run';
+import { lintBeforeWrite, runSynth } from './run';
 
 process.exitCode = runSynth(() => {
   const app = new App();
   for (const v of CHART_VARIANTS) createVariant(app, v);
+  lintBeforeWrite(app);
   app.synth();
 });

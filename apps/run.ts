@@ -1,16 +1,34 @@
+import { App } from 'cdk8s';
+import { formatText } from '../lint/analyze';
+import { lintApp } from '../lint/sources';
 import { MeshValidationError } from '../model';
+
+/** Mesh lint found errors: nothing was written. */
+export class MeshLintError extends Error {}
+
+/**
+ * Mesh lint between building the charts and writing them: warnings are printed,
+ * errors stop the synth before any file is written (each names its construct path).
+ */
+export function lintBeforeWrite(app: App): void {
+  const findings = lintApp(app);
+  const shown = findings.filter((f) => f.severity !== 'info');
+  if (shown.length) process.stderr.write(`${formatText(shown)}\n`);
+  const errors = findings.filter((f) => f.severity === 'error');
+  if (errors.length) throw new MeshLintError(`mesh lint found ${errors.length} error(s); nothing was written (run \`npx cdk8s-mesh lint\` for details)`);
+}
 
 /**
  * Run a synth entry point and return its exit status: a MeshValidationError is the
  * user's input, so print its message (construct path, value, expectation) without a
- * stack trace and return 1. Anything else is our bug and keeps its stack.
+ * stack trace and return 1; lint errors likewise. Anything else is our bug and keeps its stack.
  */
 export function runSynth(build: () => void): number {
   try {
     build();
     return 0;
   } catch (e) {
-    if (e instanceof MeshValidationError) {
+    if (e instanceof MeshValidationError || e instanceof MeshLintError) {
       process.stderr.write(`cdk8s-mesh: ${e.message}\n`);
       return 1;
     }

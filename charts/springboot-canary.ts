@@ -44,6 +44,7 @@ export class SpringbootCanaryChart extends MeshChart {
       image: props.images?.busybox ?? IMAGES.busybox,
       command: SLEEP_COMMAND,
       namespace: clientNs,
+      calls: [this.release],
     });
   }
 }

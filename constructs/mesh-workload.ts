@@ -2,7 +2,7 @@ import { ApiObject, JsonPatch, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { Check, checkDns1123Label, checkLabelValue, ServiceRef } from '../model';
+import { Check, checkDns1123Label, checkLabelValue, hostFor, ServiceRef } from '../model';
 import { rendererOf } from './mesh';
 import { MeshNamespace } from './mesh-namespace';
 
@@ -89,6 +89,12 @@ export interface MeshWorkloadProps {
   readonly serviceAccount?: kplus.IServiceAccount;
   /** Extra labels on the Service. @default - { app } only */
   readonly serviceLabels?: Readonly<Record<string, string>>;
+  /**
+   * Services this workload calls. Recorded on the pods (annotation `mesh.cdk8s.io/calls`)
+   * so that mesh lint can tell when a caller of routed hosts is outside the mesh.
+   * @default - none recorded
+   */
+  readonly calls?: ReadonlyArray<ServiceRef>;
   /** Seconds the app may take to start listening before the startup probe fails it. @default 30 */
   readonly startupSeconds?: number;
   /** @default IfNotPresent */
@@ -192,7 +198,13 @@ export class MeshWorkload extends Construct implements ServiceRef {
       metadata: { name: deploymentName, namespace: this.namespace, labels: { app: props.app, version } },
       replicas,
       select: false,
-      podMetadata: { labels: { ...this.podLabels }, annotations: { ...props.podAnnotations } },
+      podMetadata: {
+        labels: { ...this.podLabels },
+        annotations: {
+          ...props.podAnnotations,
+          ...(props.calls?.length ? { 'mesh.cdk8s.io/calls': props.calls.map((c) => hostFor(c, props.namespace instanceof MeshNamespace ? props.namespace.name : props.namespace)).join(',') } : {}),
+        },
+      },
       securityContext: { ensureNonRoot: true, user, group, fsGroup: group },
       serviceAccount: props.serviceAccount,
     });

@@ -86,7 +86,12 @@ export class WebTier extends Construct {
     });
 
     if (props.client) {
-      this.client = new MeshWorkload(this, 'client', { ...props.client, namespace: props.namespace, mesh });
+      this.client = new MeshWorkload(this, 'client', { ...props.client, namespace: props.namespace, mesh, calls: [
+        ...(props.client.calls ?? []),
+        ...(props.front ? [{ serviceName: props.front.serviceName, serviceNamespace: this.backends[0].namespace }] : []),
+        ...this.backends.filter((b) => b.service),
+      ],
+      });
     }
 
     if (props.front) {

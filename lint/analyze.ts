@@ -1,0 +1,295 @@
+// Mesh lint: istioctl-analyze-style checks over Kubernetes and Istio manifests,
+// synthesized or read from YAML. Plain data in, findings out; no cdk8s here.
+import { RE2JS } from 're2js';
+import { Duration } from '../model/duration';
+
+export type Severity = 'error' | 'warning' | 'info';
+
+export interface Finding {
+  readonly code: string;
+  readonly severity: Severity;
+  readonly message: string;
+  readonly object: { readonly kind: string; readonly name: string; readonly namespace?: string };
+  /** The construct path (synthesized objects) or `file#document` (YAML files). */
+  readonly path?: string;
+}
+
+/** A manifest object and where it came from. */
+export interface Manifest {
+  readonly obj: K8s;
+  readonly path?: string;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type K8s = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any; [k: string]: any };
+
+export interface CheckInfo { readonly code: string; readonly severity: Severity; readonly title: string; readonly istioctl?: string }
+
+/** Every check, for the docs table and the tests. */
+export const CHECKS: readonly CheckInfo[] = [
+  { code: 'MESH001', severity: 'error', title: 'Service selector matches no pod template' },
+  { code: 'MESH002', severity: 'error', title: 'Deployment selector does not match its own pod template' },
+  { code: 'MESH003', severity: 'error', title: 'VirtualService destination host not found', istioctl: 'IST0101' },
+  { code: 'MESH004', severity: 'error', title: 'destination subset not defined by a DestinationRule', istioctl: 'IST0101' },
+  { code: 'MESH005', severity: 'info', title: 'DestinationRule subset selects no pod' },
+  { code: 'MESH006', severity: 'error', title: 'destination without a port for a Service with several ports', istioctl: 'IST0112' },
+  { code: 'MESH007', severity: 'error', title: 'two VirtualServices for one host in the mesh', istioctl: 'IST0109' },
+  { code: 'MESH008', severity: 'warning', title: 'rule that can never match (an earlier rule catches all)', istioctl: 'IST0130' },
+  { code: 'MESH009', severity: 'error', title: 'VirtualService host not among the hosts of its Gateway', istioctl: 'IST0132' },
+  { code: 'MESH010', severity: 'error', title: 'two Gateways with the same selector, port and host', istioctl: 'IST0145' },
+  { code: 'MESH011', severity: 'warning', title: 'short host name that only exists in another namespace' },
+  { code: 'MESH012', severity: 'warning', title: 'Service port name without a protocol prefix and no appProtocol', istioctl: 'IST0118' },
+  { code: 'MESH013', severity: 'warning', title: 'two Services send different ports to one targetPort of the same pods' },
+  { code: 'MESH014', severity: 'error', title: 'pod runs as UID 1337 (the proxy\'s)', istioctl: 'IST0144' },
+  { code: 'MESH015', severity: 'error', title: 'app container port in 15000-15090 (reserved by the proxy)' },
+  { code: 'MESH016', severity: 'error', title: 'already injected pod in a namespace that injects automatically (double injection)' },
+  { code: 'MESH017', severity: 'warning', title: 'workload calls a routed host but is outside the mesh' },
+  { code: 'MESH018', severity: 'warning', title: 'namespace without injection whose workloads the mesh routes to' },
+  { code: 'MESH019', severity: 'error', title: 'route weights all zero or not adding up to 100' },
+  { code: 'MESH020', severity: 'error', title: 'percentage outside 0-100' },
+  { code: 'MESH021', severity: 'error', title: 'invalid duration' },
+  { code: 'MESH022', severity: 'error', title: 'regex that is not valid RE2' },
+  { code: 'MESH023', severity: 'error', title: 'VirtualService bound to a Gateway that does not exist', istioctl: 'IST0101' },
+];
+const SEVERITY = new Map(CHECKS.map((c) => [c.code, c.severity]));
+
+/** Pod annotation the constructs write: hosts a workload calls (comma-separated). */
+export const CALLS_ANNOTATION = 'mesh.cdk8s.io/calls';
+const PORT_PREFIXES = ['http', 'http2', 'https', 'grpc', 'grpc-web', 'tcp', 'tls', 'mongo', 'mysql', 'redis', 'udp'];
+const WORKLOAD_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job'];
+const isIstio = (o: K8s, kind: string) => o.kind === kind && /^networking\.istio\.io\//.test(o.apiVersion);
+const nsOf = (o: K8s) => o.metadata.namespace ?? 'default';
+
+interface Pod { owner: Manifest; namespace: string; labels: Record<string, string>; annotations: Record<string, string>; spec: K8s['spec'] }
+
+function podOf(m: Manifest): Pod | undefined {
+  const o = m.obj;
+  if (o.kind === 'Pod') return { owner: m, namespace: nsOf(o), labels: o.metadata.labels ?? {}, annotations: o.metadata.annotations ?? {}, spec: o.spec ?? {} };
+  if (!WORKLOAD_KINDS.includes(o.kind)) return undefined;
+  const t = o.spec?.template;
+  return { owner: m, namespace: nsOf(o), labels: t?.metadata?.labels ?? {}, annotations: t?.metadata?.annotations ?? {}, spec: t?.spec ?? {} };
+}
+
+const matches = (selector: Record<string, string> | undefined, labels: Record<string, string>) =>
+  !!selector && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+/** Resolve a rule's host as Istio does: short names in the rule's namespace. */
+function fqdn(host: string, ns: string): string {
+  const h = host.toLowerCase();
+  if (!h.includes('.')) return `${h}.${ns}.svc.cluster.local`;
+  const parts = h.split('.');
+  if (parts.length === 2) return `${h}.svc.cluster.local`;
+  if (parts.length === 3 && parts[2] === 'svc') return `${h}.cluster.local`;
+  return h;
+}
+
+export function analyze(manifests: readonly Manifest[]): Finding[] {
+  const out: Finding[] = [];
+  const report = (code: string, m: Manifest, message: string) => out.push({
+    code, severity: SEVERITY.get(code)!, message,
+    object: { kind: m.obj.kind, name: m.obj.metadata?.name, namespace: m.obj.metadata?.namespace },
+    ...(m.path ? { path: m.path } : {}),
+  });
+  const valid = manifests.filter((m) => m.obj && typeof m.obj === 'object' && m.obj.kind && m.obj.metadata?.name);
+  const of = (pred: (o: K8s) => boolean) => valid.filter((m) => pred(m.obj));
+  const services = of((o) => o.apiVersion === 'v1' && o.kind === 'Service');
+  const namespaces = new Map(of((o) => o.apiVersion === 'v1' && o.kind === 'Namespace').map((m) => [m.obj.metadata.name, m]));
+  const pods = valid.map(podOf).filter((p): p is Pod => !!p);
+  const vss = of((o) => isIstio(o, 'VirtualService'));
+  const drs = of((o) => isIstio(o, 'DestinationRule'));
+  const gateways = of((o) => isIstio(o, 'Gateway'));
+  const serviceByHost = new Map(services.map((s) => [`${s.obj.metadata.name}.${nsOf(s.obj)}.svc.cluster.local`, s]));
+  const podsOf = (svc: K8s) => pods.filter((p) => p.namespace === nsOf(svc) && matches(svc.spec?.selector, p.labels));
+  const nsInjects = (ns: string) => namespaces.get(ns)?.obj.metadata.labels?.['istio-injection'] === 'enabled' || !!namespaces.get(ns)?.obj.metadata.labels?.['istio.io/rev'];
+  const inMesh = (p: Pod) => {
+    const marker = p.labels['sidecar.istio.io/inject'] ?? p.annotations['sidecar.istio.io/inject'];
+    if (marker === 'false') return false;
+    return marker === 'true' || nsInjects(p.namespace) || p.annotations['mesh.cdk8s.io/proxy'] === 'node-sidecar' || p.annotations['sidecar.istio.io/status'] !== undefined;
+  };
+
+  // --- workloads and Services
+  for (const s of services) {
+    const sel = s.obj.spec?.selector;
+    if (sel && Object.keys(sel).length && s.obj.spec?.type !== 'ExternalName' && podsOf(s.obj).length === 0 && !s.obj.metadata.labels?.['mesh.cdk8s.io/subset-of']) {
+      report('MESH001', s, `selector ${JSON.stringify(sel)} matches no pod template in namespace ${nsOf(s.obj)}; give the pods these labels or fix the selector`);
+    }
+    for (const p of s.obj.spec?.ports ?? []) {
+      const name: string | undefined = p.name;
+      if (!p.appProtocol && !(name && PORT_PREFIXES.some((x) => name === x || name.startsWith(`${x}-`)))) {
+        report('MESH012', s, `port ${p.port} is named ${JSON.stringify(name ?? '')}: Istio cannot tell its protocol; name it "http", "http-<suffix>", "grpc", ... or set appProtocol`);
+      }
+    }
+  }
+  for (const m of of((o) => WORKLOAD_KINDS.includes(o.kind) && o.kind !== 'Job')) {
+    const sel = m.obj.spec?.selector?.matchLabels;
+    const labels = m.obj.spec?.template?.metadata?.labels ?? {};
+    if (sel && !matches(sel, labels)) report('MESH002', m, `selector ${JSON.stringify(sel)} does not match the pod template's labels ${JSON.stringify(labels)}; the API server refuses it`);
+  }
+  // Two Services mapping different ports onto the same targetPort of overlapping pods.
+  const byTarget = new Map<string, Array<{ svc: Manifest; port: number }>>();
+  for (const s of services) {
+    const podNames = podsOf(s.obj).map((p) => `${p.namespace}/${p.owner.obj.metadata.name}`);
+    for (const p of s.obj.spec?.ports ?? []) {
+      for (const pod of podNames) {
+        const k = `${pod}:${p.targetPort ?? p.port}`;
+        byTarget.set(k, [...(byTarget.get(k) ?? []), { svc: s, port: p.port }]);
+      }
+    }
+  }
+  const reported013 = new Set<string>();
+  for (const [k, list] of byTarget) {
+    const ports = new Set(list.map((x) => x.port));
+    if (ports.size > 1 && !reported013.has(list.map((x) => x.svc.obj.metadata.name).sort().join())) {
+      reported013.add(list.map((x) => x.svc.obj.metadata.name).sort().join());
+      report('MESH013', list[1].svc, `Services ${list.map((x) => `${x.svc.obj.metadata.name}:${x.port}`).join(' and ')} send different ports to the same target (${k}); Istio sees one port with two protocols or names; use one Service port per targetPort`);
+    }
+  }
+  for (const p of pods) {
+    const containers: K8s['spec'][] = p.spec.containers ?? [];
+    const uid = (c: { securityContext?: { runAsUser?: number } }) => c.securityContext?.runAsUser ?? p.spec.securityContext?.runAsUser;
+    for (const c of containers) {
+      if (c.name !== 'istio-proxy' && uid(c) === 1337) report('MESH014', p.owner, `container ${c.name} runs as UID 1337, the proxy's: its traffic bypasses the proxy; choose another UID`);
+      if (c.name === 'istio-proxy' || c.name === 'mesh-proxy') continue;
+      for (const port of c.ports ?? []) {
+        if (port.containerPort >= 15000 && port.containerPort <= 15090) report('MESH015', p.owner, `container ${c.name} uses port ${port.containerPort}, in 15000-15090 reserved by the proxy; move it`);
+      }
+    }
+    const injected = containers.some((c: { name: string; ports?: Array<{ containerPort: number }> }) => c.name === 'istio-proxy' || (c.ports ?? []).some((x) => x.containerPort === 15020))
+      || (p.spec.initContainers ?? []).some((c: { name: string }) => c.name === 'istio-init')
+      || p.annotations['sidecar.istio.io/status'] !== undefined;
+    if (injected && nsInjects(p.namespace) && p.labels['sidecar.istio.io/inject'] !== 'false') {
+      report('MESH016', p.owner, `the pod is already injected (istio-proxy, istio-init or sidecar.istio.io/status) and namespace ${p.namespace} injects automatically: it would get a second proxy and crash; apply the plain manifest, or label the pod sidecar.istio.io/inject=false`);
+    }
+  }
+
+  // --- routing
+  const routedHosts = new Set<string>();
+  const meshHostOwners = new Map<string, Manifest>();
+  const gwName = (g: string, ns: string) => (g.includes('/') ? g : `${ns}/${g}`);
+  const gatewayByName = new Map(gateways.map((g) => [`${nsOf(g.obj)}/${g.obj.metadata.name}`, g]));
+  for (const vs of vss) {
+    const ns = nsOf(vs.obj);
+    const spec = vs.obj.spec ?? {};
+    const bound: string[] = spec.gateways ?? [];
+    const inMeshVs = bound.length === 0 || bound.includes('mesh');
+    for (const h of spec.hosts ?? []) {
+      const host = fqdn(h, ns);
+      if (!inMeshVs) continue;
+      routedHosts.add(host);
+      const prev = meshHostOwners.get(host);
+      if (prev && prev !== vs) report('MESH007', vs, `host ${host} is also routed by VirtualService ${nsOf(prev.obj)}/${prev.obj.metadata.name}; sidecars use only one of them: merge the rules`);
+      else meshHostOwners.set(host, vs);
+    }
+    for (const g of bound.filter((x) => x !== 'mesh')) {
+      const gw = gatewayByName.get(gwName(g, ns));
+      if (!gw) {
+        report('MESH023', vs, `gateway ${g} does not exist (looked for ${gwName(g, ns)}); the rules would never be served`);
+        continue;
+      }
+      const gwHosts: string[] = (gw.obj.spec?.servers ?? []).flatMap((s: { hosts?: string[] }) => s.hosts ?? []).map((x: string) => (x.includes('/') ? x.split('/')[1] : x));
+      for (const h of spec.hosts ?? []) {
+        const ok = gwHosts.some((gh) => gh === '*' || gh === h || (gh.startsWith('*.') && (h.endsWith(gh.slice(1)) || h === gh)));
+        if (!ok) report('MESH009', vs, `host ${h} is not among the hosts of gateway ${gwName(g, ns)} (${gwHosts.join(', ')}); add it there or remove it here`);
+      }
+    }
+    const http: K8s['spec'][] = spec.http ?? [];
+    http.forEach((rule, i) => {
+      const catchAllBefore = http.slice(0, i).findIndex((r) => !r.match || r.match.length === 0);
+      if (catchAllBefore >= 0) report('MESH008', vs, `http[${i}] can never match: http[${catchAllBefore}] has no match and takes every request; reorder the rules`);
+      const dests = [...(rule.route ?? []).map((r: { destination: unknown }) => r.destination), ...(rule.mirror ? [rule.mirror] : [])];
+      for (const d of dests) {
+        if (!d?.host) continue;
+        const host = fqdn(d.host, ns);
+        const svc = serviceByHost.get(host);
+        const external = !host.endsWith('.svc.cluster.local');
+        if (!svc && !external) {
+          const elsewhere = !d.host.includes('.') ? services.filter((s) => s.obj.metadata.name === d.host && nsOf(s.obj) !== ns) : [];
+          if (elsewhere.length) report('MESH011', vs, `destination ${d.host} is a short name, which resolves in namespace ${ns}; the Service is in ${elsewhere.map((s) => nsOf(s.obj)).join(', ')}: write ${d.host}.${nsOf(elsewhere[0].obj)}.svc.cluster.local`);
+          else report('MESH003', vs, `destination host ${d.host} (${host}) is not a Service in these manifests; fix the name or add the Service`);
+        }
+        if (d.subset) {
+          const rule2 = drs.find((dr) => fqdn(dr.obj.spec?.host ?? '', nsOf(dr.obj)) === host);
+          const subsets: string[] = (rule2?.obj.spec?.subsets ?? []).map((s: { name: string }) => s.name);
+          if (!subsets.includes(d.subset)) report('MESH004', vs, `subset ${d.subset} of ${d.host} is not defined by a DestinationRule${rule2 ? ` (${rule2.obj.metadata.name} defines ${subsets.join(', ') || 'none'})` : ''}; define it or route without it`);
+        }
+        if (svc && !d.port && (svc.obj.spec?.ports ?? []).length > 1) report('MESH006', vs, `destination ${d.host} has no port and the Service has several (${svc.obj.spec.ports.map((p: { port: number }) => p.port).join(', ')}); set port.number`);
+      }
+      const weights: number[] = (rule.route ?? []).map((r: { weight?: number }) => r.weight ?? 0);
+      if ((rule.route ?? []).length > 1) {
+        const total = weights.reduce((a, b) => a + (typeof b === 'number' ? b : NaN), 0);
+        if (weights.some((w) => typeof w !== 'number' || w < 0)) report('MESH019', vs, `http[${i}] weights ${JSON.stringify(weights)} must be non-negative integers`);
+        else if (total === 0) report('MESH019', vs, `http[${i}] weights are all zero: no destination would get traffic`);
+        else if (total !== 100) report('MESH019', vs, `http[${i}] weights add up to ${total}; make them add up to 100`);
+      }
+      const pct = (v: unknown, what: string) => {
+        if (v !== undefined && (typeof v !== 'number' || v < 0 || v > 100)) report('MESH020', vs, `http[${i}] ${what} is ${JSON.stringify(v)}; expected a percentage from 0 to 100`);
+      };
+      pct(rule.fault?.delay?.percentage?.value, 'fault.delay.percentage');
+      pct(rule.fault?.abort?.percentage?.value, 'fault.abort.percentage');
+      pct(rule.mirrorPercentage?.value, 'mirrorPercentage');
+      const dur = (v: unknown, what: string) => {
+        if (v === undefined) return;
+        let ok = typeof v === 'string';
+        if (ok) { try { ok = Duration.parse(v as string).nanos >= 1_000_000; } catch { ok = false; } }
+        if (!ok) report('MESH021', vs, `http[${i}] ${what} is ${JSON.stringify(v)}; expected a duration of at least 1ms such as "0.002s", "7s" or "1m"`);
+      };
+      dur(rule.timeout, 'timeout');
+      dur(rule.retries?.perTryTimeout, 'retries.perTryTimeout');
+      dur(rule.fault?.delay?.fixedDelay, 'fault.delay.fixedDelay');
+      (rule.match ?? []).forEach((m: Record<string, any>, j: number) => {
+        const regexes: Array<[string, unknown]> = [['uri', m.uri?.regex], ['method', m.method?.regex],
+          ...Object.entries(m.headers ?? {}).map(([k, v]) => [`headers.${k}`, (v as { regex?: string }).regex] as [string, unknown]),
+          ...Object.entries(m.queryParams ?? {}).map(([k, v]) => [`queryParams.${k}`, (v as { regex?: string }).regex] as [string, unknown])];
+        for (const [field, re] of regexes) {
+          if (re === undefined) continue;
+          try { RE2JS.compile(String(re)); } catch { report('MESH022', vs, `http[${i}].match[${j}].${field} regex ${JSON.stringify(re)} is not valid RE2 (Envoy's engine: no lookaround or backreferences)`); }
+        }
+      });
+    });
+  }
+  for (const dr of drs) {
+    const host = fqdn(dr.obj.spec?.host ?? '', nsOf(dr.obj));
+    const svc = serviceByHost.get(host);
+    if (!svc) continue;
+    for (const s of dr.obj.spec?.subsets ?? []) {
+      const selected = podsOf(svc.obj).filter((p) => matches(s.labels, p.labels));
+      if (selected.length === 0) report('MESH005', dr, `subset ${s.name} (${JSON.stringify(s.labels)}) selects no pod behind ${svc.obj.metadata.name}; fine before a rollout, otherwise a typo`);
+    }
+  }
+  // Gateways that claim the same selector, port and host.
+  const claims = new Map<string, Manifest>();
+  for (const g of gateways) {
+    const sel = JSON.stringify(Object.entries(g.obj.spec?.selector ?? {}).sort());
+    for (const s of g.obj.spec?.servers ?? []) {
+      for (const h of s.hosts ?? []) {
+        const k = `${sel}|${s.port?.number}|${h}`;
+        const prev = claims.get(k);
+        if (prev && prev !== g) report('MESH010', g, `gateway ${g.obj.metadata.name} and ${prev.obj.metadata.name} both claim host ${h} on port ${s.port?.number} of the same gateway pods; merge them or use distinct hosts`);
+        else claims.set(k, g);
+      }
+    }
+  }
+
+  // --- who is in the mesh
+  for (const p of pods) {
+    const calls = (p.annotations[CALLS_ANNOTATION] ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+    const routed = calls.map((c) => fqdn(c.split(':')[0], p.namespace)).filter((h) => routedHosts.has(h));
+    if (routed.length && !inMesh(p)) {
+      report('MESH017', p.owner, `calls ${routed.join(', ')}, which VirtualServices route, but the pod is not in the mesh: its requests bypass the rules; inject it (namespace label or pod label sidecar.istio.io/inject=true)`);
+    }
+  }
+  for (const [ns, m] of namespaces) {
+    if (nsInjects(ns)) continue;
+    const routedPods = pods.filter((p) => p.namespace === ns && !inMesh(p)
+      && services.some((s) => nsOf(s.obj) === ns && routedHosts.has(`${s.obj.metadata.name}.${ns}.svc.cluster.local`) && matches(s.obj.spec?.selector, p.labels)));
+    if (routedPods.length) {
+      report('MESH018', m, `namespace ${ns} has no istio-injection=enabled label, yet ${routedPods.map((p) => p.owner.obj.metadata.name).join(', ')} serve hosts the mesh routes; label the namespace`);
+    }
+  }
+  return out;
+}
+
+/** One line per finding, for terminals. */
+export function formatText(findings: readonly Finding[]): string {
+  return findings.map((f) => `${f.severity.toUpperCase().padEnd(7)} ${f.code} ${f.object.kind} ${f.object.namespace ? `${f.object.namespace}/` : ''}${f.object.name}${f.path ? ` (${f.path})` : ''}: ${f.message}`).join('\n');
+}

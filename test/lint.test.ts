@@ -1,0 +1,171 @@
+// Mesh lint: each check trips on a manifest made to trip it and stays quiet on its fix;
+// the seeds' mistakes are found; every chart lints clean; synth refuses lint errors.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApiObject, App, Testing } from 'cdk8s';
+import { stringify } from 'yaml';
+import { CHART_VARIANTS, createVariant } from '../charts';
+import { MeshChart } from '../constructs';
+import { analyze, CHECKS, K8s } from '../lint/analyze';
+import { lintApp, manifestsFromFiles } from '../lint/sources';
+import { lintBeforeWrite, MeshLintError } from '../apps/run';
+
+const ns = (name: string, inject = true): K8s => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: inject ? { 'istio-injection': 'enabled' } : {} } });
+const deploy = (name: string, labels: Record<string, string>, extra: Partial<K8s['spec']> = {}, namespace = 'shop', annotations: Record<string, string> = {}): K8s => ({
+  apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace },
+  spec: { selector: { matchLabels: labels }, template: { metadata: { labels, annotations }, spec: { containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 8080 }] }], ...extra } } },
+});
+const svc = (name: string, selector: Record<string, string>, ports: object[] = [{ name: 'http', port: 80, targetPort: 8080 }], namespace = 'shop'): K8s =>
+  ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec: { selector, ports } });
+const vs = (name: string, spec: object, namespace = 'shop'): K8s => ({ apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', metadata: { name, namespace }, spec });
+const dr = (name: string, spec: object, namespace = 'shop'): K8s => ({ apiVersion: 'networking.istio.io/v1beta1', kind: 'DestinationRule', metadata: { name, namespace }, spec });
+const gw = (name: string, hosts: string[], namespace = 'shop', port = 80): K8s => ({
+  apiVersion: 'networking.istio.io/v1beta1', kind: 'Gateway', metadata: { name, namespace },
+  spec: { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: port, name: 'http', protocol: 'HTTP' }, hosts }] },
+});
+
+/** A clean little mesh: web v1/v2 behind `web`, a client that calls it, rules and a gateway. */
+function base(): K8s[] {
+  return [
+    ns('shop'),
+    deploy('web-v1', { app: 'web', version: 'v1' }), deploy('web-v2', { app: 'web', version: 'v2' }),
+    deploy('client', { app: 'client' }, {}, 'shop', { 'mesh.cdk8s.io/calls': 'web' }),
+    svc('web', { app: 'web' }),
+    dr('web', { host: 'web', subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] }),
+    vs('web', { hosts: ['web'], http: [{ match: [{ uri: { prefix: '/api' } }], timeout: '2s', route: [{ destination: { host: 'web', subset: 'v2' } }] }, { route: [{ destination: { host: 'web', subset: 'v1' }, weight: 70 }, { destination: { host: 'web', subset: 'v2' }, weight: 30 }] }] }),
+    gw('shop-gateway', ['shop.example.com']),
+    vs('shop-ingress', { hosts: ['shop.example.com'], gateways: ['shop-gateway'], http: [{ route: [{ destination: { host: 'web', port: { number: 80 } } }] }] }),
+  ];
+}
+const codes = (objs: K8s[]) => analyze(objs.map((obj) => ({ obj }))).map((f) => f.code);
+const edit = (f: (o: K8s[]) => void) => { const o = JSON.parse(JSON.stringify(base())); f(o); return o as K8s[]; };
+const find = (o: K8s[], kind: string, name: string) => o.find((x) => x.kind === kind && x.metadata.name === name)!;
+
+test('the base mesh is clean', () => {
+  expect(analyze(base().map((obj) => ({ obj })))).toEqual([]);
+});
+
+// [code, a mutation that trips it, a mutation that fixes it again]
+const CASES: Array<[string, (o: K8s[]) => void, (o: K8s[]) => void]> = [
+  ['MESH001', (o) => { find(o, 'Service', 'web').spec.selector = { app: 'webb' }; }, (o) => { find(o, 'Service', 'web').spec.selector = { app: 'web' }; }],
+  ['MESH002', (o) => { find(o, 'Deployment', 'client').spec.selector.matchLabels = { app: 'other' }; }, () => undefined],
+  ['MESH003', (o) => { find(o, 'VirtualService', 'shop-ingress').spec.http[0].route[0].destination.host = 'demopage'; }, () => undefined],
+  ['MESH004', (o) => { find(o, 'VirtualService', 'web').spec.http[0].route[0].destination.subset = 'v3'; }, (o) => { find(o, 'DestinationRule', 'web').spec.subsets.push({ name: 'v3', labels: { version: 'v2' } }); }],
+  ['MESH005', (o) => { find(o, 'DestinationRule', 'web').spec.subsets[1].labels = { version: 'v9' }; }, () => undefined],
+  ['MESH006', (o) => { find(o, 'Service', 'web').spec.ports.push({ name: 'http-admin', port: 9090, targetPort: 9090 }); find(o, 'VirtualService', 'shop-ingress').spec.http[0].route[0].destination = { host: 'web' }; }, (o) => {
+    for (const v of o.filter((x) => x.kind === 'VirtualService')) for (const r of v.spec.http) for (const d of r.route) d.destination.port = { number: 80 };
+  }],
+  ['MESH007', (o) => { o.push(vs('web-again', { hosts: ['web.shop.svc.cluster.local'], http: [{ route: [{ destination: { host: 'web' } }] }] })); }, () => undefined],
+  ['MESH008', (o) => { find(o, 'VirtualService', 'web').spec.http.reverse(); }, () => undefined],
+  ['MESH009', (o) => { find(o, 'VirtualService', 'shop-ingress').spec.hosts = ['admin.example.com']; }, (o) => { find(o, 'Gateway', 'shop-gateway').spec.servers[0].hosts.push('admin.example.com'); }],
+  ['MESH010', (o) => { o.push(gw('shop-gateway-2', ['shop.example.com'])); }, (o) => { find(o, 'Gateway', 'shop-gateway-2').spec.servers[0].hosts = ['other.example.com']; }],
+  ['MESH011', (o) => { o.push(ns('pay'), deploy('pay', { app: 'pay' }, {}, 'pay'), svc('pay', { app: 'pay' }, undefined, 'pay')); find(o, 'VirtualService', 'shop-ingress').spec.http[0].route[0].destination.host = 'pay'; }, (o) => { find(o, 'VirtualService', 'shop-ingress').spec.http[0].route[0].destination.host = 'pay.pay.svc.cluster.local'; }],
+  ['MESH012', (o) => { find(o, 'Service', 'web').spec.ports[0].name = 'web'; }, (o) => { find(o, 'Service', 'web').spec.ports[0].appProtocol = 'http'; }],
+  ['MESH013', (o) => { o.push(svc('web-alt', { app: 'web' }, [{ name: 'http', port: 81, targetPort: 8080 }])); }, () => undefined],
+  ['MESH014', (o) => { find(o, 'Deployment', 'web-v1').spec.template.spec.securityContext = { runAsUser: 1337 }; }, () => undefined],
+  ['MESH015', (o) => { find(o, 'Deployment', 'web-v1').spec.template.spec.containers[0].ports.push({ containerPort: 15020 }); }, () => undefined],
+  ['MESH016', (o) => { find(o, 'Deployment', 'web-v1').spec.template.metadata.annotations = { 'sidecar.istio.io/status': '{}' }; }, (o) => { find(o, 'Deployment', 'web-v1').spec.template.metadata.labels['sidecar.istio.io/inject'] = 'false'; }],
+  ['MESH017', (o) => { find(o, 'Deployment', 'client').spec.template.metadata.labels['sidecar.istio.io/inject'] = 'false'; }, (o) => { find(o, 'Deployment', 'client').spec.template.metadata.labels['sidecar.istio.io/inject'] = 'true'; }],
+  ['MESH018', (o) => { find(o, 'Namespace', 'shop').metadata.labels = {}; find(o, 'Deployment', 'client').metadata.namespace = 'elsewhere'; find(o, 'Deployment', 'client').spec.template.metadata.annotations = {}; }, (o) => { find(o, 'Namespace', 'shop').metadata.labels = { 'istio-injection': 'enabled' }; }],
+  ['MESH019', (o) => { find(o, 'VirtualService', 'web').spec.http[1].route.forEach((r: { weight: number }) => { r.weight = 0; }); }, (o) => { find(o, 'VirtualService', 'web').spec.http[1].route[0].weight = 100; }],
+  ['MESH020', (o) => { find(o, 'VirtualService', 'web').spec.http[0].fault = { abort: { httpStatus: 500, percentage: { value: 120 } } }; }, (o) => { find(o, 'VirtualService', 'web').spec.http[0].fault.abort.percentage.value = 50; }],
+  ['MESH021', (o) => { find(o, 'VirtualService', 'web').spec.http[0].timeout = 'banana'; }, (o) => { find(o, 'VirtualService', 'web').spec.http[0].timeout = '0.002s'; }],
+  ['MESH022', (o) => { find(o, 'VirtualService', 'web').spec.http[0].match[0].uri = { regex: '/(?=api)' }; }, (o) => { find(o, 'VirtualService', 'web').spec.http[0].match[0].uri = { regex: '/api/[0-9]+' }; }],
+  ['MESH023', (o) => { find(o, 'VirtualService', 'shop-ingress').spec.gateways = ['istio-system/main-gateway']; }, () => undefined],
+];
+
+test('at least 20 checks, each with a test', () => {
+  expect(CHECKS.length).toBeGreaterThanOrEqual(20);
+  expect(CASES.map(([c]) => c).sort()).toEqual(CHECKS.map((c) => c.code).sort());
+});
+
+describe.each(CASES)('%s', (code, trip, fix) => {
+  test('trips on its defect, on the defective object', () => {
+    const broken = edit(trip);
+    const found = analyze(broken.map((obj) => ({ obj, path: `${obj.kind}/${obj.metadata.name}` }))).filter((f) => f.code === code);
+    expect(found.length).toBeGreaterThan(0);
+    for (const f of found) {
+      expect(f.severity).toBe(CHECKS.find((c) => c.code === code)!.severity);
+      expect(f.message.length).toBeGreaterThan(30);
+      expect(f.path).toBe(`${f.object.kind}/${f.object.name}`);
+    }
+  });
+  test('is quiet when the manifest is right', () => {
+    const fixed = edit((o) => { trip(o); fix(o); });
+    if (fix.toString() === '() => undefined') expect(codes(base())).not.toContain(code);
+    else expect(codes(fixed)).not.toContain(code);
+  });
+});
+
+describe('the seeds\' mistakes, as YAML files through the CLI', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lint-seeds-'));
+  const write = (name: string, objs: K8s[]) => { const f = join(dir, name); writeFileSync(f, objs.map((o) => stringify(o)).join('---\n')); return f; };
+  // The Service whose selector matched no pod (a typo in the pod labels).
+  const selector = write('selector.yaml', [ns('default'), deploy('nginx', { app: 'demo' }, {}, 'default'), svc('demo-svc', { app: 'nginx' }, [{ name: 'http-web-svc', port: 80, targetPort: 'http-web-svc' }], 'default')]);
+  // The route to a host that did not exist (demopage).
+  const host = write('host.yaml', [ns('default'), deploy('nginx', { app: 'demo' }, {}, 'default'), svc('demo-svc', { app: 'demo' }, undefined, 'default'), gw('demo-gateway', ['*'], 'default'),
+    vs('demoinfo', { hosts: ['*'], gateways: ['demo-gateway'], http: [{ match: [{ uri: { exact: '/' } }], route: [{ destination: { host: 'demopage', port: { number: 80 } } }] }] }, 'default')]);
+  // istioctl kube-inject output applied in a namespace that injects by label: two proxies.
+  const injected = deploy('springbootapp-v1', { app: 'springbootapp', version: 'v1' }, { initContainers: [{ name: 'istio-init', image: 'proxyv2' }] }, 'springistiodemo', { 'sidecar.istio.io/status': '{"containers":["istio-proxy"]}' });
+  const double = write('double.yaml', [ns('springistiodemo'), injected, svc('springbootapp-svc', { app: 'springbootapp' }, undefined, 'springistiodemo')]);
+  // The weighted split whose client was outside the mesh: the rules silently did nothing.
+  const outside = write('outside.yaml', [ns('default', false), deploy('httpd', { app: 'httpd', tier: 'web' }, {}, 'default'), deploy('tomcat', { app: 'tomcat', tier: 'web' }, {}, 'default'),
+    deploy('client', { app: 'client' }, {}, 'default', { 'mesh.cdk8s.io/calls': 'web-svc' }),
+    svc('web-svc', { tier: 'web' }, undefined, 'default'), svc('httpd-svc', { app: 'httpd' }, undefined, 'default'), svc('tomcat-svc', { app: 'tomcat' }, undefined, 'default'),
+    vs('web-svc-vs', { hosts: ['web-svc'], http: [{ route: [{ destination: { host: 'tomcat-svc' }, weight: 20 }, { destination: { host: 'httpd-svc' }, weight: 80 }] }] }, 'default')]);
+  const cli = (args: string[]) => {
+    try {
+      return { status: 0, out: execFileSync(process.execPath, [join(__dirname, '..', 'bin', 'cdk8s-mesh.js'), 'lint', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
+    } catch (e) {
+      const err = e as { status: number; stdout: string };
+      return { status: err.status, out: err.stdout };
+    }
+  };
+
+  test.each<[string, string, string, string]>([
+    ['selector', selector, 'MESH001', 'Service default/demo-svc'],
+    ['host', host, 'MESH003', 'VirtualService default/demoinfo'],
+    ['double', double, 'MESH016', 'Deployment springistiodemo/springbootapp-v1'],
+    ['outside', outside, 'MESH017', 'Deployment default/client'],
+  ])('%s: found on its object', (_name, file, code, object) => {
+    const f = analyze(manifestsFromFiles([file])).filter((x) => x.code === code);
+    expect(f.map((x) => `${x.object.kind} ${x.object.namespace}/${x.object.name}`)).toContain(object);
+    expect(f[0].path).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}#\\d+$`));
+  });
+
+  test('the CLI: JSON findings, exit 1 on errors; text; exit 0 on a clean manifest', () => {
+    const r = cli(['--format', 'json', host, outside]);
+    expect(r.status).toBe(1);
+    const findings = JSON.parse(r.out);
+    expect(findings).toContainEqual({
+      code: 'MESH003', severity: 'error', message: expect.stringMatching(/demopage/),
+      object: { kind: 'VirtualService', name: 'demoinfo', namespace: 'default' }, path: `${host}#5`,
+    });
+    expect(findings.map((f: { code: string }) => f.code)).toEqual(expect.arrayContaining(['MESH017', 'MESH018']));
+    const clean = write('clean.yaml', base());
+    const ok = cli([clean]);
+    expect(ok.status).toBe(0);
+    expect(ok.out).toMatch(/mesh lint: 0 error\(s\), 0 warning\(s\), 0 info/);
+  });
+});
+
+test('every chart of the project lints clean (no errors, no warnings)', () => {
+  const app = new App({ outdir: '/nonexistent' });
+  for (const v of CHART_VARIANTS) createVariant(app, v);
+  expect(lintApp(app).filter((f) => f.severity !== 'info')).toEqual([]);
+});
+
+test('synth stops on lint errors, naming the construct path, before writing', () => {
+  const app = Testing.app();
+  const chart = new MeshChart(app, 'shop');
+  new ApiObject(chart, 'orphan', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'orphan' }, spec: { selector: { app: 'nobody' }, ports: [{ name: 'http', port: 80, protocol: 'TCP' }] } });
+  const write = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    expect(() => lintBeforeWrite(app)).toThrow(MeshLintError);
+    expect(write.mock.calls.map((c) => String(c[0])).join('')).toMatch(/ERROR {3}MESH001 Service orphan \(shop\/orphan\): selector/);
+  } finally {
+    write.mockRestore();
+  }
+});
