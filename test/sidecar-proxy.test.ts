@@ -57,7 +57,7 @@ describe('springboot canary (70/30) from the client namespace', () => {
   test('an existing x-request-id and b3 trace are kept, with a new span under the caller\'s', async () => {
     const before = v1.seen.length + v2.seen.length;
     await viaProxy(proxy.port, CANARY, { headers: { 'x-request-id': 'req-1', 'x-b3-traceid': 'a'.repeat(32), 'x-b3-spanid': 'b'.repeat(16), 'x-b3-sampled': '1' } });
-    const h = [...v1.seen, ...v2.seen].find((s, i) => i >= 0 && s.headers['x-request-id'] === 'req-1')!.headers;
+    const h = [...v1.seen, ...v2.seen].find((s) => s.headers['x-request-id'] === 'req-1')!.headers;
     expect(v1.seen.length + v2.seen.length).toBe(before + 1);
     expect(h['x-b3-traceid']).toBe('a'.repeat(32));
     expect(h['x-b3-parentspanid']).toBe('b'.repeat(16));

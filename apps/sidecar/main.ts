@@ -225,7 +225,6 @@ export async function main(argv: string[]): Promise<number> {
     } catch (e) {
       metrics.reloads.inc({ result: 'rejected' });
       proxy.log('error', 'config reload refused; the previous route table stays in use', { why, error: (e as Error).message });
-      loaded = { ...loaded, text: loaded.text };
     }
   };
   watchFile(configPath, { interval: reloadMs, persistent: false }, (cur, prev) => {

@@ -261,7 +261,7 @@ export class MeshProxy {
     }
 
     const dest = route.destinations[picked?.picker ? picked.picker.next() : 0];
-    const upstreamPort = dest.port ?? (knownHost ? target.port : target.port);
+    const upstreamPort = dest.port ?? target.port;
     labels.destination = vh || knownHost ? `${dest.host}:${upstreamPort}` : 'PassthroughCluster';
 
     // Headers for the upstream.
