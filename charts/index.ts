@@ -1,6 +1,5 @@
 import { Construct } from 'constructs';
-import { DataPlane, MeshChart, MeshChartProps } from '../constructs';
-import { BOOKINFO_SCENARIOS, BookinfoScenario } from '../constructs';
+import { BOOKINFO_SCENARIOS, BookinfoScenario, DataPlane, MeshChart, MeshChartProps } from '../constructs';
 import { BookinfoChart } from './bookinfo';
 import { DemoGatewayChart } from './demo-gateway';
 import { SpringbootCanaryChart } from './springboot-canary';

@@ -2,16 +2,15 @@ import { ApiObject, JsonPatch, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { Check, checkDns1123Label, checkLabelValue, hostFor, ServiceRef } from '../model';
+import {
+  CALLS_ANNOTATION, Check, checkDns1123Label, checkLabelValue, hasProtocolPrefix, hostFor, PORT_NAME_PROTOCOLS, PROXY_RESERVED_PORTS, PROXY_UID,
+  ServiceRef,
+} from '../model';
 import { rendererOf } from './mesh';
 import { MeshNamespace } from './mesh-namespace';
 
-/** Istio's protocol selection: a Service port name `<protocol>` or `<protocol>-<suffix>`. */
-export const PORT_NAME_PROTOCOLS = ['http', 'http2', 'https', 'grpc', 'grpc-web', 'tcp', 'tls', 'mongo', 'mysql', 'redis'];
-/** Ports the Istio proxy reserves inside every pod (15000-15090). */
-export const PROXY_RESERVED_PORTS = { from: 15000, to: 15090 };
-/** The proxy's own UID: an app running as it bypasses the mesh's traffic capture. */
-export const PROXY_UID = 1337;
+// Defined in model/conventions.ts (lint checks the same rules); re-exported for construct users.
+export { PORT_NAME_PROTOCOLS, PROXY_RESERVED_PORTS, PROXY_UID } from '../model';
 
 export interface WorkloadSecurity {
   /** UID the containers run as. @default 25000 */
@@ -153,7 +152,7 @@ export class MeshWorkload extends Construct implements ServiceRef {
     if (typeof portName !== 'string' || portName.length > 15 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(portName) || !/[a-z]/.test(portName)) {
       check.fail('portName', portName, 'a port name of at most 15 lower-case letters, digits and "-" (IANA_SVC_NAME)');
     }
-    if (props.appProtocol === undefined && !PORT_NAME_PROTOCOLS.some((p) => portName === p || portName.startsWith(`${p}-`))) {
+    if (props.appProtocol === undefined && !hasProtocolPrefix(portName)) {
       check.fail('portName', portName, `a name with a protocol prefix (${PORT_NAME_PROTOCOLS.map((p) => `"${p}"`).join(', ')}, optionally followed by "-suffix") or an appProtocol`);
     }
     if (props.servicePort !== undefined) check.port('servicePort', props.servicePort);
@@ -202,7 +201,7 @@ export class MeshWorkload extends Construct implements ServiceRef {
         labels: { ...this.podLabels },
         annotations: {
           ...props.podAnnotations,
-          ...(props.calls?.length ? { 'mesh.cdk8s.io/calls': props.calls.map((c) => hostFor(c, props.namespace instanceof MeshNamespace ? props.namespace.name : props.namespace)).join(',') } : {}),
+          ...(props.calls?.length ? { [CALLS_ANNOTATION]: props.calls.map((c) => hostFor(c, props.namespace instanceof MeshNamespace ? props.namespace.name : props.namespace)).join(',') } : {}),
         },
       },
       securityContext: { ensureNonRoot: true, user, group, fsGroup: group },

@@ -1,7 +1,6 @@
 // Mesh lint: istioctl-analyze-style checks over Kubernetes and Istio manifests,
 // synthesized or read from YAML. Plain data in, findings out; no cdk8s here.
-import { RE2JS } from 're2js';
-import { Duration } from '../model/duration';
+import { CALLS_ANNOTATION, Duration, hasProtocolPrefix, hostCandidates, isRe2, PROXY_RESERVED_PORTS, PROXY_UID } from '../model';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -53,9 +52,6 @@ export const CHECKS: readonly CheckInfo[] = [
 ];
 const SEVERITY = new Map(CHECKS.map((c) => [c.code, c.severity]));
 
-/** Pod annotation the constructs write: hosts a workload calls (comma-separated). */
-export const CALLS_ANNOTATION = 'mesh.cdk8s.io/calls';
-const PORT_PREFIXES = ['http', 'http2', 'https', 'grpc', 'grpc-web', 'tcp', 'tls', 'mongo', 'mysql', 'redis', 'udp'];
 const WORKLOAD_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job'];
 const isIstio = (o: K8s, kind: string) => o.kind === kind && /^networking\.istio\.io\//.test(o.apiVersion);
 const nsOf = (o: K8s) => o.metadata.namespace ?? 'default';
@@ -74,14 +70,7 @@ const matches = (selector: Record<string, string> | undefined, labels: Record<st
   !!selector && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 /** Resolve a rule's host as Istio does: short names in the rule's namespace. */
-function fqdn(host: string, ns: string): string {
-  const h = host.toLowerCase();
-  if (!h.includes('.')) return `${h}.${ns}.svc.cluster.local`;
-  const parts = h.split('.');
-  if (parts.length === 2) return `${h}.svc.cluster.local`;
-  if (parts.length === 3 && parts[2] === 'svc') return `${h}.cluster.local`;
-  return h;
-}
+const fqdn = (host: string, ns: string): string => hostCandidates(host, ns, 'cluster.local')[0];
 
 export function analyze(manifests: readonly Manifest[]): Finding[] {
   const out: Finding[] = [];
@@ -115,7 +104,8 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
     }
     for (const p of s.obj.spec?.ports ?? []) {
       const name: string | undefined = p.name;
-      if (!p.appProtocol && !(name && PORT_PREFIXES.some((x) => name === x || name.startsWith(`${x}-`)))) {
+      // Istio proxies TCP only: a UDP/SCTP port's name does not matter to it.
+      if (!p.appProtocol && !hasProtocolPrefix(name) && (p.protocol ?? 'TCP') === 'TCP') {
         report('MESH012', s, `port ${p.port} is named ${JSON.stringify(name ?? '')}: Istio cannot tell its protocol; name it "http", "http-<suffix>", "grpc", ... or set appProtocol`);
       }
     }
@@ -148,10 +138,10 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
     const containers: K8s['spec'][] = p.spec.containers ?? [];
     const uid = (c: { securityContext?: { runAsUser?: number } }) => c.securityContext?.runAsUser ?? p.spec.securityContext?.runAsUser;
     for (const c of containers) {
-      if (c.name !== 'istio-proxy' && uid(c) === 1337) report('MESH014', p.owner, `container ${c.name} runs as UID 1337, the proxy's: its traffic bypasses the proxy; choose another UID`);
+      if (c.name !== 'istio-proxy' && uid(c) === PROXY_UID) report('MESH014', p.owner, `container ${c.name} runs as UID ${PROXY_UID}, the proxy's: its traffic bypasses the proxy; choose another UID`);
       if (c.name === 'istio-proxy' || c.name === 'mesh-proxy') continue;
       for (const port of c.ports ?? []) {
-        if (port.containerPort >= 15000 && port.containerPort <= 15090) report('MESH015', p.owner, `container ${c.name} uses port ${port.containerPort}, in 15000-15090 reserved by the proxy; move it`);
+        if (port.containerPort >= PROXY_RESERVED_PORTS.from && port.containerPort <= PROXY_RESERVED_PORTS.to) report('MESH015', p.owner, `container ${c.name} uses port ${port.containerPort}, in ${PROXY_RESERVED_PORTS.from}-${PROXY_RESERVED_PORTS.to} reserved by the proxy; move it`);
       }
     }
     const injected = containers.some((c: { name: string; ports?: Array<{ containerPort: number }> }) => c.name === 'istio-proxy' || (c.ports ?? []).some((x) => x.containerPort === 15020))
@@ -242,7 +232,7 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
           ...Object.entries(m.queryParams ?? {}).map(([k, v]) => [`queryParams.${k}`, (v as { regex?: string }).regex] as [string, unknown])];
         for (const [field, re] of regexes) {
           if (re === undefined) continue;
-          try { RE2JS.compile(String(re)); } catch { report('MESH022', vs, `http[${i}].match[${j}].${field} regex ${JSON.stringify(re)} is not valid RE2 (Envoy's engine: no lookaround or backreferences)`); }
+          if (!isRe2(String(re))) report('MESH022', vs, `http[${i}].match[${j}].${field} regex ${JSON.stringify(re)} is not valid RE2 (Envoy's engine: no lookaround or backreferences)`);
         }
       });
     });

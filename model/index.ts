@@ -7,3 +7,4 @@ export * from './traffic';
 export * from './policy';
 export * from './gateway';
 export * from './route-table';
+export * from './conventions';

@@ -39,3 +39,17 @@ export function hostFor(ref: ServiceRef, fromNamespace: string | undefined): str
   if (ref.serviceNamespace === undefined || ref.serviceNamespace === fromNamespace) return ref.serviceName;
   return `${ref.serviceName}.${ref.serviceNamespace}.${CLUSTER_DOMAIN}`;
 }
+
+/**
+ * The names a host may stand for from a pod in `namespace`, as Kubernetes' DNS
+ * search path resolves them: `name`, `name.ns`, `name.ns.svc`, or fully qualified.
+ */
+export function hostCandidates(host: string, namespace: string, clusterDomain: string): string[] {
+  const h = host.toLowerCase().replace(/\.$/, '');
+  if (/^[0-9.]+$/.test(h) || h.includes(':')) return [h];
+  const parts = h.split('.');
+  if (parts.length === 1) return [`${h}.${namespace}.svc.${clusterDomain}`];
+  if (parts.length === 2) return [`${h}.svc.${clusterDomain}`, h];
+  if (parts.length === 3 && parts[2] === 'svc') return [`${h}.${clusterDomain}`];
+  return [h];
+}

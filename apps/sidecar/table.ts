@@ -7,6 +7,8 @@ import {
 } from '../../model/route-table';
 import { Picker, PickStrategy, newPicker } from './balancer';
 
+export { hostCandidates } from '../../model/service-ref';
+
 /** A route table that cannot be used; the message says where and why. */
 export class ConfigError extends Error {}
 
@@ -195,20 +197,6 @@ export function compileTable(table: RouteTable, binding: Binding, strategy: Pick
     for (const h of vh.hosts) hosts.add(h, compiled);
   }
   return { table, hosts, services: new Map(table.services.map((s) => [s.host.toLowerCase(), s.ports])) };
-}
-
-/**
- * The names a host may stand for from a pod in `namespace`, as Kubernetes' DNS
- * search path resolves them: `name`, `name.ns`, `name.ns.svc`, or fully qualified.
- */
-export function hostCandidates(host: string, namespace: string, clusterDomain: string): string[] {
-  const h = host.toLowerCase().replace(/\.$/, '');
-  if (/^[0-9.]+$/.test(h) || h.includes(':')) return [h];
-  const parts = h.split('.');
-  if (parts.length === 1) return [`${h}.${namespace}.svc.${clusterDomain}`];
-  if (parts.length === 2) return [`${h}.svc.${clusterDomain}`, h];
-  if (parts.length === 3 && parts[2] === 'svc') return [`${h}.${clusterDomain}`];
-  return [h];
 }
 
 /** The first route whose match holds, with the match block that held. */
