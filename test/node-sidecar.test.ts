@@ -185,6 +185,8 @@ describe('node-sidecar rendering', () => {
     const chart = sidecarChart();
     expect(() => new MeshGateway(chart, 'pt', { name: 'pt', servers: [{ port: 443, protocol: 'TLS', hosts: ['*'], tls: { mode: 'PASSTHROUGH' } }] }))
       .toThrow(/^c\/pt: servers\[0\]\.protocol is "TLS"; expected HTTP or HTTPS/);
+    expect(() => new MeshGateway(chart, 'both', { name: 'both', selector: { app: 'both' }, servers: [{ port: 80, hosts: ['*'] }, { port: 8080, name: 'http-alt', hosts: ['*'] }] }))
+      .toThrow(/^c\/both: servers\[1\]\.port is 8080; expected a port whose listener \(8080\) differs from servers\[0\]'s \(80\)/);
     new MeshGateway(chart, 'one', { name: 'one', servers: [{ port: 80, hosts: ['*'] }] });
     expect(() => new MeshGateway(chart, 'two', { name: 'two', servers: [{ port: 80, hosts: ['*'] }] }))
       .toThrow(/^c\/two: selector is .*expected a selector no other gateway in namespace default uses \(one has it/);
