@@ -373,13 +373,26 @@ describe('operations', () => {
 });
 
 describe('gateway mode', () => {
-  const freePort = deadPort;
+  /**
+   * Start a gateway whose first listener (8080 in the table) lands on a free port; its
+   * other listeners follow at the same offset, and one of those may be taken meanwhile
+   * by another process: then try another offset.
+   */
+  async function startGateway(table: RouteTable, args: string[]): Promise<{ gw: RunningProxy; port: number }> {
+    for (let attempt = 0; ; attempt++) {
+      const port = await deadPort();
+      try {
+        return { gw: await startProxy(table, [...args, '--bind', '127.0.0.1', '--port-offset', String(port - 8080)]), port };
+      } catch (e) {
+        if (attempt >= 4 || !/EADDRINUSE/.test(String(e))) throw e;
+      }
+    }
+  }
 
   test('demo-gateway: any host, exact "/" to demo-svc:80, anything else 404', async () => {
     const nginx = await backend('nginx');
     const table = routeTableOf(synthVariant(variant('demo-gateway-node-sidecar')));
-    const port = await freePort();
-    const gw = await startProxy(table, ['--mode', 'gateway', '--gateway', 'default/demo-gateway', '--bind', '127.0.0.1', '--port-offset', String(port - 8080),
+    const { gw, port } = await startGateway(table, ['--mode', 'gateway', '--gateway', 'default/demo-gateway',
       ...resolveTo({ 'demo-svc.default.svc.cluster.local:80': nginx.port })]);
     const r = await get(`http://127.0.0.1:${port}/`, { host: 'demo.example.com' });
     expect([r.status, r.body]).toEqual([200, 'nginx']);
@@ -398,9 +411,8 @@ describe('gateway mode', () => {
     });
     new TrafficRoute(chart, 'vs', { name: 'shop', hosts: ['*.example.com'], gateways: [g.name], http: [{ route: [{ to: shop }] }] });
     const back = await backend('shop');
-    const port = await freePort();
-    const gw = await startProxy(routeTableOf(Testing.synth(chart) as K8sObject[]), ['--mode', 'gateway', '--gateway', 'default/shop-gateway', '--bind', '127.0.0.1',
-      '--port-offset', String(port - 8080), ...resolveTo({ 'shop.default.svc.cluster.local:8080': back.port })]);
+    const { gw, port } = await startGateway(routeTableOf(Testing.synth(chart) as K8sObject[]), ['--mode', 'gateway', '--gateway', 'default/shop-gateway',
+      ...resolveTo({ 'shop.default.svc.cluster.local:8080': back.port })]);
     expect((await get(`http://127.0.0.1:${port}/`, { host: 'www.example.com' })).body).toBe('shop');
     expect((await get(`http://127.0.0.1:${port}/`, { host: 'www.example.org' })).status).toBe(404);
     const redirect = await get(`http://127.0.0.1:${port + 1}/cart?id=1`, { host: 'secure.example.com' });
