@@ -1,55 +1,68 @@
 #!/usr/bin/env bash
-# `npm run test:cluster`: every manifest in dist/ (both data planes) through a real
-# kube-apiserver 1.20 with Istio's CRDs: its Namespaces created, then
+# `npm run test:cluster`: every manifest in dist/ (both data planes) through the local
+# cluster's kube-apiserver 1.20 (scripts/cluster/) with Istio's CRDs (crds/, vendored):
+# the namespaces each file uses are created, then
 # `kubectl apply --server-side --dry-run=server`. Rejections are printed with the
 # server's message; exit 1 on any. A deliberately broken VirtualService and
 # DestinationRule must be rejected too (so the check can fail).
-# Needs root on Debian the first time (apt-get; ~4 min build, then cached).
+# Reuses a running cluster (and leaves it up); otherwise starts one and stops it again.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-K8S_DIR="${MESH_K8S_DIR:-../shared/k8s}"
-CRD_FILE="${ISTIO_CRD_FILE:-../shared/crds/istio-crd-all.gen.yaml}"
-export K8S_CACHE="${K8S_CACHE:-/var/cache/mesh-k8s}"
-for f in "$K8S_DIR/build-apiserver.sh" "$K8S_DIR/start-apiserver.sh" "$K8S_DIR/stop-apiserver.sh" "$K8S_DIR/install-crds.sh" "$CRD_FILE"; do
-  [ -f "$f" ] || { echo "test:cluster: $f is missing (set MESH_K8S_DIR / ISTIO_CRD_FILE)" >&2; exit 2; }
-done
+. scripts/cluster/lib.sh
+CRD_FILE="${ISTIO_CRD_FILE:-crds/istio-1.30.3/crd-all.gen.yaml}"
+[ -f "$CRD_FILE" ] || { echo "test:cluster: $CRD_FILE is missing" >&2; exit 2; }
+why="$(check_host)" || { echo "test:cluster: cannot run: $why"; exit 1; }
 
-# Start only what is not running, and stop only what we started (also on error or Ctrl-C).
 started=0
+created_ns=()
 cleanup() {
-  if [ "$started" = 1 ]; then bash "$K8S_DIR/stop-apiserver.sh" "$K8S_CACHE" >/dev/null 2>&1 || true; fi
+  if [ "${#created_ns[@]}" -gt 0 ] && [ "$started" = 0 ]; then
+    kc delete namespace "${created_ns[@]}" --wait=false >/dev/null 2>&1
+  fi
+  if [ "$started" = 1 ]; then bash scripts/cluster/down.sh >/dev/null; fi
   rm -rf "${work:-}"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-bash "$K8S_DIR/build-apiserver.sh" "$K8S_CACHE" || { echo "test:cluster: building kube-apiserver failed (log: $K8S_CACHE/build.log)" >&2; exit 1; }
-already=0
-if [ -f "$K8S_CACHE/run/kube-apiserver.pid" ] && kill -0 "$(cat "$K8S_CACHE/run/kube-apiserver.pid")" 2>/dev/null; then already=1; fi
-bash "$K8S_DIR/start-apiserver.sh" "$K8S_CACHE" || exit 1
-[ "$already" = 1 ] || started=1
-export KUBECONFIG="$K8S_CACHE/run/kubeconfig"
-bash "$K8S_DIR/install-crds.sh" "$KUBECONFIG" "$CRD_FILE" >/dev/null || { echo "test:cluster: installing Istio's CRDs failed" >&2; exit 1; }
+if ! bash scripts/cluster/status.sh --quiet; then
+  started=1
+  bash scripts/cluster/up.sh || exit 1
+fi
+export KUBECONFIG="$KUBECONFIG_FILE"
+
+# Istio's CRDs. --validate=false: kubectl would check them against the 1.20 server's
+# OpenAPI, which has no x-kubernetes-validations (CEL); the server drops those rules.
+kubectl apply --validate=false -f "$CRD_FILE" >/dev/null || { echo "test:cluster: installing Istio's CRDs failed" >&2; exit 1; }
+kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null || { echo "test:cluster: Istio's CRDs not Established" >&2; exit 1; }
+until kubectl api-resources --api-group=networking.istio.io 2>/dev/null | grep -q VirtualService; do sleep 0.5; done
 
 [ -d dist ] && ls dist/*.k8s.yaml >/dev/null 2>&1 || npm run synth >/dev/null || exit 1
 work="$(mktemp -d)"
 files=0; objects=0; rejected=0
 
-# One document per object, with its kind, so rejections name the object.
-split() { node -e '
+# inspect FILE OUT: prints the number of objects; writes the namespaces they live in to OUT.
+inspect() { node -e '
   const YAML = require("yaml"); const fs = require("fs");
   const docs = YAML.parseAllDocuments(fs.readFileSync(process.argv[1], "utf8")).map((d) => d.toJSON()).filter(Boolean);
-  fs.writeFileSync(process.argv[2], docs.filter((d) => d.kind === "Namespace").map((d) => YAML.stringify(d)).join("---\n"));
+  const ns = new Set(docs.filter((d) => d.kind === "Namespace").map((d) => d.metadata.name));
+  for (const d of docs) if (d.metadata.namespace) ns.add(d.metadata.namespace);
+  fs.writeFileSync(process.argv[2], [...ns].map((n) => n + "\n").join(""));
   console.log(docs.length);
 ' "$1" "$2"; }
 
 for f in dist/*.k8s.yaml; do
   files=$((files + 1))
-  n=$(split "$f" "$work/ns.yaml") || { echo "test:cluster: cannot read $f" >&2; exit 1; }
+  n=$(inspect "$f" "$work/ns") || { echo "test:cluster: cannot read $f" >&2; exit 1; }
   objects=$((objects + n))
-  if [ -s "$work/ns.yaml" ]; then
-    kubectl apply --server-side --field-manager=cdk8s-mesh -f "$work/ns.yaml" >/dev/null 2>"$work/err" || { echo "REJECTED $f (namespaces):"; sed 's/^/  /' "$work/err"; rejected=$((rejected + 1)); }
-  fi
+  while read -r ns; do
+    [ -n "$ns" ] || continue
+    phase="$(kubectl get namespace "$ns" -o jsonpath='{.status.phase}' 2>/dev/null)"
+    [ "$phase" = Active ] && continue
+    # A namespace an earlier run deleted may still be terminating.
+    [ "$phase" = Terminating ] && kubectl wait --for=delete "namespace/$ns" --timeout=90s >/dev/null
+    kubectl create namespace "$ns" >/dev/null && created_ns+=("$ns")
+  done <"$work/ns"
   if out=$(kubectl apply --server-side --dry-run=server --field-manager=cdk8s-mesh -f "$f" 2>&1); then
     echo "ok       $f ($n objects)"
   else

@@ -12,8 +12,10 @@ describe('every synthesized object validates against its schema', () => {
   });
 
   const istio = all.filter(([, o]) => o.apiVersion.startsWith('networking.istio.io/'));
-  const haveCrds = fs.existsSync(ISTIO_CRD_FILE);
-  (haveCrds ? test.each : test.skip.each)(istio.map(([chart, o]) => [chart, label(o), o]))(
+  test('Istio\'s CRD file is there (vendored in crds/)', () => {
+    expect(fs.existsSync(ISTIO_CRD_FILE)).toBe(true);
+  });
+  test.each(istio.map(([chart, o]) => [chart, label(o), o]))(
     '%s: %s (Istio CRD schema, no unknown fields)', (_chart, _label, obj) => {
       expect(crdError(obj as K8sObject)).toBeUndefined();
     });
@@ -34,7 +36,7 @@ describe('the schema checks can fail', () => {
     expect(schemaError(svc)).toMatch(/port/);
   });
 
-  (fs.existsSync(ISTIO_CRD_FILE) ? test : test.skip)('an unknown Istio field and a bad enum are rejected by the CRD check', () => {
+  test('an unknown Istio field and a bad enum are rejected by the CRD check', () => {
     const bad = JSON.parse(JSON.stringify(vs));
     bad.spec.http[0].retryPolicy = { attempts: 3 };
     expect(crdError(bad)).toMatch(/retryPolicy/);

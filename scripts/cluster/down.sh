@@ -21,6 +21,7 @@ exec 8>"$CACHE_DIR/.down.lock"
 flock 8
 
 alive() { pid_alive "$RUN_DIR/pids/$1.pid" "$RUN_DIR"; }
+ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 stopped=()
 stop() { # NAME: TERM, then KILL after 10 s
   local name="$1" pid i
@@ -33,16 +34,17 @@ stop() { # NAME: TERM, then KILL after 10 s
   rm -f "$RUN_DIR/pids/$name.pid"
   stopped+=("$name")
 }
-ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
-
-# 1. No new pods, then the pods themselves through the kubelet.
+# 1. No new pods, then the pods themselves, killed by the kubelet: it stops each sandbox
+#    through the CRI, so the CNI plugin removes its veth and address. (A graceful delete
+#    would wait for the kubelet's 10 s status sync per pod; the cluster is going away.)
 stop kube-controller-manager
 stop kube-scheduler
-if alive kube-apiserver && alive kubelet; then
+running_tasks() { ctr_ tasks ls 2>/dev/null | awk 'NR > 1 && $3 == "RUNNING"' | wc -l; }
+if alive kube-apiserver && alive kubelet && alive containerd; then
   if [ -n "$(kc get pods -A --no-headers 2>/dev/null | head -n1)" ]; then
-    kc delete pods --all -A --grace-period=2 --wait=false >/dev/null 2>&1
-    kc wait --for=delete pods --all -A --timeout=60s >/dev/null 2>&1 ||
-      echo "cluster-down: some pods did not terminate in 60 s; removing their containers directly" >&2
+    kc delete pods --all -A --grace-period=0 --force --wait=false >/dev/null 2>&1
+    for _ in $(seq 1 60); do [ "$(running_tasks)" = 0 ] && break; sleep 0.5; done
+    [ "$(running_tasks)" = 0 ] || echo "cluster-down: the kubelet left containers running after 30 s; killing them directly" >&2
   fi
 fi
 

@@ -32,12 +32,12 @@ export function schemaError(obj: K8sObject): string | undefined {
 }
 
 /**
- * Istio's own CRD file (shared/crds, Istio 1.30.3). kubernetes-models ignores unknown
- * fields; the API server prunes them silently. This stricter check rejects any field
- * the CRD does not declare, so a misspelled field cannot slip through.
+ * Istio's own CRD file (vendored in crds/, Istio 1.30.3). kubernetes-models ignores
+ * unknown fields; the API server prunes them silently. This stricter check rejects any
+ * field the CRD does not declare, so a misspelled field cannot slip through.
  */
 export const ISTIO_CRD_FILE = process.env.ISTIO_CRD_FILE
-  ?? path.resolve(__dirname, '..', '..', '..', 'shared', 'crds', 'istio-crd-all.gen.yaml');
+  ?? path.resolve(__dirname, '..', '..', 'crds', 'istio-1.30.3', 'crd-all.gen.yaml');
 
 function strict(schema: any): any {
   if (Array.isArray(schema)) return schema.map(strict);

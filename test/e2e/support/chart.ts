@@ -1,0 +1,59 @@
+/**
+ * A chart's node-sidecar YAML in the cluster for the duration of one `describe`:
+ * applied (kubectl apply -f dist/<chart>-node-sidecar.k8s.yaml), every Deployment
+ * Available, then deleted again with its pods gone, so the next chart starts clean.
+ */
+import * as path from 'path';
+import { clusterReachable, K8sObject, kubectl, kubectlOk, Pod, podsOf, PROJECT_DIR, readManifest, waitAvailable } from './kube';
+
+export const AVAILABLE_TIMEOUT_MS = 180_000;
+
+export interface ChartInCluster {
+  readonly file: string;
+  readonly objects: K8sObject[];
+  readonly deployments: K8sObject[];
+  /** The running pods, once applied. */
+  pods: Pod[];
+  pod(deployment: string): Pod;
+}
+
+export function useChart(chart: string): ChartInCluster {
+  const file = path.join(PROJECT_DIR, 'dist', `${chart}-node-sidecar.k8s.yaml`);
+  const objects = readManifest(file);
+  const deployments = objects.filter((o) => o.kind === 'Deployment');
+  const handle: ChartInCluster = {
+    file,
+    objects,
+    deployments,
+    pods: [],
+    pod(deployment: string): Pod {
+      const p = handle.pods.find((x) => x.deployment === deployment);
+      if (!p) throw new Error(`${chart}: no running pod of Deployment ${deployment}`);
+      return p;
+    },
+  };
+  beforeAll(async () => {
+    const unreachable = await clusterReachable();
+    if (unreachable) throw new Error(unreachable);
+    await kubectlOk(['apply', '-f', file], { timeoutMs: 60_000 });
+    await waitAvailable(deployments, AVAILABLE_TIMEOUT_MS);
+    handle.pods = await podsOf(deployments);
+  }, AVAILABLE_TIMEOUT_MS + 70_000);
+  afterAll(async () => {
+    await removeManifest(file, objects);
+  }, 120_000);
+  return handle;
+}
+
+/**
+ * Delete what a manifest created and wait until its pods are gone. The pods get a short
+ * grace period of their own: the seeds' clients and busybox httpd run under `sh` as
+ * PID 1, which ignores SIGTERM and would hold every deletion for the full 30 s.
+ */
+export async function removeManifest(file: string, objects: K8sObject[]): Promise<void> {
+  await kubectl(['delete', '-f', file, '--ignore-not-found', '--grace-period=2', '--wait=true'], { timeoutMs: 90_000 });
+  await Promise.all(objects.filter((o) => o.kind === 'Deployment').map((d) => {
+    const selector = Object.entries(d.spec.selector.matchLabels as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',');
+    return kubectl(['delete', 'pods', '-n', d.metadata.namespace ?? 'default', '-l', selector, '--grace-period=2', '--wait=true', '--timeout=60s'], { timeoutMs: 70_000 });
+  }));
+}
