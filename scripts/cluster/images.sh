@@ -10,7 +10,9 @@
 #                                         (--build-arg NODE_IMAGE=localhost/mesh-node-base:20)
 #   docker.io/library/busybox:1.36        = mesh-base (busybox with a working wget)
 #   docker.io/kubeguide/tomcat-app:v1     stand-in: images/standin.js answering "tomcat-app v1"
-#   springbootapp:v1, springbootapp:v2    stand-ins answering "springbootapp v1|v2: hello" on /hello
+#   docker.io/library/springbootapp:v1, :v2
+#                                         stand-ins answering "springbootapp v1|v2: hello" on /hello
+#                                         (the charts' `springbootapp:v1` is this name to the kubelet)
 #   docker.io/nginxinc/nginx-unprivileged:1.27-alpine
 #                                         Debian's nginx 1.22 run the unprivileged way (8080, /tmp)
 #
@@ -33,7 +35,8 @@ BUILDAH=(buildah --root "$CACHE_DIR/buildah/storage" --runroot /run/mesh-k8s-bui
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 
 hash_of() { sha256sum | cut -c1-16; }
-files_hash() { (cd "$PROJECT_DIR" && find "$@" -type f -print0 | sort -z | xargs -0 sha256sum) | hash_of; }
+# The files an image is built from, less what .dockerignore keeps out of the build context.
+files_hash() { (cd "$PROJECT_DIR" && find "$@" -type f ! -path '*/generated/*' -print0 | sort -z | xargs -0 sha256sum) | hash_of; }
 SELF_HASH="$(cat "$0" "$CLUSTER_DIR/images/"* | hash_of)"
 
 # copy_with_libs ROOTFS BINARY [DEST]: a binary and the shared libraries it loads.
@@ -70,7 +73,9 @@ base_rootfs() {
 }
 
 # image NAME ARCHIVE HASH BUILD_FUNCTION: build when the archive's hash differs, then
-# import when containerd does not have this build.
+# import when containerd does not have this build. NAME is fully qualified
+# (docker.io/library/busybox, not busybox): containerd stores it as written, and the
+# kubelet asks for the qualified form.
 image() {
   local name="$1" file="$IMAGE_DIR/$2.tar" hash="$3" build="$4" t0
   if [ "$(cat "$file.hash" 2>/dev/null)" != "$hash" ] || [ ! -s "$file" ] ||
@@ -83,7 +88,7 @@ image() {
     say "built $name in $(( $(date +%s) - t0 )) s"
   fi
   if [ -S "$CONTAINERD_SOCK" ]; then
-    if ! ctr_ images ls -q 2>/dev/null | grep -qxF "$(normalized "$name")" ||
+    if ! ctr_ images ls -q 2>/dev/null | grep -qxF "$name" ||
        [ "$(cat "$CACHE_DIR/containerd-imported/$2" 2>/dev/null)" != "$hash" ]; then
       ctr_ images import --no-unpack=false "$file" >>"$LOG" 2>&1 || die "importing $name into containerd failed (log: $LOG)"
       mkdir -p "$CACHE_DIR/containerd-imported"
@@ -92,15 +97,6 @@ image() {
     fi
   fi
 }
-# containerd's name for an image reference (docker.io/library/ for bare names).
-normalized() {
-  case "$1" in
-    */*/*) echo "$1" ;;
-    */*) if [[ "${1%%/*}" == *.* || "${1%%/*}" == localhost* ]]; then echo "$1"; else echo "docker.io/$1"; fi ;;
-    *) echo "docker.io/library/$1" ;;
-  esac
-}
-
 # ---------------------------------------------------------------- builders
 build_pause() {
   local r; r="$(mktemp -d)"
@@ -188,8 +184,8 @@ do_proxy() {
 do_standins() {
   do_node_base
   image docker.io/kubeguide/tomcat-app:v1 tomcat-app "$NODE_HASH" build_tomcat
-  image springbootapp:v1 springbootapp-v1 "$NODE_HASH" build_springboot_v1
-  image springbootapp:v2 springbootapp-v2 "$NODE_HASH" build_springboot_v2
+  image docker.io/library/springbootapp:v1 springbootapp-v1 "$NODE_HASH" build_springboot_v1
+  image docker.io/library/springbootapp:v2 springbootapp-v2 "$NODE_HASH" build_springboot_v2
 }
 do_nginx() {
   image docker.io/nginxinc/nginx-unprivileged:1.27-alpine nginx-unprivileged \
