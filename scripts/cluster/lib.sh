@@ -34,7 +34,7 @@ K8S_COMPONENTS=(kube-apiserver kubelet kube-proxy kube-scheduler kube-controller
 
 # Debian packages the cluster needs at run time (build.sh adds the toolchain).
 RUNTIME_PACKAGES=(etcd-server containerd runc containernetworking-plugins iptables conntrack
-  dnsmasq-base buildah openssl curl ca-certificates gcc libc6-dev mmdebstrap uidmap)
+  dnsmasq-base buildah openssl curl ca-certificates)
 
 say() { printf '%s: %s\n' "${SCRIPT_NAME:-cluster}" "$*"; }
 die() { printf '%s: %s\n' "${SCRIPT_NAME:-cluster}" "$*" >&2; exit 1; }

@@ -22,6 +22,8 @@ bash "$CLUSTER_DIR/build.sh" >&2 || die "building the Kubernetes binaries failed
 mkdir -p "$CACHE_DIR"
 APT_LOG="$CACHE_DIR/apt.log"
 apt_install "${RUNTIME_PACKAGES[@]}" || die "installing ${RUNTIME_PACKAGES[*]} failed"
+# Any kubectl will do (1.20's from Debian when there is none).
+command -v kubectl >/dev/null 2>&1 || apt_install kubernetes-client || die "no kubectl, and installing kubernetes-client failed"
 
 exec 8>"$CACHE_DIR/.up.lock"
 flock 8
