@@ -322,7 +322,6 @@ export class MeshProxy {
       if (!res.writableFinished) { current?.destroy(); upstreamRes?.destroy(); }
     });
     const responseOps = route.headers?.response;
-    let staleRetried = false;
 
     for (let attempt = 0; ; attempt++) {
       const left = deadline === undefined ? undefined : Math.max(1, deadline - Date.now());
@@ -357,12 +356,9 @@ export class MeshProxy {
         if (timedOut || res.destroyed) return;
         if (res.headersSent) { res.destroy(); return; }
         const kind = classify(err);
-        // A keep-alive socket the upstream closed just as we reused it: resend once, uncounted.
-        if (kind === 'reset' && current?.reusedSocket && !staleRetried && !(body instanceof IncomingMessage)) {
-          staleRetried = true;
-          attempt--;
-          continue;
-        }
+        // Every resend is the retry policy's decision, as in Envoy: a reset on a reused
+        // keep-alive connection may have reached the upstream, so it is resent only when
+        // retryOn allows `reset` (Istio's default policy does not).
         if (!(mayRetry && retriable(policy.retryOn, { error: kind }))) {
           return this.reply(res, kind === 'per-try-timeout' ? 504 : 503, ERROR_BODY[kind]);
         }
