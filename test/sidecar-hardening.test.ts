@@ -1,9 +1,10 @@
 // The proxy under hostile or unlucky conditions (issue "Node sidecar hardening"):
 // each test here reproduces a defect found by trying to break the proxy on loopback.
+import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
-import { AddressInfo } from 'node:net';
+import { AddressInfo, Socket } from 'node:net';
 import { RouteTable, RtRoute } from '../model';
-import { resolveTo, RunningProxy, startProxy, viaProxy } from './support/sidecar';
+import { eventually, raw, resolveTo, RunningProxy, sleep, startProxy, viaProxy } from './support/sidecar';
 
 const HOST = 'api.default.svc.cluster.local';
 
@@ -79,4 +80,97 @@ describe('a request reaches the backend at most as often as the retry policy say
     expect(received).toEqual(['POST /reset', 'POST /reset', 'POST /reset']);
     expect(await proxy.metric('mesh_proxy_retries_total', { reason: 'reset' })).toBe(before + 1);
   });
+});
+
+describe('slow clients and floods are bounded', () => {
+  // A backend that reads each request body to the end before answering.
+  let server: http.Server;
+  let port = 0;
+  let open = 0;
+  const upstreamAborts: string[] = [];
+  const clients = new Set<Socket>();
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      req.on('aborted', () => upstreamAborts.push(req.url!));
+      req.resume();
+      req.on('end', () => res.end('done'));
+    });
+    server.on('connection', (s) => { open++; s.on('close', () => open--); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterEach(() => { for (const c of clients) c.destroy(); clients.clear(); });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  const start = (args: string[]) => startProxy(table([{ match: [], destinations: to }]), [...resolveTo({ [`${HOST}:8080`]: port }), ...args]);
+
+  /** A POST whose chunked body trickles in: one byte every `everyMs` (never idle). */
+  function trickle(proxyPort: number, everyMs = 200): { socket: Socket; got: () => string } {
+    const socket = new Socket();
+    let got = '';
+    clients.add(socket);
+    socket.on('data', (d) => (got += d.toString()));
+    socket.on('error', () => undefined);
+    socket.connect(proxyPort, '127.0.0.1', () => {
+      socket.write(`POST http://api/slow HTTP/1.1\r\nHost: api\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      const t = setInterval(() => (socket.writable ? socket.write('1\r\na\r\n') : clearInterval(t)), everyMs);
+      socket.on('close', () => clearInterval(t));
+    });
+    return { socket, got: () => got };
+  }
+
+  test('a request body that stops arriving ends with 408 after the stream idle timeout, and its upstream request is freed', async () => {
+    const proxy = await start(['--stream-idle-timeout', '400']);
+    const t0 = Date.now();
+    const answer = await raw(proxy.port, 'POST http://api/stalled HTTP/1.1\r\nHost: api\r\nContent-Length: 100000\r\n\r\nab', 5000);
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(answer).toContain('stream idle timeout');
+    expect(Date.now() - t0).toBeLessThan(3000); // closed by the proxy, not by raw()'s 5 s
+    await eventually(() => upstreamAborts.includes('/stalled'));
+    await proxy.stop();
+  });
+
+  test('per destination: connections and pending requests are capped; the next request gets 503 x-envoy-overloaded at once', async () => {
+    const proxy = await start(['--max-upstream-connections', '4', '--max-pending', '2']);
+    for (let i = 0; i < 6; i++) trickle(proxy.port);
+    await eventually(async () => open === 4 && (await proxy.metric('mesh_proxy_requests_in_flight')) === 6);
+    const t0 = Date.now();
+    const r = await viaProxy(proxy.port, 'http://api/one-more');
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect([r.status, r.headers['x-envoy-overloaded']]).toEqual([503, 'true']);
+    expect(r.body).toMatch(/reset reason: overflow/);
+    expect(open).toBe(4);
+    expect(await proxy.metric('mesh_proxy_overflow_total', { limit: 'upstream_pending' })).toBe(1);
+    await proxy.stop('SIGKILL');
+  });
+
+  test('downstream: beyond --max-connections a request gets 503 x-envoy-overloaded and its connection is closed', async () => {
+    const proxy = await start(['--max-connections', '10']);
+    for (let i = 0; i < 10; i++) trickle(proxy.port);
+    await eventually(async () => (await proxy.metric('mesh_proxy_requests_in_flight')) === 10);
+    const answer = await raw(proxy.port, 'GET http://api/extra HTTP/1.1\r\nHost: api\r\n\r\n', 3000);
+    expect(answer).toMatch(/^HTTP\/1\.1 503 /);
+    expect(answer.toLowerCase()).toContain('x-envoy-overloaded: true');
+    expect(answer.toLowerCase()).toContain('connection: close');
+    expect(await proxy.metric('mesh_proxy_overflow_total', { limit: 'downstream_connections' })).toBe(1);
+    await proxy.stop('SIGKILL');
+  });
+
+  test('4,000 clients trickling bodies at the default limits: RSS stays under the 128 MiB the renderer gives the proxy', async () => {
+    const proxy = await start([]);
+    const all = Array.from({ length: 4000 }, () => trickle(proxy.port, 1000));
+    await eventually(async () => (await proxy.metric('mesh_proxy_requests_in_flight')) >= 1024, 20_000);
+    await sleep(2000);
+    const rssMiB = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${proxy.proc.pid}/status`, 'utf8'))![1]) / 1024;
+    expect(await proxy.metric('mesh_proxy_requests_in_flight')).toBe(1024);
+    expect(open).toBeLessThanOrEqual(1024);
+    process.stderr.write(`proxy RSS with 4,000 trickling clients: ${rssMiB.toFixed(1)} MiB\n`);
+    expect(rssMiB).toBeLessThan(128);
+    expect(all.filter((c) => c.got().includes('x-envoy-overloaded')).length).toBeGreaterThan(0);
+    await proxy.stop('SIGKILL');
+  }, 60_000);
 });

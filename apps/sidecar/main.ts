@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { OutboundTrafficPolicy, RouteTable, RtGatewayServer, SIDECAR_PORTS } from '../../model/route-table';
 import { PickStrategy } from './balancer';
 import { ProxyMetrics } from './metrics';
-import { MeshProxy } from './proxy';
+import { MeshProxy, OVERLOADED } from './proxy';
 import { Binding, compileTable, ConfigError, parseRouteTable } from './table';
 import { Upstreams } from './upstream';
 
@@ -32,6 +32,10 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
   --drain-timeout MS       on SIGTERM, how long in-flight requests may finish (default 5000)
   --max-buffer BYTES       bodies up to this size are kept for retries and mirrors (default 65536)
   --header-timeout MS      time a client may take to send its request headers (default 10000; then 408)
+  --stream-idle-timeout MS a request with no bytes either way for this long ends (default 300000, Envoy's; 408)
+  --max-connections N      downstream connections; beyond it requests get 503 x-envoy-overloaded (default 1024)
+  --max-upstream-connections N  connections per destination (default 1024, Envoy's circuit breaker)
+  --max-pending N          requests waiting for a connection per destination; beyond it 503 (default 1024)
   --access-log             one JSON line per request on stdout
   healthcheck [--admin ADDR:PORT]  exit 0 when the admin port says ready (Docker HEALTHCHECK)
   wait [--admin ADDR:PORT] [--timeout MS]  wait until ready (the pod's postStart hook)`;
@@ -85,6 +89,8 @@ export async function main(argv: string[]): Promise<number> {
       resolve: { type: 'string', multiple: true }, 'outbound-policy': { type: 'string' }, pick: { type: 'string' },
       'reload-interval': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'max-buffer': { type: 'string' },
       'header-timeout': { type: 'string' }, 'access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      'stream-idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' },
+      'max-upstream-connections': { type: 'string' }, 'max-pending': { type: 'string' },
     },
     strict: true,
   });
@@ -112,6 +118,10 @@ export async function main(argv: string[]): Promise<number> {
   const drainMs = int(values['drain-timeout'], '--drain-timeout', 5000);
   const maxBuffer = int(values['max-buffer'], '--max-buffer', 64 * 1024);
   const headerTimeout = int(values['header-timeout'], '--header-timeout', 10_000, 1);
+  const streamIdleMs = int(values['stream-idle-timeout'], '--stream-idle-timeout', 300_000, 1);
+  const maxConnections = int(values['max-connections'], '--max-connections', 1024, 1);
+  const maxUpstream = int(values['max-upstream-connections'], '--max-upstream-connections', 1024, 1);
+  const maxPending = int(values['max-pending'], '--max-pending', 1024, 0);
   const configPath = values.config;
 
   const metrics = new ProxyMetrics();
@@ -119,12 +129,13 @@ export async function main(argv: string[]): Promise<number> {
   const compile = (t: RouteTable) => compileTable(t, binding, pick);
   const first = parseRouteTable(loaded.text, configPath);
   metrics.reloads.inc({ result: 'applied' });
-  const upstreams = new Upstreams({ resolve });
+  const upstreams = new Upstreams({ resolve, maxConnectionsPerDestination: maxUpstream, maxPendingPerDestination: maxPending });
   // Filled in once the listeners are bound (ports may be 0: chosen by the kernel).
   const ownEndpoints = new Set<string>();
   const proxy = new MeshProxy({
     namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default',
     binding, outboundTrafficPolicy: policy, ownEndpoints, maxBufferBytes: maxBuffer, accessLog: values['access-log'] === true,
+    streamIdleTimeoutMs: streamIdleMs,
   }, upstreams, metrics, compile(first));
 
   // Servers: bounded header size and header read time; malformed requests get a clear 4xx.
@@ -137,7 +148,14 @@ export async function main(argv: string[]): Promise<number> {
   const sockets = new Set<Socket>();
   const track = (s: http.Server) => {
     servers.push(s);
-    s.on('connection', (sock: Socket) => { sockets.add(sock); sock.once('close', () => sockets.delete(sock)); });
+    // Downstream limit: up to maxConnections are served; the next 64 are accepted only to be
+    // told 503 (x-envoy-overloaded) and closed; beyond that the kernel's backlog waits.
+    s.maxConnections = maxConnections + 64;
+    s.on('connection', (sock: Socket) => {
+      if (sockets.size >= maxConnections) (sock as unknown as Record<symbol, boolean>)[OVERLOADED] = true;
+      sockets.add(sock);
+      sock.once('close', () => sockets.delete(sock));
+    });
     s.on('clientError', (err: NodeJS.ErrnoException, sock: Socket) => {
       const code = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       metrics.clientErrors.inc({ code: String(code) });

@@ -46,6 +46,12 @@ export class ProxyMetrics {
     labelNames: ['code'] as const,
     registers: [this.registry],
   });
+  readonly overflows = new Counter({
+    name: 'mesh_proxy_overflow_total',
+    help: 'Requests refused with 503 (x-envoy-overloaded) because a limit was reached, by limit',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
   readonly inflight = new Gauge({
     name: 'mesh_proxy_requests_in_flight',
     help: 'Requests being proxied now',

@@ -25,14 +25,19 @@ export interface ProxyOptions {
   /** Request bodies up to this size are buffered so that retries and mirrors can resend them. */
   readonly maxBufferBytes: number;
   readonly accessLog: boolean;
+  /** A request whose client sends nothing (body bytes) and gets nothing for this long is ended: 408 if no response started. */
+  readonly streamIdleTimeoutMs: number;
   readonly random?: () => number;
 }
 
-type ErrorKind = 'connect-failure' | 'reset' | 'per-try-timeout' | 'other';
+/** Sockets accepted beyond the downstream connection limit: their requests get a 503. */
+export const OVERLOADED = Symbol('mesh-proxy overloaded socket');
+
+type ErrorKind = 'connect-failure' | 'reset' | 'per-try-timeout' | 'overflow' | 'other';
 
 function classify(err: unknown): ErrorKind {
   const code = (err as { code?: string })?.code ?? '';
-  if (err instanceof UpstreamError) return code === 'MESH_PER_TRY_TIMEOUT' ? 'per-try-timeout' : 'connect-failure';
+  if (err instanceof UpstreamError) return code === 'MESH_PER_TRY_TIMEOUT' ? 'per-try-timeout' : code === 'MESH_OVERFLOW' ? 'overflow' : 'connect-failure';
   if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL'].includes(code)) return 'connect-failure';
   if (['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'HPE_INVALID_CONSTANT', 'HPE_INVALID_STATUS'].includes(code) || code.startsWith('HPE_')) return 'reset';
   return 'other';
@@ -63,6 +68,7 @@ const ERROR_BODY: Record<ErrorKind, string> = {
   'connect-failure': 'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
   reset: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
   'per-try-timeout': 'upstream request timeout',
+  overflow: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
   other: 'upstream request failed',
 };
 
@@ -171,6 +177,19 @@ export class MeshProxy {
       }
     });
     if (this.draining) res.shouldKeepAlive = false;
+    if ((req.socket as unknown as Record<symbol, boolean>)[OVERLOADED]) {
+      this.metrics.overflows.inc({ limit: 'downstream_connections' });
+      res.shouldKeepAlive = false;
+      return this.reply(res, 503, 'mesh-proxy: overloaded: too many downstream connections', { 'x-envoy-overloaded': 'true', connection: 'close' });
+    }
+    // Envoy's stream_idle_timeout: nothing from the client and nothing to it for this long.
+    req.setTimeout(this.opts.streamIdleTimeoutMs, () => {
+      this.metrics.clientErrors.inc({ code: '408' });
+      if (res.headersSent) { req.socket.destroy(); return; }
+      res.shouldKeepAlive = false;
+      res.once('finish', () => req.socket.destroy());
+      this.reply(res, 408, 'mesh-proxy: stream idle timeout', { connection: 'close' });
+    });
     this.serve(req, res, labels, server).catch((err) => {
       this.log('error', 'request failed', { error: String(err), url: req.url });
       if (!res.headersSent) this.reply(res, 500, 'internal proxy error');
@@ -318,8 +337,9 @@ export class MeshProxy {
     const deadline = route.timeoutMs === undefined ? undefined : Date.now() + route.timeoutMs;
     res.once('close', () => {
       if (timer) clearTimeout(timer);
-      // The client went away (or the response ended): free the upstream request.
-      if (!res.writableFinished) { current?.destroy(); upstreamRes?.destroy(); }
+      // The client went away, or the proxy answered by itself (408, 504): free the upstream
+      // request unless its whole response was passed on.
+      if (!upstreamRes?.complete) { current?.destroy(); upstreamRes?.destroy(); }
     });
     const responseOps = route.headers?.response;
 
@@ -359,6 +379,10 @@ export class MeshProxy {
         // Every resend is the retry policy's decision, as in Envoy: a reset on a reused
         // keep-alive connection may have reached the upstream, so it is resent only when
         // retryOn allows `reset` (Istio's default policy does not).
+        if (kind === 'overflow') {
+          this.metrics.overflows.inc({ limit: 'upstream_pending' });
+          return this.reply(res, 503, ERROR_BODY[kind], { 'x-envoy-overloaded': 'true' });
+        }
         if (!(mayRetry && retriable(policy.retryOn, { error: kind }))) {
           return this.reply(res, kind === 'per-try-timeout' ? 504 : 503, ERROR_BODY[kind]);
         }

@@ -9,11 +9,15 @@ export interface UpstreamOptions {
   readonly resolve: ReadonlyMap<string, string>;
   /** @default 10000 (Istio's connectTimeout default, 10s) */
   readonly connectTimeoutMs?: number;
+  /** Connections to one destination (host:port). @default 1024 (Envoy's max_connections) */
+  readonly maxConnectionsPerDestination?: number;
+  /** Requests waiting for a connection to one destination. @default 1024 (Envoy's max_pending_requests) */
+  readonly maxPendingPerDestination?: number;
 }
 
 /** An upstream failure with the code the retry logic classifies. */
 export class UpstreamError extends Error {
-  constructor(readonly code: 'MESH_CONNECT_TIMEOUT' | 'MESH_PER_TRY_TIMEOUT', message: string) {
+  constructor(readonly code: 'MESH_CONNECT_TIMEOUT' | 'MESH_PER_TRY_TIMEOUT' | 'MESH_OVERFLOW', message: string) {
     super(message);
   }
 }
@@ -33,9 +37,18 @@ export class Upstreams {
   // Free sockets close after 4s, before Node servers' 5s keep-alive default closes them
   // under us; LIFO reuse keeps the pool small.
   // noDelay: Nagle's algorithm would hold small writes for the upstream's delayed ACK.
-  private readonly agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, scheduling: 'lifo', timeout: 4000, noDelay: true });
+  // maxSockets bounds the connections per destination; requests beyond it wait in the
+  // agent's queue, which send() bounds in turn (Envoy's circuit breaker defaults).
+  private readonly agent: http.Agent;
+  private readonly maxPending: number;
 
-  constructor(private readonly options: UpstreamOptions) {}
+  constructor(private readonly options: UpstreamOptions) {
+    this.agent = new http.Agent({
+      keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, scheduling: 'lifo', timeout: 4000, noDelay: true,
+      maxSockets: options.maxConnectionsPerDestination ?? 1024,
+    });
+    this.maxPending = options.maxPendingPerDestination ?? 1024;
+  }
 
   /**
    * Send a request; resolves with the response once its headers arrive. `onRequest`
@@ -50,6 +63,13 @@ export class Upstreams {
       const i = target.lastIndexOf(':');
       host = target.slice(0, i).replace(/^\[|\]$/g, '');
       port = Number(target.slice(i + 1));
+    }
+    // Circuit breaker: every connection to this destination busy and the queue full.
+    const name = this.agent.getName({ host, port });
+    const busy = this.agent.sockets[name]?.length ?? 0;
+    const queued = this.agent.requests[name]?.length ?? 0;
+    if (busy >= this.agent.maxSockets && queued >= this.maxPending) {
+      return Promise.reject(new UpstreamError('MESH_OVERFLOW', `${key}: ${busy} connections and ${queued} pending requests (the limits)`));
     }
     return new Promise((resolve, reject) => {
       const req = http.request({ host, port, method: r.method, path: r.path, headers: r.headers, agent: this.agent, setHost: false });

@@ -1,7 +1,7 @@
 // Loopback harness for the mesh proxy: real backend servers, the bundled proxy
 // (build/sidecar/main.js, built by `npm test`'s pretest) as a child process.
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,9 @@ import { RouteTable } from '../../model';
 import { K8sObject } from './synth';
 
 export const SIDECAR_BUNDLE = join(__dirname, '..', '..', 'build', 'sidecar', 'main.js');
+// The proxy runs with the Node options its image sets (apps/sidecar/Dockerfile), so that
+// memory measured here is memory in the pod.
+const IMAGE_NODE_OPTIONS = /NODE_OPTIONS="([^"]*)"/.exec(readFileSync(join(__dirname, '..', '..', 'apps', 'sidecar', 'Dockerfile'), 'utf8'))?.[1] ?? '';
 
 export interface Seen { method: string; url: string; headers: http.IncomingHttpHeaders; body: string }
 
@@ -73,7 +76,9 @@ export async function startProxy(table: RouteTable | string, args: string[] = []
   const dir = mkdtempSync(join(tmpdir(), 'mesh-proxy-'));
   const configFile = join(dir, 'routes.json');
   writeFileSync(configFile, typeof table === 'string' ? table : JSON.stringify(table));
-  const proc = spawn(process.execPath, [SIDECAR_BUNDLE, '--config', configFile, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [SIDECAR_BUNDLE, '--config', configFile, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: IMAGE_NODE_OPTIONS },
+  });
   running.add(proc);
   const log: string[] = [];
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => { running.delete(proc); r(code); }));
