@@ -141,10 +141,12 @@ const strMatch = (kinds: string[]) => ({
 const STRING_MATCH = strMatch(['exact', 'prefix', 'regex']);
 const HEADER_MATCH = strMatch(['exact', 'prefix', 'regex', 'present']);
 const headerMap = (m: object) => ({ type: 'object', propertyNames: HEADER_NAME, additionalProperties: m });
+// A header value never carries CR, LF or NUL (RFC 9110 5.5): Node would refuse to send it.
+const HEADER_VALUE = { type: 'string', pattern: '^[^\\r\\n\\u0000]*$' };
 const HEADER_OPS = {
   type: 'object', additionalProperties: false,
   properties: {
-    set: headerMap({ type: 'string' }), add: headerMap({ type: 'string' }),
+    set: headerMap(HEADER_VALUE), add: headerMap(HEADER_VALUE),
     remove: { type: 'array', items: HEADER_NAME },
   },
 };

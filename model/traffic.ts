@@ -310,6 +310,7 @@ function headerOps(check: Check, field: string, ops: unknown): void {
     for (const [name, v] of Object.entries(map)) {
       if (!HEADER_NAME.test(name)) check.fail(`${field}.${k} key`, name, 'an HTTP header name');
       if (typeof v !== 'string') check.fail(`${field}.${k}.${name}`, v, 'a string value');
+      else if (/[\r\n\0]/.test(v)) check.fail(`${field}.${k}.${name}`, v, 'a header value without CR, LF or NUL characters');
     }
   }
   if (ops.remove !== undefined) {

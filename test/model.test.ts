@@ -101,6 +101,11 @@ describe('traffic rules', () => {
     expect(m.mirror).toMatchObject({ subset: 'v3', percentage: 10 });
   });
 
+  test('a header operation value with CR or LF is refused (header injection)', () => {
+    expect(() => route([{ route: [{ to: reviews }], headers: { request: { set: { 'x-env': 'prod\r\nx-admin: 1' } } } }]))
+      .toThrow(/headers\.request\.set\.x-env.*a header value without CR, LF or NUL characters/);
+  });
+
   test('redirect instead of route', () => {
     const m = route([{ match: [{ uri: { exact: '/old' } }], redirect: { uri: '/new', redirectCode: 302 } }, { route: [{ to: reviews }] }]);
     expect(m.http[0].route).toEqual([]);

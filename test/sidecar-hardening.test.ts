@@ -174,3 +174,66 @@ describe('slow clients and floods are bounded', () => {
     await proxy.stop('SIGKILL');
   }, 60_000);
 });
+
+describe('request hygiene', () => {
+  let backendServer: http.Server;
+  let port = 0;
+  const seen: http.IncomingHttpHeaders[] = [];
+  let proxy: RunningProxy;
+
+  beforeAll(async () => {
+    backendServer = http.createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { connection: 'x-secret-hop', 'x-secret-hop': 'from-upstream', 'content-type': 'text/plain' }).end('ok');
+    });
+    await new Promise<void>((r) => backendServer.listen(0, '127.0.0.1', r));
+    port = (backendServer.address() as AddressInfo).port;
+    proxy = await startProxy(table([{ match: [], destinations: to }]), resolveTo({ [`${HOST}:8080`]: port }));
+  });
+  afterAll(async () => {
+    await proxy.stop();
+    backendServer.closeAllConnections();
+    await new Promise<void>((r) => backendServer.close(() => r()));
+  });
+
+  const headerLines = (n: number) => Array.from({ length: n }, (_, i) => `x-h${i}: ${i}\r\n`).join('');
+
+  test('more than 100 request headers: 431, not a silently shortened request; exactly 100 pass', async () => {
+    const answer = await raw(proxy.port, `GET http://api/many HTTP/1.1\r\nHost: api\r\n${headerLines(150)}Authorization: Bearer t\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 431 /);
+    expect(answer).toContain('more than 100 request headers');
+    const ok = await raw(proxy.port, `GET http://api/enough HTTP/1.1\r\nHost: api\r\n${headerLines(97)}Authorization: Bearer t\r\nConnection: close\r\n\r\n`);
+    expect(ok).toMatch(/^HTTP\/1\.1 200 /);
+    expect(seen[seen.length - 1].authorization).toBe('Bearer t');
+  });
+
+  test('two Host headers: 400 (RFC 9112)', async () => {
+    const answer = await raw(proxy.port, 'GET /x HTTP/1.1\r\nHost: api\r\nHost: evil\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('more than one Host header');
+  });
+
+  test('CONNECT gets 405 with a reason instead of a silent close', async () => {
+    const answer = await raw(proxy.port, 'CONNECT api:443 HTTP/1.1\r\nHost: api:443\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 405 /);
+    expect(answer).toContain('CONNECT is not supported');
+  });
+
+  test('an HTTP/2.0 request line gets 505', async () => {
+    const answer = await raw(proxy.port, 'GET http://api/v2 HTTP/2.0\r\nHost: api\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 505 /);
+  });
+
+  test('headers named in Connection are hop-by-hop: dropped both ways', async () => {
+    const r = await viaProxy(proxy.port, 'http://api/hop', { headers: { connection: 'x-client-hop', 'x-client-hop': 'secret', 'x-kept': 'yes' } });
+    expect(r.status).toBe(200);
+    const got = seen[seen.length - 1];
+    expect([got['x-client-hop'], got['x-kept']]).toEqual([undefined, 'yes']);
+    expect(r.headers['x-secret-hop']).toBeUndefined();
+  });
+
+  test('a route table whose header operation carries CR/LF is refused at load', async () => {
+    const bad = table([{ match: [], destinations: to, headers: { request: { set: { 'x-a': 'ok\r\nInjected: 1' } } } }]);
+    await expect(startProxy(bad)).rejects.toThrow(/must match pattern/);
+  });
+});

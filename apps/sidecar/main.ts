@@ -36,6 +36,7 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
   --max-connections N      downstream connections; beyond it requests get 503 x-envoy-overloaded (default 1024)
   --max-upstream-connections N  connections per destination (default 1024, Envoy's circuit breaker)
   --max-pending N          requests waiting for a connection per destination; beyond it 503 (default 1024)
+  --max-headers-count N    request headers allowed; beyond it 431 (default 100, Envoy's)
   --access-log             one JSON line per request on stdout
   healthcheck [--admin ADDR:PORT]  exit 0 when the admin port says ready (Docker HEALTHCHECK)
   wait [--admin ADDR:PORT] [--timeout MS]  wait until ready (the pod's postStart hook)`;
@@ -90,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
       'reload-interval': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'max-buffer': { type: 'string' },
       'header-timeout': { type: 'string' }, 'access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       'stream-idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' },
-      'max-upstream-connections': { type: 'string' }, 'max-pending': { type: 'string' },
+      'max-upstream-connections': { type: 'string' }, 'max-pending': { type: 'string' }, 'max-headers-count': { type: 'string' },
     },
     strict: true,
   });
@@ -122,6 +123,7 @@ export async function main(argv: string[]): Promise<number> {
   const maxConnections = int(values['max-connections'], '--max-connections', 1024, 1);
   const maxUpstream = int(values['max-upstream-connections'], '--max-upstream-connections', 1024, 1);
   const maxPending = int(values['max-pending'], '--max-pending', 1024, 0);
+  const maxHeadersCount = int(values['max-headers-count'], '--max-headers-count', 100, 1);
   const configPath = values.config;
 
   const metrics = new ProxyMetrics();
@@ -135,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
   const proxy = new MeshProxy({
     namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default',
     binding, outboundTrafficPolicy: policy, ownEndpoints, maxBufferBytes: maxBuffer, accessLog: values['access-log'] === true,
-    streamIdleTimeoutMs: streamIdleMs,
+    streamIdleTimeoutMs: streamIdleMs, maxHeadersCount,
   }, upstreams, metrics, compile(first));
 
   // Servers: bounded header size and header read time; malformed requests get a clear 4xx.
@@ -151,6 +153,15 @@ export async function main(argv: string[]): Promise<number> {
     // Downstream limit: up to maxConnections are served; the next 64 are accepted only to be
     // told 503 (x-envoy-overloaded) and closed; beyond that the kernel's backlog waits.
     s.maxConnections = maxConnections + 64;
+    // Node drops headers beyond maxHeadersCount silently: parse one more, so that the
+    // proxy can see there were too many and answer 431.
+    s.maxHeadersCount = maxHeadersCount + 1;
+    // CONNECT (tunnels) is not served: say so instead of closing the connection silently.
+    s.on('connect', (_req: http.IncomingMessage, sock: Socket) => {
+      metrics.clientErrors.inc({ code: '405' });
+      const body = 'mesh-proxy: CONNECT is not supported (plain HTTP only, no tunnels)\n';
+      sock.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    });
     s.on('connection', (sock: Socket) => {
       if (sockets.size >= maxConnections) (sock as unknown as Record<symbol, boolean>)[OVERLOADED] = true;
       sockets.add(sock);

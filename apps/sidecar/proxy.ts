@@ -27,6 +27,8 @@ export interface ProxyOptions {
   readonly accessLog: boolean;
   /** A request whose client sends nothing (body bytes) and gets nothing for this long is ended: 408 if no response started. */
   readonly streamIdleTimeoutMs: number;
+  /** More request headers than this: 431 (Envoy's max_headers_count). The server must parse at least one more. */
+  readonly maxHeadersCount: number;
   readonly random?: () => number;
 }
 
@@ -80,6 +82,25 @@ function hex(bytes: number): string {
   if (poolAt + bytes > pool.length) { pool = randomBytes(4096); poolAt = 0; }
   poolAt += bytes;
   return pool.toString('hex', poolAt - bytes, poolAt);
+}
+
+/** Request or response headers minus hop-by-hop ones, including those the message's own Connection header names. */
+function endToEnd(headers: Record<string, string | string[] | undefined>): Record<string, string | string[] | undefined> {
+  const named = headers.connection === undefined ? undefined
+    : new Set(String(headers.connection).split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
+  const out: Record<string, string | string[] | undefined> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && !named?.has(k)) out[k] = v;
+  return out;
+}
+
+/** Why a request cannot be proxied at all (status and reason), before any routing. */
+export function requestProblem(req: IncomingMessage, maxHeadersCount: number): [number, string] | undefined {
+  if (req.httpVersionMajor !== 1) return [505, `HTTP/${req.httpVersion} is not supported; this proxy speaks HTTP/1.1`];
+  if (req.rawHeaders.length / 2 > maxHeadersCount) return [431, `more than ${maxHeadersCount} request headers`];
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i].length === 4 && req.rawHeaders[i].toLowerCase() === 'host') hosts++;
+  if (hosts > 1) return [400, 'more than one Host header (RFC 9112 3.2)'];
+  return undefined;
 }
 
 function applyHeaderOps(h: Record<string, string | string[] | undefined>, ops: RtHeaderOps | undefined): void {
@@ -181,6 +202,12 @@ export class MeshProxy {
       this.metrics.overflows.inc({ limit: 'downstream_connections' });
       res.shouldKeepAlive = false;
       return this.reply(res, 503, 'mesh-proxy: overloaded: too many downstream connections', { 'x-envoy-overloaded': 'true', connection: 'close' });
+    }
+    const problem = requestProblem(req, this.opts.maxHeadersCount);
+    if (problem) {
+      this.metrics.clientErrors.inc({ code: String(problem[0]) });
+      res.shouldKeepAlive = false;
+      return this.reply(res, problem[0], `mesh-proxy: ${problem[1]}`, { connection: 'close' });
     }
     // Envoy's stream_idle_timeout: nothing from the client and nothing to it for this long.
     req.setTimeout(this.opts.streamIdleTimeoutMs, () => {
@@ -284,8 +311,7 @@ export class MeshProxy {
     labels.destination = vh || knownHost ? `${dest.host}:${upstreamPort}` : 'PassthroughCluster';
 
     // Headers for the upstream.
-    const out: Record<string, string | string[] | undefined> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
+    const out = endToEnd(req.headers);
     out.host = route.rewrite?.authority ?? target.authority;
     const path = route.rewrite?.uri ? rewritePath(target.path, uriMatch, route.rewrite.uri) : target.path;
     if (!out['x-request-id']) out['x-request-id'] = randomUUID();
@@ -360,8 +386,7 @@ export class MeshProxy {
           reason = String(status);
         } else {
           upstreamRes = up;
-          const h: Record<string, string | string[] | undefined> = {};
-          for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k)) h[k] = v;
+          const h = endToEnd(up.headers);
           h.via = h.via === undefined ? this.via : `${String(h.via)}, ${this.via}`;
           applyHeaderOps(h, responseOps);
           if (this.draining) h.connection = 'close';
