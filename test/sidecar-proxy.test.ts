@@ -314,21 +314,26 @@ describe('operations', () => {
     await proxy.stop(); await v1.close(); await v2.close();
   });
 
-  test('SIGTERM: not ready, in-flight requests finish, new connections refused, exit 0', async () => {
+  test('SIGTERM: not ready, in-flight requests finish, the app\'s last outbound calls still go out during the drain period, then exit 0', async () => {
     const slow = await backend('slow', (_q, res) => setTimeout(() => res.end('done'), 400));
-    const proxy = await startProxy(canaryTable(), resolveTo({
+    const proxy = await startProxy(canaryTable(), ['--drain-timeout', '1500', ...resolveTo({
       'springbootapp-svc-v1.springistiodemo.svc.cluster.local:8080': slow.port,
       'springbootapp-svc-v2.springistiodemo.svc.cluster.local:8080': slow.port,
-    }));
+    })]);
     expect((await get(`http://127.0.0.1:${proxy.admin}/healthz/ready`)).status).toBe(200);
     const inflight = Promise.all([viaProxy(proxy.port, CANARY), viaProxy(proxy.port, CANARY)]);
     await eventually(() => slow.seen.length === 2);
+    const t0 = Date.now();
     const exit = proxy.stop('SIGTERM');
     await sleep(50);
     expect((await get(`http://127.0.0.1:${proxy.admin}/healthz/ready`)).status).toBe(503);
-    await expect(viaProxy(proxy.port, CANARY)).rejects.toThrow(/ECONNREFUSED/);
+    // The app, shutting down as well, makes one more call after the proxy got SIGTERM.
+    const last = await viaProxy(proxy.port, CANARY);
+    expect([last.status, last.body, last.headers.connection]).toEqual([200, 'done', 'close']);
     expect((await inflight).map((r) => [r.status, r.body])).toEqual([[200, 'done'], [200, 'done']]);
     expect(await exit).toBe(0);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1400); // the whole drain period, not just until idle
+    await expect(viaProxy(proxy.port, CANARY)).rejects.toThrow(/ECONNREFUSED/);
     await slow.close();
   });
 
@@ -400,6 +405,20 @@ describe('gateway mode', () => {
     expect(nginx.seen[0].headers['x-forwarded-proto']).toBe('http');
     expect((await get(`http://127.0.0.1:${port}/other`)).status).toBe(404);
     await gw.stop(); await nginx.close();
+  });
+
+  test('SIGTERM: a gateway stops accepting at once and exits when idle (only a sidecar keeps its listener through the drain)', async () => {
+    const nginx = await backend('nginx');
+    const table = routeTableOf(synthVariant(variant('demo-gateway-node-sidecar')));
+    const { gw, port } = await startGateway(table, ['--mode', 'gateway', '--gateway', 'default/demo-gateway', '--drain-timeout', '5000',
+      ...resolveTo({ 'demo-svc.default.svc.cluster.local:80': nginx.port })]);
+    const t0 = Date.now();
+    const exit = gw.stop('SIGTERM');
+    await sleep(50);
+    await expect(get(`http://127.0.0.1:${port}/`)).rejects.toThrow(/ECONNREFUSED/);
+    expect(await exit).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    await nginx.close();
   });
 
   test('server hosts, wildcard VirtualService hosts and httpsRedirect', async () => {

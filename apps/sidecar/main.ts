@@ -261,17 +261,22 @@ export async function main(argv: string[]): Promise<number> {
   });
   process.on('SIGHUP', () => reload('SIGHUP'));
 
-  // SIGTERM: not ready, stop accepting, let in-flight requests finish, then exit.
+  // SIGTERM: not ready at once. A sidecar keeps its outbound listener open for the whole
+  // drain period, as Istio's does: the app is shutting down too and may still make its last
+  // calls. A gateway stops accepting at once (its Service stops sending it traffic) and
+  // exits when its in-flight requests are done. Either way, at most drainMs.
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     proxy.draining = true;
-    proxy.log('info', 'draining', { signal, inflight: proxy.inflight, drainTimeoutMs: drainMs });
+    const keepAccepting = binding.kind === 'mesh';
+    proxy.log('info', 'draining', { signal, inflight: proxy.inflight, drainTimeoutMs: drainMs, outboundOpenWhileDraining: keepAccepting });
     unwatchFile(configPath);
-    for (const s of servers) { s.close(); s.closeIdleConnections(); }
+    if (!keepAccepting) for (const s of servers) { s.close(); s.closeIdleConnections(); }
     const until = Date.now() + drainMs;
-    while (proxy.inflight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    while ((keepAccepting || proxy.inflight > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    for (const s of servers) s.close();
     for (const s of servers) s.closeAllConnections();
     for (const sock of sockets) sock.destroy();
     adminServer.close();
