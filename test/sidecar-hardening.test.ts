@@ -237,3 +237,36 @@ describe('request hygiene', () => {
     await expect(startProxy(bad)).rejects.toThrow(/must match pattern/);
   });
 });
+
+describe('paths are normalised before matching and sent normalised', () => {
+  let backendServer: http.Server;
+  let port = 0;
+  const urls: string[] = [];
+  let proxy: RunningProxy;
+
+  beforeAll(async () => {
+    backendServer = http.createServer((req, res) => { urls.push(req.url!); res.end('public'); });
+    await new Promise<void>((r) => backendServer.listen(0, '127.0.0.1', r));
+    port = (backendServer.address() as AddressInfo).port;
+    // A rule that blocks /admin (403 from the proxy) before the public prefix.
+    proxy = await startProxy(table([
+      { match: prefix('/admin'), destinations: to, fault: { abort: { httpStatus: 403, percentage: 100 } } },
+      { match: prefix('/public'), destinations: to },
+    ]), resolveTo({ [`${HOST}:8080`]: port }));
+  });
+  afterAll(async () => {
+    await proxy.stop();
+    backendServer.closeAllConnections();
+    await new Promise<void>((r) => backendServer.close(() => r()));
+  });
+
+  test.each(['/public/../admin', '/public/%2e%2e/admin', '/public/%2E%2E/admin/', '/public/./../admin'])('%s is /admin: blocked', async (path) => {
+    expect((await viaProxy(proxy.port, `http://api${path}`)).status).toBe(403);
+  });
+
+  test('the upstream gets the normalised path; the query is untouched', async () => {
+    urls.length = 0;
+    expect((await viaProxy(proxy.port, 'http://api/public/a/./b/../%7Ec?next=/../x')).status).toBe(200);
+    expect(urls).toEqual(['/public/a/~c?next=/../x']);
+  });
+});

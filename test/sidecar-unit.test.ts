@@ -1,6 +1,6 @@
 // The proxy's pure parts: weighted picking, host names, request targets, retry conditions, table validation.
 import { SmoothWeightedRoundRobin, WeightedRandom } from '../apps/sidecar/balancer';
-import { parseTarget, retriable } from '../apps/sidecar/proxy';
+import { normalizePath, parseTarget, retriable } from '../apps/sidecar/proxy';
 import { ConfigError, HostIndex, hostCandidates, parseRouteTable } from '../apps/sidecar/table';
 import { ROUTE_TABLE_API_VERSION } from '../model';
 
@@ -97,4 +97,18 @@ describe('route table validation', () => {
     expect(f).toThrow(ConfigError);
     expect(f).toThrow(msg);
   });
+});
+
+test('paths are normalised as Istio\'s BASE does (RFC 3986 dot segments, decoded unreserved characters)', () => {
+  expect(normalizePath('/public/../admin')).toBe('/admin');
+  expect(normalizePath('/public/%2e%2e/admin')).toBe('/admin');
+  expect(normalizePath('/public/%2E%2e/admin?x=/../y')).toBe('/admin?x=/../y');
+  expect(normalizePath('/a/./b/../c/')).toBe('/a/c/');
+  expect(normalizePath('/a/b/..')).toBe('/a/');
+  expect(normalizePath('/../../etc')).toBe('/etc');
+  expect(normalizePath('/%7Euser/%41')).toBe('/~user/A');
+  expect(normalizePath('/a%2fb%3f')).toBe('/a%2Fb%3F'); // escaped slashes stay escaped (KEEP_UNCHANGED)
+  expect(normalizePath('/a//b')).toBe('/a//b');
+  expect(normalizePath('/a//b', true)).toBe('/a/b');
+  expect(normalizePath('/plain/path?q=1')).toBe('/plain/path?q=1');
 });

@@ -37,6 +37,8 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
   --max-upstream-connections N  connections per destination (default 1024, Envoy's circuit breaker)
   --max-pending N          requests waiting for a connection per destination; beyond it 503 (default 1024)
   --max-headers-count N    request headers allowed; beyond it 431 (default 100, Envoy's)
+  --path-normalization M   base (RFC 3986 dot segments, decoded unreserved characters; default, as Istio),
+                           merge-slashes (base and // -> /), or none
   --access-log             one JSON line per request on stdout
   healthcheck [--admin ADDR:PORT]  exit 0 when the admin port says ready (Docker HEALTHCHECK)
   wait [--admin ADDR:PORT] [--timeout MS]  wait until ready (the pod's postStart hook)`;
@@ -91,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
       'reload-interval': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'max-buffer': { type: 'string' },
       'header-timeout': { type: 'string' }, 'access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       'stream-idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' },
-      'max-upstream-connections': { type: 'string' }, 'max-pending': { type: 'string' }, 'max-headers-count': { type: 'string' },
+      'max-upstream-connections': { type: 'string' }, 'max-pending': { type: 'string' }, 'max-headers-count': { type: 'string' }, 'path-normalization': { type: 'string' },
     },
     strict: true,
   });
@@ -124,6 +126,10 @@ export async function main(argv: string[]): Promise<number> {
   const maxUpstream = int(values['max-upstream-connections'], '--max-upstream-connections', 1024, 1);
   const maxPending = int(values['max-pending'], '--max-pending', 1024, 0);
   const maxHeadersCount = int(values['max-headers-count'], '--max-headers-count', 100, 1);
+  const pathNormalization = values['path-normalization'] ?? 'base';
+  if (pathNormalization !== 'base' && pathNormalization !== 'merge-slashes' && pathNormalization !== 'none') {
+    throw new ConfigError(`--path-normalization is "${pathNormalization}"; expected base, merge-slashes or none`);
+  }
   const configPath = values.config;
 
   const metrics = new ProxyMetrics();
@@ -137,7 +143,7 @@ export async function main(argv: string[]): Promise<number> {
   const proxy = new MeshProxy({
     namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default',
     binding, outboundTrafficPolicy: policy, ownEndpoints, maxBufferBytes: maxBuffer, accessLog: values['access-log'] === true,
-    streamIdleTimeoutMs: streamIdleMs, maxHeadersCount,
+    streamIdleTimeoutMs: streamIdleMs, maxHeadersCount, pathNormalization,
   }, upstreams, metrics, compile(first));
 
   // Servers: bounded header size and header read time; malformed requests get a clear 4xx.

@@ -29,6 +29,8 @@ export interface ProxyOptions {
   readonly streamIdleTimeoutMs: number;
   /** More request headers than this: 431 (Envoy's max_headers_count). The server must parse at least one more. */
   readonly maxHeadersCount: number;
+  /** Istio's pathNormalization: base (default), merge-slashes, or none. */
+  readonly pathNormalization: 'base' | 'merge-slashes' | 'none';
   readonly random?: () => number;
 }
 
@@ -129,6 +131,42 @@ function rewritePath(path: string, uri: RtStringMatch | undefined, to: string): 
 }
 
 export interface Target { host: string; port: number; authority: string; path: string }
+
+const UNRESERVED = /[A-Za-z0-9\-._~]/;
+
+/**
+ * The path as Istio normalises it by default (BASE: Envoy's normalize_path): percent-encoded
+ * unreserved characters decoded (`%2e` is `.`, `%7E` is `~`), other escapes upper-cased
+ * (`%2f` stays encoded as `%2F`), then RFC 3986 dot segments removed, so `/public/../admin`
+ * and `/public/%2e%2e/admin` are both `/admin`, for matching and upstream. With
+ * `mergeSlashes`, `//` becomes `/` too (Istio's MERGE_SLASHES). The query is left as sent;
+ * `..` at the root stays at the root.
+ */
+export function normalizePath(pathAndQuery: string, mergeSlashes = false): string {
+  const q = pathAndQuery.indexOf('?');
+  let path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
+  const query = q < 0 ? '' : pathAndQuery.slice(q);
+  if (path.includes('%')) {
+    path = path.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => {
+      const c = String.fromCharCode(parseInt(hex, 16));
+      return UNRESERVED.test(c) ? c : `%${hex.toUpperCase()}`;
+    });
+  }
+  if (mergeSlashes) path = path.replace(/\/{2,}/g, '/');
+  if (path.includes('/.')) {
+    const out: string[] = [];
+    const segments = path.split('/');
+    for (let i = 1; i < segments.length; i++) {
+      const seg = segments[i];
+      const last = i === segments.length - 1;
+      if (seg === '.') { if (last) out.push(''); continue; }
+      if (seg === '..') { out.pop(); if (last) out.push(''); continue; }
+      out.push(seg);
+    }
+    path = `/${out.join('/')}`;
+  }
+  return path + query;
+}
 
 const HOST_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?$/;
 
@@ -237,6 +275,8 @@ export class MeshProxy {
   private async serve(req: IncomingMessage, res: ServerResponse, labels: { virtual_host: string; destination: string }, server?: RtGatewayServer): Promise<void> {
     const target = parseTarget(req.url ?? '/', req.headers.host, server?.port ?? 80);
     if (typeof target === 'string') return this.reply(res, 400, `mesh-proxy: bad request: ${target}`);
+    // Rules see, and the upstream gets, the normalised path: `/a/../admin` is `/admin`.
+    if (this.opts.pathNormalization !== 'none') target.path = normalizePath(target.path, this.opts.pathNormalization === 'merge-slashes');
     const via = req.headers.via;
     if (via !== undefined && String(via).includes(this.via.slice(4))) {
       return this.reply(res, 508, 'mesh-proxy: request loop: this request already passed through this proxy');

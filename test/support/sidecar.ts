@@ -76,7 +76,10 @@ export async function startProxy(table: RouteTable | string, args: string[] = []
   const dir = mkdtempSync(join(tmpdir(), 'mesh-proxy-'));
   const configFile = join(dir, 'routes.json');
   writeFileSync(configFile, typeof table === 'string' ? table : JSON.stringify(table));
-  const proc = spawn(process.execPath, [SIDECAR_BUNDLE, '--config', configFile, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args], {
+  // A sidecar keeps serving for its whole drain period after SIGTERM (5 s): tests that do
+  // not look at draining stop it sooner.
+  const drain = args.includes('--drain-timeout') ? [] : ['--drain-timeout', '200'];
+  const proc = spawn(process.execPath, [SIDECAR_BUNDLE, '--config', configFile, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...drain, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: IMAGE_NODE_OPTIONS },
   });
   running.add(proc);
