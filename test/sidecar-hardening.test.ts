@@ -55,8 +55,8 @@ describe('a request reaches the backend at most as often as the retry policy say
   // Two requests in a row: the second reuses the pooled connection and meets the reset.
   async function pair(path: string, method = 'POST'): Promise<number[]> {
     const body = method === 'POST' ? 'x' : undefined;
-    const a = await viaProxy(proxy.port, `http://api${path}`, { method, body });
-    const b = await viaProxy(proxy.port, `http://api${path}`, { method, body });
+    const a = await viaProxy(proxy.port, `http://api:8080${path}`, { method, body });
+    const b = await viaProxy(proxy.port, `http://api:8080${path}`, { method, body });
     return [a.status, b.status];
   }
 
@@ -116,7 +116,7 @@ describe('slow clients and floods are bounded', () => {
     socket.on('data', (d) => (got += d.toString()));
     socket.on('error', () => undefined);
     socket.connect(proxyPort, '127.0.0.1', () => {
-      socket.write(`POST http://api/slow HTTP/1.1\r\nHost: api\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      socket.write(`POST http://api:8080/slow HTTP/1.1\r\nHost: api\r\nTransfer-Encoding: chunked\r\n\r\n`);
       const t = setInterval(() => (socket.writable ? socket.write('1\r\na\r\n') : clearInterval(t)), everyMs);
       socket.on('close', () => clearInterval(t));
     });
@@ -126,7 +126,7 @@ describe('slow clients and floods are bounded', () => {
   test('a request body that stops arriving ends with 408 after the stream idle timeout, and its upstream request is freed', async () => {
     const proxy = await start(['--stream-idle-timeout', '400']);
     const t0 = Date.now();
-    const answer = await raw(proxy.port, 'POST http://api/stalled HTTP/1.1\r\nHost: api\r\nContent-Length: 100000\r\n\r\nab', 5000);
+    const answer = await raw(proxy.port, 'POST http://api:8080/stalled HTTP/1.1\r\nHost: api\r\nContent-Length: 100000\r\n\r\nab', 5000);
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
     expect(answer).toContain('stream idle timeout');
     expect(Date.now() - t0).toBeLessThan(3000); // closed by the proxy, not by raw()'s 5 s
@@ -139,7 +139,7 @@ describe('slow clients and floods are bounded', () => {
     for (let i = 0; i < 6; i++) trickle(proxy.port);
     await eventually(async () => open === 4 && (await proxy.metric('mesh_proxy_requests_in_flight')) === 6);
     const t0 = Date.now();
-    const r = await viaProxy(proxy.port, 'http://api/one-more');
+    const r = await viaProxy(proxy.port, 'http://api:8080/one-more');
     expect(Date.now() - t0).toBeLessThan(1000);
     expect([r.status, r.headers['x-envoy-overloaded']]).toEqual([503, 'true']);
     expect(r.body).toMatch(/reset reason: overflow/);
@@ -152,7 +152,7 @@ describe('slow clients and floods are bounded', () => {
     const proxy = await start(['--max-connections', '10']);
     for (let i = 0; i < 10; i++) trickle(proxy.port);
     await eventually(async () => (await proxy.metric('mesh_proxy_requests_in_flight')) === 10);
-    const answer = await raw(proxy.port, 'GET http://api/extra HTTP/1.1\r\nHost: api\r\n\r\n', 3000);
+    const answer = await raw(proxy.port, 'GET http://api:8080/extra HTTP/1.1\r\nHost: api\r\n\r\n', 3000);
     expect(answer).toMatch(/^HTTP\/1\.1 503 /);
     expect(answer.toLowerCase()).toContain('x-envoy-overloaded: true');
     expect(answer.toLowerCase()).toContain('connection: close');
@@ -199,10 +199,10 @@ describe('request hygiene', () => {
   const headerLines = (n: number) => Array.from({ length: n }, (_, i) => `x-h${i}: ${i}\r\n`).join('');
 
   test('more than 100 request headers: 431, not a silently shortened request; exactly 100 pass', async () => {
-    const answer = await raw(proxy.port, `GET http://api/many HTTP/1.1\r\nHost: api\r\n${headerLines(150)}Authorization: Bearer t\r\n\r\n`);
+    const answer = await raw(proxy.port, `GET http://api:8080/many HTTP/1.1\r\nHost: api\r\n${headerLines(150)}Authorization: Bearer t\r\n\r\n`);
     expect(answer).toMatch(/^HTTP\/1\.1 431 /);
     expect(answer).toContain('more than 100 request headers');
-    const ok = await raw(proxy.port, `GET http://api/enough HTTP/1.1\r\nHost: api\r\n${headerLines(97)}Authorization: Bearer t\r\nConnection: close\r\n\r\n`);
+    const ok = await raw(proxy.port, `GET http://api:8080/enough HTTP/1.1\r\nHost: api\r\n${headerLines(97)}Authorization: Bearer t\r\nConnection: close\r\n\r\n`);
     expect(ok).toMatch(/^HTTP\/1\.1 200 /);
     expect(seen[seen.length - 1].authorization).toBe('Bearer t');
   });
@@ -220,12 +220,12 @@ describe('request hygiene', () => {
   });
 
   test('an HTTP/2.0 request line gets 505', async () => {
-    const answer = await raw(proxy.port, 'GET http://api/v2 HTTP/2.0\r\nHost: api\r\n\r\n');
+    const answer = await raw(proxy.port, 'GET http://api:8080/v2 HTTP/2.0\r\nHost: api\r\n\r\n');
     expect(answer).toMatch(/^HTTP\/1\.1 505 /);
   });
 
   test('headers named in Connection are hop-by-hop: dropped both ways', async () => {
-    const r = await viaProxy(proxy.port, 'http://api/hop', { headers: { connection: 'x-client-hop', 'x-client-hop': 'secret', 'x-kept': 'yes' } });
+    const r = await viaProxy(proxy.port, 'http://api:8080/hop', { headers: { connection: 'x-client-hop', 'x-client-hop': 'secret', 'x-kept': 'yes' } });
     expect(r.status).toBe(200);
     const got = seen[seen.length - 1];
     expect([got['x-client-hop'], got['x-kept']]).toEqual([undefined, 'yes']);
@@ -261,12 +261,60 @@ describe('paths are normalised before matching and sent normalised', () => {
   });
 
   test.each(['/public/../admin', '/public/%2e%2e/admin', '/public/%2E%2E/admin/', '/public/./../admin'])('%s is /admin: blocked', async (path) => {
-    expect((await viaProxy(proxy.port, `http://api${path}`)).status).toBe(403);
+    expect((await viaProxy(proxy.port, `http://api:8080${path}`)).status).toBe(403);
   });
 
   test('the upstream gets the normalised path; the query is untouched', async () => {
     urls.length = 0;
-    expect((await viaProxy(proxy.port, 'http://api/public/a/./b/../%7Ec?next=/../x')).status).toBe(200);
+    expect((await viaProxy(proxy.port, 'http://api:8080/public/a/./b/../%7Ec?next=/../x')).status).toBe(200);
     expect(urls).toEqual(['/public/a/~c?next=/../x']);
+  });
+});
+
+describe('ports: only the ones the route table knows, never the proxy\'s own', () => {
+  let backendServer: http.Server;
+  let port = 0;
+  let hits = 0;
+  const start = (policy: 'ALLOW_ANY' | 'REGISTRY_ONLY', extra: string[] = []) => startProxy(
+    { ...table([{ match: [], destinations: [{ host: HOST, weight: 100 }], fault: { abort: { httpStatus: 418, percentage: 100 } } }]), outboundTrafficPolicy: policy },
+    [...resolveTo({ [`${HOST}:8080`]: port, 'ext.example.com:18082': port, [`${HOST}:22`]: port }), ...extra],
+  );
+
+  beforeAll(async () => {
+    backendServer = http.createServer((_req, res) => { hits++; res.end('reached'); });
+    await new Promise<void>((r) => backendServer.listen(0, '127.0.0.1', r));
+    port = (backendServer.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    backendServer.closeAllConnections();
+    await new Promise<void>((r) => backendServer.close(() => r()));
+  });
+
+  test('REGISTRY_ONLY: a host the table does not know is refused on any port', async () => {
+    const proxy = await start('REGISTRY_ONLY');
+    hits = 0;
+    const r = await viaProxy(proxy.port, 'http://ext.example.com:18082/');
+    expect([r.status, hits]).toEqual([502, 0]);
+    await proxy.stop();
+  });
+
+  test("a known service on a port it does not have is not that service: not its rules, and refused under REGISTRY_ONLY", async () => {
+    const proxy = await start('REGISTRY_ONLY');
+    hits = 0;
+    expect((await viaProxy(proxy.port, 'http://api:8080/')).status).toBe(418); // its rules, on its port
+    const r = await viaProxy(proxy.port, 'http://api:22/');
+    expect([r.status, hits]).toEqual([502, 0]);
+    expect(r.body).toContain('port 22 is not a port of service api.default.svc.cluster.local (it has 8080)');
+    await proxy.stop();
+  });
+
+  test("the proxy's own ports are never reached, through any loopback address", async () => {
+    const proxy = await start('ALLOW_ANY');
+    for (const url of [`http://127.0.0.2:${proxy.admin}/config_dump`, `http://127.1.2.3:${proxy.port}/`, `http://[::ffff:127.0.0.1]:${proxy.admin}/config_dump`]) {
+      const r = await viaProxy(proxy.port, url);
+      expect([url, r.status]).toEqual([url, 508]);
+      expect(r.body).not.toContain('virtualHosts');
+    }
+    await proxy.stop();
   });
 });

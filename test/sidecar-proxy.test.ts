@@ -164,12 +164,13 @@ describe('rules: matches, redirect, rewrite, headers, faults, retries, mirror', 
     await proxy.stop();
     for (const b of Object.values(backends)) await b.close();
   });
-  const go = (path: string, headers = {}) => viaProxy(proxy.port, `http://front${path}`, { headers });
+  // front is a Service on 8080: its rules apply on that port (a request to front:80 would pass through).
+  const go = (path: string, headers = {}) => viaProxy(proxy.port, `http://front:8080${path}`, { headers });
 
   test('redirect answers from the proxy with the new location', async () => {
     const r = await go('/old/page?x=1');
     expect(r.status).toBe(302);
-    expect(r.headers.location).toBe('http://front/new?x=1');
+    expect(r.headers.location).toBe('http://front:8080/new?x=1');
   });
 
   test('header, regex (whole path) and query matches pick their rule; the rest falls through', async () => {
@@ -246,7 +247,7 @@ describe('rules: matches, redirect, rewrite, headers, faults, retries, mirror', 
     expect(r.body).toBe('a');
     expect(Date.now() - t0).toBeLessThan(800); // the shadow backend takes 1000ms
     await eventually(() => backends.shadow.seen.length === 1);
-    expect(backends.shadow.seen[0].headers.host).toBe('front-shadow');
+    expect(backends.shadow.seen[0].headers.host).toBe('front-shadow:8080'); // Envoy inserts -shadow before the port
     expect(backends.shadow.seen[0].headers['x-request-id']).toBe('mirror-1');
     expect(backends.shadow.seen[0].url).toBe('/mirror/x');
   });

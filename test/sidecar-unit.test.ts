@@ -1,6 +1,6 @@
 // The proxy's pure parts: weighted picking, host names, request targets, retry conditions, table validation.
 import { SmoothWeightedRoundRobin, WeightedRandom } from '../apps/sidecar/balancer';
-import { normalizePath, parseTarget, retriable } from '../apps/sidecar/proxy';
+import { destinationPort, normalizePath, parseTarget, retriable } from '../apps/sidecar/proxy';
 import { ConfigError, HostIndex, hostCandidates, parseRouteTable } from '../apps/sidecar/table';
 import { ROUTE_TABLE_API_VERSION } from '../model';
 
@@ -111,4 +111,15 @@ test('paths are normalised as Istio\'s BASE does (RFC 3986 dot segments, decoded
   expect(normalizePath('/a//b')).toBe('/a//b');
   expect(normalizePath('/a//b', true)).toBe('/a/b');
   expect(normalizePath('/plain/path?q=1')).toBe('/plain/path?q=1');
+});
+
+test("a destination's port comes from the table, never from the request (except pass-through)", () => {
+  const services = new Map([['one.ns.svc.cluster.local', [8080]], ['two.ns.svc.cluster.local', [80, 9090]]]);
+  expect(destinationPort({ host: 'one.ns.svc.cluster.local', port: 9999 }, 15000, services, false)).toBe(9999);
+  expect(destinationPort({ host: 'one.ns.svc.cluster.local' }, 15000, services, false)).toBe(8080);
+  expect(destinationPort({ host: 'two.ns.svc.cluster.local' }, 9090, services, false)).toBe(9090);
+  expect(destinationPort({ host: 'two.ns.svc.cluster.local' }, 15400, services, false)).toBeUndefined();
+  // A gateway's Host header (ext.example.com:15400) cannot pick the port of a portless destination.
+  expect(destinationPort({ host: 'ext.example.com' }, 15400, services, false)).toBeUndefined();
+  expect(destinationPort({ host: 'ext.example.com' }, 18082, services, true)).toBe(18082);
 });

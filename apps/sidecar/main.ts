@@ -137,7 +137,8 @@ export async function main(argv: string[]): Promise<number> {
   const compile = (t: RouteTable) => compileTable(t, binding, pick);
   const first = parseRouteTable(loaded.text, configPath);
   metrics.reloads.inc({ result: 'applied' });
-  const upstreams = new Upstreams({ resolve, maxConnectionsPerDestination: maxUpstream, maxPendingPerDestination: maxPending });
+  const ownPorts = new Set<number>();
+  const upstreams = new Upstreams({ resolve, maxConnectionsPerDestination: maxUpstream, maxPendingPerDestination: maxPending, ownPorts });
   // Filled in once the listeners are bound (ports may be 0: chosen by the kernel).
   const ownEndpoints = new Set<string>();
   const proxy = new MeshProxy({
@@ -234,7 +235,7 @@ export async function main(argv: string[]): Promise<number> {
   await listenOn(adminServer, admin.port, admin.host);
   for (const s of [...servers, adminServer]) {
     const a = s.address();
-    if (a && typeof a === 'object') ownEndpoints.add(`127.0.0.1:${a.port}`).add(`${a.address}:${a.port}`);
+    if (a && typeof a === 'object') { ownEndpoints.add(`127.0.0.1:${a.port}`).add(`${a.address}:${a.port}`); ownPorts.add(a.port); }
   }
 
   // Hot reload: a broken file is refused, logged and counted; the last good table keeps serving.

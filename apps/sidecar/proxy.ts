@@ -37,11 +37,13 @@ export interface ProxyOptions {
 /** Sockets accepted beyond the downstream connection limit: their requests get a 503. */
 export const OVERLOADED = Symbol('mesh-proxy overloaded socket');
 
-type ErrorKind = 'connect-failure' | 'reset' | 'per-try-timeout' | 'overflow' | 'other';
+type ErrorKind = 'connect-failure' | 'reset' | 'per-try-timeout' | 'overflow' | 'self' | 'other';
 
 function classify(err: unknown): ErrorKind {
   const code = (err as { code?: string })?.code ?? '';
-  if (err instanceof UpstreamError) return code === 'MESH_PER_TRY_TIMEOUT' ? 'per-try-timeout' : code === 'MESH_OVERFLOW' ? 'overflow' : 'connect-failure';
+  if (err instanceof UpstreamError) {
+    return code === 'MESH_PER_TRY_TIMEOUT' ? 'per-try-timeout' : code === 'MESH_OVERFLOW' ? 'overflow' : code === 'MESH_SELF' ? 'self' : 'connect-failure';
+  }
   if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL'].includes(code)) return 'connect-failure';
   if (['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'HPE_INVALID_CONSTANT', 'HPE_INVALID_STATUS'].includes(code) || code.startsWith('HPE_')) return 'reset';
   return 'other';
@@ -73,6 +75,7 @@ const ERROR_BODY: Record<ErrorKind, string> = {
   reset: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
   'per-try-timeout': 'upstream request timeout',
   overflow: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+  self: "mesh-proxy: refusing to forward to the proxy's own port",
   other: 'upstream request failed',
 };
 
@@ -196,6 +199,21 @@ export function parseTarget(url: string, hostHeader: string | undefined, default
 
 const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|::1|0\.0\.0\.0)$/;
 
+/**
+ * The port to connect to: the destination's own, else its Service's single port (Istio
+ * requires a port when a Service has several), else the request's port when it is one of
+ * the Service's. Only a pass-through request (no rules, unknown host) keeps the port it
+ * asked for.
+ */
+export function destinationPort(dest: { host: string; port?: number }, requestPort: number, services: ReadonlyMap<string, readonly number[]>, passthrough: boolean): number | undefined {
+  if (dest.port !== undefined) return dest.port;
+  if (passthrough) return requestPort;
+  const ports = services.get(dest.host);
+  if (ports?.length === 1) return ports[0];
+  if (ports?.includes(requestPort)) return requestPort;
+  return undefined;
+}
+
 /** The rules, the proxy's state and the request handler. */
 export class MeshProxy {
   table: CompiledTable;
@@ -285,6 +303,7 @@ export class MeshProxy {
 
     let vh: CompiledVirtualHost | undefined;
     let knownHost: string | undefined;
+    let otherPortOf: string | undefined;
     if (server) {
       if (server.httpsRedirect) {
         return this.reply(res, 301, 'moved to https', { location: `https://${target.host}${target.path}` });
@@ -299,8 +318,12 @@ export class MeshProxy {
         return this.reply(res, 508, `mesh-proxy: refusing to forward to the proxy's own port ${target.port}`);
       }
       for (const c of hostCandidates(target.host, this.opts.namespace, table.table.clusterDomain)) {
+        // A Service's rules and name apply on its own ports only (Istio builds routes per
+        // port); `known:22` is not the service `known` on 8080.
+        const ports = table.services.get(c);
+        if (ports && !ports.includes(target.port)) { otherPortOf ??= c; continue; }
         vh ??= table.hosts.get(c);
-        if (!knownHost && table.services.has(c)) knownHost = c;
+        if (!knownHost && ports) knownHost = c;
       }
     }
 
@@ -318,7 +341,9 @@ export class MeshProxy {
     } else {
       if (this.outboundPolicy === 'REGISTRY_ONLY' && !knownHost) {
         labels.destination = 'BlackHoleCluster';
-        return this.reply(res, 502, `mesh-proxy: ${target.host} is not a service of this mesh and outboundTrafficPolicy is REGISTRY_ONLY`);
+        return this.reply(res, 502, otherPortOf
+          ? `mesh-proxy: port ${target.port} is not a port of service ${otherPortOf} (it has ${table.services.get(otherPortOf)!.join(', ')}) and outboundTrafficPolicy is REGISTRY_ONLY`
+          : `mesh-proxy: ${target.host} is not a service of this mesh and outboundTrafficPolicy is REGISTRY_ONLY`);
       }
       labels.virtual_host = knownHost ?? 'PassthroughCluster';
       route = { match: [], destinations: [{ host: knownHost ?? target.host, weight: 1 }] };
@@ -347,7 +372,10 @@ export class MeshProxy {
     }
 
     const dest = route.destinations[picked?.picker ? picked.picker.next() : 0];
-    const upstreamPort = dest.port ?? target.port;
+    const upstreamPort = destinationPort(dest, target.port, table.services, vh === undefined && knownHost === undefined);
+    if (upstreamPort === undefined) {
+      return this.reply(res, 503, `mesh-proxy: destination ${dest.host} has no port and is not a service with a single port (or the request's port)`);
+    }
     labels.destination = vh || knownHost ? `${dest.host}:${upstreamPort}` : 'PassthroughCluster';
 
     // Headers for the upstream.
@@ -444,6 +472,7 @@ export class MeshProxy {
         // Every resend is the retry policy's decision, as in Envoy: a reset on a reused
         // keep-alive connection may have reached the upstream, so it is resent only when
         // retryOn allows `reset` (Istio's default policy does not).
+        if (kind === 'self') return this.reply(res, 508, ERROR_BODY[kind]);
         if (kind === 'overflow') {
           this.metrics.overflows.inc({ limit: 'upstream_pending' });
           return this.reply(res, 503, ERROR_BODY[kind], { 'x-envoy-overloaded': 'true' });
@@ -468,7 +497,9 @@ export class MeshProxy {
       return;
     }
     const h = { ...headers, host: shadowAuthority(String(headers.host)) };
-    this.upstreams.send({ host: m.host, port: m.port ?? target.port, method, path, headers: h as OutgoingHttpHeaders, body, headersTimeoutMs: route.timeoutMs ?? 10_000 })
+    const port = destinationPort(m, target.port, this.table.services, false);
+    if (port === undefined) { this.metrics.mirrors.inc({ result: 'failed' }); return; }
+    this.upstreams.send({ host: m.host, port, method, path, headers: h as OutgoingHttpHeaders, body, headersTimeoutMs: route.timeoutMs ?? 10_000 })
       .then((r) => { this.metrics.mirrors.inc({ result: 'sent' }); r.resume(); })
       .catch(() => this.metrics.mirrors.inc({ result: 'failed' }));
   }

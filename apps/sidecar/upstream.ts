@@ -1,7 +1,9 @@
 // Connections to upstreams: Node's own keep-alive http.Agent, which pools sockets per
 // host:port. (undici was measured first: its WASM parser alone costs ~20 MB RSS,
 // a third of the proxy's memory budget.)
+import * as dns from 'node:dns';
 import * as http from 'node:http';
+import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 
 export interface UpstreamOptions {
@@ -13,11 +15,19 @@ export interface UpstreamOptions {
   readonly maxConnectionsPerDestination?: number;
   /** Requests waiting for a connection to one destination. @default 1024 (Envoy's max_pending_requests) */
   readonly maxPendingPerDestination?: number;
+  /** The proxy's own listening ports: never connected to on a loopback address. */
+  readonly ownPorts?: ReadonlySet<number>;
+}
+
+/** 127.0.0.0/8, ::1, IPv4-mapped loopback, and the unspecified addresses (which reach this host). */
+export function isLoopback(address: string): boolean {
+  const a = address.toLowerCase().replace(/^::ffff:/, '');
+  return /^127\./.test(a) || a === '::1' || a === '0.0.0.0' || a === '::' || a === 'localhost';
 }
 
 /** An upstream failure with the code the retry logic classifies. */
 export class UpstreamError extends Error {
-  constructor(readonly code: 'MESH_CONNECT_TIMEOUT' | 'MESH_PER_TRY_TIMEOUT' | 'MESH_OVERFLOW', message: string) {
+  constructor(readonly code: 'MESH_CONNECT_TIMEOUT' | 'MESH_PER_TRY_TIMEOUT' | 'MESH_OVERFLOW' | 'MESH_SELF', message: string) {
     super(message);
   }
 }
@@ -64,6 +74,12 @@ export class Upstreams {
       host = target.slice(0, i).replace(/^\[|\]$/g, '');
       port = Number(target.slice(i + 1));
     }
+    // Never the proxy's own listeners, whatever name or loopback address leads there.
+    const own = this.options.ownPorts;
+    if (own?.has(port) && (isIP(host) ? isLoopback(host) : host.toLowerCase() === 'localhost')) {
+      return Promise.reject(new UpstreamError('MESH_SELF', `${key} is this proxy's own port`));
+    }
+    const lookup = own?.has(port) ? selfGuard(port) : undefined;
     // Circuit breaker: every connection to this destination busy and the queue full.
     const name = this.agent.getName({ host, port });
     const busy = this.agent.sockets[name]?.length ?? 0;
@@ -72,7 +88,7 @@ export class Upstreams {
       return Promise.reject(new UpstreamError('MESH_OVERFLOW', `${key}: ${busy} connections and ${queued} pending requests (the limits)`));
     }
     return new Promise((resolve, reject) => {
-      const req = http.request({ host, port, method: r.method, path: r.path, headers: r.headers, agent: this.agent, setHost: false });
+      const req = http.request({ host, port, method: r.method, path: r.path, headers: r.headers, agent: this.agent, setHost: false, lookup });
       let headersTimer: NodeJS.Timeout | undefined;
       const done = () => { if (headersTimer) clearTimeout(headersTimer); };
       req.once('socket', (s) => {
@@ -96,4 +112,17 @@ export class Upstreams {
   close(): void {
     this.agent.destroy();
   }
+}
+
+/** A DNS lookup that fails for names resolving to loopback, used for the proxy's own port numbers. */
+function selfGuard(port: number): typeof dns.lookup {
+  return ((hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
+    dns.lookup(hostname, options, (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => {
+      const all = Array.isArray(address) ? address.map((a) => a.address) : [address];
+      if (!err && all.some((a) => isLoopback(a))) {
+        return callback(new UpstreamError('MESH_SELF', `${hostname}:${port} resolves to this host, and ${port} is this proxy's own port`));
+      }
+      callback(err, address, family);
+    });
+  }) as unknown as typeof dns.lookup;
 }
