@@ -318,3 +318,44 @@ describe('ports: only the ones the route table knows, never the proxy\'s own', (
     await proxy.stop();
   });
 });
+
+describe('as Istio does it', () => {
+  let backendServer: http.Server;
+  let port = 0;
+  const urls: string[] = [];
+  let proxy: RunningProxy;
+
+  beforeAll(async () => {
+    backendServer = http.createServer((req, res) => { urls.push(req.url!); req.resume(); req.on('end', () => res.end('ok')); });
+    await new Promise<void>((r) => backendServer.listen(0, '127.0.0.1', r));
+    port = (backendServer.address() as AddressInfo).port;
+    proxy = await startProxy(table([
+      // A hand-written table with an upper-case header key.
+      { match: [{ headers: { 'End-User': { kind: 'exact', value: 'jason' } } }], destinations: to, fault: { abort: { httpStatus: 418, percentage: 100 } } },
+      { name: 'uploads', match: prefix('/upload'), destinations: to, retries: { attempts: 2, retryOn: ['5xx'] } },
+      { match: [], destinations: to, rewrite: { uri: '/v2' } },
+    ]), resolveTo({ [`${HOST}:8080`]: port }));
+  });
+  afterAll(async () => {
+    await proxy.stop();
+    backendServer.closeAllConnections();
+    await new Promise<void>((r) => backendServer.close(() => r()));
+  });
+
+  test('header match keys are case-insensitive (a table key End-User matches end-user)', async () => {
+    expect((await viaProxy(proxy.port, 'http://api:8080/x', { headers: { 'end-user': 'jason' } })).status).toBe(418);
+  });
+
+  test('rewrite on a rule without a uri match swaps only the leading "/"', async () => {
+    urls.length = 0;
+    await viaProxy(proxy.port, 'http://api:8080/something?q=1');
+    expect(urls).toEqual(['/v2something?q=1']);
+  });
+
+  test('a body over --max-buffer loses its retries: counted, and logged once per route', async () => {
+    const big = 'x'.repeat(70 * 1024);
+    for (let i = 0; i < 2; i++) expect((await viaProxy(proxy.port, 'http://api:8080/upload', { method: 'POST', body: big })).status).toBe(200);
+    expect(await proxy.metric('mesh_proxy_unbuffered_bodies_total', { virtual_host: 'default/api' })).toBe(2);
+    expect(proxy.log.filter((l) => l.includes('request body not buffered') && l.includes('"route":"uploads"'))).toHaveLength(1);
+  });
+});

@@ -1,6 +1,6 @@
 // The proxy's pure parts: weighted picking, host names, request targets, retry conditions, table validation.
 import { SmoothWeightedRoundRobin, WeightedRandom } from '../apps/sidecar/balancer';
-import { destinationPort, normalizePath, parseTarget, retriable } from '../apps/sidecar/proxy';
+import { destinationPort, normalizePath, parseTarget, retriable, rewritePath } from '../apps/sidecar/proxy';
 import { ConfigError, HostIndex, hostCandidates, parseRouteTable } from '../apps/sidecar/table';
 import { ROUTE_TABLE_API_VERSION } from '../model';
 
@@ -122,4 +122,11 @@ test("a destination's port comes from the table, never from the request (except 
   // A gateway's Host header (ext.example.com:15400) cannot pick the port of a portless destination.
   expect(destinationPort({ host: 'ext.example.com' }, 15400, services, false)).toBeUndefined();
   expect(destinationPort({ host: 'ext.example.com' }, 18082, services, true)).toBe(18082);
+});
+
+test('rewrite.uri as Istio: a rule without a uri match swaps only the leading "/" (its implicit prefix match)', () => {
+  expect(rewritePath('/something?x=1', undefined, '/v2')).toBe('/v2something?x=1');
+  expect(rewritePath('/api/items', { kind: 'prefix', value: '/api' }, '/v2')).toBe('/v2/items');
+  expect(rewritePath('/exact', { kind: 'exact', value: '/exact' }, '/new')).toBe('/new');
+  expect(rewritePath('/items/7', { kind: 'regex', value: '/items/[0-9]+' }, '/item')).toBe('/item');
 });

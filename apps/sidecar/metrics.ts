@@ -52,6 +52,12 @@ export class ProxyMetrics {
     labelNames: ['limit'] as const,
     registers: [this.registry],
   });
+  readonly unbuffered = new Counter({
+    name: 'mesh_proxy_unbuffered_bodies_total',
+    help: 'Requests whose body was over --max-buffer, so they were sent once, without the retries or mirror their route asks for, by virtual host',
+    labelNames: ['virtual_host'] as const,
+    registers: [this.registry],
+  });
   readonly inflight = new Gauge({
     name: 'mesh_proxy_requests_in_flight',
     help: 'Requests being proxied now',

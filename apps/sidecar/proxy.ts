@@ -124,12 +124,18 @@ function shadowAuthority(authority: string): string {
   return i > 0 && !authority.endsWith(']') ? `${authority.slice(0, i)}-shadow${authority.slice(i)}` : `${authority}-shadow`;
 }
 
-/** `[prefix]` rewritten as Envoy does: a prefix match swaps the prefix, anything else the whole path. */
-function rewritePath(path: string, uri: RtStringMatch | undefined, to: string): string {
+/**
+ * rewrite.uri as Istio configures Envoy: a prefix match swaps the matched prefix; a rule
+ * without a uri match is Istio's prefix `/` match, so only the leading `/` is swapped
+ * (`/something` with rewrite `/v2` is `/v2something`); exact and regex matches swap the
+ * whole path. The query stays.
+ */
+export function rewritePath(path: string, uri: RtStringMatch | undefined, to: string): string {
   const q = path.indexOf('?');
   const p = q < 0 ? path : path.slice(0, q);
   const query = q < 0 ? '' : path.slice(q);
-  if (uri?.kind === 'prefix' && p.toLowerCase().startsWith(uri.value.toLowerCase())) return to + p.slice(uri.value.length) + query;
+  const prefix = uri === undefined ? '/' : uri.kind === 'prefix' ? uri.value : undefined;
+  if (prefix !== undefined && p.toLowerCase().startsWith(prefix.toLowerCase())) return to + p.slice(prefix.length) + query;
   return to + query;
 }
 
@@ -221,6 +227,7 @@ export class MeshProxy {
   inflight = 0;
   private readonly via: string;
   private readonly random: () => number;
+  private readonly unbufferedLogged = new WeakSet<RtRoute>();
 
   constructor(private readonly opts: ProxyOptions, private readonly upstreams: Upstreams, private readonly metrics: ProxyMetrics, table: CompiledTable) {
     this.table = table;
@@ -412,6 +419,16 @@ export class MeshProxy {
         if (res.destroyed) return;
       } else {
         body = req;
+        if (attempts > 0 || route.mirror) {
+          // Too large (or of unknown length) to keep: one try, no mirror. Counted, and said once per route.
+          this.metrics.unbuffered.inc({ virtual_host: labels.virtual_host });
+          if (!this.unbufferedLogged.has(route)) {
+            this.unbufferedLogged.add(route);
+            this.log('warn', 'request body not buffered: sent once, without retries or mirror', {
+              virtualHost: labels.virtual_host, route: route.name, contentLength: length ?? 'chunked', maxBufferBytes: this.opts.maxBufferBytes,
+            });
+          }
+        }
         attempts = 0;
       }
     }

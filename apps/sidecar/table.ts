@@ -121,11 +121,15 @@ function compileMatch(m: RtMatch): CompiledRoute['matches'][number] {
     const t = stringTest(m.method);
     tests.push((r) => t(r.method));
   }
-  for (const [name, hm] of Object.entries(m.headers ?? {})) {
+  // Header names are case-insensitive and Node lower-cases them: so are the table's keys
+  // (a hand-written `End-User` would otherwise never match).
+  for (const [key, hm] of Object.entries(m.headers ?? {})) {
+    const name = key.toLowerCase();
     const t = stringTest(hm);
     tests.push((r) => { const v = headerValue(r.headers[name]); return v !== undefined && t(v); });
   }
-  for (const [name, hm] of Object.entries(m.withoutHeaders ?? {})) {
+  for (const [key, hm] of Object.entries(m.withoutHeaders ?? {})) {
+    const name = key.toLowerCase();
     const t = stringTest(hm);
     tests.push((r) => { const v = headerValue(r.headers[name]); return v === undefined || !t(v); });
   }
