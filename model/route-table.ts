@@ -190,7 +190,7 @@ export const ROUTE_TABLE_SCHEMA = {
                     properties: {
                       uri: STRING_MATCH, method: STRING_MATCH,
                       headers: headerMap(HEADER_MATCH), withoutHeaders: headerMap(HEADER_MATCH),
-                      queryParams: headerMap(STRING_MATCH), port: PORT, ignoreUriCase: { type: 'boolean' },
+                      queryParams: headerMap(strMatch(['exact', 'regex'])), port: PORT, ignoreUriCase: { type: 'boolean' },
                     },
                   },
                 },

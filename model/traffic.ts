@@ -213,7 +213,10 @@ function headerMap(check: Check, field: string, value: unknown, allowPresent: bo
   const out: Record<string, HeaderMatchModel> = {};
   for (const [name, m] of Object.entries(value)) {
     if (!HEADER_NAME.test(name)) check.fail(`${field} key`, name, 'an HTTP header or parameter name (token characters only)');
-    out[allowPresent ? name.toLowerCase() : name] = stringMatch(check, `${field}.${name}`, m, allowPresent);
+    const sm = stringMatch(check, `${field}.${name}`, m, allowPresent);
+    // Istio matches query parameters by exact value or regex only.
+    if (!allowPresent && sm.kind === 'prefix') check.fail(`${field}.${name}`, m, '{ exact: ... } or { regex: ... } (Istio has no prefix match for query parameters)');
+    out[allowPresent ? name.toLowerCase() : name] = sm;
   }
   return out;
 }

@@ -106,6 +106,11 @@ describe('traffic rules', () => {
       .toThrow(/headers\.request\.set\.x-env.*a header value without CR, LF or NUL characters/);
   });
 
+  test('query parameters match exactly or by regex, never by prefix (as Istio)', () => {
+    expect(() => route([{ match: [{ queryParams: { debug: { prefix: '1' } } }], route: [{ to: reviews }] }, { route: [{ to: reviews }] }]))
+      .toThrow(/queryParams\.debug.*Istio has no prefix match for query parameters/);
+  });
+
   test('redirect instead of route', () => {
     const m = route([{ match: [{ uri: { exact: '/old' } }], redirect: { uri: '/new', redirectCode: 302 } }, { route: [{ to: reviews }] }]);
     expect(m.http[0].route).toEqual([]);

@@ -359,3 +359,8 @@ describe('as Istio does it', () => {
     expect(proxy.log.filter((l) => l.includes('request body not buffered') && l.includes('"route":"uploads"'))).toHaveLength(1);
   });
 });
+
+test('a table with a prefix match on a query parameter is refused at load (Istio: exact and regex only)', async () => {
+  const bad = table([{ match: [{ queryParams: { debug: { kind: 'prefix', value: '1' } } }], destinations: to }]);
+  await expect(startProxy(bad)).rejects.toThrow(/queryParams/);
+});

@@ -1,5 +1,6 @@
 // The proxy's pure parts: weighted picking, host names, request targets, retry conditions, table validation.
 import { SmoothWeightedRoundRobin, WeightedRandom } from '../apps/sidecar/balancer';
+import { rawQuery } from '../apps/sidecar/table';
 import { destinationPort, normalizePath, parseTarget, retriable, rewritePath } from '../apps/sidecar/proxy';
 import { ConfigError, HostIndex, hostCandidates, parseRouteTable } from '../apps/sidecar/table';
 import { ROUTE_TABLE_API_VERSION } from '../model';
@@ -129,4 +130,10 @@ test('rewrite.uri as Istio: a rule without a uri match swaps only the leading "/
   expect(rewritePath('/api/items', { kind: 'prefix', value: '/api' }, '/v2')).toBe('/v2/items');
   expect(rewritePath('/exact', { kind: 'exact', value: '/exact' }, '/new')).toBe('/new');
   expect(rewritePath('/items/7', { kind: 'regex', value: '/items/[0-9]+' }, '/item')).toBe('/item');
+});
+
+test('query parameters are read as Envoy matches them: split, not percent-decoded, first value', () => {
+  const q = (s: string) => Object.fromEntries(rawQuery(s));
+  expect(q('debug=1&x=a%20b&x=2&flag&e=')).toEqual({ debug: '1', x: 'a%20b', flag: '', e: '' });
+  expect(q('a=b=c')).toEqual({ a: 'b=c' });
 });

@@ -138,8 +138,8 @@ function compileMatch(m: RtMatch): CompiledRoute['matches'][number] {
     tests.push((r) => {
       const q = r.path.indexOf('?');
       if (q < 0) return false;
-      const params = new URLSearchParams(r.path.slice(q + 1));
-      return qp.every(([k, t]) => { const v = params.get(k); return v !== null && t(v); });
+      const params = rawQuery(r.path.slice(q + 1));
+      return qp.every(([k, t]) => { const v = params.get(k); return v !== undefined && t(v); });
     });
   }
   if (m.port !== undefined) {
@@ -147,6 +147,21 @@ function compileMatch(m: RtMatch): CompiledRoute['matches'][number] {
     tests.push((r) => r.port === port);
   }
   return { test: (r, path) => tests.every((t) => t(r, path)), uri: m.uri };
+}
+
+/**
+ * Query parameters as Envoy's route matching reads them (parseQueryString): split on `&`
+ * and the first `=`, nothing percent-decoded, the first value of a repeated key.
+ */
+export function rawQuery(query: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const pair of query.split('&')) {
+    if (!pair) continue;
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? pair : pair.slice(0, eq);
+    if (!out.has(key)) out.set(key, eq < 0 ? '' : pair.slice(eq + 1));
+  }
+  return out;
 }
 
 function compileVirtualHost(vh: RtVirtualHost, strategy: PickStrategy): CompiledVirtualHost {
