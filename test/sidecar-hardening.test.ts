@@ -364,3 +364,21 @@ test('a table with a prefix match on a query parameter is refused at load (Istio
   const bad = table([{ match: [{ queryParams: { debug: { kind: 'prefix', value: '1' } } }], destinations: to }]);
   await expect(startProxy(bad)).rejects.toThrow(/queryParams/);
 });
+
+test("header sizes as Envoy's 60 KiB: a 20 KB response header passes, a 50 KB request header too; 70 KB is 431", async () => {
+  // Backend and client here accept large heads; Node's own default is 16 KiB.
+  const server = http.createServer({ maxHeaderSize: 200_000 }, (req, res) => res.writeHead(200, { 'x-big-response': 'r'.repeat(20_000), 'x-got': String(req.headers['x-big-request']?.length) }).end('ok'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const proxy = await startProxy(table([{ match: [], destinations: to }]), resolveTo({ [`${HOST}:8080`]: (server.address() as AddressInfo).port }));
+  try {
+    const answer = await raw(proxy.port, `GET http://api:8080/ HTTP/1.1\r\nHost: api\r\nX-Big-Request: ${'q'.repeat(50_000)}\r\nConnection: close\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toContain(`x-big-response: ${'r'.repeat(20_000)}`);
+    expect(answer).toContain('x-got: 50000');
+    expect(await raw(proxy.port, `GET http://api:8080/ HTTP/1.1\r\nHost: api\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
+  } finally {
+    await proxy.stop();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});

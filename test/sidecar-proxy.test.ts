@@ -347,7 +347,7 @@ describe('operations', () => {
     const slowloris = raw(proxy.port, 'GET http://x/ HTTP/1.1\r\nHost: x\r\n', 3000);
     const [garbage, huge, badTarget, normal] = await Promise.all([
       raw(proxy.port, 'THIS IS NOT HTTP\r\n\r\n'),
-      raw(proxy.port, `GET ${CANARY} HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+      raw(proxy.port, `GET ${CANARY} HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`),
       raw(proxy.port, 'GET ftp://example.com/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
       viaProxy(proxy.port, CANARY),
     ]);

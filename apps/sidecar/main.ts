@@ -37,6 +37,7 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
   --max-upstream-connections N  connections per destination (default 1024, Envoy's circuit breaker)
   --max-pending N          requests waiting for a connection per destination; beyond it 503 (default 1024)
   --max-headers-count N    request headers allowed; beyond it 431 (default 100, Envoy's)
+  --max-header-bytes N     request header size (431) and upstream response header size (503) (default 61440, Envoy's 60 KiB)
   --path-normalization M   base (RFC 3986 dot segments, decoded unreserved characters; default, as Istio),
                            merge-slashes (base and // -> /), or none
   --access-log             one JSON line per request on stdout
@@ -93,7 +94,7 @@ export async function main(argv: string[]): Promise<number> {
       'reload-interval': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'max-buffer': { type: 'string' },
       'header-timeout': { type: 'string' }, 'access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       'stream-idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' },
-      'max-upstream-connections': { type: 'string' }, 'max-pending': { type: 'string' }, 'max-headers-count': { type: 'string' }, 'path-normalization': { type: 'string' },
+      'max-upstream-connections': { type: 'string' }, 'max-pending': { type: 'string' }, 'max-headers-count': { type: 'string' }, 'max-header-bytes': { type: 'string' }, 'path-normalization': { type: 'string' },
     },
     strict: true,
   });
@@ -126,6 +127,7 @@ export async function main(argv: string[]): Promise<number> {
   const maxUpstream = int(values['max-upstream-connections'], '--max-upstream-connections', 1024, 1);
   const maxPending = int(values['max-pending'], '--max-pending', 1024, 0);
   const maxHeadersCount = int(values['max-headers-count'], '--max-headers-count', 100, 1);
+  const maxHeaderBytes = int(values['max-header-bytes'], '--max-header-bytes', 60 * 1024, 1024);
   const pathNormalization = values['path-normalization'] ?? 'base';
   if (pathNormalization !== 'base' && pathNormalization !== 'merge-slashes' && pathNormalization !== 'none') {
     throw new ConfigError(`--path-normalization is "${pathNormalization}"; expected base, merge-slashes or none`);
@@ -138,7 +140,7 @@ export async function main(argv: string[]): Promise<number> {
   const first = parseRouteTable(loaded.text, configPath);
   metrics.reloads.inc({ result: 'applied' });
   const ownPorts = new Set<number>();
-  const upstreams = new Upstreams({ resolve, maxConnectionsPerDestination: maxUpstream, maxPendingPerDestination: maxPending, ownPorts });
+  const upstreams = new Upstreams({ resolve, maxConnectionsPerDestination: maxUpstream, maxPendingPerDestination: maxPending, ownPorts, maxHeaderBytes });
   // Filled in once the listeners are bound (ports may be 0: chosen by the kernel).
   const ownEndpoints = new Set<string>();
   const proxy = new MeshProxy({
@@ -150,10 +152,11 @@ export async function main(argv: string[]): Promise<number> {
   // Servers: bounded header size and header read time; malformed requests get a clear 4xx.
   // (Node checks header deadlines every connectionsCheckingInterval, 30s by default: too coarse.)
   const serverOptions: http.ServerOptions = {
-    maxHeaderSize: 16 * 1024, headersTimeout: headerTimeout, requestTimeout: 0, keepAliveTimeout: 30_000,
+    maxHeaderSize: maxHeaderBytes, headersTimeout: headerTimeout, requestTimeout: 0, keepAliveTimeout: 30_000,
     connectionsCheckingInterval: Math.min(1000, headerTimeout),
   };
   const servers: http.Server[] = [];
+  const refused = new WeakSet<Socket>();
   const sockets = new Set<Socket>();
   const track = (s: http.Server) => {
     servers.push(s);
@@ -175,6 +178,10 @@ export async function main(argv: string[]): Promise<number> {
       sock.once('close', () => sockets.delete(sock));
     });
     s.on('clientError', (err: NodeJS.ErrnoException, sock: Socket) => {
+      // One answer and one count per connection: the rest of an oversized head that is
+      // still arriving must not be counted again.
+      if (refused.has(sock)) { sock.destroy(); return; }
+      refused.add(sock);
       const code = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       metrics.clientErrors.inc({ code: String(code) });
       if (sock.writable && !(err.code === 'ECONNRESET')) {

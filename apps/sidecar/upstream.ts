@@ -15,6 +15,8 @@ export interface UpstreamOptions {
   readonly maxConnectionsPerDestination?: number;
   /** Requests waiting for a connection to one destination. @default 1024 (Envoy's max_pending_requests) */
   readonly maxPendingPerDestination?: number;
+  /** Largest upstream response head accepted. @default 61440 (Envoy's 60 KiB) */
+  readonly maxHeaderBytes?: number;
   /** The proxy's own listening ports: never connected to on a loopback address. */
   readonly ownPorts?: ReadonlySet<number>;
 }
@@ -88,7 +90,7 @@ export class Upstreams {
       return Promise.reject(new UpstreamError('MESH_OVERFLOW', `${key}: ${busy} connections and ${queued} pending requests (the limits)`));
     }
     return new Promise((resolve, reject) => {
-      const req = http.request({ host, port, method: r.method, path: r.path, headers: r.headers, agent: this.agent, setHost: false, lookup });
+      const req = http.request({ host, port, method: r.method, path: r.path, headers: r.headers, agent: this.agent, setHost: false, lookup, maxHeaderSize: this.options.maxHeaderBytes ?? 60 * 1024 });
       let headersTimer: NodeJS.Timeout | undefined;
       const done = () => { if (headersTimer) clearTimeout(headersTimer); };
       req.once('socket', (s) => {
