@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { AddressInfo, Socket } from 'node:net';
 import { RouteTable, RtRoute } from '../model';
-import { eventually, raw, resolveTo, RunningProxy, sleep, startProxy, viaProxy } from './support/sidecar';
+import { Backend, backend, eventually, raw, resolveTo, RunningProxy, sleep, startProxy, viaProxy } from './support/sidecar';
 
 const HOST = 'api.default.svc.cluster.local';
 
@@ -176,24 +176,19 @@ describe('slow clients and floods are bounded', () => {
 });
 
 describe('request hygiene', () => {
-  let backendServer: http.Server;
-  let port = 0;
-  const seen: http.IncomingHttpHeaders[] = [];
+  let api: Backend;
   let proxy: RunningProxy;
+  const seen = () => api.seen.map((x) => x.headers);
 
   beforeAll(async () => {
-    backendServer = http.createServer((req, res) => {
-      seen.push(req.headers);
+    api = await backend('api', (_req, res) => {
       res.writeHead(200, { connection: 'x-secret-hop', 'x-secret-hop': 'from-upstream', 'content-type': 'text/plain' }).end('ok');
     });
-    await new Promise<void>((r) => backendServer.listen(0, '127.0.0.1', r));
-    port = (backendServer.address() as AddressInfo).port;
-    proxy = await startProxy(table([{ match: [], destinations: to }]), resolveTo({ [`${HOST}:8080`]: port }));
+    proxy = await startProxy(table([{ match: [], destinations: to }]), resolveTo({ [`${HOST}:8080`]: api.port }));
   });
   afterAll(async () => {
     await proxy.stop();
-    backendServer.closeAllConnections();
-    await new Promise<void>((r) => backendServer.close(() => r()));
+    await api.close();
   });
 
   const headerLines = (n: number) => Array.from({ length: n }, (_, i) => `x-h${i}: ${i}\r\n`).join('');
@@ -204,7 +199,7 @@ describe('request hygiene', () => {
     expect(answer).toContain('more than 100 request headers');
     const ok = await raw(proxy.port, `GET http://api:8080/enough HTTP/1.1\r\nHost: api\r\n${headerLines(97)}Authorization: Bearer t\r\nConnection: close\r\n\r\n`);
     expect(ok).toMatch(/^HTTP\/1\.1 200 /);
-    expect(seen[seen.length - 1].authorization).toBe('Bearer t');
+    expect(seen()[seen().length - 1].authorization).toBe('Bearer t');
   });
 
   test('two Host headers: 400 (RFC 9112)', async () => {
@@ -227,7 +222,7 @@ describe('request hygiene', () => {
   test('headers named in Connection are hop-by-hop: dropped both ways', async () => {
     const r = await viaProxy(proxy.port, 'http://api:8080/hop', { headers: { connection: 'x-client-hop', 'x-client-hop': 'secret', 'x-kept': 'yes' } });
     expect(r.status).toBe(200);
-    const got = seen[seen.length - 1];
+    const got = seen()[seen().length - 1];
     expect([got['x-client-hop'], got['x-kept']]).toEqual([undefined, 'yes']);
     expect(r.headers['x-secret-hop']).toBeUndefined();
   });
@@ -239,25 +234,20 @@ describe('request hygiene', () => {
 });
 
 describe('paths are normalised before matching and sent normalised', () => {
-  let backendServer: http.Server;
-  let port = 0;
-  const urls: string[] = [];
+  let api: Backend;
   let proxy: RunningProxy;
 
   beforeAll(async () => {
-    backendServer = http.createServer((req, res) => { urls.push(req.url!); res.end('public'); });
-    await new Promise<void>((r) => backendServer.listen(0, '127.0.0.1', r));
-    port = (backendServer.address() as AddressInfo).port;
+    api = await backend('public');
     // A rule that blocks /admin (403 from the proxy) before the public prefix.
     proxy = await startProxy(table([
       { match: prefix('/admin'), destinations: to, fault: { abort: { httpStatus: 403, percentage: 100 } } },
       { match: prefix('/public'), destinations: to },
-    ]), resolveTo({ [`${HOST}:8080`]: port }));
+    ]), resolveTo({ [`${HOST}:8080`]: api.port }));
   });
   afterAll(async () => {
     await proxy.stop();
-    backendServer.closeAllConnections();
-    await new Promise<void>((r) => backendServer.close(() => r()));
+    await api.close();
   });
 
   test.each(['/public/../admin', '/public/%2e%2e/admin', '/public/%2E%2E/admin/', '/public/./../admin'])('%s is /admin: blocked', async (path) => {
@@ -265,45 +255,34 @@ describe('paths are normalised before matching and sent normalised', () => {
   });
 
   test('the upstream gets the normalised path; the query is untouched', async () => {
-    urls.length = 0;
+    api.seen.length = 0;
     expect((await viaProxy(proxy.port, 'http://api:8080/public/a/./b/../%7Ec?next=/../x')).status).toBe(200);
-    expect(urls).toEqual(['/public/a/~c?next=/../x']);
+    expect(api.seen.map((x) => x.url)).toEqual(['/public/a/~c?next=/../x']);
   });
 });
 
 describe('ports: only the ones the route table knows, never the proxy\'s own', () => {
-  let backendServer: http.Server;
-  let port = 0;
-  let hits = 0;
+  let api: Backend;
   const start = (policy: 'ALLOW_ANY' | 'REGISTRY_ONLY', extra: string[] = []) => startProxy(
     { ...table([{ match: [], destinations: [{ host: HOST, weight: 100 }], fault: { abort: { httpStatus: 418, percentage: 100 } } }]), outboundTrafficPolicy: policy },
-    [...resolveTo({ [`${HOST}:8080`]: port, 'ext.example.com:18082': port, [`${HOST}:22`]: port }), ...extra],
+    [...resolveTo({ [`${HOST}:8080`]: api.port, 'ext.example.com:18082': api.port, [`${HOST}:22`]: api.port }), ...extra],
   );
 
-  beforeAll(async () => {
-    backendServer = http.createServer((_req, res) => { hits++; res.end('reached'); });
-    await new Promise<void>((r) => backendServer.listen(0, '127.0.0.1', r));
-    port = (backendServer.address() as AddressInfo).port;
-  });
-  afterAll(async () => {
-    backendServer.closeAllConnections();
-    await new Promise<void>((r) => backendServer.close(() => r()));
-  });
+  beforeAll(async () => { api = await backend('reached'); });
+  afterAll(() => api.close());
 
   test('REGISTRY_ONLY: a host the table does not know is refused on any port', async () => {
     const proxy = await start('REGISTRY_ONLY');
-    hits = 0;
     const r = await viaProxy(proxy.port, 'http://ext.example.com:18082/');
-    expect([r.status, hits]).toEqual([502, 0]);
+    expect([r.status, api.seen.length]).toEqual([502, 0]);
     await proxy.stop();
   });
 
   test("a known service on a port it does not have is not that service: not its rules, and refused under REGISTRY_ONLY", async () => {
     const proxy = await start('REGISTRY_ONLY');
-    hits = 0;
     expect((await viaProxy(proxy.port, 'http://api:8080/')).status).toBe(418); // its rules, on its port
     const r = await viaProxy(proxy.port, 'http://api:22/');
-    expect([r.status, hits]).toEqual([502, 0]);
+    expect([r.status, api.seen.length]).toEqual([502, 0]);
     expect(r.body).toContain('port 22 is not a port of service api.default.svc.cluster.local (it has 8080)');
     await proxy.stop();
   });
@@ -320,26 +299,21 @@ describe('ports: only the ones the route table knows, never the proxy\'s own', (
 });
 
 describe('as Istio does it', () => {
-  let backendServer: http.Server;
-  let port = 0;
-  const urls: string[] = [];
+  let api: Backend;
   let proxy: RunningProxy;
 
   beforeAll(async () => {
-    backendServer = http.createServer((req, res) => { urls.push(req.url!); req.resume(); req.on('end', () => res.end('ok')); });
-    await new Promise<void>((r) => backendServer.listen(0, '127.0.0.1', r));
-    port = (backendServer.address() as AddressInfo).port;
+    api = await backend('ok');
     proxy = await startProxy(table([
       // A hand-written table with an upper-case header key.
       { match: [{ headers: { 'End-User': { kind: 'exact', value: 'jason' } } }], destinations: to, fault: { abort: { httpStatus: 418, percentage: 100 } } },
       { name: 'uploads', match: prefix('/upload'), destinations: to, retries: { attempts: 2, retryOn: ['5xx'] } },
       { match: [], destinations: to, rewrite: { uri: '/v2' } },
-    ]), resolveTo({ [`${HOST}:8080`]: port }));
+    ]), resolveTo({ [`${HOST}:8080`]: api.port }));
   });
   afterAll(async () => {
     await proxy.stop();
-    backendServer.closeAllConnections();
-    await new Promise<void>((r) => backendServer.close(() => r()));
+    await api.close();
   });
 
   test('header match keys are case-insensitive (a table key End-User matches end-user)', async () => {
@@ -347,9 +321,9 @@ describe('as Istio does it', () => {
   });
 
   test('rewrite on a rule without a uri match swaps only the leading "/"', async () => {
-    urls.length = 0;
+    api.seen.length = 0;
     await viaProxy(proxy.port, 'http://api:8080/something?q=1');
-    expect(urls).toEqual(['/v2something?q=1']);
+    expect(api.seen.map((x) => x.url)).toEqual(['/v2something?q=1']);
   });
 
   test('a body over --max-buffer loses its retries: counted, and logged once per route', async () => {

@@ -4,7 +4,7 @@ import { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } f
 import { ISTIO_DEFAULT_RETRY_ATTEMPTS, ISTIO_DEFAULT_RETRY_ON, OutboundTrafficPolicy, RtGatewayServer, RtHeaderOps, RtRoute, RtStringMatch } from '../../model/route-table';
 import { ProxyMetrics } from './metrics';
 import { Binding, CompiledRoute, CompiledTable, CompiledVirtualHost, hostCandidates, RequestView, selectRoute } from './table';
-import { UpstreamError, Upstreams } from './upstream';
+import { isLoopback, UpstreamError, Upstreams } from './upstream';
 
 /** Istio's retry policy for routes that set none: 2 retries on connection trouble and 503. */
 export const DEFAULT_RETRIES: NonNullable<RtRoute['retries']> = { attempts: ISTIO_DEFAULT_RETRY_ATTEMPTS, retryOn: ISTIO_DEFAULT_RETRY_ON };
@@ -203,8 +203,6 @@ export function parseTarget(url: string, hostHeader: string | undefined, default
   return { host: m[1].toLowerCase().replace(/^\[|\]$/g, ''), port, authority, path };
 }
 
-const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|::1|0\.0\.0\.0)$/;
-
 /**
  * The port to connect to: the destination's own, else its Service's single port (Istio
  * requires a port when a Service has several), else the request's port when it is one of
@@ -321,7 +319,7 @@ export class MeshProxy {
       vh = table.hosts.get(target.host);
       if (!vh) return this.reply(res, 404, `mesh-proxy: no route for host ${target.host}`);
     } else {
-      if (LOOPBACK.test(target.host) && this.opts.ownEndpoints.has(`${target.host === 'localhost' ? '127.0.0.1' : target.host}:${target.port}`)) {
+      if (isLoopback(target.host) && this.opts.ownEndpoints.has(`${target.host === 'localhost' ? '127.0.0.1' : target.host}:${target.port}`)) {
         return this.reply(res, 508, `mesh-proxy: refusing to forward to the proxy's own port ${target.port}`);
       }
       for (const c of hostCandidates(target.host, this.opts.namespace, table.table.clusterDomain)) {

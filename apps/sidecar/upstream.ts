@@ -3,7 +3,6 @@
 // a third of the proxy's memory budget.)
 import * as dns from 'node:dns';
 import * as http from 'node:http';
-import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 
 export interface UpstreamOptions {
@@ -78,7 +77,7 @@ export class Upstreams {
     }
     // Never the proxy's own listeners, whatever name or loopback address leads there.
     const own = this.options.ownPorts;
-    if (own?.has(port) && (isIP(host) ? isLoopback(host) : host.toLowerCase() === 'localhost')) {
+    if (own?.has(port) && isLoopback(host)) {
       return Promise.reject(new UpstreamError('MESH_SELF', `${key} is this proxy's own port`));
     }
     const lookup = own?.has(port) ? selfGuard(port) : undefined;
