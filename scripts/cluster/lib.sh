@@ -68,8 +68,6 @@ apt_install() {
   fi
   [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
   [ "$rc" = 0 ] || { echo "apt-get install ${missing[*]} failed (log: ${APT_LOG:-none})" >&2; return 1; }
-  # containerd's package enables a unit; a package-started containerd would own
-  # /run/containerd, not ours (we use our own socket), but keep the machine quiet.
   return 0
 }
 
