@@ -1,6 +1,7 @@
-import { Chart, ChartProps } from 'cdk8s';
+import { ApiObject, Chart, ChartProps } from 'cdk8s';
 import { Construct, IConstruct } from 'constructs';
 import { GatewayServerModel, MeshValidationError, ServiceRef, SubsetModel, TrafficPolicyModel, TrafficRouteModel } from '../model';
+import { describeObject, duplicateObjects } from '../lint/analyze';
 import type { MeshNamespace } from './mesh-namespace';
 import type { MeshWorkload } from './mesh-workload';
 
@@ -102,7 +103,21 @@ export class MeshChart extends Chart {
     }
     Object.defineProperty(this, MESH_CHART, { value: true });
     this.renderer = factory(this);
+    // Two objects with one identity would be written to one file and the second would
+    // silently replace the first on apply: refuse at synth, naming both constructs.
+    this.node.addValidation({ validate: () => duplicatesIn(this).map((d) => d.message) });
   }
+}
+
+/** Objects of `chart` (not of charts nested in it) that share kind, namespace and name with an earlier one. */
+export function duplicatesIn(chart: Chart): Array<{ first: ApiObject; again: ApiObject; message: string }> {
+  const objects = chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === chart)
+    .map((o) => ({ o, obj: { apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.name, namespace: o.metadata.namespace ?? chart.namespace } } }));
+  return duplicateObjects(objects).map(({ first, again }) => ({
+    first: first.o,
+    again: again.o,
+    message: `${describeObject(again.obj)} is defined twice: by ${first.o.node.path} and by ${again.o.node.path}; rename one (or put it in another namespace)`,
+  }));
 }
 
 /** Find the renderer for a construct: its MeshChart's, or Istio's in a plain Chart. */

@@ -49,12 +49,13 @@ export const CHECKS: readonly CheckInfo[] = [
   { code: 'MESH021', severity: 'error', title: 'invalid duration' },
   { code: 'MESH022', severity: 'error', title: 'regex that is not valid RE2' },
   { code: 'MESH023', severity: 'error', title: 'VirtualService bound to a Gateway that does not exist', istioctl: 'IST0101' },
+  { code: 'MESH024', severity: 'error', title: 'two objects with the same kind, namespace and name (the second overwrites the first)' },
 ];
 const SEVERITY = new Map(CHECKS.map((c) => [c.code, c.severity]));
 
 const WORKLOAD_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job'];
 const isIstio = (o: K8s, kind: string) => o.kind === kind && /^networking\.istio\.io\//.test(o.apiVersion);
-const nsOf = (o: K8s) => o.metadata.namespace ?? 'default';
+const nsOf = (o: { metadata: { namespace?: string } }) => o.metadata.namespace ?? 'default';
 
 interface Pod { owner: Manifest; namespace: string; labels: Record<string, string>; annotations: Record<string, string>; spec: K8s['spec'] }
 
@@ -72,6 +73,33 @@ const matches = (selector: Record<string, string> | undefined, labels: Record<st
 /** Resolve a rule's host as Istio does: short names in the rule's namespace. */
 const fqdn = (host: string, ns: string): string => hostCandidates(host, ns, 'cluster.local')[0];
 
+/** Kinds without a namespace: their identity is kind and name only. */
+const CLUSTER_SCOPED = new Set(['Namespace', 'Node', 'PersistentVolume', 'StorageClass', 'PriorityClass', 'ClusterRole', 'ClusterRoleBinding',
+  'CustomResourceDefinition', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration', 'IngressClass', 'GatewayClass', 'RuntimeClass', 'APIService']);
+
+/** What the API server keys an object by: API group (not version), kind, namespace, name. */
+export function objectKey(o: { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } }): string {
+  const group = (o.apiVersion ?? '').includes('/') ? (o.apiVersion ?? '').split('/')[0] : '';
+  const ns = CLUSTER_SCOPED.has(o.kind ?? '') ? '' : (o.metadata?.namespace ?? 'default');
+  return `${group}|${o.kind}|${ns}|${o.metadata?.name}`;
+}
+
+/** Each object whose key an earlier one already has, with that earlier one. */
+export function duplicateObjects<T extends { obj: Manifest['obj'] }>(items: readonly T[]): Array<{ first: T; again: T }> {
+  const seen = new Map<string, T>();
+  const out: Array<{ first: T; again: T }> = [];
+  for (const m of items) {
+    const k = objectKey(m.obj);
+    const first = seen.get(k);
+    if (first) out.push({ first, again: m });
+    else seen.set(k, m);
+  }
+  return out;
+}
+
+/** `Kind namespace/name` for messages. */
+export const describeObject = (o: Pick<K8s, 'kind' | 'metadata'>) => `${o.kind} ${CLUSTER_SCOPED.has(o.kind) ? '' : `${nsOf(o)}/`}${o.metadata?.name}`;
+
 export function analyze(manifests: readonly Manifest[]): Finding[] {
   const out: Finding[] = [];
   const report = (code: string, m: Manifest, message: string) => out.push({
@@ -81,6 +109,9 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
   });
   const valid = manifests.filter((m) => m.obj && typeof m.obj === 'object' && m.obj.kind && m.obj.metadata?.name);
   const of = (pred: (o: K8s) => boolean) => valid.filter((m) => pred(m.obj));
+  for (const { first, again } of duplicateObjects(valid)) {
+    report('MESH024', again, `${describeObject(again.obj)} is defined twice${first.path ? `: by ${first.path} and by ${again.path}` : ''}; applying both keeps only the last: rename one (or put it in another namespace)`);
+  }
   const services = of((o) => o.apiVersion === 'v1' && o.kind === 'Service');
   const namespaces = new Map(of((o) => o.apiVersion === 'v1' && o.kind === 'Namespace').map((m) => [m.obj.metadata.name, m]));
   const pods = valid.map(podOf).filter((p): p is Pod => !!p);

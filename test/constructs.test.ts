@@ -299,3 +299,47 @@ describe('MeshChart', () => {
     expect(() => new MeshChart(Testing.app(), 'c', { dataPlane: 'linkerd' as DataPlane })).toThrow(/^c: dataPlane is "linkerd"; expected one of the registered data planes \(istio, node-sidecar\)/);
   });
 });
+
+describe('duplicate objects are refused at synth, naming both constructs', () => {
+  const synthError = (c: Chart) => {
+    try { Testing.synth(c); } catch (e) { return (e as Error).message; }
+    return 'synthesized';
+  };
+  const charts = (dataPlane: DataPlane) => new MeshChart(Testing.app(), 'shop', { namespace: 'shop', dataPlane });
+
+  test.each([DataPlane.ISTIO, DataPlane.NODE_SIDECAR])('two workloads with one serviceName (%s)', (dp) => {
+    const c = charts(dp);
+    new MeshWorkload(c, 'a', { ...web, app: 'cart', serviceName: 'cart' });
+    new MeshWorkload(c, 'b', { ...web, app: 'basket', serviceName: 'cart' });
+    expect(synthError(c)).toMatch(/Service shop\/cart is defined twice: by shop\/a\/Service and by shop\/b\/Service/);
+  });
+
+  test('a deploymentName equal to another workload\'s', () => {
+    const c = charts(DataPlane.ISTIO);
+    new MeshWorkload(c, 'a', { ...web, app: 'cart' });
+    new MeshWorkload(c, 'b', { ...web, app: 'basket', serviceName: 'basket', deploymentName: 'cart' });
+    expect(synthError(c)).toMatch(/Deployment shop\/cart is defined twice: by shop\/a\/Deployment\/Resource and by shop\/b\/Deployment\/Resource/);
+  });
+
+  test('two TrafficRoutes with one name', () => {
+    const c = charts(DataPlane.ISTIO);
+    const w = new MeshWorkload(c, 'a', { ...web, app: 'cart' });
+    new TrafficRoute(c, 'r1', { name: 'cart', hosts: [w], http: [{ route: [{ to: w }] }] });
+    new TrafficRoute(c, 'r2', { name: 'cart', hosts: ['cart.example.com'], http: [{ route: [{ to: w }] }] });
+    expect(synthError(c)).toMatch(/VirtualService shop\/cart is defined twice: by shop\/r1\/.* and by shop\/r2\//);
+  });
+
+  test('a user Service named like a node-sidecar per-subset Service', () => {
+    const c = charts(DataPlane.NODE_SIDECAR);
+    new CanaryRelease(c, 'frontend', { app: 'frontend', port: 8080, stable: { version: 'v1', image: 'f:1' }, canary: { version: 'v2', image: 'f:2' }, canaryWeight: 10 });
+    new MeshWorkload(c, 'legacy', { ...web, app: 'legacy', serviceName: 'frontend-v1' });
+    expect(synthError(c)).toMatch(/Service shop\/frontend-v1 is defined twice: by shop\/frontend\/.*Subset-v1 and by shop\/legacy\/Service/);
+  });
+
+  test('one name in two namespaces, or for two kinds, is fine', () => {
+    const c = charts(DataPlane.ISTIO);
+    new MeshWorkload(c, 'a', { ...web, app: 'cart' });
+    new MeshWorkload(c, 'b', { ...web, app: 'cart', namespace: 'other' });
+    expect(synthError(c)).toBe('synthesized');
+  });
+});

@@ -1,6 +1,6 @@
 // Mesh lint: each check trips on a manifest made to trip it and stays quiet on its fix;
 // the seeds' mistakes are found; every chart lints clean; synth refuses lint errors.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,6 +74,8 @@ const CASES: Array<[string, (o: K8s[]) => void, ((o: K8s[]) => void)?]> = [
   ['MESH021', (o) => { find(o, 'VirtualService', 'web').spec.http[0].timeout = 'banana'; }, (o) => { find(o, 'VirtualService', 'web').spec.http[0].timeout = '0.002s'; }],
   ['MESH022', (o) => { find(o, 'VirtualService', 'web').spec.http[0].match[0].uri = { regex: '/(?=api)' }; }, (o) => { find(o, 'VirtualService', 'web').spec.http[0].match[0].uri = { regex: '/api/[0-9]+' }; }],
   ['MESH023', (o) => { find(o, 'VirtualService', 'shop-ingress').spec.gateways = ['istio-system/main-gateway']; }],
+  // Same group, kind, namespace and name; a different API version is the same object.
+  ['MESH024', (o) => { o.push({ ...vs('web', { hosts: ['other'], http: [] }), apiVersion: 'networking.istio.io/v1' }); }, (o) => { o[o.length - 1].metadata.namespace = 'elsewhere'; }],
 ];
 
 test('MESH012 leaves UDP ports alone (Istio does not proxy them)', () => {
@@ -173,4 +175,46 @@ test('synth stops on lint errors, naming the construct path, before writing', ()
   } finally {
     write.mockRestore();
   }
+});
+
+describe('the lint CLI', () => {
+  const bin = join(__dirname, '..', 'bin', 'cdk8s-mesh.js');
+  const run = (args: string[]) => {
+    const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: join(__dirname, '..') });
+    return { status: r.status, out: r.stdout, err: r.stderr };
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'lint-cli-'));
+
+  test('--help on every subcommand prints its usage, exit 0', () => {
+    for (const cmd of ['charts', 'synth', 'lint']) {
+      const r = run([cmd, '--help']);
+      expect(r.status).toBe(0);
+      expect(r.out).toMatch(new RegExp(`^usage: cdk8s-mesh ${cmd}`));
+    }
+    expect(run(['help', 'lint']).out).toMatch(/^usage: cdk8s-mesh lint/);
+  });
+
+  test('a chart name lints that chart; an unknown name lists the charts (exit 2)', () => {
+    const ok = run(['lint', 'web-weighted', 'demo-gateway-node-sidecar']);
+    expect(ok.status).toBe(0);
+    expect(ok.out).toMatch(/mesh lint: 0 error\(s\), 0 warning\(s\)/);
+    const bad = run(['lint', 'shop']);
+    expect(bad.status).toBe(2);
+    expect(bad.err).toMatch(/shop: no such file or chart; the charts are: web-basic, .*bookinfo-node-sidecar/);
+    expect(run(['lint', '--bogus']).err).toMatch(/unknown option --bogus/);
+  });
+
+  test('files are linted one by one; --one-cluster reads them as one cluster', () => {
+    // One chart on both data planes: fine on its own, conflicting when read as one cluster.
+    const out = join(dir, 'dist');
+    const synth = run(['synth', '--out', out, 'web-weighted', 'web-weighted-node-sidecar']);
+    expect(synth.status).toBe(0);
+    const files = ['web-weighted.k8s.yaml', 'web-weighted-node-sidecar.k8s.yaml'].map((f) => join(out, f));
+    const each = run(['lint', ...files]);
+    expect(each.status).toBe(0);
+    expect(each.out).toMatch(/mesh lint: 0 error\(s\), 0 warning\(s\), 0 info/);
+    const together = run(['lint', '--one-cluster', ...files]);
+    expect(together.status).toBe(1);
+    expect(together.out).toMatch(/ERROR {3}MESH024 Deployment client \(.*web-weighted-node-sidecar.k8s.yaml#\d+\): Deployment default\/client is defined twice: by .*web-weighted.k8s.yaml#\d+/);
+  }, 30_000);
 });
