@@ -91,7 +91,13 @@ export class BookinfoApp extends Construct {
   constructor(scope: Construct, id: string, props: BookinfoAppProps = {}) {
     super(scope, id);
     const check: Check = new Check(this.node.path);
-    if (typeof props !== 'object' || props === null) check.fail('props', props, 'an object');
+    check.shape('', props, { images: 'object?', destinationRules: 'boolean?', mutualTls: 'boolean?' });
+    if (props.gateway !== undefined && props.gateway !== false) {
+      check.shape('gateway', props.gateway, { selector: 'stringMap?', hosts: 'strings?', https: 'object?', port: 'number?', httpsRedirect: 'boolean?' });
+    }
+    if (props.namespace !== undefined && !(props.namespace instanceof MeshNamespace) && typeof props.namespace !== 'string') {
+      check.fail('namespace', props.namespace, 'a namespace name or a MeshNamespace');
+    }
     const scenario = props.scenario ?? 'all-v1';
     check.oneOf<BookinfoScenario | 'none'>('scenario', scenario, [...(Object.keys(BOOKINFO_SCENARIOS) as BookinfoScenario[]), 'none']);
     this.scenario = scenario;

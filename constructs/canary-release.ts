@@ -6,7 +6,7 @@ import { MeshWorkload, MeshWorkloadProps } from './mesh-workload';
 import { TrafficRoute } from './traffic-route';
 
 /** One version of the released app. */
-export interface CanaryVersionProps extends Omit<MeshWorkloadProps, 'app' | 'namespace' | 'mesh' | 'port' | 'service' | 'serviceName' | 'portName' | 'version'> {
+export interface CanaryVersionProps extends Omit<MeshWorkloadProps, 'app' | 'namespace' | 'mesh' | 'port' | 'service' | 'serviceName' | 'servicePort' | 'portName' | 'version'> {
   /** The `version` label and subset name, e.g. "v1". */
   readonly version: string;
 }
@@ -69,9 +69,21 @@ export class CanaryRelease extends Construct implements ServiceRef {
   constructor(scope: Construct, id: string, props: CanaryReleaseProps) {
     super(scope, id);
     const check: Check = new Check(this.node.path);
-    check.object('props', props);
-    check.object('stable', props.stable);
-    check.object('canary', props.canary);
+    check.shape('', props, {
+      app: 'string', serviceName: 'string?', port: 'number', portName: 'string?', servicePort: 'number?', stable: 'object', canary: 'object',
+      canaryWeight: 'number?', steps: 'array?', currentStep: 'number?', canaryHeader: 'object?', retries: 'object?', trafficPolicy: 'object?',
+      routeName: 'string?', policyName: 'string?',
+    });
+    check.port('port', props.port);
+    // The Service belongs to the release: name, port and namespace are set once, on the
+    // release. The same value repeated on a version is harmless; a different one would be ignored.
+    const shared: Record<string, unknown> = { app: props.app, namespace: props.namespace, mesh: true, port: props.port, service: undefined, serviceName: props.serviceName, servicePort: props.servicePort, portName: props.portName };
+    for (const side of ['stable', 'canary'] as const) {
+      const v = props[side] as unknown as Record<string, unknown>;
+      for (const [k, expected] of Object.entries(shared)) {
+        if (v[k] !== undefined && v[k] !== expected) check.fail(`${side}.${k}`, v[k], `no ${k} here, or the release's: set it on the CanaryRelease (both versions share it)`);
+      }
+    }
     checkDns1123Label(check, 'stable.version', props.stable.version);
     checkDns1123Label(check, 'canary.version', props.canary.version);
     if (props.stable.version === props.canary.version) check.fail('canary.version', props.canary.version, `a version other than the stable one ("${props.stable.version}")`);

@@ -37,7 +37,8 @@ export class IngressGateway extends Construct {
   constructor(scope: Construct, id: string, props: IngressGatewayProps) {
     super(scope, id);
     const check: Check = new Check(this.node.path);
-    check.object('props', props);
+    check.shape('', props, { name: 'string', routeName: 'string?', namespace: 'string?', selector: 'stringMap?', hosts: 'strings?', https: 'object?', routes: 'array' });
+    if (props.http !== undefined && props.http !== false) check.shape('http', props.http, { port: 'number?', httpsRedirect: 'boolean?' });
     const hosts = props.hosts ?? ['*'];
     const servers: GatewayServer[] = [];
     if (props.http !== false) {

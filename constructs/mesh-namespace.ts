@@ -26,7 +26,8 @@ export class MeshNamespace extends Construct {
   constructor(scope: Construct, id: string, props: MeshNamespaceProps) {
     super(scope, id);
     const check: Check = new Check(this.node.path);
-    checkDns1123Label(check, 'name', props?.name);
+    check.shape('', props, { name: 'string', injection: 'boolean?', labels: 'stringMap?' });
+    checkDns1123Label(check, 'name', props.name);
     this.name = props.name;
     this.injects = props.injection ?? true;
     this.resource = new kplus.Namespace(this, 'Resource', { metadata: { name: props.name, labels: { ...props.labels } } });

@@ -3,7 +3,7 @@ import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import {
-  CALLS_ANNOTATION, Check, checkDns1123Label, checkLabelValue, hasProtocolPrefix, hostFor, PORT_NAME_PROTOCOLS, PROXY_RESERVED_PORTS, PROXY_UID,
+  CALLS_ANNOTATION, Check, checkDns1123Label, checkServiceRef, checkLabelValue, hasProtocolPrefix, hostFor, PORT_NAME_PROTOCOLS, PROXY_RESERVED_PORTS, PROXY_UID,
   ServiceRef,
 } from '../model';
 import { rendererOf } from './mesh';
@@ -129,7 +129,28 @@ export class MeshWorkload extends Construct implements ServiceRef {
   constructor(scope: Construct, id: string, props: MeshWorkloadProps) {
     super(scope, id);
     const check: Check = new Check(this.node.path);
-    check.object('props', props);
+    check.shape('', props, {
+      app: 'string', version: 'string?', image: 'string', command: 'strings?', args: 'strings?', env: 'stringMap?',
+      port: 'number?', portName: 'string?', servicePort: 'number?', appProtocol: 'string?', targetPortByName: 'boolean?',
+      service: 'boolean?', serviceName: 'string?', serviceSelector: 'stringMap?', deploymentName: 'string?', replicas: 'number?',
+      mesh: 'boolean?', podLabels: 'stringMap?', podAnnotations: 'stringMap?', security: 'object?', resources: 'object?',
+      writablePaths: 'strings?', emptyDirs: 'array?', serviceLabels: 'stringMap?', calls: 'array?', startupSeconds: 'number?',
+    });
+    if (props.security) check.shape('security', props.security, { user: 'number?', group: 'number?', readOnlyRootFilesystem: 'boolean?' });
+    if (props.resources) {
+      check.shape('resources', props.resources, { cpuMillis: 'object?', memoryMiB: 'object?' });
+      for (const k of ['cpuMillis', 'memoryMiB'] as const) if (props.resources[k]) check.shape(`resources.${k}`, props.resources[k], { request: 'number', limit: 'number' });
+    }
+    if (props.serviceSelector && Object.keys(props.serviceSelector).length === 0) check.fail('serviceSelector', props.serviceSelector, 'at least one label (an empty selector selects nothing)');
+    (props.emptyDirs ?? []).forEach((v, i) => check.shape(`emptyDirs[${i}]`, v, { name: 'string', mountPath: 'string' }));
+    (props.calls ?? []).forEach((c, i) => checkServiceRef(check, `calls[${i}]`, c));
+    if (props.namespace !== undefined && !(props.namespace instanceof MeshNamespace) && typeof props.namespace !== 'string') {
+      check.fail('namespace', props.namespace, 'a namespace name or a MeshNamespace');
+    }
+    if (props.imagePullPolicy !== undefined) check.oneOf('imagePullPolicy', props.imagePullPolicy, Object.values(kplus.ImagePullPolicy));
+    if (props.serviceAccount !== undefined && (typeof props.serviceAccount !== 'object' || props.serviceAccount === null || typeof props.serviceAccount.name !== 'string')) {
+      check.fail('serviceAccount', props.serviceAccount, 'a cdk8s-plus ServiceAccount (kplus.ServiceAccount or ServiceAccount.fromServiceAccountName)');
+    }
     checkDns1123Label(check, 'app', props.app);
     const version = props.version ?? 'v1';
     checkLabelValue(check, 'version', version);

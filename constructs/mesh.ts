@@ -1,6 +1,6 @@
 import { ApiObject, Chart, ChartProps } from 'cdk8s';
 import { Construct, IConstruct } from 'constructs';
-import { GatewayServerModel, MeshValidationError, ServiceRef, SubsetModel, TrafficPolicyModel, TrafficRouteModel } from '../model';
+import { Check, GatewayServerModel, MeshValidationError, ServiceRef, SubsetModel, TrafficPolicyModel, TrafficRouteModel } from '../model';
 import { describeObject, duplicateObjects } from '../lint/analyze';
 import type { MeshNamespace } from './mesh-namespace';
 import type { MeshWorkload } from './mesh-workload';
@@ -94,6 +94,10 @@ export class MeshChart extends Chart {
   readonly sidecar: NodeSidecarOptions;
 
   constructor(scope: Construct, id: string, props: MeshChartProps = {}) {
+    // Checked before Chart reads them: the chart's path is not known to `this` yet.
+    const check = new Check([scope.node.path, id].filter(Boolean).join('/'));
+    check.shape('', props, { namespace: 'string?', labels: 'stringMap?', disableResourceNameHashes: 'boolean?', sidecar: 'object?' });
+    if (props.sidecar) check.shape('sidecar', props.sidecar, { image: 'string?', outboundTrafficPolicy: 'string?', pick: 'string?', gatewayServiceType: 'string?', clusterDomain: 'string?' });
     super(scope, id, props);
     this.dataPlane = props.dataPlane ?? DataPlane.ISTIO;
     this.sidecar = props.sidecar ?? {};

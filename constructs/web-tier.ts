@@ -57,10 +57,14 @@ export class WebTier extends Construct {
   constructor(scope: Construct, id: string, props: WebTierProps) {
     super(scope, id);
     const check: Check = new Check(this.node.path);
-    check.object('props', props);
+    check.shape('', props, { backends: 'array', front: 'object?', client: 'object?', tierLabel: 'object?', mesh: 'boolean?' });
     check.array('backends', props.backends, 1);
+    props.backends.forEach((b, i) => check.shape(`backends[${i}]`, b, { app: 'string', weight: 'number?', podLabels: 'stringMap?' }));
+    if (props.client) check.shape('client', props.client, { calls: 'array?' });
+    if (props.front) check.shape('front', props.front, { serviceName: 'string', port: 'number?', routeName: 'string?' });
     const mesh = props.mesh ?? true;
     const tier = props.tierLabel ?? { key: 'tier', value: 'web' };
+    check.shape('tierLabel', tier, { key: 'string', value: 'string' });
     checkLabelValue(check, 'tierLabel.value', tier.value);
     const weighted = props.backends.filter((b) => b.weight !== undefined).length;
     if (weighted > 0 && weighted < props.backends.length) {

@@ -78,9 +78,39 @@ export class Check {
     }
   }
 
+  /**
+   * The JavaScript types of an object's fields, before any finer check reads them, so
+   * that a wrong type is a MeshValidationError and never a TypeError further down.
+   * A kind ending in `?` may be left out (undefined); null is never accepted.
+   */
+  shape(prefix: string, value: unknown, spec: Readonly<Record<string, ShapeKind>>): void {
+    this.object(prefix || 'props', value);
+    for (const [key, kind] of Object.entries(spec)) {
+      const v = value[key];
+      const field = prefix ? `${prefix}.${key}` : key;
+      const optional = kind.endsWith('?');
+      if (v === undefined && optional) continue;
+      const base = (optional ? kind.slice(0, -1) : kind) as ShapeBase;
+      if (!SHAPES[base].test(v)) this.fail(field, v, SHAPES[base].expected);
+    }
+  }
+
   array(field: string, value: unknown, minLength = 0): asserts value is unknown[] {
     if (!Array.isArray(value) || value.length < minLength) {
       this.fail(field, value, minLength > 0 ? `an array with at least ${minLength} item(s)` : 'an array');
     }
   }
 }
+
+type ShapeBase = 'string' | 'boolean' | 'number' | 'object' | 'strings' | 'stringMap' | 'array';
+export type ShapeKind = ShapeBase | `${ShapeBase}?`;
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const SHAPES: Record<ShapeBase, { test: (v: unknown) => boolean; expected: string }> = {
+  string: { test: (v) => typeof v === 'string' && v.length > 0, expected: 'a non-empty string' },
+  boolean: { test: (v) => typeof v === 'boolean', expected: 'true or false' },
+  number: { test: (v) => typeof v === 'number' && Number.isFinite(v), expected: 'a number' },
+  object: { test: isPlainObject, expected: 'an object' },
+  array: { test: Array.isArray, expected: 'an array' },
+  strings: { test: (v) => Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0), expected: 'an array of non-empty strings' },
+  stringMap: { test: (v) => isPlainObject(v) && Object.values(v).every((x) => typeof x === 'string'), expected: 'an object of string values' },
+};

@@ -43,6 +43,7 @@ export function buildGatewayServers(where: string, servers: readonly GatewayServ
     const name = s.name ?? `${protocol.toLowerCase()}-${s.port}`;
     checkDns1123Label(check, `${f}.name`, name);
     check.array(`${f}.hosts`, s.hosts, 1);
+    check.shape(f, s, { hosts: 'strings', httpsRedirect: 'boolean?', name: 'string?', tls: 'object?' });
     s.hosts.forEach((h, j) => checkHost(check, `${f}.hosts[${j}]`, h.includes('/') ? h.split('/')[1] : h));
     if ((protocol === 'HTTPS' || protocol === 'TLS') && !s.tls) check.fail(`${f}.tls`, s.tls, `a tls block for a ${protocol} server`);
     if (s.tls) {

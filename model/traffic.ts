@@ -7,6 +7,9 @@ import { ServiceRef } from './service-ref';
 /** One of Istio's StringMatch forms; `{}` is not allowed here (use `present`). */
 export type StringMatch = { readonly exact: string } | { readonly prefix: string } | { readonly regex: string };
 
+/** A query parameter condition: Istio (Envoy) matches parameters exactly or by regex, never by prefix. */
+export type QueryParamMatch = { readonly exact: string } | { readonly regex: string };
+
 /** A header condition: a StringMatch, or `{ present: true }` for "the header is there at all". */
 export type HeaderMatch = StringMatch | { readonly present: true };
 
@@ -26,7 +29,7 @@ export interface HttpMatch {
   /** Headers that must NOT match. @default - none */
   readonly withoutHeaders?: Readonly<Record<string, HeaderMatch>>;
   /** @default - no query condition */
-  readonly queryParams?: Readonly<Record<string, StringMatch>>;
+  readonly queryParams?: Readonly<Record<string, QueryParamMatch>>;
   /** The port the request was addressed to. @default - any port */
   readonly port?: number;
   /** Match `uri` case-insensitively. @default false */
@@ -233,6 +236,7 @@ function buildMatch(check: Check, field: string, m: unknown): MatchModel {
     method = stringMatch(check, `${field}.method`, m.method, false) as StringMatchModel;
   }
   if (m.port !== undefined) check.port(`${field}.port`, m.port);
+  check.shape(field, m, { name: 'string?', ignoreUriCase: 'boolean?' });
   return {
     name: m.name as string | undefined,
     uri: m.uri === undefined ? undefined : (stringMatch(check, `${field}.uri`, m.uri, false) as StringMatchModel),
@@ -245,7 +249,8 @@ function buildMatch(check: Check, field: string, m: unknown): MatchModel {
   };
 }
 
-function checkServiceRef(check: Check, field: string, ref: unknown): asserts ref is ServiceRef {
+/** A destination object (a workload, a canary, `externalHost(...)`), not a host string. */
+export function checkServiceRef(check: Check, field: string, ref: unknown): asserts ref is ServiceRef {
   if (typeof ref !== 'object' || ref === null || typeof (ref as ServiceRef).serviceName !== 'string') {
     check.fail(field, ref, 'a service object (a MeshWorkload, CanaryRelease, WebTier front or externalHost(...)), not a string');
   }
@@ -444,7 +449,9 @@ export function buildTrafficRoute(where: string, spec: TrafficRouteSpec): Traffi
   check.array('hosts', spec.hosts, 1);
   spec.hosts.forEach((h, i) => {
     if (typeof h === 'string') checkHost(check, `hosts[${i}]`, h);
-    else checkServiceRef(check, `hosts[${i}]`, h);
+    else if (typeof h !== 'object' || h === null || typeof (h as ServiceRef).serviceName !== 'string') {
+      check.fail(`hosts[${i}]`, h, 'a host name such as "reviews" or "shop.example.com", or a service object (a MeshWorkload, CanaryRelease, WebTier front or externalHost(...))');
+    }
   });
   const gateways = spec.gateways ?? [];
   check.array('gateways', gateways);

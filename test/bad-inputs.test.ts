@@ -75,6 +75,8 @@ const cases: Case[] = [
   ['unknown load balancer', (c) => new DestinationPolicy(c, 'bad', { name: 'dr', service: svc, trafficPolicy: { loadBalancer: 'RANDOMLY' as any } }), 'RANDOMLY', /ROUND_ROBIN, RANDOM, LEAST_REQUEST/],
   ['subset name used twice', (c) => new DestinationPolicy(c, 'bad', { name: 'dr', service: svc, subsets: [{ name: 'v1' }, { name: 'v1' }] }), 'v1', /not used twice/],
   ['namespace name with spaces', (c) => new MeshNamespace(c, 'bad', { name: 'Bad NS' }), 'Bad NS', /DNS-1123 label/],
+  ['an undefined callee', (c) => new MeshWorkload(c, 'bad', { ...workload, calls: [undefined as any] }), undefined, /calls\[0\] is undefined; expected a service object/],
+  ['an undefined host', (c) => new TrafficRoute(c, 'bad', { name: 'r', hosts: [undefined as any], http: [{ route: [r1] }] }), undefined, /hosts\[0\] is undefined; expected a host name such as "reviews" .* or a service object/],
   ['props missing altogether', (c) => new MeshWorkload(c, 'bad', undefined as any), undefined, /an object/],
 ];
 
