@@ -51,8 +51,15 @@ export interface BookinfoAppProps {
   readonly images?: { readonly registry?: string; readonly tag?: string };
   /** The routing rules in force. `none`: no VirtualServices (Kubernetes round robin). @default "all-v1" */
   readonly scenario?: BookinfoScenario | 'none';
-  /** DestinationRules with every upstream subset. Routes to subsets need them. @default true */
+  /** DestinationRules (destination-rule-all). Routes to subsets need them. @default true */
   readonly destinationRules?: boolean;
+  /**
+   * Every subset of upstream's destination-rule-all, also those of versions Bookinfo does
+   * not deploy (details v2, ratings v2, v2-mysql, v2-mysql-vm). They select no pod, which
+   * mesh lint reports (MESH005, istioctl IST0173). `false`: the deployed versions only.
+   * @default false
+   */
+  readonly upstreamSubsets?: boolean;
   /** Mutual TLS to every service (destination-rule-all-mtls: ISTIO_MUTUAL). @default false */
   readonly mutualTls?: boolean;
   /**
@@ -91,7 +98,7 @@ export class BookinfoApp extends Construct {
   constructor(scope: Construct, id: string, props: BookinfoAppProps = {}) {
     super(scope, id);
     const check: Check = new Check(this.node.path);
-    check.shape('', props, { images: 'object?', destinationRules: 'boolean?', mutualTls: 'boolean?' });
+    check.shape('', props, { images: 'object?', destinationRules: 'boolean?', upstreamSubsets: 'boolean?', mutualTls: 'boolean?' });
     if (props.gateway !== undefined && props.gateway !== false) {
       check.shape('gateway', props.gateway, { selector: 'stringMap?', hosts: 'strings?', https: 'object?', port: 'number?', httpsRedirect: 'boolean?' });
     }
@@ -131,18 +138,19 @@ export class BookinfoApp extends Construct {
           ...imageSpecifics(svc.name),
         });
       });
+      const subsets = props.upstreamSubsets ? svc.subsets : svc.versions;
       services[svc.name] = {
         serviceName: svc.name,
         serviceNamespace: namespace,
         servicePorts: [PORT],
-        subsetNames: withRules ? svc.subsets : [],
+        subsetNames: withRules ? subsets : [],
       };
       if (withRules) {
         new DestinationPolicy(this, `${svc.name}-rule`, {
           name: svc.name,
           service: services[svc.name],
           namespace,
-          subsets: svc.subsets.map((name) => ({ name })),
+          subsets: subsets.map((name) => ({ name })),
           trafficPolicy: props.mutualTls ? { tls: 'ISTIO_MUTUAL' } : undefined,
         });
       }

@@ -30,15 +30,15 @@ export const CHECKS: readonly CheckInfo[] = [
   { code: 'MESH002', severity: 'error', title: 'Deployment selector does not match its own pod template' },
   { code: 'MESH003', severity: 'error', title: 'VirtualService destination host not found', istioctl: 'IST0101' },
   { code: 'MESH004', severity: 'error', title: 'destination subset not defined by a DestinationRule', istioctl: 'IST0101' },
-  { code: 'MESH005', severity: 'info', title: 'DestinationRule subset selects no pod' },
+  { code: 'MESH005', severity: 'warning', title: 'DestinationRule subset selects no pod (no route sends it traffic)', istioctl: 'IST0173' },
   { code: 'MESH006', severity: 'error', title: 'destination without a port for a Service with several ports', istioctl: 'IST0112' },
   { code: 'MESH007', severity: 'error', title: 'two VirtualServices for one host in the mesh', istioctl: 'IST0109' },
-  { code: 'MESH008', severity: 'warning', title: 'rule that can never match (an earlier rule catches all)', istioctl: 'IST0130' },
+  { code: 'MESH008', severity: 'warning', title: 'rule that can never match (an earlier rule catches all, or earlier rules have all its matches)', istioctl: 'IST0130' },
   { code: 'MESH009', severity: 'error', title: 'VirtualService host not among the hosts of its Gateway', istioctl: 'IST0132' },
   { code: 'MESH010', severity: 'error', title: 'two Gateways with the same selector, port and host', istioctl: 'IST0145' },
   { code: 'MESH011', severity: 'warning', title: 'short host name that only exists in another namespace' },
   { code: 'MESH012', severity: 'warning', title: 'Service port name without a protocol prefix and no appProtocol', istioctl: 'IST0118' },
-  { code: 'MESH013', severity: 'warning', title: 'two Services send different ports to one targetPort of the same pods' },
+  { code: 'MESH013', severity: 'warning', title: 'two Services send different ports to one targetPort of the same pods', istioctl: 'IST0137' },
   { code: 'MESH014', severity: 'error', title: 'pod runs as UID 1337 (the proxy\'s)', istioctl: 'IST0144' },
   { code: 'MESH015', severity: 'error', title: 'app container port in 15000-15090 (reserved by the proxy)' },
   { code: 'MESH016', severity: 'error', title: 'already injected pod in a namespace that injects automatically (double injection)' },
@@ -50,6 +50,14 @@ export const CHECKS: readonly CheckInfo[] = [
   { code: 'MESH022', severity: 'error', title: 'regex that is not valid RE2' },
   { code: 'MESH023', severity: 'error', title: 'VirtualService bound to a Gateway that does not exist', istioctl: 'IST0101' },
   { code: 'MESH024', severity: 'error', title: 'two objects with the same kind, namespace and name (the second overwrites the first)' },
+  { code: 'MESH025', severity: 'error', title: 'route sends traffic to a subset that selects no pod', istioctl: 'IST0173' },
+  { code: 'MESH026', severity: 'warning', title: 'DestinationRule host is not a Service in the manifests', istioctl: 'IST0174' },
+  { code: 'MESH027', severity: 'info', title: 'match block that an earlier one already covers (same match, or a longer prefix after a shorter one)', istioctl: 'IST0131' },
+  { code: 'MESH028', severity: 'warning', title: 'DestinationRule TLS SIMPLE/MUTUAL without caCertificates: the server certificate is not verified', istioctl: 'IST0128/IST0129' },
+  { code: 'MESH029', severity: 'warning', title: 'Gateway port not exposed by the Service of its gateway pods', istioctl: 'IST0162' },
+  { code: 'MESH031', severity: 'warning', title: 'Services send one port of the same pods with different protocols', istioctl: 'IST0116' },
+  { code: 'MESH032', severity: 'warning', title: 'two Gateways serve one TLS certificate (HTTP/2 connection reuse gives 404s)', istioctl: 'IST0138' },
+  { code: 'MESH030', severity: 'warning', title: 'gateway route to a host whose mesh route splits by subset: ingress traffic skips the split', istioctl: 'IST0140' },
 ];
 const SEVERITY = new Map(CHECKS.map((c) => [c.code, c.severity]));
 
@@ -72,6 +80,11 @@ const matches = (selector: Record<string, string> | undefined, labels: Record<st
 
 /** Resolve a rule's host as Istio does: short names in the rule's namespace. */
 const fqdn = (host: string, ns: string): string => hostCandidates(host, ns, 'cluster.local')[0];
+
+/** JSON with object keys sorted at every level: equal conditions, equal strings. */
+const canonical = (v: unknown): string => (Array.isArray(v) ? `[${v.map(canonical).join(',')}]`
+  : v && typeof v === 'object' ? `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`
+    : JSON.stringify(v));
 
 /** Kinds without a namespace: their identity is kind and name only. */
 const CLUSTER_SCOPED = new Set(['Namespace', 'Node', 'PersistentVolume', 'StorageClass', 'PriorityClass', 'ClusterRole', 'ClusterRoleBinding',
@@ -165,6 +178,22 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
       report('MESH013', list[1].svc, `Services ${list.map((x) => `${x.svc.obj.metadata.name}:${x.port}`).join(' and ')} send different ports to the same target (${k}); Istio sees one port with two protocols or names; use one Service port per targetPort`);
     }
   }
+  // One Service port number of the same pods, told apart by protocol differently by two Services.
+  const protocolOf = (port: { name?: string; appProtocol?: string }) => (port.appProtocol ?? (port.name ?? '').split('-')[0]).toLowerCase() || 'tcp';
+  for (const p of pods) {
+    const byPort = new Map<number, Map<string, string>>();
+    for (const s of services.filter((x) => nsOf(x.obj) === p.namespace && matches(x.obj.spec?.selector, p.labels))) {
+      for (const port of s.obj.spec?.ports ?? []) {
+        if ((port.protocol ?? 'TCP') !== 'TCP') continue;
+        const seen = byPort.get(port.port) ?? new Map<string, string>();
+        seen.set(protocolOf(port), s.obj.metadata.name);
+        byPort.set(port.port, seen);
+      }
+    }
+    for (const [port, seen] of byPort) {
+      if (seen.size > 1) report('MESH031', p.owner, `Services ${[...seen.values()].join(', ')} give port ${port} of these pods different protocols (${[...seen.keys()].join(', ')}): Istio picks one; name the ports alike`);
+    }
+  }
   for (const p of pods) {
     const containers: K8s['spec'][] = p.spec.containers ?? [];
     const uid = (c: { securityContext?: { runAsUser?: number } }) => c.securityContext?.runAsUser ?? p.spec.securityContext?.runAsUser;
@@ -186,8 +215,21 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
   // --- routing
   const routedHosts = new Set<string>();
   const meshHostOwners = new Map<string, Manifest>();
+  const reported007 = new Set<string>();
   const gwName = (g: string, ns: string) => (g.includes('/') ? g : `${ns}/${g}`);
   const gatewayByName = new Map(gateways.map((g) => [`${nsOf(g.obj)}/${g.obj.metadata.name}`, g]));
+  // host -> subsets that mesh routes send traffic to (weight above 0).
+  const routedSubsets = new Map<string, Set<string>>();
+  for (const vs of vss) {
+    for (const rule of vs.obj.spec?.http ?? []) {
+      const route: Array<{ destination?: { host?: string; subset?: string }; weight?: number }> = rule.route ?? [];
+      for (const r of route) {
+        if (!r.destination?.host || !r.destination.subset || (route.length > 1 && !(Number(r.weight) > 0))) continue;
+        const host = fqdn(r.destination.host, nsOf(vs.obj));
+        routedSubsets.set(host, new Set([...(routedSubsets.get(host) ?? []), r.destination.subset]));
+      }
+    }
+  }
   for (const vs of vss) {
     const ns = nsOf(vs.obj);
     const spec = vs.obj.spec ?? {};
@@ -198,8 +240,14 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
       if (!inMeshVs) continue;
       routedHosts.add(host);
       const prev = meshHostOwners.get(host);
-      if (prev && prev !== vs) report('MESH007', vs, `host ${host} is also routed by VirtualService ${nsOf(prev.obj)}/${prev.obj.metadata.name}; sidecars use only one of them: merge the rules`);
-      else meshHostOwners.set(host, vs);
+      if (prev && prev !== vs) {
+        // Both sides are told, as istioctl does: either may be the one to change.
+        if (!reported007.has(`${host}|${prev.path}|${prev.obj.metadata.name}`)) {
+          reported007.add(`${host}|${prev.path}|${prev.obj.metadata.name}`);
+          report('MESH007', prev, `host ${host} is also routed by VirtualService ${nsOf(vs.obj)}/${vs.obj.metadata.name}; sidecars use only one of them: merge the rules`);
+        }
+        report('MESH007', vs, `host ${host} is also routed by VirtualService ${nsOf(prev.obj)}/${prev.obj.metadata.name}; sidecars use only one of them: merge the rules`);
+      } else meshHostOwners.set(host, vs);
     }
     for (const g of bound.filter((x) => x !== 'mesh')) {
       const gw = gatewayByName.get(gwName(g, ns));
@@ -213,10 +261,50 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
         if (!ok) report('MESH009', vs, `host ${h} is not among the hosts of gateway ${gwName(g, ns)} (${gwHosts.join(', ')}); add it there or remove it here`);
       }
     }
+    if (!inMeshVs) {
+      const warned = new Set<string>();
+      for (const rule of spec.http ?? []) {
+        for (const r of rule.route ?? []) {
+          const d = r.destination;
+          if (!d?.host || d.subset) continue;
+          const host = fqdn(d.host, ns);
+          const split = routedSubsets.get(host);
+          if (!split || split.size < 2 || warned.has(host)) continue;
+          warned.add(host);
+          report('MESH030', vs, `routes ingress traffic to ${d.host} without a subset, while the mesh route of ${host} splits it (${[...split].join(', ')}): the gateway's requests go to every pod and skip the split; route to the subsets here too (IngressGateway routes can attach a CanaryRelease)`);
+        }
+      }
+    }
     const http: K8s['spec'][] = spec.http ?? [];
+    // Match blocks seen so far, as JSON, with the rule that had them first (istioctl compares the same way).
+    const seenMatches = new Map<string, number>();
+    const prefixes: Array<{ rule: number; block: number; prefix: string; rest: string }> = [];
     http.forEach((rule, i) => {
       const catchAllBefore = http.slice(0, i).findIndex((r) => !r.match || r.match.length === 0);
       if (catchAllBefore >= 0) report('MESH008', vs, `http[${i}] can never match: http[${catchAllBefore}] has no match and takes every request; reorder the rules`);
+      else if ((rule.match ?? []).length) {
+        let dup = 0;
+        (rule.match as Array<Record<string, unknown>>).forEach((m, j) => {
+          const { name: _n, ...cond } = m;
+          const key = canonical(cond);
+          const first = seenMatches.get(key);
+          if (first !== undefined) {
+            dup++;
+            report('MESH027', vs, `http[${i}].match[${j}] repeats a match of http[${first}], which takes those requests first; remove it`);
+            return;
+          }
+          seenMatches.set(key, i);
+          const uri = cond.uri as { prefix?: string } | undefined;
+          if (uri?.prefix !== undefined) {
+            const { uri: _u, ...others } = cond;
+            const rest = canonical(others);
+            const cover = prefixes.find((p) => p.rest === rest && p.prefix !== uri.prefix && uri.prefix!.startsWith(p.prefix));
+            if (cover) report('MESH027', vs, `http[${i}].match[${j}] (uri prefix ${uri.prefix}) is covered by http[${cover.rule}].match[${cover.block}] (uri prefix ${cover.prefix}) with the same other conditions; put the longer prefix first`);
+            prefixes.push({ rule: i, block: j, prefix: uri.prefix, rest });
+          }
+        });
+        if (dup === rule.match.length) report('MESH008', vs, `http[${i}] can never match: earlier rules have every one of its matches; remove it or change its matches`);
+      }
       const dests = [...(rule.route ?? []).map((r: { destination: unknown }) => r.destination), ...(rule.mirror ? [rule.mirror] : [])];
       for (const d of dests) {
         if (!d?.host) continue;
@@ -270,23 +358,73 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
   }
   for (const dr of drs) {
     const host = fqdn(dr.obj.spec?.host ?? '', nsOf(dr.obj));
+    const tlsChecks: Array<[string, { mode?: string; caCertificates?: string; credentialName?: string } | undefined]> = [
+      ['trafficPolicy.tls', dr.obj.spec?.trafficPolicy?.tls],
+      ...(dr.obj.spec?.trafficPolicy?.portLevelSettings ?? []).map((p: { port?: { number?: number }; tls?: object }, i: number) => [`trafficPolicy.portLevelSettings[${i}] (port ${p.port?.number}) tls`, p.tls] as [string, undefined]),
+      ...(dr.obj.spec?.subsets ?? []).map((s: { name: string; trafficPolicy?: { tls?: object } }) => [`subset ${s.name} tls`, s.trafficPolicy?.tls] as [string, undefined]),
+    ];
+    for (const [where, tls] of tlsChecks) {
+      if ((tls?.mode === 'SIMPLE' || tls?.mode === 'MUTUAL') && !tls.caCertificates && !(tls.credentialName && dr.obj.spec?.workloadSelector)) {
+        report('MESH028', dr, `${where} is ${tls.mode} without caCertificates: the proxy does not verify ${dr.obj.spec?.host}'s server certificate; set caCertificates (or use ISTIO_MUTUAL inside the mesh)`);
+      }
+    }
     const svc = serviceByHost.get(host);
-    if (!svc) continue;
+    if (!svc) {
+      if (host.endsWith('.svc.cluster.local')) report('MESH026', dr, `host ${dr.obj.spec?.host} (${host}) is not a Service in these manifests: the rule applies to nothing; fix the host or add the Service`);
+      continue;
+    }
     for (const s of dr.obj.spec?.subsets ?? []) {
       const selected = podsOf(svc.obj).filter((p) => matches(s.labels, p.labels));
-      if (selected.length === 0) report('MESH005', dr, `subset ${s.name} (${JSON.stringify(s.labels)}) selects no pod behind ${svc.obj.metadata.name}; fine before a rollout, otherwise a typo`);
+      if (selected.length) continue;
+      if (routedSubsets.get(host)?.has(s.name)) report('MESH025', dr, `subset ${s.name} (${JSON.stringify(s.labels)}) selects no pod behind ${svc.obj.metadata.name}, yet routes send it traffic: those requests fail with 503 (no healthy upstream); fix the labels or deploy that version`);
+      else report('MESH005', dr, `subset ${s.name} (${JSON.stringify(s.labels)}) selects no pod behind ${svc.obj.metadata.name}; nothing routes to it yet, but a route that does will fail: fix the labels, deploy the version or drop the subset`);
+    }
+  }
+  // Gateway ports the Service in front of its pods does not expose (only when the gateway pods are in these manifests).
+  for (const g of gateways) {
+    const gwPods = pods.filter((p) => matches(g.obj.spec?.selector, p.labels));
+    if (!gwPods.length) continue;
+    const exposed = new Set<number>();
+    for (const s of services) {
+      if (!gwPods.some((p) => p.namespace === nsOf(s.obj) && matches(s.obj.spec?.selector, p.labels))) continue;
+      for (const port of s.obj.spec?.ports ?? []) {
+        if ((port.protocol ?? 'TCP') !== 'TCP') continue;
+        exposed.add(port.port);
+        if (typeof port.targetPort === 'number') exposed.add(port.targetPort);
+      }
+    }
+    for (const srv of g.obj.spec?.servers ?? []) {
+      if (srv.port?.number !== undefined && !exposed.has(srv.port.number)) {
+        report('MESH029', g, `port ${srv.port.number} is not a port or targetPort of any Service in front of the gateway pods (${gwPods.map((p) => p.owner.obj.metadata.name).join(', ')}): clients cannot reach that listener; add it to the Service`);
+      }
+    }
+  }
+  // One TLS credential on two Gateways.
+  const credentials = new Map<string, Manifest>();
+  for (const g of gateways) {
+    const names = new Set<string>((g.obj.spec?.servers ?? []).map((srv: { tls?: { credentialName?: string } }) => srv.tls?.credentialName).filter(Boolean));
+    for (const c of names) {
+      const prev = credentials.get(`${nsOf(g.obj)}/${c}`);
+      if (prev) report('MESH032', g, `credential ${c} is also served by gateway ${prev.obj.metadata.name}: browsers reuse an HTTP/2 connection for both hosts and get 404s from the wrong gateway; use one Gateway or separate certificates`);
+      else credentials.set(`${nsOf(g.obj)}/${c}`, g);
     }
   }
   // Gateways that claim the same selector, port and host.
   const claims = new Map<string, Manifest>();
+  const reported010 = new Set<string>();
   for (const g of gateways) {
     const sel = JSON.stringify(Object.entries(g.obj.spec?.selector ?? {}).sort());
     for (const s of g.obj.spec?.servers ?? []) {
       for (const h of s.hosts ?? []) {
         const k = `${sel}|${s.port?.number}|${h}`;
         const prev = claims.get(k);
-        if (prev && prev !== g) report('MESH010', g, `gateway ${g.obj.metadata.name} and ${prev.obj.metadata.name} both claim host ${h} on port ${s.port?.number} of the same gateway pods; merge them or use distinct hosts`);
-        else claims.set(k, g);
+        if (prev && prev !== g) {
+          if (!reported010.has(`${k}|${prev.obj.metadata.name}`)) {
+            reported010.add(`${k}|${prev.obj.metadata.name}`);
+            report('MESH010', prev, `gateway ${prev.obj.metadata.name} and ${g.obj.metadata.name} both claim host ${h} on port ${s.port?.number} of the same gateway pods; merge them or use distinct hosts`);
+          }
+          report('MESH010', g, `gateway ${g.obj.metadata.name} and ${prev.obj.metadata.name} both claim host ${h} on port ${s.port?.number} of the same gateway pods; merge them or use distinct hosts`);
+        } else claims.set(k, g);
       }
     }
   }

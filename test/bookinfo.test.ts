@@ -1,6 +1,6 @@
 // Bookinfo against the facts of Istio's sample (samples/bookinfo/platform/kube/bookinfo.yaml
 // and samples/bookinfo/networking/*.yaml), object by object.
-import { Testing } from 'cdk8s';
+import { Chart, Testing } from 'cdk8s';
 import { BookinfoApp, BookinfoScenario, MeshChart } from '../constructs';
 import { find, K8sObject, ofKind, synthVariant, variant } from './support/synth';
 
@@ -62,12 +62,17 @@ describe('bookinfo: the sample\'s workloads', () => {
 describe('bookinfo: networking', () => {
   const objs = chart('bookinfo');
 
-  test('destination-rule-all: every service with the sample\'s subsets', () => {
-    const subsets = (name: string) => find(objs, 'DestinationRule', name, NS).spec;
-    expect(subsets('productpage')).toEqual({ host: 'productpage', subsets: [{ name: 'v1', labels: { version: 'v1' } }] });
-    expect(subsets('reviews').subsets.map((s: { name: string }) => s.name)).toEqual(['v1', 'v2', 'v3']);
-    expect(subsets('ratings').subsets).toEqual(['v1', 'v2', 'v2-mysql', 'v2-mysql-vm'].map((v) => ({ name: v, labels: { version: v } })));
-    expect(subsets('details').subsets.map((s: { name: string }) => s.name)).toEqual(['v1', 'v2']);
+  test('destination-rule-all: a subset per deployed version; upstreamSubsets adds the sample\'s others', () => {
+    const subsets = (o: K8sObject[], name: string) => find(o, 'DestinationRule', name, NS).spec;
+    expect(subsets(objs, 'productpage')).toEqual({ host: 'productpage', subsets: [{ name: 'v1', labels: { version: 'v1' } }] });
+    expect(subsets(objs, 'reviews').subsets.map((s: { name: string }) => s.name)).toEqual(['v1', 'v2', 'v3']);
+    expect(subsets(objs, 'ratings').subsets.map((s: { name: string }) => s.name)).toEqual(['v1']);
+    expect(subsets(objs, 'details').subsets.map((s: { name: string }) => s.name)).toEqual(['v1']);
+    const chart = new Chart(Testing.app(), 'b');
+    new BookinfoApp(chart, 'bookinfo', { namespace: NS, upstreamSubsets: true });
+    const upstream = Testing.synth(chart) as K8sObject[];
+    expect(subsets(upstream, 'ratings').subsets).toEqual(['v1', 'v2', 'v2-mysql', 'v2-mysql-vm'].map((v) => ({ name: v, labels: { version: v } })));
+    expect(subsets(upstream, 'details').subsets.map((s: { name: string }) => s.name)).toEqual(['v1', 'v2']);
   });
 
   test('bookinfo-gateway and the bookinfo VirtualService with the five productpage matches', () => {

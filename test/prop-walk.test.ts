@@ -157,7 +157,7 @@ const EXAMPLES: Example[] = [
   {
     construct: 'BookinfoApp', props: 'BookinfoAppProps',
     variants: [
-      () => ({ namespace: 'bookinfo', images: { registry: 'docker.io/istio', tag: '1.20.3' }, scenario: 'reviews-80-20', destinationRules: true, mutualTls: true,
+      () => ({ namespace: 'bookinfo', images: { registry: 'docker.io/istio', tag: '1.20.3' }, scenario: 'reviews-80-20', destinationRules: true, upstreamSubsets: true, mutualTls: true,
         gateway: { selector: { istio: 'ingressgateway' }, hosts: ['bookinfo.example.com'], port: 8080, httpsRedirect: true, https: { port: 8443, credentialName: 'bookinfo-cert' } } }),
     ],
     build: (s, id, p) => new BookinfoApp(s, id, p as never),
