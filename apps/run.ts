@@ -3,6 +3,8 @@ import { formatText } from '../lint/analyze';
 import { lintApp } from '../lint/sources';
 import { MeshValidationError } from '../model';
 
+const CDK8S_VALIDATION = 'Validation failed with the following errors';
+
 /** Mesh lint found errors: nothing was written. */
 export class MeshLintError extends Error {}
 
@@ -28,7 +30,9 @@ export function runSynth(build: () => void): number {
     build();
     return 0;
   } catch (e) {
-    if (e instanceof MeshValidationError || e instanceof MeshLintError) {
+    // cdk8s runs the constructs' validations (duplicate objects, misplaced short hosts)
+    // before writing anything and throws one Error listing them: user input as well.
+    if (e instanceof MeshValidationError || e instanceof MeshLintError || (e instanceof Error && e.message.startsWith(CDK8S_VALIDATION))) {
       process.stderr.write(`cdk8s-mesh: ${e.message}\n`);
       return 1;
     }

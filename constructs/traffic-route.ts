@@ -1,5 +1,6 @@
+import { ApiObject, Chart } from 'cdk8s';
 import { Construct } from 'constructs';
-import { buildTrafficRoute, Check, checkDns1123Label, checkDns1123Subdomain, TrafficRouteModel, TrafficRouteSpec } from '../model';
+import { buildTrafficRoute, Check, checkDns1123Label, checkDns1123Subdomain, MeshValidationError, TrafficRouteModel, TrafficRouteSpec } from '../model';
 import { rendererOf } from './mesh';
 
 export interface TrafficRouteProps extends TrafficRouteSpec {
@@ -28,5 +29,24 @@ export class TrafficRoute extends Construct {
     this.namespace = props.namespace;
     this.model = buildTrafficRoute(this.node.path, props);
     rendererOf(this).renderRoute(this, 'Resource', { name: this.name, namespace: this.namespace, model: this.model });
+    // A short host resolves in the route's namespace. When the chart has a Service of that
+    // name only in another namespace, the rules would never apply: refuse at synth (the
+    // Service may be defined after the route, hence a validation and not a constructor check).
+    this.node.addValidation({ validate: () => this.misplacedShortHosts() });
+  }
+
+  private misplacedShortHosts(): string[] {
+    const chart = Chart.of(this);
+    const nsOf = (ns: string | undefined) => ns ?? chart.namespace ?? 'default';
+    const here = nsOf(this.namespace);
+    const services = chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && c.kind === 'Service' && c.apiVersion === 'v1');
+    return this.model.hosts.flatMap((h, i) => {
+      if (typeof h !== 'string' || h.includes('.') || h === '*') return [];
+      if (services.some((s) => s.name === h && nsOf(s.metadata.namespace) === here)) return [];
+      const elsewhere = services.filter((s) => s.name === h);
+      if (!elsewhere.length) return [];
+      const ns = nsOf(elsewhere[0].metadata.namespace);
+      return [new MeshValidationError(this.node.path, `hosts[${i}]`, h, `the Service object (hosts: [workload]) or "${h}.${ns}.svc.cluster.local": a short name resolves in the route's namespace ${here}, and Service ${h} is in ${ns} (${elsewhere[0].node.path}), so the rules would never apply`).message];
+    });
   }
 }

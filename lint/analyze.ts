@@ -36,7 +36,7 @@ export const CHECKS: readonly CheckInfo[] = [
   { code: 'MESH008', severity: 'warning', title: 'rule that can never match (an earlier rule catches all, or earlier rules have all its matches)', istioctl: 'IST0130' },
   { code: 'MESH009', severity: 'error', title: 'VirtualService host not among the hosts of its Gateway', istioctl: 'IST0132' },
   { code: 'MESH010', severity: 'error', title: 'two Gateways with the same selector, port and host', istioctl: 'IST0145' },
-  { code: 'MESH011', severity: 'warning', title: 'short host name that only exists in another namespace' },
+  { code: 'MESH011', severity: 'warning', title: 'short host name (rule host or destination) that only exists in another namespace' },
   { code: 'MESH012', severity: 'warning', title: 'Service port name without a protocol prefix and no appProtocol', istioctl: 'IST0118' },
   { code: 'MESH013', severity: 'warning', title: 'two Services send different ports to one targetPort of the same pods', istioctl: 'IST0137' },
   { code: 'MESH014', severity: 'error', title: 'pod runs as UID 1337 (the proxy\'s)', istioctl: 'IST0144' },
@@ -238,6 +238,10 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
     for (const h of spec.hosts ?? []) {
       const host = fqdn(h, ns);
       if (!inMeshVs) continue;
+      if (typeof h === 'string' && !h.includes('.') && h !== '*' && !serviceByHost.has(host)) {
+        const elsewhere = services.filter((s) => s.obj.metadata.name === h && nsOf(s.obj) !== ns);
+        if (elsewhere.length) report('MESH011', vs, `host ${h} is a short name, which resolves in namespace ${ns} (${host}); the Service is in ${elsewhere.map((s) => nsOf(s.obj)).join(', ')}, so these rules never apply to it: write ${h}.${nsOf(elsewhere[0].obj)}.svc.cluster.local or move the VirtualService there`);
+      }
       routedHosts.add(host);
       const prev = meshHostOwners.get(host);
       if (prev && prev !== vs) {

@@ -1,4 +1,8 @@
-import { Chart, Testing } from 'cdk8s';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { App, Chart, Testing } from 'cdk8s';
+import { runSynth } from '../apps/run';
 import {
   CanaryRelease, DataPlane, DestinationPolicy, MeshChart, MeshGateway, MeshNamespace, MeshWorkload, TrafficRoute, WebTier,
 } from '../constructs';
@@ -336,10 +340,52 @@ describe('duplicate objects are refused at synth, naming both constructs', () =>
     expect(synthError(c)).toMatch(/Service shop\/frontend-v1 is defined twice: by shop\/frontend\/.*Subset-v1 and by shop\/legacy\/Service/);
   });
 
+  test('the synth entry point prints the message and exits 1, nothing written, no stack trace', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'dup-'));
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      const status = runSynth(() => {
+        const app = new App({ outdir: out });
+        const c = new MeshChart(app, 'shop', { namespace: 'shop' });
+        new MeshWorkload(c, 'a', { ...web, app: 'cart' });
+        new MeshWorkload(c, 'b', { ...web, app: 'cart', deploymentName: 'cart-2' });
+        app.synth();
+      });
+      expect(status).toBe(1);
+      const text = stderr.mock.calls.map((x) => String(x[0])).join('');
+      expect(text).toMatch(/^cdk8s-mesh: Validation failed with the following errors:\n {2}\[shop\] Service shop\/cart is defined twice/);
+      expect(text).not.toMatch(/ {4}at /);
+      expect(fs.readdirSync(out)).toEqual([]);
+    } finally {
+      stderr.mockRestore();
+    }
+  });
+
   test('one name in two namespaces, or for two kinds, is fine', () => {
     const c = charts(DataPlane.ISTIO);
     new MeshWorkload(c, 'a', { ...web, app: 'cart' });
     new MeshWorkload(c, 'b', { ...web, app: 'cart', namespace: 'other' });
     expect(synthError(c)).toBe('synthesized');
+  });
+});
+
+describe('a short host in another namespace', () => {
+  test('is refused at synth when the chart has that Service elsewhere, naming the route and the Service', () => {
+    const c = new MeshChart(Testing.app(), 'shop', { namespace: 'shop' });
+    const inventory = new MeshWorkload(c, 'inventory', { ...web, app: 'inventory', namespace: 'warehouse' });
+    new TrafficRoute(c, 'route', { name: 'inventory', hosts: ['inventory'], http: [{ route: [{ to: inventory }] }] });
+    expect(() => Testing.synth(c)).toThrow(/shop\/route: hosts\[0\] is "inventory"; expected the Service object \(hosts: \[workload\]\) or "inventory.warehouse.svc.cluster.local": a short name resolves in the route's namespace shop, and Service inventory is in warehouse \(shop\/inventory\/Service\)/);
+  });
+  test('is fine when the route lives with the Service, or names it fully, or passes the object', () => {
+    for (const hosts of [['inventory.warehouse.svc.cluster.local'], 'object'] as const) {
+      const c = new MeshChart(Testing.app(), 'shop', { namespace: 'shop' });
+      const inventory = new MeshWorkload(c, 'inventory', { ...web, app: 'inventory', namespace: 'warehouse' });
+      new TrafficRoute(c, 'route', { name: 'inventory', hosts: hosts === 'object' ? [inventory] : [...hosts], http: [{ route: [{ to: inventory }] }] });
+      expect(() => Testing.synth(c)).not.toThrow();
+    }
+    const c = new MeshChart(Testing.app(), 'shop');
+    const inventory = new MeshWorkload(c, 'inventory', { ...web, app: 'inventory', namespace: 'warehouse' });
+    new TrafficRoute(c, 'route', { name: 'inventory', namespace: 'warehouse', hosts: ['inventory'], http: [{ route: [{ to: inventory }] }] });
+    expect(() => Testing.synth(c)).not.toThrow();
   });
 });

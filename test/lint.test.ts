@@ -64,6 +64,7 @@ const CASES: Array<[string, (o: K8s[]) => void, ((o: K8s[]) => void)?]> = [
   ['MESH009', (o) => { find(o, 'VirtualService', 'shop-ingress').spec.hosts = ['admin.example.com']; }, (o) => { find(o, 'Gateway', 'shop-gateway').spec.servers[0].hosts.push('admin.example.com'); }],
   ['MESH010', (o) => { o.push(gw('shop-gateway-2', ['shop.example.com'])); }, (o) => { find(o, 'Gateway', 'shop-gateway-2').spec.servers[0].hosts = ['other.example.com']; }],
   ['MESH011', (o) => { o.push(ns('pay'), deploy('pay', { app: 'pay' }, {}, 'pay'), svc('pay', { app: 'pay' }, undefined, 'pay')); find(o, 'VirtualService', 'shop-ingress').spec.http[0].route[0].destination.host = 'pay'; }, (o) => { find(o, 'VirtualService', 'shop-ingress').spec.http[0].route[0].destination.host = 'pay.pay.svc.cluster.local'; }],
+  ['MESH011', (o) => { o.push(ns('pay'), deploy('pay', { app: 'pay' }, {}, 'pay'), svc('pay', { app: 'pay' }, undefined, 'pay'), vs('pay', { hosts: ['pay'], http: [{ timeout: '1s', route: [{ destination: { host: 'pay.pay.svc.cluster.local' } }] }] })); }, (o) => { find(o, 'VirtualService', 'pay').metadata.namespace = 'pay'; }],
   ['MESH012', (o) => { find(o, 'Service', 'web').spec.ports[0].name = 'web'; }, (o) => { find(o, 'Service', 'web').spec.ports[0].appProtocol = 'http'; }],
   ['MESH013', (o) => { o.push(svc('web-alt', { app: 'web' }, [{ name: 'http', port: 81, targetPort: 8080 }])); }],
   ['MESH014', (o) => { find(o, 'Deployment', 'web-v1').spec.template.spec.securityContext = { runAsUser: 1337 }; }],
