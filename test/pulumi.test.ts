@@ -1,5 +1,7 @@
 // The Pulumi program under pulumi.runtime.setMocks: what it registers equals what `cdk8s synth` writes.
 import * as pulumi from '@pulumi/pulumi';
+import { App } from 'cdk8s';
+import { DestinationPolicy, MeshChart, MeshWorkload, TrafficRoute } from '../constructs';
 import { CHART_VARIANTS, CHARTS } from '../charts';
 import { explicitServiceProtocol, KubeObject, MeshChartResource, phaseOf } from '../apps/pulumi/mesh-chart-resource';
 import { checkConfig, deploy, outputs } from '../apps/pulumi/program';
@@ -109,5 +111,45 @@ describe('the program: stack config', () => {
     expect(() => checkConfig({ dataPlane: 'linkerd' })).toThrow('cdk8s-mesh:dataPlane is "linkerd"; expected one of istio, node-sidecar');
     expect(() => checkConfig({ charts: ['bookinfo'], namespaces: { 'web-basic': 'x' } })).toThrow(/namespaces has "web-basic"; expected one of the deployed charts/);
     expect(() => checkConfig({ charts: ['bookinfo'], namespaces: { bookinfo: 'Bad_NS' } })).toThrow(/namespaces.bookinfo is "Bad_NS"; expected a DNS-1123 label/);
+  });
+});
+
+describe('MeshChartResource runs the same checks as synth', () => {
+  const gatewayless = (app: App) => {
+    const chart = new MeshChart(app, 'shop', { namespace: 'shop' });
+    const web = new MeshWorkload(chart, 'web', { app: 'web', image: 'web:1', port: 8080 });
+    new TrafficRoute(chart, 'edge', { name: 'edge', hosts: ['shop.example.com'], gateways: ['missing-gateway'], http: [{ route: [{ to: web }] }] });
+    return chart;
+  };
+  test('a lint error (a VirtualService bound to a missing gateway) fails the program with the finding; nothing is registered', () => {
+    expect(() => new MeshChartResource('shop', { chart: gatewayless })).toThrow(/mesh lint found 1 error\(s\) in chart shop; nothing was registered:\nERROR {3}MESH023 VirtualService shop\/edge \(shop\/edge\/Resource\): gateway missing-gateway does not exist/);
+    expect(k8sResources()).toEqual([]);
+  });
+  test('a construct validation error (duplicate objects) fails the program', () => {
+    expect(() => new MeshChartResource('dup', {
+      chart: (app) => {
+        const chart = new MeshChart(app, 'dup', { namespace: 'shop' });
+        new MeshWorkload(chart, 'a', { app: 'cart', image: 'c:1', port: 8080 });
+        new MeshWorkload(chart, 'b', { app: 'cart', image: 'c:1', port: 8080, deploymentName: 'cart-2' });
+        return chart;
+      },
+    })).toThrow(/chart dup is invalid:\n {2}\[dup\] Service shop\/cart is defined twice/);
+  });
+  test('lint warnings become Pulumi warnings on the component', async () => {
+    const warn = jest.spyOn(pulumi.log, 'warn').mockImplementation(() => Promise.resolve());
+    try {
+      const r = new MeshChartResource('warned', {
+        chart: (app) => {
+          const chart = new MeshChart(app, 'warned', { namespace: 'shop' });
+          const web = new MeshWorkload(chart, 'web', { app: 'web', image: 'web:1', port: 8080 });
+          new DestinationPolicy(chart, 'tls', { name: 'web', service: web, trafficPolicy: { tls: 'SIMPLE' } });
+          return chart;
+        },
+      });
+      await settled(r);
+      expect(warn).toHaveBeenCalledWith(expect.stringMatching(/^WARNING MESH028 DestinationRule shop\/web .*without caCertificates/), r);
+    } finally {
+      warn.mockRestore();
+    }
   });
 });

@@ -1,6 +1,8 @@
 import { App, Chart } from 'cdk8s';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { analyze, Finding, formatText } from '../../lint/analyze';
+import { manifestsOf } from '../../lint/sources';
 
 /** A synthesized Kubernetes object, as `cdk8s synth` writes it. */
 export interface KubeObject {
@@ -30,8 +32,23 @@ export function phaseOf(o: KubeObject): Phase {
 
 /** The objects a chart synthesizes, in cdk8s's order. */
 export function synthChart(build: (app: App) => Chart): KubeObject[] {
+  return synthAndLint(build).objects;
+}
+
+/**
+ * Synthesize a chart as `npm run synth` does: the constructs' validations (duplicate
+ * objects, ...) and mesh lint run first; validation and lint errors throw with their
+ * messages, so a chart that synth refuses is refused here too. Warnings are returned.
+ */
+export function synthAndLint(build: (app: App) => Chart): { objects: KubeObject[]; warnings: Finding[] } {
   const app = new App({ outdir: '/nonexistent' }); // never written: toJson only
-  return build(app).toJson() as KubeObject[];
+  const chart = build(app);
+  const invalid = chart.node.findAll().flatMap((c) => c.node.validate().map((e) => `[${c.node.path}] ${e}`));
+  if (invalid.length) throw new Error(`cdk8s-mesh: chart ${chart.node.id} is invalid:\n  ${invalid.join('\n  ')}`);
+  const findings = analyze(manifestsOf(chart));
+  const errors = findings.filter((f) => f.severity === 'error');
+  if (errors.length) throw new Error(`cdk8s-mesh: mesh lint found ${errors.length} error(s) in chart ${chart.node.id}; nothing was registered:\n${formatText(errors)}`);
+  return { objects: chart.toJson() as KubeObject[], warnings: findings.filter((f) => f.severity === 'warning') };
 }
 
 /**
@@ -67,7 +84,9 @@ export class MeshChartResource extends pulumi.ComponentResource {
 
   constructor(name: string, args: MeshChartResourceArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cdk8s-mesh:index:MeshChartResource', name, {}, opts);
-    const objects = synthChart(args.chart);
+    const { objects, warnings } = synthAndLint(args.chart);
+    // Lint warnings show in `pulumi preview`/`up` on this component; errors threw above.
+    for (const w of warnings) pulumi.log.warn(formatText([w]), this);
     this.objects = objects;
     const byPhase = (p: Phase) => objects.filter((o) => phaseOf(o) === p);
     const group = (phase: Phase, dependsOn: pulumi.Resource[]) => {
