@@ -2,7 +2,7 @@
 import { Testing } from 'cdk8s';
 import { CHART_VARIANTS } from '../charts';
 import {
-  CanaryRelease, DataPlane, DestinationPolicy, MeshChart, MeshGateway, MeshWorkload, NO_PROXY, TrafficRoute,
+  CanaryRelease, DataPlane, DestinationPolicy, IngressGateway, MeshChart, MeshGateway, MeshWorkload, NO_PROXY, TrafficRoute,
 } from '../constructs';
 import { externalHost, RouteTable } from '../model';
 import { parseRouteTable } from '../apps/sidecar/table';
@@ -125,7 +125,8 @@ describe('node-sidecar rendering', () => {
     expect(containers(find(objs, 'Deployment', 'web'))[0]).toMatchObject({ image: 'registry.example/proxy:1', args: ['--config', '/etc/mesh-proxy/routes.json', '--pick', 'random'] });
     expect(find(objs, 'Service', 'gw').spec.type).toBe('NodePort');
     const gwPod = find(objs, 'Deployment', 'gw').spec.template.spec;
-    expect(gwPod.volumes).toContainEqual({ name: 'tls-shop-cert', secret: { secretName: 'shop-cert' } });
+    // Optional: a missing Secret takes down only the HTTPS server, not the pod.
+    expect(gwPod.volumes).toContainEqual({ name: 'tls-shop-cert', secret: { secretName: 'shop-cert', optional: true } });
     expect(gwPod.containers[0].volumeMounts).toContainEqual({ mountPath: '/etc/mesh-proxy/tls/shop-cert', name: 'tls-shop-cert', readOnly: true });
     const table = tableOf(find(objs, 'ConfigMap', 'mesh-routes'));
     expect(table.outboundTrafficPolicy).toBe('REGISTRY_ONLY');
@@ -187,9 +188,34 @@ describe('node-sidecar rendering', () => {
       .toThrow(/^c\/pt: servers\[0\]\.protocol is "TLS"; expected HTTP or HTTPS/);
     expect(() => new MeshGateway(chart, 'both', { name: 'both', selector: { app: 'both' }, servers: [{ port: 80, hosts: ['*'] }, { port: 8080, name: 'http-alt', hosts: ['*'] }] }))
       .toThrow(/^c\/both: servers\[1\]\.port is 8080; expected a port whose listener \(8080\) differs from servers\[0\]'s \(80\)/);
-    new MeshGateway(chart, 'one', { name: 'one', servers: [{ port: 80, hosts: ['*'] }] });
-    expect(() => new MeshGateway(chart, 'two', { name: 'two', servers: [{ port: 80, hosts: ['*'] }] }))
-      .toThrow(/^c\/two: selector is .*expected a selector no other gateway in namespace default uses \(one has it/);
+    new MeshGateway(chart, 'one', { name: 'one', servers: [{ port: 80, hosts: ['a.example.com'] }] });
+    expect(() => new MeshGateway(chart, 'two', { name: 'two', servers: [{ port: 80, protocol: 'HTTPS', hosts: ['b.example.com'], tls: { mode: 'SIMPLE', credentialName: 'b' } }] }))
+      .toThrow(/^c\/two: servers\[0\]\.port is 80; expected a port that does not clash with gateway default\/one's HTTP server on port 80: both select the same gateway pods \(one\)/);
+  });
+
+  test('two gateways on one selector share one proxy Deployment and Service, as Istio\'s ingress pods do', () => {
+    const chart = sidecarChart({ namespace: 'shop' });
+    const web = new MeshWorkload(chart, 'web', { app: 'web', image: 'web:1', port: 8080 });
+    new IngressGateway(chart, 'a', { name: 'a-gateway', hosts: ['a.example.com'], routes: [{ route: [{ to: web }] }] });
+    new IngressGateway(chart, 'b', { name: 'b-gateway', hosts: ['b.example.com'], https: { credentialName: 'b-cert' }, routes: [{ route: [{ to: web }] }] });
+    const objs = synth(chart);
+    expect(ofKind(objs, 'Deployment').map((d) => d.metadata.name).sort()).toEqual(['a-gateway', 'web']);
+    const pod = find(objs, 'Deployment', 'a-gateway', 'shop').spec.template.spec;
+    expect(pod.containers[0].args).toEqual(['--mode', 'gateway', '--gateway', 'shop/a-gateway,shop/b-gateway', '--config', '/etc/mesh-proxy/routes.json']);
+    expect(pod.containers[0].ports).toEqual([{ containerPort: 8080, name: 'http' }, { containerPort: 15000, name: 'mesh-admin' }, { containerPort: 8443, name: 'https' }]);
+    expect(pod.volumes).toContainEqual({ name: 'tls-b-cert', secret: { secretName: 'b-cert', optional: true } });
+    expect(find(objs, 'Service', 'a-gateway', 'shop').spec.ports).toEqual([
+      { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }, { name: 'https', port: 443, targetPort: 8443, protocol: 'TCP' },
+    ]);
+    expect(ofKind(objs, 'Service').map((x) => x.metadata.name)).not.toContain('b-gateway');
+    const table = tableOf(find(objs, 'ConfigMap', 'mesh-routes'));
+    expect(table.gateways.map((g) => g.name)).toEqual(['shop/a-gateway', 'shop/b-gateway']);
+    // The same chart on Istio: two Gateway objects on one selector, as Istio allows.
+    const istio = new MeshChart(Testing.app(), 'i', { namespace: 'shop' });
+    const w2 = new MeshWorkload(istio, 'web', { app: 'web', image: 'web:1', port: 8080 });
+    new IngressGateway(istio, 'a', { name: 'a-gateway', hosts: ['a.example.com'], routes: [{ route: [{ to: w2 }] }] });
+    new IngressGateway(istio, 'b', { name: 'b-gateway', hosts: ['b.example.com'], routes: [{ route: [{ to: w2 }] }] });
+    expect(ofKind(Testing.synth(istio) as K8sObject[], 'Gateway').map((g) => g.metadata.name)).toEqual(['a-gateway', 'b-gateway']);
   });
 
   test('a canary in a chart with a namespace: subset Services and table follow it', () => {

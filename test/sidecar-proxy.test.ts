@@ -1,9 +1,12 @@
 // The mesh proxy on loopback: route tables rendered from charts, real backends, real clients.
-import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import * as https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Testing } from 'cdk8s';
-import { DataPlane, MeshChart, MeshGateway, MeshWorkload, TrafficRoute } from '../constructs';
+import { DataPlane, IngressGateway, MeshChart, MeshGateway, MeshWorkload, TrafficRoute } from '../constructs';
 import { RouteTable } from '../model';
 import {
   Backend, backend, deadPort, eventually, get, raw, resolveTo, routeTableOf, RunningProxy, sleep, startProxy, viaProxy,
@@ -439,6 +442,61 @@ describe('gateway mode', () => {
     expect(redirect.status).toBe(301);
     expect(redirect.headers.location).toBe('https://secure.example.com/cart?id=1');
     await gw.stop(); await back.close();
+  });
+});
+
+/** GET / over TLS with SNI `host`, trusting any certificate: the body and the certificate's CN. */
+function httpsGet(port: number, host: string): Promise<{ body: string; cn: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ host: '127.0.0.1', port, path: '/', servername: host, headers: { host }, rejectUnauthorized: false }, (res) => {
+      const cn = String((res.socket as import('node:tls').TLSSocket).getPeerCertificate().subject.CN);
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ body, cn }));
+    });
+    req.on('error', reject);
+  });
+}
+
+describe('gateway mode: several Gateways on one selector, TLS from --tls-dir', () => {
+  const chart = new MeshChart(Testing.app(), 'gw', { dataPlane: DataPlane.NODE_SIDECAR });
+  const a = new MeshWorkload(chart, 'a', { app: 'shop-a', image: 'x', port: 8080 });
+  const b = new MeshWorkload(chart, 'b', { app: 'shop-b', image: 'x', port: 8080 });
+  new IngressGateway(chart, 'ga', { name: 'a-gateway', hosts: ['a.example.com'], http: { port: 8080 }, routes: [{ route: [{ to: a }] }] });
+  new IngressGateway(chart, 'gb', { name: 'b-gateway', hosts: ['b.example.com'], http: { port: 8080 }, https: { port: 8443, credentialName: 'b-cert' }, routes: [{ route: [{ to: b }] }] });
+  const table = routeTableOf(Testing.synth(chart) as K8sObject[]);
+  const start = async (tlsDir: string, backA: Backend, backB: Backend) => {
+    const port = await deadPort();
+    const gw = await startProxy(table, ['--mode', 'gateway', '--gateway', 'default/a-gateway,default/b-gateway', '--tls-dir', tlsDir,
+      '--bind', '127.0.0.1', '--port-offset', String(port - 8080),
+      ...resolveTo({ 'shop-a.default.svc.cluster.local:8080': backA.port, 'shop-b.default.svc.cluster.local:8080': backB.port })]);
+    return { gw, port };
+  };
+
+  test('one listener serves both gateways by Host; a missing Secret takes down only its HTTPS server', async () => {
+    const backA = await backend('shop-a');
+    const backB = await backend('shop-b');
+    const { gw, port } = await start(mkdtempSync(join(tmpdir(), 'no-tls-')), backA, backB);
+    expect((await get(`http://127.0.0.1:${port}/`, { host: 'a.example.com' })).body).toBe('shop-a');
+    expect((await get(`http://127.0.0.1:${port}/`, { host: 'b.example.com:8080' })).body).toBe('shop-b');
+    expect((await get(`http://127.0.0.1:${port}/`, { host: 'c.example.com' })).status).toBe(404);
+    expect(gw.log.join('\n')).toMatch(/TLS secret missing or unreadable.*"gateway":"default\/b-gateway","port":8443/);
+    expect(await gw.metric('mesh_proxy_gateway_tls_missing_total', { gateway: 'default/b-gateway', port: '8443' })).toBe(1);
+    await expect(httpsGet(port + 363, 'b.example.com')).rejects.toThrow(/ECONNREFUSED/);
+    await gw.stop(); await backA.close(); await backB.close();
+  });
+
+  test('with the Secret in --tls-dir, HTTPS is served with it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tls-'));
+    mkdirSync(join(dir, 'b-cert'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=b.example.com',
+      '-keyout', join(dir, 'b-cert', 'tls.key'), '-out', join(dir, 'b-cert', 'tls.crt')], { stdio: 'ignore' });
+    const backA = await backend('shop-a');
+    const backB = await backend('shop-b');
+    const { gw, port } = await start(dir, backA, backB);
+    const reply = await httpsGet(port + 363, 'b.example.com');
+    expect(reply).toEqual({ body: 'shop-b', cn: 'b.example.com' });
+    await gw.stop(); await backA.close(); await backB.close();
   });
 });
 

@@ -6,7 +6,8 @@ import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { Socket } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import * as tls from 'node:tls';
 import { parseArgs } from 'node:util';
 import { OutboundTrafficPolicy, RouteTable, RtGatewayServer, SIDECAR_PORTS } from '../../model/route-table';
 import { PickStrategy } from './balancer';
@@ -19,7 +20,11 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
 
   --config FILE            route table (JSON) written by the node-sidecar renderer
   --mode sidecar|gateway   forward proxy for a pod, or ingress gateway (default sidecar)
-  --gateway NS/NAME        gateway mode: the Gateway whose rules to serve
+  --gateway NS/NAME[,...]  gateway mode: the Gateways whose servers and rules to serve (repeatable);
+                           servers of several Gateways on one port share its listener, picked by Host (SNI for HTTPS)
+  --tls-dir DIR            gateway mode: where the TLS Secrets are, one directory per credentialName with
+                           tls.crt and tls.key (default: the route table's, /etc/mesh-proxy/tls); a missing
+                           Secret takes down only its HTTPS server (logged), the other listeners start
   --namespace NS           the pod's namespace (default $POD_NAMESPACE or "default")
   --listen ADDR:PORT       sidecar listener (default 127.0.0.1:15001)
   --admin ADDR:PORT        /healthz/ready, /stats/prometheus, /config_dump (default 0.0.0.0:15000)
@@ -43,6 +48,15 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
   --access-log             one JSON line per request on stdout
   healthcheck [--admin ADDR:PORT]  exit 0 when the admin port says ready (Docker HEALTHCHECK)
   wait [--admin ADDR:PORT] [--timeout MS]  wait until ready (the pod's postStart hook)`;
+
+/** The server of a shared listener whose hosts name `host` (exact, then wildcard, then "*"); else the first, which answers 404. */
+export function serverFor(servers: readonly RtGatewayServer[], hostHeader: string | undefined): RtGatewayServer {
+  const host = (hostHeader ?? '').toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
+  return servers.find((s) => s.hosts.includes(host))
+    ?? servers.find((s) => s.hosts.some((h) => h.startsWith('*.') && host.endsWith(h.slice(1))))
+    ?? servers.find((s) => s.hosts.includes('*'))
+    ?? servers[0];
+}
 
 function hostPort(s: string, flag: string): { host: string; port: number } {
   const i = s.lastIndexOf(':');
@@ -88,7 +102,7 @@ export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      config: { type: 'string' }, mode: { type: 'string' }, gateway: { type: 'string' }, namespace: { type: 'string' },
+      config: { type: 'string' }, mode: { type: 'string' }, gateway: { type: 'string', multiple: true }, 'tls-dir': { type: 'string' }, namespace: { type: 'string' },
       listen: { type: 'string' }, admin: { type: 'string' }, bind: { type: 'string' }, 'port-offset': { type: 'string' },
       resolve: { type: 'string', multiple: true }, 'outbound-policy': { type: 'string' }, pick: { type: 'string' },
       'reload-interval': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'max-buffer': { type: 'string' },
@@ -102,8 +116,11 @@ export async function main(argv: string[]): Promise<number> {
   if (!values.config) throw new ConfigError('--config is missing; expected the route table file (see --help)');
   const mode = values.mode ?? 'sidecar';
   if (mode !== 'sidecar' && mode !== 'gateway') throw new ConfigError(`--mode is "${mode}"; expected sidecar or gateway`);
-  if (mode === 'gateway' && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(values.gateway ?? '')) throw new ConfigError(`--gateway is "${values.gateway ?? ''}"; expected NAMESPACE/NAME in gateway mode`);
-  const binding: Binding = mode === 'gateway' ? { kind: 'gateway', name: values.gateway! } : { kind: 'mesh' };
+  const gatewayNames = (values.gateway ?? []).flatMap((g) => g.split(',')).map((g) => g.trim());
+  if (mode === 'gateway' && (!gatewayNames.length || gatewayNames.some((g) => !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(g)))) {
+    throw new ConfigError(`--gateway is "${(values.gateway ?? []).join(',')}"; expected NAMESPACE/NAME (or several, comma-separated) in gateway mode`);
+  }
+  const binding: Binding = mode === 'gateway' ? { kind: 'gateway', names: gatewayNames } : { kind: 'mesh' };
   const pick = (values.pick ?? 'round-robin') as PickStrategy;
   if (pick !== 'round-robin' && pick !== 'random') throw new ConfigError(`--pick is "${String(pick)}"; expected round-robin or random`);
   const policy = values['outbound-policy'] as OutboundTrafficPolicy | undefined;
@@ -203,14 +220,43 @@ export async function main(argv: string[]): Promise<number> {
     const s = track(http.createServer(serverOptions, (req, res) => proxy.handle(req, res)));
     await listenOn(s, listen.port, listen.host);
   } else {
-    const gw = first.gateways.find((g) => g.name === binding.name);
-    if (!gw) throw new ConfigError(`${configPath}: no gateway "${binding.name}" in the route table (it has: ${first.gateways.map((g) => g.name).join(', ') || 'none'})`);
-    for (const server of gw.servers) {
-      const handler = (req: http.IncomingMessage, res: http.ServerResponse) => proxy.handle(req, res, server as RtGatewayServer);
-      const s = server.protocol === 'HTTPS'
-        ? track(https.createServer({ ...serverOptions, cert: readFileSync(join(server.tlsDir!, 'tls.crt')), key: readFileSync(join(server.tlsDir!, 'tls.key')) }, handler))
+    const missing = binding.names.filter((n) => !first.gateways.some((g) => g.name === n));
+    if (missing.length) throw new ConfigError(`${configPath}: no gateway "${missing.join('", "')}" in the route table (it has: ${first.gateways.map((g) => g.name).join(', ') || 'none'})`);
+    // One listener per port, shared by the servers of every gateway on it.
+    const byPort = new Map<number, Array<{ gateway: string; server: RtGatewayServer }>>();
+    for (const gw of first.gateways.filter((g) => binding.names.includes(g.name))) {
+      for (const server of gw.servers) byPort.set(server.listenPort, [...(byPort.get(server.listenPort) ?? []), { gateway: gw.name, server }]);
+    }
+    for (const [port, entries] of byPort) {
+      const protocols = new Set(entries.map((e) => e.server.protocol));
+      if (protocols.size > 1) throw new ConfigError(`${configPath}: listener ${port} has both HTTP and HTTPS servers (${entries.map((e) => `${e.gateway} ${e.server.protocol}`).join(', ')}); one protocol per port`);
+      let served = entries;
+      const contexts: Array<{ server: RtGatewayServer; context: tls.SecureContext; cert: string; key: string }> = [];
+      if (protocols.has('HTTPS')) {
+        for (const e of entries) {
+          const dir = values['tls-dir'] ? join(values['tls-dir'], basename(e.server.tlsDir ?? '')) : e.server.tlsDir;
+          try {
+            const cert = readFileSync(join(dir ?? '', 'tls.crt'), 'utf8');
+            const key = readFileSync(join(dir ?? '', 'tls.key'), 'utf8');
+            contexts.push({ server: e.server, context: tls.createSecureContext({ cert, key }), cert, key });
+          } catch (err) {
+            metrics.tlsMissing.inc({ gateway: e.gateway, port: String(e.server.port) });
+            proxy.log('error', 'TLS secret missing or unreadable: this HTTPS server is not served; the other listeners are', { gateway: e.gateway, port: e.server.port, dir, error: (err as Error).message });
+          }
+        }
+        served = entries.filter((e) => contexts.some((c) => c.server === e.server));
+        if (!served.length) continue;
+      }
+      const servers = served.map((e) => e.server);
+      const handler = (req: http.IncomingMessage, res: http.ServerResponse) => proxy.handle(req, res, serverFor(servers, req.headers.host));
+      const s = protocols.has('HTTPS')
+        ? track(https.createServer({
+          ...serverOptions, cert: contexts[0].cert, key: contexts[0].key,
+          // Several certificates on one port: the one whose server names the requested host.
+          SNICallback: (name, cb) => cb(null, (contexts.find((c) => c.server === serverFor(servers, name)) ?? contexts[0]).context),
+        }, handler))
         : track(http.createServer(serverOptions, handler));
-      await listenOn(s, server.listenPort + portOffset, values.bind ?? '0.0.0.0');
+      await listenOn(s, port + portOffset, values.bind ?? '0.0.0.0');
     }
   }
 
@@ -258,9 +304,8 @@ export async function main(argv: string[]): Promise<number> {
     if (text === loaded.text) return;
     try {
       const table = parseRouteTable(text, configPath);
-      if (binding.kind === 'gateway' && !table.gateways.some((g) => g.name === binding.name)) {
-        throw new ConfigError(`${configPath}: the new table has no gateway "${binding.name}"`);
-      }
+      const gone = binding.kind === 'gateway' ? binding.names.filter((n) => !table.gateways.some((g) => g.name === n)) : [];
+      if (gone.length) throw new ConfigError(`${configPath}: the new table has no gateway "${gone.join('", "')}"`);
       proxy.table = compile(table);
       loaded = { text, at: new Date() };
       metrics.reloads.inc({ result: 'applied' });

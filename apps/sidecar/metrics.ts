@@ -40,6 +40,12 @@ export class ProxyMetrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly tlsMissing = new Counter({
+    name: 'mesh_proxy_gateway_tls_missing_total',
+    help: 'Gateway HTTPS servers not served at start because their TLS Secret was missing or unreadable, by gateway and port',
+    labelNames: ['gateway', 'port'] as const,
+    registers: [this.registry],
+  });
   readonly clientErrors = new Counter({
     name: 'mesh_proxy_client_errors_total',
     help: 'Malformed, oversized or timed-out requests refused before routing, by code',

@@ -197,8 +197,8 @@ export class HostIndex<T> {
   }
 }
 
-/** Which rules this proxy applies: a pod's sidecar ("mesh") or one gateway. */
-export type Binding = { readonly kind: 'mesh' } | { readonly kind: 'gateway'; readonly name: string };
+/** Which rules this proxy applies: a pod's sidecar ("mesh") or the gateways its pods serve. */
+export type Binding = { readonly kind: 'mesh' } | { readonly kind: 'gateway'; readonly names: readonly string[] };
 
 export interface CompiledTable {
   readonly table: RouteTable;
@@ -210,7 +210,7 @@ export interface CompiledTable {
 export function compileTable(table: RouteTable, binding: Binding, strategy: PickStrategy): CompiledTable {
   const hosts = new HostIndex<CompiledVirtualHost>();
   for (const vh of table.virtualHosts) {
-    const applies = binding.kind === 'mesh' ? vh.gateways.includes('mesh') : vh.gateways.includes(binding.name);
+    const applies = binding.kind === 'mesh' ? vh.gateways.includes('mesh') : binding.names.some((n) => vh.gateways.includes(n));
     if (!applies) continue;
     const compiled = compileVirtualHost(vh, strategy);
     for (const h of vh.hosts) hosts.add(h, compiled);

@@ -146,11 +146,6 @@ export class NodeSidecarRenderer implements MeshRenderer {
   renderGateway(scope: Construct, _id: string, g: GatewayRendering): void {
     const check: Check = new Check(scope.node.path);
     const namespace = this.ns(g.namespace);
-    const selectorKey = JSON.stringify(Object.entries(g.selector).sort());
-    const clash = this.gateways.find((x) => x.namespace === namespace && JSON.stringify(Object.entries(x.rendering.selector).sort()) === selectorKey);
-    if (clash) {
-      check.fail('selector', g.selector, `a selector no other gateway in namespace ${namespace} uses (${clash.rendering.name} has it; the node sidecar runs one proxy Deployment per gateway: merge their servers)`);
-    }
     g.servers.forEach((s, i) => {
       if (s.protocol !== 'HTTP' && s.protocol !== 'HTTPS') check.fail(`servers[${i}].protocol`, s.protocol, 'HTTP or HTTPS (the node-sidecar gateway serves HTTP/1.1 and simple TLS)');
       if (s.tls && s.tls.mode !== 'SIMPLE') check.fail(`servers[${i}].tls.mode`, s.tls.mode, 'SIMPLE (the node-sidecar gateway terminates TLS with a Secret)');
@@ -158,7 +153,53 @@ export class NodeSidecarRenderer implements MeshRenderer {
       const clash = g.servers.findIndex((o, j) => j < i && listenPort(o.port) === listenPort(s.port));
       if (clash >= 0) check.fail(`servers[${i}].port`, s.port, `a port whose listener (${listenPort(s.port)}) differs from servers[${clash}]'s (${g.servers[clash].port}): the non-root proxy listens 8000 higher below 1024`);
     });
+    // Gateways with one selector are served by one proxy Deployment, as Istio's ingress
+    // pods serve every Gateway that selects them: servers on one port share its listener.
+    const key = `${namespace}|${JSON.stringify(Object.entries(g.selector).sort())}`;
+    const shared = this.gatewayPods.get(key);
+    if (shared) {
+      g.servers.forEach((s, i) => {
+        const other = shared.servers.find((o) => listenPort(o.server.port) === listenPort(s.port) && (o.server.protocol !== s.protocol || o.server.port !== s.port));
+        if (other) {
+          check.fail(`servers[${i}].port`, s.port, `a port that does not clash with gateway ${other.gateway}'s ${other.server.protocol} server on port ${other.server.port}: both select the same gateway pods (${shared.deployment.name}), which have one listener per port (${listenPort(s.port)}), serving one protocol`);
+        }
+      });
+    }
     this.gateways.push({ rendering: g, namespace });
+    const pods = shared ?? this.gatewayDeployment(scope, g, namespace);
+    pods.names.push(`${namespace}/${g.name}`);
+    for (const s of g.servers) pods.servers.push({ gateway: `${namespace}/${g.name}`, server: s });
+    if (shared) {
+      ApiObject.of(shared.deployment).addJsonPatch(JsonPatch.replace('/spec/template/spec/containers/0/args', this.gatewayArgs(shared.names)));
+    }
+    for (const s of g.servers) {
+      if (!pods.container.ports.some((p) => p.number === listenPort(s.port))) {
+        // Port names are unique per container: a second gateway's "http" becomes "http-<port>".
+        const name = pods.container.ports.some((p) => p.name === s.name.slice(0, 15)) ? `${s.protocol.toLowerCase()}-${listenPort(s.port)}` : s.name.slice(0, 15);
+        pods.container.addPort({ number: listenPort(s.port), name });
+      }
+    }
+    if (!pods.container.ports.some((p) => p.number === SIDECAR_PORTS.admin)) pods.container.addPort({ number: SIDECAR_PORTS.admin, name: 'mesh-admin' });
+    for (const s of g.servers) {
+      if (!s.tls?.credentialName || pods.credentials.has(s.tls.credentialName)) continue;
+      pods.credentials.add(s.tls.credentialName);
+      // Optional: a missing Secret leaves only its HTTPS server down (the proxy logs it); the HTTP listeners still start.
+      const secret = kplus.Secret.fromSecretName(scope, `Tls-${s.tls.credentialName}`, s.tls.credentialName);
+      pods.container.mount(`${ROUTE_TABLE_DIR}/tls/${s.tls.credentialName}`, kplus.Volume.fromSecret(scope, `TlsVolume-${s.tls.credentialName}`, secret, { name: `tls-${s.tls.credentialName}`.slice(0, 63), optional: true }), { readOnly: true });
+    }
+  }
+
+  private readonly gatewayPods = new Map<string, {
+    deployment: kplus.Deployment; container: kplus.Container; names: string[]; credentials: Set<string>;
+    servers: Array<{ gateway: string; server: GatewayRendering['servers'][number] }>;
+  }>();
+
+  private gatewayArgs(names: readonly string[]): string[] {
+    return ['--mode', 'gateway', '--gateway', names.join(','), '--config', CONFIG_PATH, ...(this.options.pick ? ['--pick', this.options.pick] : [])];
+  }
+
+  /** The proxy Deployment and Service for the gateways with `g`'s selector, named after the first of them. */
+  private gatewayDeployment(scope: Construct, g: GatewayRendering, namespace: string) {
     const configMap = this.configMapFor(g.namespace);
     const labels = { ...g.selector };
     const deployment = new kplus.Deployment(scope, 'Deployment', {
@@ -174,12 +215,8 @@ export class NodeSidecarRenderer implements MeshRenderer {
       name: SIDECAR_CONTAINER,
       image: this.image,
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-      args: ['--mode', 'gateway', '--gateway', `${namespace}/${g.name}`, '--config', CONFIG_PATH, ...(this.options.pick ? ['--pick', this.options.pick] : [])],
+      args: this.gatewayArgs([`${namespace}/${g.name}`]),
       envVariables: { POD_NAMESPACE: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE) },
-      ports: [
-        ...g.servers.map((s) => ({ number: listenPort(s.port), name: s.name.slice(0, 15) })),
-        { number: SIDECAR_PORTS.admin, name: 'mesh-admin' },
-      ],
       readiness: kplus.Probe.fromHttpGet('/healthz/ready', { port: SIDECAR_PORTS.admin, periodSeconds: CdkDuration.seconds(5) }),
       securityContext: securityContext(),
       resources: {
@@ -188,19 +225,28 @@ export class NodeSidecarRenderer implements MeshRenderer {
       },
     });
     container.mount(ROUTE_TABLE_DIR, kplus.Volume.fromConfigMap(scope, 'MeshRoutes', configMap, { name: 'mesh-routes' }), { readOnly: true });
-    for (const s of g.servers) {
-      if (!s.tls?.credentialName) continue;
-      const secret = kplus.Secret.fromSecretName(scope, `Tls-${s.tls.credentialName}`, s.tls.credentialName);
-      container.mount(`${ROUTE_TABLE_DIR}/tls/${s.tls.credentialName}`, kplus.Volume.fromSecret(scope, `TlsVolume-${s.tls.credentialName}`, secret, { name: `tls-${s.tls.credentialName}`.slice(0, 63) }), { readOnly: true });
-    }
+    const pods = { deployment, container, names: [] as string[], credentials: new Set<string>(), servers: [] as Array<{ gateway: string; server: GatewayRendering['servers'][number] }> };
     new k8s.KubeService(scope, 'Service', {
       metadata: { name: g.name, namespace: g.namespace, labels },
       spec: {
         type: this.options.gatewayServiceType ?? 'LoadBalancer',
         selector: labels,
-        ports: g.servers.map((s) => ({ name: s.name, port: s.port, targetPort: k8s.IntOrString.fromNumber(listenPort(s.port)), protocol: 'TCP' })),
+        // Every port of every gateway these pods serve, once (produced at synth, when all are known).
+        ports: Lazy.any({
+          produce: () => {
+            const seen = new Set<number>();
+            const names = new Set<string>();
+            return pods.servers.filter(({ server: s }) => !seen.has(s.port) && seen.add(s.port)).map(({ server: s }) => {
+              const name = names.has(s.name) ? `${s.protocol.toLowerCase()}-${s.port}` : s.name;
+              names.add(name);
+              return { name, port: s.port, targetPort: k8s.IntOrString.fromNumber(listenPort(s.port)), protocol: 'TCP' };
+            });
+          },
+        }) as unknown as k8s.ServicePort[],
       },
     });
+    this.gatewayPods.set(`${namespace}|${JSON.stringify(Object.entries(g.selector).sort())}`, pods);
+    return pods;
   }
 
   // -------------------------------------------------------------------------
