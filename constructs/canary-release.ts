@@ -1,5 +1,5 @@
 import { Construct } from 'constructs';
-import { Check, checkDns1123Label, Duration, HeaderMatch, HttpRetry, HttpRule, ServiceRef, TrafficPolicy } from '../model';
+import { Check, checkDns1123Label, Duration, HeaderMatch, HttpMatch, HttpRetry, HttpRule, ServiceRef, TrafficPolicy } from '../model';
 import { DestinationPolicy } from './destination-policy';
 import { MeshNamespace } from './mesh-namespace';
 import { MeshWorkload, MeshWorkloadProps } from './mesh-workload';
@@ -65,6 +65,7 @@ export class CanaryRelease extends Construct implements ServiceRef {
   readonly subsetNames: readonly string[];
   /** The canary's share in this synth. */
   readonly canaryWeight: number;
+  private readonly rules: readonly HttpRule[];
 
   constructor(scope: Construct, id: string, props: CanaryReleaseProps) {
     super(scope, id);
@@ -151,11 +152,42 @@ export class CanaryRelease extends Construct implements ServiceRef {
       });
     }
     rules.push(split);
+    this.rules = rules;
     this.route = new TrafficRoute(this, 'route', {
       name: props.routeName ?? `${serviceName}-vs`,
       namespace: this.serviceNamespace,
       hosts: [this],
       http: rules,
+    });
+  }
+
+  /**
+   * The release's rules (the canary header rule, then the weighted split), for another
+   * route to the same Service: an IngressGateway's, so that requests entering through
+   * the gateway take the same split (the gateway's route picks the destination, not the
+   * mesh route). `match` narrows every rule (ANDed with the header condition); `port`
+   * picks the Service port.
+   *
+   * ```ts
+   * new IngressGateway(chart, 'edge', { name: 'shop-gateway', hosts: ['shop.example.com'],
+   *   routes: release.rulesFor({ match: [{ uri: { prefix: '/' } }] }) });
+   * ```
+   */
+  rulesFor(options: { readonly match?: readonly HttpMatch[]; readonly port?: number } = {}): HttpRule[] {
+    const check: Check = new Check(this.node.path);
+    check.shape('rulesFor(options)', options, { match: 'array?', port: 'number?' });
+    if (options.port !== undefined) check.port('rulesFor(options).port', options.port);
+    (options.match ?? []).forEach((m, i) => check.object(`rulesFor(options).match[${i}]`, m));
+    return this.rules.map((rule) => {
+      const own = rule.match ?? [];
+      const match = !options.match?.length ? own
+        : !own.length ? options.match
+          : options.match.flatMap((m) => own.map((o) => ({ ...m, ...o, headers: { ...m.headers, ...o.headers } })));
+      return {
+        ...rule,
+        ...(match.length ? { match } : {}),
+        route: (rule.route ?? []).map((d) => (options.port === undefined ? d : { ...d, port: options.port })),
+      };
     });
   }
 }

@@ -3,8 +3,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { App, Chart, Testing } from 'cdk8s';
 import { runSynth } from '../apps/run';
+import { lintApp } from '../lint/sources';
 import {
-  CanaryRelease, DataPlane, DestinationPolicy, MeshChart, MeshGateway, MeshNamespace, MeshWorkload, TrafficRoute, WebTier,
+  CanaryRelease, DataPlane, DestinationPolicy, IngressGateway, MeshChart, MeshGateway, MeshNamespace, MeshWorkload, TrafficRoute, WebTier,
 } from '../constructs';
 import { Duration, externalHost } from '../model';
 import { find, K8sObject, ofKind } from './support/synth';
@@ -387,5 +388,45 @@ describe('a short host in another namespace', () => {
     const inventory = new MeshWorkload(c, 'inventory', { ...web, app: 'inventory', namespace: 'warehouse' });
     new TrafficRoute(c, 'route', { name: 'inventory', namespace: 'warehouse', hosts: ['inventory'], http: [{ route: [{ to: inventory }] }] });
     expect(() => Testing.synth(c)).not.toThrow();
+  });
+});
+
+describe('a canary behind an ingress gateway', () => {
+  const release = (c: Chart) => new CanaryRelease(c, 'shop', {
+    app: 'shop', port: 8080, stable: { version: 'v1', image: 'shop:1' }, canary: { version: 'v2', image: 'shop:2' },
+    canaryWeight: 20, canaryHeader: { name: 'x-canary', match: { exact: 'yes' } }, timeout: '2s',
+  });
+  test('rulesFor gives the gateway route the same header rule and split, narrowed by its match', () => {
+    const c = new MeshChart(Testing.app(), 'c', { namespace: 'shop' });
+    const r = release(c);
+    new IngressGateway(c, 'edge', { name: 'shop-gateway', hosts: ['shop.example.com'], routes: r.rulesFor({ match: [{ uri: { prefix: '/shop' } }], port: 8080 }) });
+    const vs = find(synth(c), 'VirtualService', 'shop-gateway-vs');
+    expect(vs.spec.http).toEqual([
+      {
+        name: 'canary-by-header', match: [{ uri: { prefix: '/shop' }, headers: { 'x-canary': { exact: 'yes' } } }], timeout: '2s',
+        route: [{ destination: { host: 'shop', subset: 'v2', port: { number: 8080 } } }],
+      },
+      {
+        match: [{ uri: { prefix: '/shop' } }], timeout: '2s',
+        route: [{ destination: { host: 'shop', subset: 'v1', port: { number: 8080 } }, weight: 80 }, { destination: { host: 'shop', subset: 'v2', port: { number: 8080 } }, weight: 20 }],
+      },
+    ]);
+    const app = Testing.app();
+    const clean = new MeshChart(app, 'clean', { namespace: 'shop' });
+    const r2 = release(clean);
+    new IngressGateway(clean, 'edge', { name: 'shop-gateway', hosts: ['shop.example.com'], routes: r2.rulesFor() });
+    expect(lintApp(app).filter((f) => f.severity !== 'info')).toEqual([]);
+  });
+  test('a gateway route to the canary\'s Service without the split is a lint warning (MESH030)', () => {
+    const app = Testing.app();
+    const c = new MeshChart(app, 'c', { namespace: 'shop' });
+    const r = release(c);
+    new IngressGateway(c, 'edge', { name: 'shop-gateway', hosts: ['shop.example.com'], routes: [{ route: [{ to: r }] }] });
+    expect(lintApp(app).map((f) => `${f.code} ${f.object.name}`)).toContain('MESH030 shop-gateway-vs');
+  });
+  test('bad options name the release', () => {
+    const r = release(new MeshChart(Testing.app(), 'c'));
+    expect(() => r.rulesFor({ port: 0 })).toThrow(/^c\/shop: rulesFor\(options\)\.port is 0; expected an integer from 1 to 65535/);
+    expect(() => r.rulesFor({ match: 'all' as never })).toThrow(/^c\/shop: rulesFor\(options\)\.match is "all"; expected an array/);
   });
 });
