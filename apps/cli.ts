@@ -1,22 +1,25 @@
 import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { App } from 'cdk8s';
+import { DataPlane, MeshChart } from '../constructs';
 import { CHART_VARIANTS, ChartVariant, createVariant } from '../charts';
 import { analyze, Finding, formatText } from '../lint/analyze';
 import { lintApp, manifestsFromFiles } from '../lint/sources';
 import { lintBeforeWrite, runSynth } from './run';
+import { entryOfCdk8sYaml, loadUserApp } from './user-app';
 
 const USAGE: Record<string, string> = {
-  charts: `usage: cdk8s-mesh charts
+  charts: `usage: cdk8s-mesh charts [--app FILE]
 
-List the charts the app synthesizes (each on both data planes), one per line.
+List the charts the app synthesizes, one per line.
 `,
-  synth: `usage: cdk8s-mesh synth [--out DIR] [CHART...]
+  synth: `usage: cdk8s-mesh synth [--app FILE] [--out DIR] [CHART...]
 
 Synthesize the charts (all by default) to DIR (default dist/), one file per chart:
 DIR/<chart>.k8s.yaml. Mesh lint runs first: errors stop the synth with nothing written.
 Bad input prints the construct path, the value and what was expected, and exits 1.
 `,
-  lint: `usage: cdk8s-mesh lint [--format text|json] [--one-cluster] [CHART|FILE...]
+  lint: `usage: cdk8s-mesh lint [--app FILE] [--format text|json] [--one-cluster] [CHART|FILE...]
 
 Mesh lint (istioctl-analyze-style checks). With no argument: every chart, synthesized
 in memory. A CHART (see \`cdk8s-mesh charts\`) is synthesized in memory; a FILE is YAML.
@@ -24,15 +27,31 @@ Each chart and each file is linted on its own, as one deployable unit; --one-clu
 lints all the files together, as objects of one cluster.
 Exit status 1 when any finding is an error, 2 on bad arguments.
 `,
+  init: `usage: cdk8s-mesh init [DIR] [--data-plane istio|node-sidecar] [--pulumi] [--name NAME]
+
+Scaffold a project of your own in DIR (default: the current directory, which must have
+no package.json): package.json depending on cdk8s-mesh, cdk8s.yaml, tsconfig.json,
+main.ts with one chart, a jest snapshot test and a README. Then:
+  npm install && npx cdk8s synth && npm test
+--pulumi adds a Pulumi program (Pulumi.yaml, pulumi.ts) deploying the same chart.
+`,
   sidecar: `usage: cdk8s-mesh sidecar --config FILE [...]
 
 Run the mesh proxy; \`cdk8s-mesh sidecar --help\` lists its options.
 `,
 };
 
+const APP_HELP = `
+The app: --app FILE (a program that builds a cdk8s App and calls app.synth(), or a
+module exporting \`charts\`), else the entry of ./cdk8s.yaml, else this package's own
+scenario charts.
+`;
+for (const c of ['charts', 'synth', 'lint']) USAGE[c] += APP_HELP;
+
 const OVERVIEW = `usage: cdk8s-mesh <command> [--help]
 
 commands:
+  init [DIR]          scaffold a project of your own (see: cdk8s-mesh init --help)
   charts              list the charts the app synthesizes
   synth [--out DIR] [CHART...]
                       synthesize charts (all by default) to DIR (default dist/)
@@ -45,8 +64,30 @@ commands:
 `;
 
 const isHelp = (a: string) => a === '--help' || a === '-h';
-const chartIds = () => CHART_VARIANTS.map((v) => v.id).join(', ');
 const variant = (id: string): ChartVariant | undefined => CHART_VARIANTS.find((v) => v.id === id);
+
+/** This package's root: its own cdk8s.yaml runs apps/main.ts, i.e. the built-in charts. */
+const PACKAGE_ROOT = resolve(__dirname, '..', existsSync(join(__dirname, '..', 'package.json')) ? '' : '..');
+
+/**
+ * The app to work on, with every chart in it: the user's (--app, or ./cdk8s.yaml's
+ * entry) or this package's scenario charts on both data planes.
+ */
+function loadApp(appFlag: string | undefined, outdir: string): App {
+  const entry = appFlag ?? (resolve(process.cwd()) === PACKAGE_ROOT ? undefined : entryOfCdk8sYaml(process.cwd()));
+  if (entry) return loadUserApp(entry, outdir);
+  const app = new App({ outdir });
+  for (const v of CHART_VARIANTS) createVariant(app, v);
+  return app;
+}
+
+/** Keep only the charts named (all when none); unknown names are a usage error listing the charts. */
+function select(command: string, app: App, names: readonly string[]): void {
+  const ids = app.charts.map((c) => c.node.id);
+  const unknown = names.filter((n) => !ids.includes(n));
+  if (unknown.length) throw new UsageError(command, `${unknown.join(', ')}: no such ${command === 'lint' ? 'file or chart' : 'chart'}; the charts are: ${ids.join(', ')}`);
+  if (names.length) for (const id of ids) if (!names.includes(id)) app.node.tryRemoveChild(id);
+}
 
 /** A command-line mistake: printed with the command's usage, exit status 2. */
 class UsageError extends Error {
@@ -75,14 +116,12 @@ function parse(command: string, args: string[], valued: readonly string[], bools
 }
 
 function synth(args: string[]): number {
-  const { flags, positional } = parse('synth', args, ['--out']);
+  const { flags, positional } = parse('synth', args, ['--out', '--app']);
   const outdir = (flags['--out'] as string | undefined) ?? 'dist';
-  const unknown = positional.filter((n) => !variant(n));
-  if (unknown.length) throw new UsageError('synth', `unknown chart(s) ${unknown.join(', ')}; the charts are: ${chartIds()}`);
   let written = 0;
   const status = runSynth(() => {
-    const app = new App({ outdir });
-    for (const v of CHART_VARIANTS) if (positional.length === 0 || positional.includes(v.id)) createVariant(app, v);
+    const app = loadApp(flags['--app'] as string | undefined, outdir);
+    select('synth', app, positional);
     lintBeforeWrite(app);
     app.synth();
     written = app.charts.length;
@@ -92,26 +131,25 @@ function synth(args: string[]): number {
 }
 
 function lint(args: string[]): number {
-  const { flags, positional } = parse('lint', args, ['--format'], ['--one-cluster']);
+  const { flags, positional } = parse('lint', args, ['--format', '--app'], ['--one-cluster']);
   const format = (flags['--format'] as string | undefined) ?? 'text';
   if (format !== 'text' && format !== 'json') throw new UsageError('lint', `--format is "${format}"; expected text or json`);
   // Each argument is a file when one exists by that name, else a chart id.
   const files = positional.filter((a) => existsSync(a));
   const charts = positional.filter((a) => !existsSync(a));
-  const unknown = charts.filter((c) => !variant(c));
-  if (unknown.length) throw new UsageError('lint', `${unknown.join(', ')}: no such file or chart; the charts are: ${chartIds()}`);
   if (flags['--one-cluster'] && charts.length) throw new UsageError('lint', '--one-cluster applies to files only; lint charts on their own');
 
   let findings: Finding[] = [];
   try {
     if (charts.length || !files.length) {
-      const app = new App({ outdir: 'dist' });
-      for (const v of CHART_VARIANTS) if (!positional.length || charts.includes(v.id)) createVariant(app, v);
+      const app = loadApp(flags['--app'] as string | undefined, 'dist');
+      select('lint', app, charts);
       findings = lintApp(app);
     }
     if (flags['--one-cluster']) findings.push(...analyze(manifestsFromFiles(files)));
     else for (const f of files) findings.push(...analyze(manifestsFromFiles([f])));
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     console.error(`cdk8s-mesh lint: ${(e as Error).message}`);
     return 2;
   }
@@ -128,16 +166,26 @@ function lint(args: string[]): number {
 /** The `cdk8s-mesh` command line. Returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command in USAGE && command !== 'sidecar' && rest.some(isHelp)) {
+  if (command in USAGE && command !== 'sidecar' && command !== 'init' && rest.some(isHelp)) {
     process.stdout.write(USAGE[command]);
     return 0;
   }
   try {
     switch (command) {
-      case 'charts':
-        parse('charts', rest, []);
-        for (const v of CHART_VARIANTS) console.log(`${v.id.padEnd(40)} ${v.entry.description} (${v.dataPlane})`);
+      case 'charts': {
+        const { flags } = parse('charts', rest, ['--app']);
+        for (const c of loadApp(flags['--app'] as string | undefined, 'dist').charts) {
+          const v = variant(c.node.id);
+          const dataPlane = MeshChart.isMeshChart(c) ? c.dataPlane : DataPlane.ISTIO;
+          console.log(`${c.node.id.padEnd(40)} ${v ? `${v.entry.description} ` : ''}(${dataPlane})`);
+        }
         return 0;
+      }
+      case 'init': {
+        const status = (await import('./init')).init(rest);
+        if (status < 0) process.stdout.write(USAGE.init);
+        return Math.max(status, 0);
+      }
       case 'synth':
         return synth(rest);
       case 'lint':

@@ -1,25 +1,34 @@
 #!/usr/bin/env node
 // Entry point for `npx cdk8s-mesh <command>`.
-// `sidecar` runs the bundled proxy (build/sidecar/main.js, `npm run build:sidecar`):
-// a long-running process should not carry the TypeScript compiler in memory. Without
-// a build it falls back to the sources. Every other command runs the TypeScript
-// sources directly (transpile-only) so the CLI and the library never drift apart.
+// Installed from npm, it runs the compiled JavaScript in lib/ and the bundled proxy in
+// build/sidecar/main.js: no TypeScript at run time. In a checkout of the repository (the
+// TypeScript sources are next to it and ts-node is installed) it runs the sources, so
+// the CLI never lags behind an edit.
 const fs = require('fs');
 const path = require('path');
+const root = path.join(__dirname, '..');
 const argv = process.argv.slice(2);
 const fail = (err) => { console.error(err instanceof Error ? err.message : err); process.exit(1); };
 
-if (argv[0] === 'sidecar') {
-  const bundle = path.join(__dirname, '..', 'build', 'sidecar', 'main.js');
-  if (!fs.existsSync(bundle)) {
-    require('ts-node').register({ transpileOnly: true, project: path.join(__dirname, '..', 'tsconfig.json') });
+function fromSources() {
+  if (!fs.existsSync(path.join(root, 'constructs', 'index.ts'))) return false;
+  try {
+    require.resolve('ts-node');
+  } catch {
+    return false;
   }
-  const sidecar = require(fs.existsSync(bundle) ? bundle : '../apps/sidecar/main');
+  require('ts-node').register({ transpileOnly: true, project: path.join(root, 'tsconfig.json') });
+  return true;
+}
+
+if (argv[0] === 'sidecar') {
+  const bundle = path.join(root, 'build', 'sidecar', 'main.js');
+  const sidecar = fs.existsSync(bundle) ? require(bundle) : (fromSources() ? require('../apps/sidecar/main') : fail(`cdk8s-mesh: ${bundle} is missing; run \`npm run build\``));
   sidecar.main(argv.slice(1)).then((code) => { if (code >= 0) process.exit(code); }, (err) => {
     console.error(`cdk8s-mesh sidecar: ${err instanceof Error ? err.message : err}`);
     process.exit(1);
   });
 } else {
-  require('ts-node').register({ transpileOnly: true, project: path.join(__dirname, '..', 'tsconfig.json') });
-  require('../apps/cli').main(argv).then((code) => { process.exitCode = code; }, fail);
+  const cli = fromSources() ? require('../apps/cli') : require('../lib/apps/cli');
+  cli.main(argv).then((code) => { process.exitCode = code; }, fail);
 }

@@ -8,3 +8,4 @@ export * from './policy';
 export * from './gateway';
 export * from './route-table';
 export * from './conventions';
+export * from './version';

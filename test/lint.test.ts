@@ -1,7 +1,7 @@
 // Mesh lint: each check trips on a manifest made to trip it and stays quiet on its fix;
 // the seeds' mistakes are found; every chart lints clean; synth refuses lint errors.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiObject, App, Testing } from 'cdk8s';
@@ -230,4 +230,39 @@ describe('the lint CLI', () => {
     expect(together.status).toBe(1);
     expect(together.out).toMatch(/ERROR {3}MESH024 Deployment client \(.*web-weighted-node-sidecar.k8s.yaml#\d+\): Deployment default\/client is defined twice: by .*web-weighted.k8s.yaml#\d+/);
   }, 30_000);
+});
+
+describe('the CLI on an app of your own (--app)', () => {
+  const bin = join(__dirname, '..', 'bin', 'cdk8s-mesh.js');
+  const dir = mkdtempSync(join(tmpdir(), 'user-app-'));
+  // A project with its dependencies installed (cdk8s, ts-node): this repository's.
+  symlinkSync(join(__dirname, '..', 'node_modules'), join(dir, 'node_modules'));
+  const constructs = JSON.stringify(join(__dirname, '..', 'constructs'));
+  const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: dir });
+  test('a program that calls app.synth(): synth writes its charts after lint; lint and charts see them', () => {
+    writeFileSync(join(dir, 'main.ts'), `import { App } from 'cdk8s';
+import { MeshChart, MeshWorkload, TrafficRoute } from ${constructs};
+const app = new App();
+const shop = new MeshChart(app, 'shop', { namespace: 'shop' });
+const web = new MeshWorkload(shop, 'web', { app: 'web', image: 'web:1', port: 8080 });
+new TrafficRoute(shop, 'edge', { name: 'edge', hosts: ['shop.example.com'], gateways: ['missing'], http: [{ route: [{ to: web }] }] });
+const ok = new MeshChart(app, 'ok');
+new MeshWorkload(ok, 'api', { app: 'api', image: 'api:1', port: 8080 });
+app.synth();
+`);
+    expect(run(['charts', '--app', 'main.ts']).stdout).toMatch(/^shop +\(istio\)\nok +\(istio\)\n$/);
+    const lint = run(['lint', '--app', 'main.ts', 'shop']);
+    expect(lint.status).toBe(1);
+    expect(lint.stdout).toMatch(/ERROR {3}MESH023 VirtualService shop\/edge \(shop\/edge\/Resource\)/);
+    const refused = run(['synth', '--app', 'main.ts', '--out', 'out']);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/cdk8s-mesh: mesh lint found 1 error\(s\); nothing was written/);
+    const one = run(['synth', '--app', 'main.ts', '--out', 'out', 'ok']);
+    expect([one.status, one.stdout]).toEqual([0, 'wrote 1 chart(s) to out/\n']);
+    expect(readdirSync(join(dir, 'out'))).toEqual(['ok.k8s.yaml']);
+    // cdk8s.yaml's entry is the app when --app is not given.
+    writeFileSync(join(dir, 'cdk8s.yaml'), 'language: typescript\napp: npx ts-node main.ts\noutput: dist\n');
+    expect(run(['lint', 'ok']).stdout).toMatch(/mesh lint: 0 error\(s\)/);
+    expect(run(['lint', 'nope']).stderr).toMatch(/nope: no such file or chart; the charts are: shop, ok/);
+  }, 60_000);
 });

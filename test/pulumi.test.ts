@@ -153,3 +153,18 @@ describe('MeshChartResource runs the same checks as synth', () => {
     }
   });
 });
+
+describe('the program with your charts (cdk8s-mesh:module)', () => {
+  test('deploys the charts a module exports; bad modules are named with the key', async () => {
+    const dir = require('node:fs').mkdtempSync(require('node:path').join(require('node:os').tmpdir(), 'charts-'));
+    const file = require('node:path').join(dir, 'my-charts.js');
+    require('node:fs').writeFileSync(file, `
+      const { MeshChart, MeshWorkload } = require(${JSON.stringify(require('node:path').join(__dirname, '..', 'constructs'))});
+      exports.charts = [{ name: 'shop', create: (s, id, p) => { const c = new MeshChart(s, id, p); new MeshWorkload(c, 'web', { app: 'web', image: 'web:1', port: 8080 }); return c; } }];`);
+    const d = deploy({ module: file, charts: ['shop'] });
+    expect(d.charts.map((c) => c.objects.map((o) => `${o.kind}/${o.metadata.name}`))).toEqual([['Deployment/web', 'Service/web']]);
+    expect(await value(outputs(d).services)).toEqual(['default/web']);
+    expect(() => checkConfig({ module: file, charts: ['bookinfo'] })).toThrow(/cdk8s-mesh:charts has "bookinfo"; expected chart names from: shop/);
+    expect(() => checkConfig({ module: '/nonexistent/charts.js' })).toThrow(/^cdk8s-mesh:module is "\/nonexistent\/charts.js"; expected a module that can be loaded/);
+  });
+});

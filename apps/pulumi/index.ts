@@ -8,6 +8,7 @@ const deployment = deploy({
   dataPlane: config.get('dataPlane'),
   namespaces: config.getObject<Record<string, string>>('namespaces'),
   renderYamlTo: config.get('renderYamlTo'),
+  module: config.get('module'),
 });
 
 export const { services, virtualServices } = outputs(deployment);

@@ -3,7 +3,7 @@ import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, IConstruct } from 'constructs';
 import {
-  Check, checkDns1123Label, DestinationModel, ISTIO_DEFAULT_RETRY_ON, MeshValidationError, ROUTE_TABLE_API_VERSION,
+  Check, checkDns1123Label, PACKAGE_VERSION, DestinationModel, ISTIO_DEFAULT_RETRY_ON, MeshValidationError, ROUTE_TABLE_API_VERSION,
   ROUTE_TABLE_DIR, ROUTE_TABLE_FILE, ROUTE_TABLE_KIND, RouteTable, RtGateway, RtMatch, RtRoute, RtVirtualHost, RuleModel,
   ServiceRef, SIDECAR_PORTS,
 } from '../../model';
@@ -12,7 +12,7 @@ import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 
 /** The proxy image the constructs use unless `sidecar.image` says otherwise (see README: Sidecar image). */
-export const DEFAULT_SIDECAR_IMAGE = 'ghcr.io/cdk8s-mesh/mesh-proxy:0.1.0';
+export const DEFAULT_SIDECAR_IMAGE = `ghcr.io/cdk8s-mesh/mesh-proxy:${PACKAGE_VERSION}`;
 /** Name of the route table ConfigMap, one in every namespace with a proxy. */
 export const ROUTE_TABLE_CONFIGMAP = 'mesh-routes';
 export const SIDECAR_CONTAINER = 'mesh-proxy';

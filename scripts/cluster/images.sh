@@ -6,7 +6,7 @@
 #   localhost/mesh-base:1                 busybox (Debian's, dynamic) + glibc: sh, wget, httpd, id
 #   localhost/mesh-node-base:20           mesh-base + this machine's Node 20 + npm, laid out as in
 #                                         node:20-alpine; stands in for it as the proxy's base
-#   ghcr.io/cdk8s-mesh/mesh-proxy:0.1.0   built from apps/sidecar/Dockerfile itself
+#   ghcr.io/cdk8s-mesh/mesh-proxy:<package version>   built from apps/sidecar/Dockerfile itself
 #                                         (--build-arg NODE_IMAGE=localhost/mesh-node-base:20)
 #   docker.io/library/busybox:1.36        = mesh-base (busybox with a working wget)
 #   docker.io/kubeguide/tomcat-app:v1     stand-in: images/standin.js answering "tomcat-app v1"
@@ -179,7 +179,8 @@ do_busybox() { image docker.io/library/busybox:1.36 busybox "$BASE_HASH" build_b
 do_proxy() {
   do_node_base
   local h; h="$(echo "$NODE_HASH $(files_hash apps/sidecar model package.json package-lock.json tsconfig.json .dockerignore)" | hash_of)"
-  image ghcr.io/cdk8s-mesh/mesh-proxy:0.1.0 mesh-proxy "$h" build_proxy
+  # Tagged with the package version, as the constructs' default sidecar image is.
+  image "ghcr.io/cdk8s-mesh/mesh-proxy:$(node -p 'require("./package.json").version')" mesh-proxy "$h" build_proxy
 }
 do_standins() {
   do_node_base

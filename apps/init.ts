@@ -1,0 +1,80 @@
+// `cdk8s-mesh init [DIR]`: a project of the user's own that depends on cdk8s-mesh, from
+// the files in templates/app (shipped with the package).
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PACKAGE_VERSION } from '../model';
+
+const ROOT = [join(__dirname, '..'), join(__dirname, '..', '..')].find((d) => existsSync(join(d, 'templates', 'app')))!;
+const PULUMI_FILES = ['Pulumi.yaml', 'pulumi.ts', 'pulumi.test.ts'];
+
+/** The versions this package is built and tested with: the scaffold gets the same. */
+function versions(): Record<string, string> {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies?: Record<string, string>; peerDependencies?: Record<string, string> };
+  return { ...pkg.peerDependencies, ...pkg.devDependencies };
+}
+
+export function init(argv: string[]): number {
+  let values: { 'data-plane'?: string; pulumi?: boolean; name?: string; 'mesh-spec'?: string; help?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv, allowPositionals: true, strict: true,
+      options: { 'data-plane': { type: 'string' }, pulumi: { type: 'boolean' }, name: { type: 'string' }, 'mesh-spec': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (e) {
+    process.stderr.write(`cdk8s-mesh init: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (values.help) return -1;
+  const dir = resolve(positionals[0] ?? '.');
+  const dataPlane = values['data-plane'] ?? 'istio';
+  if (dataPlane !== 'istio' && dataPlane !== 'node-sidecar') {
+    process.stderr.write(`cdk8s-mesh init: --data-plane is "${dataPlane}"; expected istio or node-sidecar\n`);
+    return 2;
+  }
+  const name = values.name ?? basename(dir).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name)) {
+    process.stderr.write(`cdk8s-mesh init: the project name is "${name}"; expected a DNS-1123 label (pass --name)\n`);
+    return 2;
+  }
+  if (existsSync(join(dir, 'package.json'))) {
+    process.stderr.write(`cdk8s-mesh init: ${dir} already has a package.json; init writes a new project into an empty directory\n`);
+    return 1;
+  }
+  mkdirSync(dir, { recursive: true });
+  const v = versions();
+  const fill = (text: string) => text
+    .replace(/\{\{name\}\}/g, name)
+    .replace(/\{\{DATA_PLANE\}\}/g, dataPlane === 'istio' ? 'ISTIO' : 'NODE_SIDECAR')
+    .replace(/\{\{DATA_PLANE_NAME\}\}/g, dataPlane);
+  const templates = join(ROOT, 'templates', 'app');
+  const written: string[] = [];
+  for (const file of readdirSync(templates)) {
+    if (!values.pulumi && PULUMI_FILES.includes(file)) continue;
+    const target = file === 'gitignore' ? '.gitignore' : file; // npm drops .gitignore from packages
+    writeFileSync(join(dir, target), fill(readFileSync(join(templates, file), 'utf8')));
+    written.push(target);
+  }
+  const pkg = {
+    name, version: '0.1.0', private: true,
+    scripts: { synth: 'cdk8s synth --check-upgrade=false', test: 'jest', lint: 'cdk8s-mesh lint' },
+    dependencies: {
+      'cdk8s-mesh': values['mesh-spec'] ?? `^${PACKAGE_VERSION}`,
+      cdk8s: v.cdk8s, 'cdk8s-plus-28': v['cdk8s-plus-28'], constructs: v.constructs,
+      ...(values.pulumi ? { '@pulumi/pulumi': v['@pulumi/pulumi'], '@pulumi/kubernetes': v['@pulumi/kubernetes'] } : {}),
+    },
+    devDependencies: {
+      'cdk8s-cli': v['cdk8s-cli'], typescript: v.typescript, 'ts-node': v['ts-node'], jest: v.jest, 'ts-jest': v['ts-jest'],
+      '@types/jest': v['@types/jest'], '@types/node': v['@types/node'],
+    },
+  };
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
+  written.push('package.json');
+  process.stdout.write(`cdk8s-mesh init: wrote ${written.sort().join(', ')} in ${dir} (${dataPlane} data plane${values.pulumi ? ', Pulumi program' : ''})
+next:
+  cd ${dir}
+  npm install && npx cdk8s synth && npm test
+`);
+  return 0;
+}
