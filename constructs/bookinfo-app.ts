@@ -44,8 +44,9 @@ export const BOOKINFO_INGRESS_MATCHES: HttpRule['match'] = [
 ];
 const PORT = 9080;
 
+/** Istio's Bookinfo sample: namespace, images, traffic scenario, rules and gateway. */
 export interface BookinfoAppProps {
-  /** @default - the chart's namespace */
+  /** A MeshNamespace the chart owns, or the name of one. @default - the chart's namespace */
   readonly namespace?: MeshNamespace | string;
   /** Image registry and tag. @default BOOKINFO_IMAGES (upstream's) */
   readonly images?: { readonly registry?: string; readonly tag?: string };

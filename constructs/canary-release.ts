@@ -11,6 +11,7 @@ export interface CanaryVersionProps extends Omit<MeshWorkloadProps, 'app' | 'nam
   readonly version: string;
 }
 
+/** A stable and a canary version behind one Service, split by weight. */
 export interface CanaryReleaseProps {
   /** The `app` label shared by both versions. */
   readonly app: string;
@@ -18,11 +19,13 @@ export interface CanaryReleaseProps {
   readonly serviceName?: string;
   /** Container port (both versions). */
   readonly port: number;
-  /** @default "http" */
+  /** The Service and container port name (its prefix tells Istio the protocol). @default "http" */
   readonly portName?: string;
   /** The Service port. @default - the container port */
   readonly servicePort?: number;
+  /** The version that takes the rest of the traffic. */
   readonly stable: CanaryVersionProps;
+  /** The new version, taking canaryWeight percent. */
   readonly canary: CanaryVersionProps;
   /** Percent of traffic to the canary. Give this or `steps`. @default - from `steps` */
   readonly canaryWeight?: number;
@@ -36,17 +39,17 @@ export interface CanaryReleaseProps {
   readonly currentStep?: number;
   /** Requests with this header always go to the canary (e.g. testers). @default - none */
   readonly canaryHeader?: { readonly name: string; readonly match: HeaderMatch };
-  /** @default - none */
+  /** Timeout of every request to the Service. @default - none */
   readonly timeout?: Duration | string;
-  /** @default - Istio's default */
+  /** Retries of requests to the Service. @default - Istio's default */
   readonly retries?: HttpRetry;
-  /** @default - Istio's defaults */
+  /** Load balancer, connection pool, outlier detection and TLS. @default - Istio's defaults */
   readonly trafficPolicy?: TrafficPolicy;
-  /** @default - the chart's namespace */
+  /** A MeshNamespace the chart owns, or the name of one. @default - the chart's namespace */
   readonly namespace?: MeshNamespace | string;
-  /** @default `${serviceName}-vs` */
+  /** The route's name (Istio: the VirtualService). @default `${serviceName}-vs` */
   readonly routeName?: string;
-  /** @default `${serviceName}-dr` */
+  /** The policy's name (Istio: the DestinationRule). @default `${serviceName}-dr` */
   readonly policyName?: string;
 }
 

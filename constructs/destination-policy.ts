@@ -5,16 +5,17 @@ import {
 } from '../model';
 import { rendererOf } from './mesh';
 
+/** Subsets and traffic policy of one Service (Istio: one DestinationRule). */
 export interface DestinationPolicyProps {
   /** metadata.name of the rendered object (Istio: the DestinationRule). */
   readonly name: string;
   /** The service the policy applies to. */
   readonly service: ServiceRef;
-  /** @default - the service's namespace */
+  /** The namespace of the rendered object. @default - the service's namespace */
   readonly namespace?: string;
   /** Named subsets, selected by pod labels (`{ version: name }` unless given). @default - none */
   readonly subsets?: readonly Subset[];
-  /** @default - Istio's defaults */
+  /** Load balancer, connection pool, outlier detection and TLS for every subset. @default - Istio's defaults */
   readonly trafficPolicy?: TrafficPolicy;
 }
 

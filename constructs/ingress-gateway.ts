@@ -3,12 +3,13 @@ import { Check, GatewayServer, HttpRule } from '../model';
 import { MeshGateway } from './mesh-gateway';
 import { TrafficRoute } from './traffic-route';
 
+/** A gateway and the route bound to it, in one construct. */
 export interface IngressGatewayProps {
   /** The Gateway's name. */
   readonly name: string;
   /** The VirtualService's name. @default `${name}-vs` */
   readonly routeName?: string;
-  /** @default - the chart's namespace */
+  /** The namespace of the Gateway and its route. @default - the chart's namespace */
   readonly namespace?: string;
   /** Ingress gateway pod labels. @default { istio: "ingressgateway" } (Helm installs: { istio: "ingress" }) */
   readonly selector?: Readonly<Record<string, string>>;

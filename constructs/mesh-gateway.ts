@@ -5,13 +5,15 @@ import { rendererOf } from './mesh';
 /** Istio's default ingress gateway deployment (istioctl / demo profile). */
 export const DEFAULT_GATEWAY_SELECTOR: Readonly<Record<string, string>> = { istio: 'ingressgateway' };
 
+/** Listeners of an ingress gateway (Istio: one Gateway). */
 export interface MeshGatewayProps {
   /** metadata.name; routes bind to the gateway by this name. */
   readonly name: string;
-  /** @default - the chart's namespace */
+  /** The namespace of the rendered object. @default - the chart's namespace */
   readonly namespace?: string;
   /** Pod labels of the gateway deployment. @default { istio: "ingressgateway" } (Helm installs use { istio: "ingress" }) */
   readonly selector?: Readonly<Record<string, string>>;
+  /** The listeners: port, protocol, hosts, TLS. */
   readonly servers: readonly GatewayServer[];
 }
 

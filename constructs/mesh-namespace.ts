@@ -3,6 +3,7 @@ import { Construct } from 'constructs';
 import { Check, checkDns1123Label } from '../model';
 import { rendererOf } from './mesh';
 
+/** A Namespace the chart owns and whether it injects the mesh proxy into every pod. */
 export interface MeshNamespaceProps {
   /** The Namespace name. */
   readonly name: string;

@@ -12,15 +12,17 @@ import { MeshNamespace } from './mesh-namespace';
 // Defined in model/conventions.ts (lint checks the same rules); re-exported for construct users.
 export { PORT_NAME_PROTOCOLS, PROXY_RESERVED_PORTS, PROXY_UID } from '../model';
 
+/** The pod's and containers' security context; the defaults are the secure ones. */
 export interface WorkloadSecurity {
   /** UID the containers run as. @default 25000 */
   readonly user?: number;
   /** GID (also the pod's fsGroup, so mounted volumes are writable). @default 26000 */
   readonly group?: number;
-  /** @default true */
+  /** Mount the containers' root filesystem read-only (give writablePaths or emptyDirs for what the image writes). @default true */
   readonly readOnlyRootFilesystem?: boolean;
 }
 
+/** CPU and memory requests and limits of the app container. */
 export interface WorkloadResources {
   /** CPU request and limit in millicores. @default { request: 50, limit: 500 } */
   readonly cpuMillis?: { readonly request: number; readonly limit: number };
@@ -28,6 +30,7 @@ export interface WorkloadResources {
   readonly memoryMiB?: { readonly request: number; readonly limit: number };
 }
 
+/** A Deployment and (with a port) its Service, labelled app/version, in or out of the mesh. */
 export interface MeshWorkloadProps {
   /** The `app` label: the service's identity in the mesh (telemetry, selectors). */
   readonly app: string;
@@ -35,11 +38,11 @@ export interface MeshWorkloadProps {
   readonly version?: string;
   /** Container image. */
   readonly image: string;
-  /** @default - the image's entrypoint */
+  /** The container's command (replaces the image's entrypoint). @default - the image's entrypoint */
   readonly command?: readonly string[];
-  /** @default - the image's arguments */
+  /** The container's arguments. @default - the image's arguments */
   readonly args?: readonly string[];
-  /** @default - none */
+  /** Environment variables of the app container. @default - none */
   readonly env?: Readonly<Record<string, string>>;
   /** Container port. Without it the workload is a client only and gets no Service. @default - none */
   readonly port?: number;
@@ -60,15 +63,15 @@ export interface MeshWorkloadProps {
   readonly targetPortByName?: boolean;
   /** Create the Service. @default true when `port` is set */
   readonly service?: boolean;
-  /** @default - the `app` label */
+  /** The Service's name (metadata.name): the host routes and callers use. @default - the `app` label */
   readonly serviceName?: string;
   /** Labels the Service selects. @default { app } */
   readonly serviceSelector?: Readonly<Record<string, string>>;
-  /** @default - the `app` label */
+  /** The Deployment's name. @default - the `app` label */
   readonly deploymentName?: string;
   /** A MeshNamespace the chart owns, or the name of one it does not. @default - the chart's namespace */
   readonly namespace?: MeshNamespace | string;
-  /** @default 1 */
+  /** Pod replicas. @default 1 */
   readonly replicas?: number;
   /** In the mesh (gets a sidecar). @default true */
   readonly mesh?: boolean;
@@ -76,9 +79,9 @@ export interface MeshWorkloadProps {
   readonly podLabels?: Readonly<Record<string, string>>;
   /** Extra pod annotations. @default - none */
   readonly podAnnotations?: Readonly<Record<string, string>>;
-  /** @default - non-root UID 25000, GID 26000, read-only root filesystem */
+  /** UID, GID and root filesystem of the pods. @default - non-root UID 25000, GID 26000, read-only root filesystem */
   readonly security?: WorkloadSecurity;
-  /** @default - see WorkloadResources */
+  /** CPU and memory requests and limits. @default - see WorkloadResources */
   readonly resources?: WorkloadResources;
   /** Paths that get a writable emptyDir (for images that write files). @default - none */
   readonly writablePaths?: readonly string[];
@@ -96,7 +99,7 @@ export interface MeshWorkloadProps {
   readonly calls?: ReadonlyArray<ServiceRef>;
   /** Seconds the app may take to start listening before the startup probe fails it. @default 30 */
   readonly startupSeconds?: number;
-  /** @default IfNotPresent */
+  /** When the kubelet pulls the image. @default IfNotPresent */
   readonly imagePullPolicy?: kplus.ImagePullPolicy;
 }
 

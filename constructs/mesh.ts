@@ -13,11 +13,13 @@ export enum DataPlane {
   NODE_SIDECAR = 'node-sidecar',
 }
 
+/** A route as a renderer receives it: its validated model and where it goes. */
 export interface RouteRendering {
   readonly name: string;
   readonly namespace?: string;
   readonly model: TrafficRouteModel;
 }
+/** A destination policy as a renderer receives it: the Service, validated subsets and policy. */
 export interface DestinationPolicyRendering {
   readonly name: string;
   readonly namespace?: string;
@@ -25,6 +27,7 @@ export interface DestinationPolicyRendering {
   readonly subsets: readonly SubsetModel[];
   readonly trafficPolicy?: TrafficPolicyModel;
 }
+/** A gateway as a renderer receives it: selector and validated servers. */
 export interface GatewayRendering {
   readonly name: string;
   readonly namespace?: string;
@@ -66,12 +69,13 @@ export interface NodeSidecarOptions {
   readonly pick?: 'round-robin' | 'random';
   /** The type of each gateway's Service. @default "LoadBalancer" */
   readonly gatewayServiceType?: 'LoadBalancer' | 'NodePort' | 'ClusterIP';
-  /** @default "cluster.local" */
+  /** The cluster's DNS domain, for fully qualified hosts in the route table. @default "cluster.local" */
   readonly clusterDomain?: string;
 }
 
+/** A chart's props: cdk8s's ChartProps and the data plane its mesh constructs render for. */
 export interface MeshChartProps extends ChartProps {
-  /** @default DataPlane.ISTIO */
+  /** Istio (VirtualService, DestinationRule, Gateway) or the project's Node.js sidecar. @default DataPlane.ISTIO */
   readonly dataPlane?: DataPlane;
   /** Used when `dataPlane` is NODE_SIDECAR. @default - see NodeSidecarOptions */
   readonly sidecar?: NodeSidecarOptions;

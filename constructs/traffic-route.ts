@@ -3,10 +3,11 @@ import { Construct } from 'constructs';
 import { buildTrafficRoute, Check, checkDns1123Label, checkDns1123Subdomain, MeshValidationError, TrafficRouteModel, TrafficRouteSpec } from '../model';
 import { rendererOf } from './mesh';
 
+/** Rules for a set of hosts (Istio: one VirtualService). */
 export interface TrafficRouteProps extends TrafficRouteSpec {
   /** metadata.name of the rendered object (Istio: the VirtualService). */
   readonly name: string;
-  /** @default - the chart's namespace */
+  /** The namespace of the rendered object; short hosts resolve in it. @default - the chart's namespace */
   readonly namespace?: string;
 }
 

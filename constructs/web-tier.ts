@@ -13,6 +13,7 @@ export interface WebBackendProps extends Omit<MeshWorkloadProps, 'namespace' | '
   readonly weight?: number;
 }
 
+/** Web backends behind one front Service, with an optional client and weighted split. */
 export interface WebTierProps {
   /** The backends, each a Deployment with its own Service. At least one. */
   readonly backends: readonly WebBackendProps[];
@@ -32,7 +33,7 @@ export interface WebTierProps {
   readonly client?: Omit<MeshWorkloadProps, 'namespace' | 'mesh'>;
   /** The label every backend pod carries and the front Service selects. @default { tier: "web" } */
   readonly tierLabel?: { readonly key: string; readonly value: string };
-  /** @default - the chart's namespace */
+  /** The namespace of every workload of the tier: a MeshNamespace the chart owns, or a name. @default - the chart's namespace */
   readonly namespace?: MeshNamespace | string;
   /**
    * Backends and client in the mesh. A weighted split only acts at the client's

@@ -4,6 +4,7 @@ import { CALLS_ANNOTATION, Duration, hasProtocolPrefix, hostCandidates, isRe2, P
 
 export type Severity = 'error' | 'warning' | 'info';
 
+/** One lint finding: the check, a message saying what to fix, the object and where it came from. */
 export interface Finding {
   readonly code: string;
   readonly severity: Severity;
@@ -22,6 +23,7 @@ export interface Manifest {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type K8s = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any; [k: string]: any };
 
+/** One lint check: code, severity, title and the istioctl analyze code it matches. */
 export interface CheckInfo { readonly code: string; readonly severity: Severity; readonly title: string; readonly istioctl?: string }
 
 /** Every check, for the docs table and the tests. */

@@ -21,6 +21,7 @@ export interface GatewayServer {
   readonly httpsRedirect?: boolean;
 }
 
+/** A validated gateway listener. */
 export interface GatewayServerModel {
   readonly port: number;
   readonly protocol: ServerProtocol;

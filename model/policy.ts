@@ -7,6 +7,7 @@ export const LOAD_BALANCERS: readonly LoadBalancer[] = ['ROUND_ROBIN', 'RANDOM',
 export type TlsMode = 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
 export const TLS_MODES: readonly TlsMode[] = ['DISABLE', 'SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'];
 
+/** Connection pool limits (Istio ConnectionPoolSettings). */
 export interface ConnectionPool {
   readonly tcp?: {
     /** @default - Envoy's default (2^32-1) */
@@ -23,6 +24,7 @@ export interface ConnectionPool {
   };
 }
 
+/** Ejecting failing endpoints (Istio OutlierDetection). */
 export interface OutlierDetection {
   /** @default 5 */
   readonly consecutive5xxErrors?: number;
@@ -35,6 +37,7 @@ export interface OutlierDetection {
   readonly maxEjectionPercent?: number;
 }
 
+/** Load balancer, connection pool, outlier detection and TLS for a destination (Istio TrafficPolicy). */
 export interface TrafficPolicy {
   /** @default - Istio's default (LEAST_REQUEST since 1.14) */
   readonly loadBalancer?: LoadBalancer;
@@ -44,6 +47,7 @@ export interface TrafficPolicy {
   readonly tls?: TlsMode;
 }
 
+/** A named subset of a Service's pods, selected by labels (by default `version: <name>`). */
 export interface Subset {
   /** Subset name, used by routes. A DNS-1123 label such as "v1". */
   readonly name: string;
@@ -53,6 +57,7 @@ export interface Subset {
   readonly trafficPolicy?: TrafficPolicy;
 }
 
+/** A validated traffic policy. */
 export interface TrafficPolicyModel {
   readonly loadBalancer?: LoadBalancer;
   readonly connectionPool?: {
@@ -68,6 +73,7 @@ export interface TrafficPolicyModel {
   };
   readonly tls?: TlsMode;
 }
+/** A validated subset. */
 export interface SubsetModel { readonly name: string; readonly labels: Readonly<Record<string, string>>; readonly trafficPolicy?: TrafficPolicyModel }
 
 const INT32 = 2_147_483_647;

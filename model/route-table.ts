@@ -23,9 +23,12 @@ export const ISTIO_DEFAULT_RETRY_ATTEMPTS = 2;
 
 export type OutboundTrafficPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
+/** A string condition in the route table. */
 export interface RtStringMatch { readonly kind: 'exact' | 'prefix' | 'regex'; readonly value: string }
+/** A header condition in the route table. */
 export interface RtHeaderMatch { readonly kind: 'exact' | 'prefix' | 'regex' | 'present'; readonly value: string }
 
+/** A match block in the route table. */
 export interface RtMatch {
   readonly uri?: RtStringMatch;
   readonly method?: RtStringMatch;
@@ -49,12 +52,14 @@ export interface RtDestination extends RtUpstream {
   readonly weight: number;
 }
 
+/** Header operations in the route table. */
 export interface RtHeaderOps {
   readonly set?: Readonly<Record<string, string>>;
   readonly add?: Readonly<Record<string, string>>;
   readonly remove?: readonly string[];
 }
 
+/** A rule in the route table: matches, weighted destinations and what to do on the way. */
 export interface RtRoute {
   readonly name?: string;
   /** OR of these; empty: every request. */
@@ -89,6 +94,7 @@ export interface RtVirtualHost {
   readonly routes: readonly RtRoute[];
 }
 
+/** A gateway listener in the route table. */
 export interface RtGatewayServer {
   /** The port clients use (the gateway Service's port). */
   readonly port: number;
@@ -101,6 +107,7 @@ export interface RtGatewayServer {
   readonly tlsDir?: string;
 }
 
+/** A gateway in the route table: its listeners. */
 export interface RtGateway {
   /** `namespace/name`. */
   readonly name: string;
@@ -113,6 +120,7 @@ export interface RtService {
   readonly ports: readonly number[];
 }
 
+/** What the node-sidecar renderer writes into the mesh-routes ConfigMap and the proxy reads: services, virtual hosts, gateways. */
 export interface RouteTable {
   readonly apiVersion: typeof ROUTE_TABLE_API_VERSION;
   readonly kind: typeof ROUTE_TABLE_KIND;

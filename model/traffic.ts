@@ -51,6 +51,7 @@ export interface RouteDestination {
   readonly weight?: number;
 }
 
+/** Retries of a rule (Istio HTTPRetry). */
 export interface HttpRetry {
   /** Number of retries; 0 disables them. */
   readonly attempts: number;
@@ -60,11 +61,13 @@ export interface HttpRetry {
   readonly retryOn?: readonly string[];
 }
 
+/** Fault injection of a rule: a fixed delay and/or an abort, each for a percentage of requests. */
 export interface HttpFault {
   readonly delay?: { readonly fixedDelay: Duration | string; readonly percentage: number };
   readonly abort?: { readonly httpStatus: number; readonly percentage: number };
 }
 
+/** Send a copy of a percentage of requests to another destination (answers are discarded). */
 export interface HttpMirror {
   readonly to: ServiceRef;
   readonly subset?: string;
@@ -73,6 +76,7 @@ export interface HttpMirror {
   readonly percentage?: number;
 }
 
+/** Rewrite the URI prefix or the authority before forwarding. */
 export interface HttpRewrite {
   /** Replaces the matched URI prefix (or the whole URI for an exact match). @default - unchanged */
   readonly uri?: string;
@@ -80,6 +84,7 @@ export interface HttpRewrite {
   readonly authority?: string;
 }
 
+/** Answer with a redirect instead of forwarding. */
 export interface HttpRedirect {
   readonly uri?: string;
   readonly authority?: string;
@@ -89,12 +94,14 @@ export interface HttpRedirect {
   readonly redirectCode?: 301 | 302 | 303 | 307 | 308;
 }
 
+/** Header operations: set (replace), add (append), remove. */
 export interface HeaderOps {
   readonly set?: Readonly<Record<string, string>>;
   readonly add?: Readonly<Record<string, string>>;
   readonly remove?: readonly string[];
 }
 
+/** Header operations on the request (before forwarding) and on the response. */
 export interface HttpHeaders {
   readonly request?: HeaderOps;
   readonly response?: HeaderOps;
@@ -136,8 +143,11 @@ export interface TrafficRouteSpec {
 // ---------------------------------------------------------------------------
 // The validated, normalized model both renderers read.
 
+/** A validated string condition. */
 export interface StringMatchModel { readonly kind: 'exact' | 'prefix' | 'regex'; readonly value: string }
+/** A validated header condition. */
 export interface HeaderMatchModel { readonly kind: 'exact' | 'prefix' | 'regex' | 'present'; readonly value: string }
+/** A validated match block. */
 export interface MatchModel {
   readonly name?: string;
   readonly uri?: StringMatchModel;
@@ -148,7 +158,9 @@ export interface MatchModel {
   readonly port?: number;
   readonly ignoreUriCase: boolean;
 }
+/** A validated destination with its weight. */
 export interface DestinationModel { readonly to: ServiceRef; readonly subset?: string; readonly port?: number; readonly weight: number }
+/** A validated rule. */
 export interface RuleModel {
   readonly name?: string;
   readonly match: readonly MatchModel[];
@@ -165,6 +177,7 @@ export interface RuleModel {
   readonly mirror?: { readonly to: ServiceRef; readonly subset?: string; readonly port?: number; readonly percentage: number };
   readonly headers?: HttpHeaders;
 }
+/** A validated route: what renderers receive. */
 export interface TrafficRouteModel {
   readonly hosts: ReadonlyArray<ServiceRef | string>;
   readonly gateways: readonly string[];

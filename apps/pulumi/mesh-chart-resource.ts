@@ -12,6 +12,7 @@ export interface KubeObject {
   [k: string]: unknown;
 }
 
+/** What a MeshChartResource deploys: a function building the chart. */
 export interface MeshChartResourceArgs {
   /**
    * Builds the chart in the cdk8s App it is given: any cdk8s-mesh chart, or your own

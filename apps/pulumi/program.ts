@@ -6,6 +6,7 @@ import { ChartEntry, CHARTS } from '../../charts';
 import { DataPlane } from '../../constructs';
 import { MeshChartResource } from './mesh-chart-resource';
 
+/** The Pulumi program's stack config (`cdk8s-mesh:` keys). */
 export interface DeployConfig {
   /** Chart names (see `npx cdk8s-mesh charts`). @default every chart */
   readonly charts?: readonly string[];
@@ -59,6 +60,7 @@ export function checkConfig(c: DeployConfig): Required<Omit<DeployConfig, 'rende
   return { charts, dataPlane, namespaces, renderYamlTo: c.renderYamlTo, module: c.module };
 }
 
+/** What the program registered: one MeshChartResource per chart, and the provider. */
 export interface Deployment {
   readonly charts: readonly MeshChartResource[];
   readonly provider?: k8s.Provider;

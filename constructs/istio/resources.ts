@@ -13,10 +13,15 @@ import { Construct } from 'constructs';
  */
 export const ISTIO_NETWORKING_API_VERSION = 'networking.istio.io/v1beta1';
 
+/** Istio's StringMatch (exact, prefix or regex). */
 export interface IstioStringMatch { readonly exact?: string; readonly prefix?: string; readonly regex?: string }
+/** Istio's Percent: `{ value }` from 0 to 100. */
 export interface IstioPercent { readonly value: number }
+/** Istio's PortSelector: `{ number }`. */
 export interface IstioPortSelector { readonly number: number }
+/** Istio's Destination: host, subset, port. */
 export interface IstioDestination { readonly host: string; readonly subset?: string; readonly port?: IstioPortSelector }
+/** Istio's HTTPMatchRequest. */
 export interface IstioHttpMatchRequest {
   readonly name?: string;
   readonly uri?: IstioStringMatch;
@@ -27,7 +32,9 @@ export interface IstioHttpMatchRequest {
   readonly port?: number;
   readonly ignoreUriCase?: boolean;
 }
+/** Istio's HeaderOperations: set, add, remove. */
 export interface IstioHeaderOperations { readonly set?: Record<string, string>; readonly add?: Record<string, string>; readonly remove?: string[] }
+/** Istio's HTTPRoute: one rule of a VirtualService. */
 export interface IstioHttpRoute {
   readonly name?: string;
   readonly match?: IstioHttpMatchRequest[];
@@ -44,6 +51,7 @@ export interface IstioHttpRoute {
   readonly mirrorPercentage?: IstioPercent;
   readonly headers?: { readonly request?: IstioHeaderOperations; readonly response?: IstioHeaderOperations };
 }
+/** The spec of a networking.istio.io VirtualService. */
 export interface VirtualServiceSpec {
   readonly hosts: string[];
   readonly gateways?: string[];
@@ -51,6 +59,7 @@ export interface VirtualServiceSpec {
   readonly exportTo?: string[];
 }
 
+/** Istio's TrafficPolicy of a DestinationRule or subset. */
 export interface IstioTrafficPolicy {
   readonly loadBalancer?: { readonly simple: string };
   readonly connectionPool?: {
@@ -66,6 +75,7 @@ export interface IstioTrafficPolicy {
   };
   readonly tls?: { readonly mode: string };
 }
+/** The spec of a networking.istio.io DestinationRule. */
 export interface DestinationRuleSpec {
   readonly host: string;
   readonly trafficPolicy?: IstioTrafficPolicy;
@@ -73,20 +83,24 @@ export interface DestinationRuleSpec {
   readonly exportTo?: string[];
 }
 
+/** Istio's Server: one listener of a Gateway. */
 export interface IstioServer {
   readonly port: { readonly number: number; readonly name: string; readonly protocol: string };
   readonly hosts: string[];
   readonly name?: string;
   readonly tls?: { readonly mode?: string; readonly credentialName?: string; readonly httpsRedirect?: boolean };
 }
+/** The spec of a networking.istio.io Gateway. */
 export interface GatewaySpec {
   readonly selector: Record<string, string>;
   readonly servers: IstioServer[];
 }
 
+/** An Istio object: its metadata and spec, written as given. */
 export interface IstioObjectProps<S> {
   /** metadata.name is required: hosts, subsets and gateways resolve by name. */
   readonly metadata: ApiObjectMetadata & { readonly name: string };
+  /** The object's spec, in Istio's field names. */
   readonly spec: S;
 }
 
