@@ -34,6 +34,8 @@ no package.json): package.json depending on cdk8s-mesh, cdk8s.yaml, tsconfig.jso
 main.ts with one chart, a jest snapshot test and a README. Then:
   npm install && npx cdk8s synth && npm test
 --pulumi adds a Pulumi program (Pulumi.yaml, pulumi.ts) deploying the same chart.
+--mesh-spec SPEC is the cdk8s-mesh dependency written into package.json (default
+^<this version>); for a package not on the registry, the tarball: file:/path/cdk8s-mesh-<version>.tgz
 `,
   sidecar: `usage: cdk8s-mesh sidecar --config FILE [...]
 

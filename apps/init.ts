@@ -27,6 +27,10 @@ export function init(argv: string[]): number {
     return 2;
   }
   if (values.help) return -1;
+  if (positionals.length > 1) {
+    process.stderr.write(`cdk8s-mesh init: one directory expected, got ${positionals.join(' ')}\n`);
+    return 2;
+  }
   const dir = resolve(positionals[0] ?? '.');
   const dataPlane = values['data-plane'] ?? 'istio';
   if (dataPlane !== 'istio' && dataPlane !== 'node-sidecar') {
