@@ -10,7 +10,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/cluster/lib.sh
 RESULTS="${E2E_RESULTS:-.jest-e2e-results.json}"
-CHARTS=(web-basic web-round-robin web-weighted demo-gateway)
+CHARTS=(web-basic web-round-robin web-weighted demo-gateway springboot-canary springboot-canary-timeout)
 
 why="$(check_host)" || { echo "test:e2e: cannot run: $why"; exit 1; }
 rm -f "$RESULTS"

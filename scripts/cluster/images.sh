@@ -137,6 +137,9 @@ build_proxy() {
     mounts+=(-v "$cafile:/etc/ssl/certs/ca-certificates.crt:ro")
   fi
   mounts+=(-v "$npmrc:/usr/local/etc/npmrc:ro" -v "$(npm config get cache 2>/dev/null || echo /root/.npm):/root/.npm")
+  # npm ci of every dev dependency opens more files than a default soft limit of 1024
+  # (EMFILE): raise it to the hard limit for the build (chroot isolation inherits it).
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   (cd "$PROJECT_DIR" && "${BUILDAH[@]}" build --quiet --isolation chroot --layers=false \
     --build-arg NODE_IMAGE=localhost/mesh-node-base:20 "${mounts[@]}" -f apps/sidecar/Dockerfile -t "$1" .)
   local rc=$?

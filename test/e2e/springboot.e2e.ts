@@ -1,0 +1,123 @@
+/**
+ * The springboot canary charts, node-sidecar data plane, as pods: the client in namespace
+ * istioclient calls springbootapp-svc in springistiodemo, as the seed tutorial does with
+ * `kubectl exec ... curl`. The backends are the harness's stand-ins for springbootapp:v1/v2
+ * ("springbootapp v2: hello").
+ */
+import { useChart } from './support/chart';
+import { kubectlOk, Pod, podsOf, shIn, tally } from './support/kube';
+
+const URL = 'http://springbootapp-svc.springistiodemo:8080/hello';
+
+/** N requests from the client with busybox wget: one line each, the body or "FAILED <status>". */
+function requests(pod: Pod, n: number): Promise<string> {
+  // Debian's busybox wget crashes with -T: `timeout` bounds each request instead.
+  // The client's root filesystem is read-only: wget's error stays in a variable.
+  return shIn(pod, 'busyclient', `for i in $(seq 1 ${n}); do if out=$(timeout 10 wget -q -O - ${URL} 2>&1); then echo "$out"; else echo "FAILED $(echo "$out" | grep -o 'HTTP/1.1 [0-9]*' | head -1)"; fi; done`, 180_000);
+}
+
+/** "springbootapp v1: hello (pod ...)" -> "v1"; failures as they are. */
+function versions(bodies: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [line, n] of tally(bodies)) {
+    const key = (line.match(/^springbootapp (v\d+):/) ?? [])[1] ?? line;
+    out[key] = (out[key] ?? 0) + n;
+  }
+  return out;
+}
+
+/** Sum of mesh_proxy_requests_total samples of the client's proxy matching every label given. */
+async function counted(pod: Pod, labels: Record<string, string>): Promise<number> {
+  const stats = await shIn(pod, 'mesh-proxy', 'wget -q -O - http://127.0.0.1:15000/stats/prometheus');
+  return stats.split('\n')
+    .filter((l) => l.startsWith('mesh_proxy_requests_total{') && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}`)))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+/** The route table the client's proxy reads: ConfigMap mesh-routes in the client's namespace. */
+async function routeTable(): Promise<{ object: any; table: any }> {
+  const object = JSON.parse(await kubectlOk(['get', 'configmap', 'mesh-routes', '-n', 'istioclient', '-o', 'json']));
+  return { object, table: JSON.parse(object.data['routes.json']) };
+}
+
+/** Replace the ConfigMap's routes.json with `text`, the way `kubectl apply` of a new synth does. */
+async function replaceRoutes(object: any, text: string): Promise<void> {
+  const updated = { ...object, data: { ...object.data, 'routes.json': text } };
+  delete updated.metadata.resourceVersion;
+  await kubectlOk(['replace', '-f', '-'], { input: JSON.stringify(updated) });
+}
+
+/** Poll `f` every 500 ms until it is true; the seconds it took. */
+async function secondsUntil(f: () => Promise<boolean>, limitMs: number): Promise<number> {
+  const t0 = Date.now();
+  while (!(await f())) {
+    if (Date.now() - t0 > limitMs) throw new Error(`not within ${limitMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return (Date.now() - t0) / 1000;
+}
+
+async function reloads(pod: Pod, result: 'applied' | 'rejected'): Promise<number> {
+  const stats = await shIn(pod, 'mesh-proxy', 'wget -q -O - http://127.0.0.1:15000/stats/prometheus');
+  const line = stats.split('\n').find((l) => l.startsWith(`mesh_proxy_config_reloads_total{result="${result}"}`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+describe('springboot-canary', () => {
+  const chart = useChart('springboot-canary');
+
+  test('100 calls from busyclient (namespace istioclient) split exactly 70 v1 / 30 v2', async () => {
+    expect(versions(await requests(chart.pod('busyclient'), 100))).toEqual({ v1: 70, v2: 30 });
+  });
+
+  test("the client's proxy counted them under the route springistiodemo/springbootapp-svc-vs", async () => {
+    const vh = 'springistiodemo/springbootapp-svc-vs';
+    expect({
+      v1: await counted(chart.pod('busyclient'), { virtual_host: vh, destination: 'springbootapp-svc-v1', code: '200' }),
+      v2: await counted(chart.pod('busyclient'), { virtual_host: vh, destination: 'springbootapp-svc-v2', code: '200' }),
+    }).toEqual({ v1: 70, v2: 30 });
+  });
+
+  test('a new split applied as the ConfigMap only is served without a restart; a broken table is refused and counted', async () => {
+    const client = chart.pod('busyclient');
+    const restarts = async () => (await kubectlOk(['get', 'pod', client.name, '-n', client.namespace, '-o', 'jsonpath={.status.containerStatuses[*].restartCount}'])).trim();
+    const restartsBefore = await restarts();
+    const { object, table } = await routeTable();
+    const vh = table.virtualHosts.find((v: { name: string }) => v.name === 'springistiodemo/springbootapp-svc-vs');
+    for (const d of vh.routes[0].destinations) d.weight = 50;
+    const applied = await reloads(client, 'applied');
+    await replaceRoutes(object, JSON.stringify(table, null, 2));
+    // The kubelet rewrites the mounted file on its sync (the harness sets syncFrequency 10 s);
+    // the proxy checks the file every 2 s.
+    const seconds = await secondsUntil(async () => (await reloads(client, 'applied')) > applied, 150_000);
+    process.stdout.write(`e2e: hot reload: the new table was served ${seconds.toFixed(1)} s after the ConfigMap was replaced\n`);
+    expect(versions(await requests(client, 100))).toEqual({ v1: 50, v2: 50 });
+
+    const rejected = await reloads(client, 'rejected');
+    await replaceRoutes((await routeTable()).object, '{ "apiVersion": "mesh.cdk8s.io/v1alpha1", broken');
+    await secondsUntil(async () => (await reloads(client, 'rejected')) > rejected, 150_000);
+    expect(versions(await requests(client, 10))).toEqual({ v1: 5, v2: 5 });
+    const logs = await kubectlOk(['logs', client.name, '-n', client.namespace, '-c', 'mesh-proxy']);
+    expect(logs).toMatch(/config reload refused; the previous route table stays in use/);
+    expect(await restarts()).toBe(restartsBefore);
+  }, 420_000);
+});
+
+describe('springboot-canary-timeout', () => {
+  const chart = useChart('springboot-canary-timeout');
+
+  test('backends slower than the 2 ms timeout (stand-ins delayed 50 ms): every call gets 504 from the proxy, which counts them', async () => {
+    // The seed's point: a timeout below the backend's latency fails every request. The
+    // stand-ins answer at once by default; make both versions slow as a real JVM is.
+    for (const d of ['springbootapp-v1', 'springbootapp-v2']) {
+      await kubectlOk(['set', 'env', `deployment/${d}`, '-n', 'springistiodemo', '-c', 'springbootapp', 'STANDIN_DELAY_MS=50']);
+    }
+    for (const d of ['springbootapp-v1', 'springbootapp-v2']) {
+      await kubectlOk(['rollout', 'status', `deployment/${d}`, '-n', 'springistiodemo', '--timeout=150s'], { timeoutMs: 160_000 });
+    }
+    const client = (await podsOf(chart.deployments.filter((d) => d.metadata.name === 'busyclient')))[0];
+    const before = await counted(client, { code: '504' });
+    expect(versions(await requests(client, 20))).toEqual({ 'FAILED HTTP/1.1 504': 20 });
+    expect(await counted(client, { virtual_host: 'springistiodemo/springbootapp-svc-vs', code: '504' }) - before).toBe(20);
+  }, 240_000);
+});
