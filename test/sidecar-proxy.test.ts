@@ -465,17 +465,28 @@ describe('gateway mode: several Gateways on one selector, TLS from --tls-dir', (
   new IngressGateway(chart, 'ga', { name: 'a-gateway', hosts: ['a.example.com'], http: { port: 8080 }, routes: [{ route: [{ to: a }] }] });
   new IngressGateway(chart, 'gb', { name: 'b-gateway', hosts: ['b.example.com'], http: { port: 8080 }, https: { port: 8443, credentialName: 'b-cert' }, routes: [{ route: [{ to: b }] }] });
   const table = routeTableOf(Testing.synth(chart) as K8sObject[]);
+  // Backends are closed even when a test fails half-way: an open server keeps jest from exiting.
+  const afterEachClose: Backend[] = [];
+  afterEach(async () => { await Promise.all(afterEachClose.splice(0).map((b) => b.close())); });
+  /** Listeners on a free port and 363 above it (8443 - 8080); another offset when one is taken meanwhile. */
   const start = async (tlsDir: string, backA: Backend, backB: Backend) => {
-    const port = await deadPort();
-    const gw = await startProxy(table, ['--mode', 'gateway', '--gateway', 'default/a-gateway,default/b-gateway', '--tls-dir', tlsDir,
-      '--bind', '127.0.0.1', '--port-offset', String(port - 8080),
-      ...resolveTo({ 'shop-a.default.svc.cluster.local:8080': backA.port, 'shop-b.default.svc.cluster.local:8080': backB.port })]);
-    return { gw, port };
+    for (let attempt = 0; ; attempt++) {
+      const port = await deadPort();
+      try {
+        const gw = await startProxy(table, ['--mode', 'gateway', '--gateway', 'default/a-gateway,default/b-gateway', '--tls-dir', tlsDir,
+          '--bind', '127.0.0.1', '--port-offset', String(port - 8080),
+          ...resolveTo({ 'shop-a.default.svc.cluster.local:8080': backA.port, 'shop-b.default.svc.cluster.local:8080': backB.port })]);
+        return { gw, port };
+      } catch (e) {
+        if (attempt >= 4 || !/EADDRINUSE/.test(String(e))) throw e;
+      }
+    }
   };
 
   test('one listener serves both gateways by Host; a missing Secret takes down only its HTTPS server', async () => {
     const backA = await backend('shop-a');
     const backB = await backend('shop-b');
+    afterEachClose.push(backA, backB);
     const { gw, port } = await start(mkdtempSync(join(tmpdir(), 'no-tls-')), backA, backB);
     expect((await get(`http://127.0.0.1:${port}/`, { host: 'a.example.com' })).body).toBe('shop-a');
     expect((await get(`http://127.0.0.1:${port}/`, { host: 'b.example.com:8080' })).body).toBe('shop-b');
@@ -483,7 +494,7 @@ describe('gateway mode: several Gateways on one selector, TLS from --tls-dir', (
     expect(gw.log.join('\n')).toMatch(/TLS secret missing or unreadable.*"gateway":"default\/b-gateway","port":8443/);
     expect(await gw.metric('mesh_proxy_gateway_tls_missing_total', { gateway: 'default/b-gateway', port: '8443' })).toBe(1);
     await expect(httpsGet(port + 363, 'b.example.com')).rejects.toThrow(/ECONNREFUSED/);
-    await gw.stop(); await backA.close(); await backB.close();
+    await gw.stop();
   });
 
   test('with the Secret in --tls-dir, HTTPS is served with it', async () => {
@@ -493,10 +504,11 @@ describe('gateway mode: several Gateways on one selector, TLS from --tls-dir', (
       '-keyout', join(dir, 'b-cert', 'tls.key'), '-out', join(dir, 'b-cert', 'tls.crt')], { stdio: 'ignore' });
     const backA = await backend('shop-a');
     const backB = await backend('shop-b');
+    afterEachClose.push(backA, backB);
     const { gw, port } = await start(dir, backA, backB);
     const reply = await httpsGet(port + 363, 'b.example.com');
     expect(reply).toEqual({ body: 'shop-b', cn: 'b.example.com' });
-    await gw.stop(); await backA.close(); await backB.close();
+    await gw.stop();
   });
 });
 

@@ -41,7 +41,7 @@ export function useChart(chart: string): ChartInCluster {
   }, AVAILABLE_TIMEOUT_MS + 70_000);
   afterAll(async () => {
     await removeManifest(file, objects);
-  }, 120_000);
+  }, 300_000);
   return handle;
 }
 
@@ -56,4 +56,7 @@ export async function removeManifest(file: string, objects: K8sObject[]): Promis
     const selector = Object.entries(d.spec.selector.matchLabels as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',');
     return kubectl(['delete', 'pods', '-n', d.metadata.namespace ?? 'default', '-l', selector, '--grace-period=2', '--wait=true', '--timeout=60s'], { timeoutMs: 70_000 });
   }));
+  // A namespace still terminating refuses new objects: the next chart with the same
+  // namespaces (springboot-canary, then springboot-canary-timeout) must find it gone.
+  await Promise.all(objects.filter((o) => o.kind === 'Namespace').map((n) => kubectl(['wait', '--for=delete', `namespace/${n.metadata.name}`, '--timeout=120s'], { timeoutMs: 130_000 })));
 }
