@@ -62,9 +62,12 @@ describe('a request reaches the backend at most as often as the retry policy say
 
   test("Istio's default policy (no reset in retryOn): the reset is answered 503, the POST is not sent again", async () => {
     received.length = 0;
+    const failures = await proxy.metric('mesh_proxy_upstream_failures_total', { kind: 'reset' });
     expect(await pair('/default')).toEqual([200, 503]);
     expect(received).toEqual(['POST /default', 'POST /default']);
     expect(await proxy.metric('mesh_proxy_retries_total', { reason: 'reset' })).toBe(0);
+    // Counted by kind whether or not it was retried: the 503's cause, for whoever reads the stats.
+    expect(await proxy.metric('mesh_proxy_upstream_failures_total', { kind: 'reset' })).toBe(failures + 1);
   });
 
   test('attempts: 0 is exactly one try, even for a GET on a reused connection', async () => {

@@ -292,6 +292,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   // Hot reload: a broken file is refused, logged and counted; the last good table keeps serving.
+  // The text last refused: the same broken file is refused (logged, counted) once, not on
+  // every check that sees it, unless SIGHUP asks again.
+  let refusedText: string | undefined;
   const reload = (why: string) => {
     let text: string;
     try {
@@ -301,16 +304,18 @@ export async function main(argv: string[]): Promise<number> {
       proxy.log('error', 'config reload refused: cannot read the file', { why, error: String(e) });
       return;
     }
-    if (text === loaded.text) return;
+    if (text === loaded.text || (text === refusedText && why !== 'SIGHUP')) return;
     try {
       const table = parseRouteTable(text, configPath);
       const gone = binding.kind === 'gateway' ? binding.names.filter((n) => !table.gateways.some((g) => g.name === n)) : [];
       if (gone.length) throw new ConfigError(`${configPath}: the new table has no gateway "${gone.join('", "')}"`);
       proxy.table = compile(table);
       loaded = { text, at: new Date() };
+      refusedText = undefined;
       metrics.reloads.inc({ result: 'applied' });
       proxy.log('info', 'config reloaded', { why, virtualHosts: table.virtualHosts.length });
     } catch (e) {
+      refusedText = text;
       metrics.reloads.inc({ result: 'rejected' });
       proxy.log('error', 'config reload refused; the previous route table stays in use', { why, error: (e as Error).message });
     }
@@ -319,22 +324,30 @@ export async function main(argv: string[]): Promise<number> {
     if (cur.mtimeMs !== prev.mtimeMs || cur.ino !== prev.ino || cur.size !== prev.size) reload('file changed');
   });
   process.on('SIGHUP', () => reload('SIGHUP'));
+  // watchFile's baseline is its own first stat, taken after the table was read: a change
+  // landing in between (a ConfigMap update during start-up) would wait for the next one.
+  // One comparison of the file with the loaded text, once the watcher is armed, closes that gap.
+  setTimeout(() => { if (!stopping) reload('start-up check'); }, reloadMs).unref();
 
-  // SIGTERM: not ready at once. A sidecar keeps its outbound listener open for the whole
-  // drain period, as Istio's does: the app is shutting down too and may still make its last
-  // calls. A gateway stops accepting at once (its Service stops sending it traffic) and
-  // exits when its in-flight requests are done. Either way, at most drainMs.
+  // SIGTERM: not ready at once, and every listener keeps accepting for the whole drain
+  // period, answering with `connection: close`, as Istio's Envoy does. A sidecar's app is
+  // shutting down too and may still make its last calls; a gateway's Service keeps
+  // sending it new connections until every node's kube-proxy has dropped the endpoint
+  // (measured on the local cluster: a gateway that stopped accepting at once refused 3
+  // page loads during a rollout restart). The process exits at the end of the drain
+  // period, or at once if it gets a second signal.
   let stopping = false;
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      proxy.log('warn', 'second signal while draining: exiting now', { signal, leftInFlight: proxy.inflight });
+      process.exit(0);
+    }
     stopping = true;
     proxy.draining = true;
-    const keepAccepting = binding.kind === 'mesh';
-    proxy.log('info', 'draining', { signal, inflight: proxy.inflight, drainTimeoutMs: drainMs, outboundOpenWhileDraining: keepAccepting });
+    proxy.log('info', 'draining', { signal, inflight: proxy.inflight, drainTimeoutMs: drainMs });
     unwatchFile(configPath);
-    if (!keepAccepting) for (const s of servers) { s.close(); s.closeIdleConnections(); }
     const until = Date.now() + drainMs;
-    while ((keepAccepting || proxy.inflight > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    while (Date.now() < until) await new Promise((r) => setTimeout(r, 10));
     for (const s of servers) s.close();
     for (const s of servers) s.closeAllConnections();
     for (const sock of sockets) sock.destroy();

@@ -22,6 +22,12 @@ export class ProxyMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly upstreamFailures = new Counter({
+    name: 'mesh_proxy_upstream_failures_total',
+    help: 'Upstream attempts that got no response, by kind (connect-failure, reset, per-try-timeout, overflow, other), retried or not',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
   readonly faults = new Counter({
     name: 'mesh_proxy_faults_total',
     help: 'Injected faults, by kind (delay, abort)',

@@ -484,6 +484,7 @@ export class MeshProxy {
         if (timedOut || res.destroyed) return;
         if (res.headersSent) { res.destroy(); return; }
         const kind = classify(err);
+        if (kind !== 'self') this.metrics.upstreamFailures.inc({ kind });
         // Every resend is the retry policy's decision, as in Envoy: a reset on a reused
         // keep-alive connection may have reached the upstream, so it is resent only when
         // retryOn allows `reset` (Istio's default policy does not).

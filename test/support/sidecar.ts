@@ -26,6 +26,10 @@ export interface Backend {
 
 export type Handler = (req: http.IncomingMessage, res: http.ServerResponse, body: string, n: number) => void;
 
+// Backends a failed test did not close would keep jest from exiting: closed after the file.
+const openBackends = new Set<Backend>();
+afterAll(() => Promise.all([...openBackends].map((b) => b.close())));
+
 /** A backend that records what it receives; by default it answers 200 with its name. */
 export async function backend(name: string, handler?: Handler): Promise<Backend> {
   const seen: Seen[] = [];
@@ -43,7 +47,8 @@ export async function backend(name: string, handler?: Handler): Promise<Backend>
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   (b as { port: number }).port = (server.address() as AddressInfo).port;
-  b.close = () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); });
+  b.close = () => new Promise<void>((r) => { openBackends.delete(b); server.closeAllConnections(); server.close(() => r()); });
+  openBackends.add(b);
   return b;
 }
 
