@@ -8,6 +8,7 @@ import {
 } from '../model';
 import { rendererOf } from './mesh';
 import { MeshNamespace } from './mesh-namespace';
+import { canonicalMemory, cpuQuantity, omitServerDefaults } from './server-form';
 
 // Defined in model/conventions.ts (lint checks the same rules); re-exported for construct users.
 export { PORT_NAME_PROTOCOLS, PROXY_RESERVED_PORTS, PROXY_UID } from '../model';
@@ -257,10 +258,12 @@ export class MeshWorkload extends Construct implements ServiceRef {
         seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
       },
       resources: {
-        cpu: { request: kplus.Cpu.millis(cpu.request), limit: kplus.Cpu.millis(cpu.limit) },
+        cpu: { request: cpuQuantity(cpu.request), limit: cpuQuantity(cpu.limit) },
         memory: { request: Size.mebibytes(mem.request), limit: Size.mebibytes(mem.limit) },
       },
     });
+    canonicalMemory(ApiObject.of(this.deployment), 0, mem);
+    omitServerDefaults(ApiObject.of(this.deployment));
     (props.writablePaths ?? []).forEach((p, i) => {
       const volume = kplus.Volume.fromEmptyDir(this, `Writable${i}`, `writable-${i}`);
       this.container.mount(p, volume);

@@ -94,7 +94,7 @@ describe('MeshWorkload', () => {
       requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' },
     });
     expect(find(objs, 'Deployment', 'big').spec.template.spec.containers[0].resources).toEqual({
-      requests: { cpu: '200m', memory: '512Mi' }, limits: { cpu: '2000m', memory: '1024Mi' },
+      requests: { cpu: '200m', memory: '512Mi' }, limits: { cpu: '2', memory: '1Gi' }, // as the API server writes them
     });
   });
 });

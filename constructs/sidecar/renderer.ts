@@ -10,6 +10,7 @@ import {
 import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RouteRendering } from '../mesh';
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
+import { cpuQuantity, omitServerDefaults } from '../server-form';
 
 /** The proxy image the constructs use unless `sidecar.image` says otherwise (see README: Sidecar image). */
 export const DEFAULT_SIDECAR_IMAGE = `ghcr.io/cdk8s-mesh/mesh-proxy:${PACKAGE_VERSION}`;
@@ -95,7 +96,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
       lifecycle: { postStart: kplus.Handler.fromCommand(['node', '/app/main.js', 'wait']) },
       securityContext: securityContext(),
       resources: {
-        cpu: { request: kplus.Cpu.millis(50), limit: kplus.Cpu.millis(1000) },
+        cpu: { request: cpuQuantity(50), limit: cpuQuantity(1000) },
         memory: { request: Size.mebibytes(64), limit: Size.mebibytes(128) },
       },
     });
@@ -211,6 +212,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
     });
     deployment.select(kplus.LabelSelector.of({ labels }));
     ApiObject.of(deployment).addJsonPatch(JsonPatch.remove('/spec/template/metadata/labels/cdk8s.io~1metadata.addr'));
+    omitServerDefaults(ApiObject.of(deployment));
     const container = deployment.addContainer({
       name: SIDECAR_CONTAINER,
       image: this.image,
@@ -220,7 +222,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
       readiness: kplus.Probe.fromHttpGet('/healthz/ready', { port: SIDECAR_PORTS.admin, periodSeconds: CdkDuration.seconds(5) }),
       securityContext: securityContext(),
       resources: {
-        cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.millis(2000) },
+        cpu: { request: cpuQuantity(100), limit: cpuQuantity(2000) },
         memory: { request: Size.mebibytes(64), limit: Size.mebibytes(256) },
       },
     });
