@@ -13,6 +13,10 @@
 #   docker.io/library/springbootapp:v1, :v2
 #                                         stand-ins answering "springbootapp v1|v2: hello" on /hello
 #                                         (the charts' `springbootapp:v1` is this name to the kubelet)
+#   docker.io/istio/examples-bookinfo-<service>-<version>:1.20.3
+#                                         stand-ins for Bookinfo (images/bookinfo.js): productpage,
+#                                         details, ratings v1 and reviews v1, v2, v3 with upstream's
+#                                         call graph, header forwarding and client timeouts
 #   docker.io/nginxinc/nginx-unprivileged:1.27-alpine
 #                                         Debian's nginx 1.22 run the unprivileged way (8080, /tmp)
 #
@@ -72,16 +76,17 @@ base_rootfs() {
   printf 'http 80/tcp\nhttps 443/tcp\n' >"$r/etc/services"
 }
 
-# image NAME ARCHIVE HASH BUILD_FUNCTION: build when the archive's hash differs, then
-# import when containerd does not have this build. NAME is fully qualified
+# image NAME ARCHIVE HASH BUILD_FUNCTION [ARGS...]: build (BUILD_FUNCTION NAME ARGS...)
+# when the archive's hash differs, then import when containerd does not have this build. NAME is fully qualified
 # (docker.io/library/busybox, not busybox): containerd stores it as written, and the
 # kubelet asks for the qualified form.
 image() {
-  local name="$1" file="$IMAGE_DIR/$2.tar" hash="$3" build="$4" t0
+  local name="$1" archive="$2" file="$IMAGE_DIR/$2.tar" hash="$3" build="$4" t0
+  shift 4
   if [ "$(cat "$file.hash" 2>/dev/null)" != "$hash" ] || [ ! -s "$file" ] ||
      ! "${BUILDAH[@]}" inspect --type image "$name" >/dev/null 2>&1; then
     t0=$(date +%s)
-    "$build" "$name" >>"$LOG" 2>&1 || die "building $name failed (log: $LOG)"
+    "$build" "$name" "$@" >>"$LOG" 2>&1 || die "building $name failed (log: $LOG)"
     rm -f "$file"
     "${BUILDAH[@]}" push --quiet "$name" "oci-archive:$file:$name" >>"$LOG" 2>&1 || die "exporting $name failed (log: $LOG)"
     echo "$hash" >"$file.hash"
@@ -89,10 +94,10 @@ image() {
   fi
   if [ -S "$CONTAINERD_SOCK" ]; then
     if ! ctr_ images ls -q 2>/dev/null | grep -qxF "$name" ||
-       [ "$(cat "$CACHE_DIR/containerd-imported/$2" 2>/dev/null)" != "$hash" ]; then
+       [ "$(cat "$CACHE_DIR/containerd-imported/$archive" 2>/dev/null)" != "$hash" ]; then
       ctr_ images import --no-unpack=false "$file" >>"$LOG" 2>&1 || die "importing $name into containerd failed (log: $LOG)"
       mkdir -p "$CACHE_DIR/containerd-imported"
-      echo "$hash" >"$CACHE_DIR/containerd-imported/$2"
+      echo "$hash" >"$CACHE_DIR/containerd-imported/$archive"
       say "imported $name"
     fi
   fi
@@ -155,6 +160,15 @@ build_standin() {
     --env STANDIN_IMAGE="$name" --env PORT=8080 --port 8080 --entrypoint '["node", "/app/standin.js"]' --cmd '[]' "$c"
   "${BUILDAH[@]}" commit --quiet --rm "$c" "$name" >/dev/null
 }
+# bookinfo NAME SERVICE VERSION: the Bookinfo stand-in on the Node base, UID 1000 as upstream's.
+build_bookinfo() {
+  local name="$1" service="$2" version="$3" c
+  c="$("${BUILDAH[@]}" from --quiet localhost/mesh-node-base:20)"
+  "${BUILDAH[@]}" copy --quiet "$c" "$CLUSTER_DIR/images/bookinfo.js" /app/bookinfo.js >/dev/null
+  "${BUILDAH[@]}" config --user 1000:1000 --env BOOKINFO_SERVICE="$service" --env BOOKINFO_VERSION="$version" \
+    --env PORT=9080 --port 9080 --entrypoint '["node", "/app/bookinfo.js"]' --cmd '[]' "$c"
+  "${BUILDAH[@]}" commit --quiet --rm "$c" "$name" >/dev/null
+}
 build_tomcat() { build_standin "$1" tomcat-app v1; }
 build_springboot_v1() { build_standin "$1" springbootapp v1; }
 build_springboot_v2() { build_standin "$1" springbootapp v2; }
@@ -191,6 +205,16 @@ do_standins() {
   image docker.io/library/springbootapp:v1 springbootapp-v1 "$NODE_HASH" build_springboot_v1
   image docker.io/library/springbootapp:v2 springbootapp-v2 "$NODE_HASH" build_springboot_v2
 }
+# Bookinfo's images under the names its manifests use (BOOKINFO_IMAGES in the constructs).
+BOOKINFO_TAG=1.20.3
+do_bookinfo() {
+  do_node_base
+  local sv svc v
+  for sv in productpage:v1 details:v1 ratings:v1 reviews:v1 reviews:v2 reviews:v3; do
+    svc="${sv%%:*}" v="${sv##*:}"
+    image "docker.io/istio/examples-bookinfo-$svc-$v:$BOOKINFO_TAG" "bookinfo-$svc-$v" "$NODE_HASH" build_bookinfo "$svc" "$v"
+  done
+}
 do_nginx() {
   image docker.io/nginxinc/nginx-unprivileged:1.27-alpine nginx-unprivileged \
     "$(echo "$BASE_HASH $(dpkg-query -W -f='${Version}' nginx)" | hash_of)" build_nginx
@@ -204,8 +228,9 @@ for what in "$@"; do
     proxy) do_proxy ;;
     busybox) do_busybox ;;
     standins) do_standins ;;
+    bookinfo) do_bookinfo ;;
     nginx) do_nginx ;;
-    all) do_pause; do_busybox; do_proxy; do_standins; do_nginx ;;
-    *) die "unknown image set '$what' (all, pause, base, proxy, busybox, standins, nginx)" ;;
+    all) do_pause; do_busybox; do_proxy; do_standins; do_bookinfo; do_nginx ;;
+    *) die "unknown image set '$what' (all, pause, base, proxy, busybox, standins, bookinfo, nginx)" ;;
   esac
 done

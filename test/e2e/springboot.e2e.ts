@@ -63,6 +63,16 @@ async function reloads(pod: Pod, result: 'applied' | 'rejected'): Promise<number
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
+/** Make both stand-in versions answer after `ms` (a rollout of each), as a slow JVM would. */
+async function slowBackends(ms: number): Promise<void> {
+  for (const d of ['springbootapp-v1', 'springbootapp-v2']) {
+    await kubectlOk(['set', 'env', `deployment/${d}`, '-n', 'springistiodemo', '-c', 'springbootapp', `STANDIN_DELAY_MS=${ms}`]);
+  }
+  for (const d of ['springbootapp-v1', 'springbootapp-v2']) {
+    await kubectlOk(['rollout', 'status', `deployment/${d}`, '-n', 'springistiodemo', '--timeout=150s'], { timeoutMs: 160_000 });
+  }
+}
+
 describe('springboot-canary', () => {
   const chart = useChart('springboot-canary');
 
@@ -101,6 +111,27 @@ describe('springboot-canary', () => {
     expect(logs).toMatch(/config reload refused; the previous route table stays in use/);
     expect(await restarts()).toBe(restartsBefore);
   }, 420_000);
+
+  test('SIGTERM drain: requests in flight when the client pod and the slow backends are deleted complete within the grace period', async () => {
+    // Backends 3 s slow; six requests in flight from the client; then the client's pod
+    // (its proxy carries them) and every backend pod are deleted with the default grace.
+    await slowBackends(3000);
+    const client = (await podsOf(chart.deployments.filter((d) => d.metadata.name === 'busyclient')))[0];
+    const backends = (await podsOf(chart.deployments.filter((d) => d.metadata.name.startsWith('springbootapp-')))).map((p) => p.name);
+    const t0 = Date.now();
+    const inflight = shIn(client, 'busyclient', `for i in 1 2 3 4 5 6; do (if out=$(timeout 30 wget -q -O - ${URL} 2>&1); then echo "$out"; else echo "FAILED $out" | tr '\\n' ' '; echo; fi) & done; wait`, 60_000);
+    await new Promise((r) => setTimeout(r, 1_000));
+    await kubectlOk(['delete', 'pod', '-n', 'springistiodemo', ...backends, '--wait=false']);
+    await kubectlOk(['delete', 'pod', '-n', 'istioclient', client.name, '--wait=false']);
+    const deletedAt = Date.now() - t0;
+    const answers = await inflight;
+    const tookMs = Date.now() - t0;
+    process.stdout.write(`e2e: drain: pods deleted ${deletedAt} ms after 6 requests started; all answered after ${tookMs} ms\n`);
+    expect(deletedAt).toBeLessThan(2_500);
+    expect(tookMs).toBeGreaterThanOrEqual(3_000);
+    expect(versions(answers)).toEqual({ v1: expect.any(Number), v2: expect.any(Number) });
+    expect(Object.values(versions(answers)).reduce((a, b) => a + b, 0)).toBe(6);
+  }, 300_000);
 });
 
 describe('springboot-canary-timeout', () => {
@@ -109,12 +140,7 @@ describe('springboot-canary-timeout', () => {
   test('backends slower than the 2 ms timeout (stand-ins delayed 50 ms): every call gets 504 from the proxy, which counts them', async () => {
     // The seed's point: a timeout below the backend's latency fails every request. The
     // stand-ins answer at once by default; make both versions slow as a real JVM is.
-    for (const d of ['springbootapp-v1', 'springbootapp-v2']) {
-      await kubectlOk(['set', 'env', `deployment/${d}`, '-n', 'springistiodemo', '-c', 'springbootapp', 'STANDIN_DELAY_MS=50']);
-    }
-    for (const d of ['springbootapp-v1', 'springbootapp-v2']) {
-      await kubectlOk(['rollout', 'status', `deployment/${d}`, '-n', 'springistiodemo', '--timeout=150s'], { timeoutMs: 160_000 });
-    }
+    await slowBackends(50);
     const client = (await podsOf(chart.deployments.filter((d) => d.metadata.name === 'busyclient')))[0];
     const before = await counted(client, { code: '504' });
     expect(versions(await requests(client, 20))).toEqual({ 'FAILED HTTP/1.1 504': 20 });

@@ -3,21 +3,11 @@
  * (`npm run test:e2e`). Every request below is made from inside a pod with
  * `kubectl exec`, as the seeds' tutorials do.
  */
-import * as path from 'path';
-import { ChartInCluster, removeManifest, useChart } from './support/chart';
-import { clusterReachable, expectedIds, identityOf, kubectlOk, Pod, PROJECT_DIR, readManifest, shIn, tally } from './support/kube';
+import { useChart } from './support/chart';
+import { get, secureDefaults, useOutsideClient } from './support/checks';
+import { Pod, shIn, tally } from './support/kube';
 
-const OUTSIDE_FILE = path.join(PROJECT_DIR, 'test', 'e2e', 'fixtures', 'outside-client.yaml');
-const outsideObjects = readManifest(OUTSIDE_FILE);
-const outside: Pod = { namespace: 'default', name: 'e2e-outside-client', deployment: '', spec: outsideObjects[0].spec };
-
-beforeAll(async () => {
-  const unreachable = await clusterReachable();
-  if (unreachable) throw new Error(unreachable);
-  await kubectlOk(['apply', '-f', OUTSIDE_FILE]);
-  await kubectlOk(['wait', '--for=condition=Ready', 'pod/e2e-outside-client', '-n', 'default', '--timeout=120s'], { timeoutMs: 130_000 });
-}, 140_000);
-afterAll(() => removeManifest(OUTSIDE_FILE, outsideObjects), 90_000);
+const outside = useOutsideClient();
 
 // Debian's busybox 1.35 wget crashes (SIGSEGV) when given -T, so each request is bounded
 // with busybox's `timeout` instead.
@@ -34,37 +24,6 @@ function backends(bodies: string): Record<string, number> {
     out[name] = (out[name] ?? 0) + n;
   }
   return out;
-}
-
-/** HTTP status and output of one GET: busybox wget -S prints the response head to stderr. */
-async function get(pod: Pod, container: string, url: string): Promise<{ status: number; output: string }> {
-  const output = await shIn(pod, container, `timeout 10 wget -S -O - ${url} 2>&1; true`);
-  const status = Number((output.match(/^\s*HTTP\/1\.[01] (\d{3})/m) ?? [])[1] ?? 0);
-  return { status, output };
-}
-
-/**
- * The secure defaults, read from each running container's PID 1: the user and group the
- * manifest asks for (never root), no capabilities, no_new_privs, a seccomp filter,
- * a read-only root filesystem.
- */
-function secureDefaults(chart: ChartInCluster) {
-  test('every container runs as synthesized: non-root, no capabilities, no privilege escalation, seccomp, read-only root', async () => {
-    const seen: Record<string, unknown> = {};
-    const want: Record<string, unknown> = {};
-    for (const pod of chart.pods) {
-      for (const c of pod.spec.containers as { name: string }[]) {
-        const id = await identityOf(pod, c.name);
-        const { uid, gid } = expectedIds(pod, c.name);
-        const key = `${pod.deployment}/${c.name}`;
-        seen[key] = { uid: id.uid, gid: id.gid, capEff: id.capEff, noNewPrivs: id.noNewPrivs, seccomp: id.seccomp, rootReadOnly: id.rootReadOnly };
-        want[key] = { uid: [uid, uid, uid, uid], gid: [gid, gid, gid, gid], capEff: '0000000000000000', noNewPrivs: '1', seccomp: '2', rootReadOnly: true };
-        expect(uid).toBeGreaterThan(0);
-      }
-    }
-    expect(Object.keys(seen).length).toBeGreaterThan(0);
-    expect(seen).toEqual(want);
-  });
 }
 
 describe('web-basic', () => {

@@ -1,7 +1,8 @@
 /**
- * A chart's node-sidecar YAML in the cluster for the duration of one `describe`:
- * applied (kubectl apply -f dist/<chart>-node-sidecar.k8s.yaml), every Deployment
- * Available, then deleted again with its pods gone, so the next chart starts clean.
+ * A chart's YAML in the cluster for the duration of one `describe`: applied
+ * (kubectl apply -f dist/<chart>-node-sidecar.k8s.yaml, or dist/<chart>.k8s.yaml for the
+ * Istio data plane), every Deployment Available, then deleted again with its pods gone,
+ * so the next chart starts clean.
  */
 import * as path from 'path';
 import { clusterReachable, K8sObject, kubectl, kubectlOk, Pod, podsOf, PROJECT_DIR, readManifest, waitAvailable } from './kube';
@@ -17,8 +18,8 @@ export interface ChartInCluster {
   pod(deployment: string): Pod;
 }
 
-export function useChart(chart: string): ChartInCluster {
-  const file = path.join(PROJECT_DIR, 'dist', `${chart}-node-sidecar.k8s.yaml`);
+export function useChart(chart: string, dataPlane: 'node-sidecar' | 'istio' = 'node-sidecar'): ChartInCluster {
+  const file = chartFile(chart, dataPlane);
   const objects = readManifest(file);
   const deployments = objects.filter((o) => o.kind === 'Deployment');
   const handle: ChartInCluster = {
@@ -43,6 +44,11 @@ export function useChart(chart: string): ChartInCluster {
     await removeManifest(file, objects);
   }, 300_000);
   return handle;
+}
+
+/** dist/<chart>-node-sidecar.k8s.yaml or dist/<chart>.k8s.yaml (Istio). */
+export function chartFile(chart: string, dataPlane: 'node-sidecar' | 'istio' = 'node-sidecar'): string {
+  return path.join(PROJECT_DIR, 'dist', `${chart}${dataPlane === 'istio' ? '' : '-node-sidecar'}.k8s.yaml`);
 }
 
 /**
