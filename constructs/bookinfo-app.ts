@@ -136,6 +136,10 @@ export class BookinfoApp extends Construct {
           serviceAccount: account,
           // The images run as UID 1000 (as upstream's manifests once said) and write only where upstream mounts emptyDirs.
           security: { user: 1000, group: 1000 },
+          // Bookinfo's call graph (services are made callee first): productpage calls
+          // details and reviews, reviews v2 and v3 call ratings.
+          calls: svc.name === 'productpage' ? [services.details, services.reviews]
+            : svc.name === 'reviews' && version !== 'v1' ? [services.ratings] : undefined,
           ...imageSpecifics(svc.name),
         });
       });

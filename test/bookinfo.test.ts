@@ -47,9 +47,19 @@ describe('bookinfo: the sample\'s workloads', () => {
     expect(pod(d).spec.volumes).toEqual(expect.arrayContaining([{ name: 'wlp-output', emptyDir: {} }, { name: 'tmp', emptyDir: {} }]));
   });
 
+  test("the call graph is recorded on the pods: productpage calls details and reviews, reviews v2/v3 call ratings, nobody else calls", () => {
+    const calls = Object.fromEntries(objs.filter((o) => o.kind === 'Deployment')
+      .map((d) => [d.metadata.name, pod(d).metadata.annotations?.['mesh.cdk8s.io/calls'] ?? null]));
+    expect(calls).toEqual({
+      'details-v1': null, 'ratings-v1': null, 'reviews-v1': null, 'reviews-v2': 'ratings', 'reviews-v3': 'ratings', 'productpage-v1': 'details,reviews',
+    });
+  });
+
   test('productpage: Prometheus annotations and a tmp emptyDir', () => {
     const d = find(objs, 'Deployment', 'productpage-v1', NS);
-    expect(pod(d).metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9080', 'prometheus.io/path': '/metrics' });
+    expect(pod(d).metadata.annotations).toEqual({
+      'prometheus.io/scrape': 'true', 'prometheus.io/port': '9080', 'prometheus.io/path': '/metrics', 'mesh.cdk8s.io/calls': 'details,reviews',
+    });
     expect(app(d).volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }]);
   });
 
