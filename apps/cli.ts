@@ -1,10 +1,11 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { App } from 'cdk8s';
 import { DataPlane, MeshChart } from '../constructs';
 import { CHART_VARIANTS, ChartVariant, createVariant } from '../charts';
 import { analyze, Finding, formatText } from '../lint/analyze';
 import { lintApp, manifestsFromFiles } from '../lint/sources';
+import { planOfChart } from '../plan';
 import { lintBeforeWrite, runSynth } from './run';
 import { entryOfCdk8sYaml, loadUserApp } from './user-app';
 
@@ -37,6 +38,16 @@ main.ts with one chart, a jest snapshot test and a README. Then:
 --mesh-spec SPEC is the cdk8s-mesh dependency written into package.json (default
 ^<this version>); for a package not on the registry, the tarball: file:/path/cdk8s-mesh-<version>.tgz
 `,
+  plan: `usage: cdk8s-mesh plan [--app FILE] [--out DIR] [--print] [CHART...]
+
+The traffic plan of each chart (all by default), written to DIR/<chart>.plan.md
+(default dist/): per host, its rules in order with their matches in words,
+destinations with weights as percentages, timeouts, retries, faults, mirrors, rewrites,
+redirects and header changes; the DestinationRules' subsets with the workloads they
+select and their policies; gateways; who calls whom and whether the caller is in the
+mesh; the chart's lint findings; a Mermaid graph. --print also writes them to stdout.
+A node-sidecar chart of this package has the plan of its Istio twin: the same rules.
+`,
   sidecar: `usage: cdk8s-mesh sidecar --config FILE [...]
 
 Run the mesh proxy; \`cdk8s-mesh sidecar --help\` lists its options.
@@ -48,7 +59,7 @@ The app: --app FILE (a program that builds a cdk8s App and calls app.synth(), or
 module exporting \`charts\`), else the entry of ./cdk8s.yaml, else this package's own
 scenario charts.
 `;
-for (const c of ['charts', 'synth', 'lint']) USAGE[c] += APP_HELP;
+for (const c of ['charts', 'synth', 'lint', 'plan']) USAGE[c] += APP_HELP;
 
 const OVERVIEW = `usage: cdk8s-mesh <command> [--help]
 
@@ -60,6 +71,8 @@ commands:
   lint [--format text|json] [--one-cluster] [CHART|FILE...]
                       mesh lint over charts or YAML files (default: every chart);
                       exit 1 when any error is found
+  plan [--print] [CHART...]
+                      traffic plan per chart (Markdown + Mermaid) to dist/<chart>.plan.md
   sidecar --config FILE [...]
                       run the mesh proxy (see: cdk8s-mesh sidecar --help)
   help [COMMAND]      this text, or a command's
@@ -165,6 +178,26 @@ function lint(args: string[]): number {
   return findings.some((f) => f.severity === 'error') ? 1 : 0;
 }
 
+function plan(args: string[]): number {
+  const { flags, positional } = parse('plan', args, ['--out', '--app'], ['--print']);
+  const outdir = (flags['--out'] as string | undefined) ?? 'dist';
+  let written = 0;
+  const status = runSynth(() => {
+    const app = loadApp(flags['--app'] as string | undefined, outdir);
+    select('plan', app, positional);
+    mkdirSync(outdir, { recursive: true });
+    for (const chart of app.charts) {
+      const id = chart.node.id;
+      const text = planOfChart(chart);
+      writeFileSync(join(outdir, `${id}.plan.md`), text);
+      if (flags['--print']) process.stdout.write(`${text}\n`);
+      written++;
+    }
+  });
+  if (status === 0) console.error(`wrote ${written} plan(s) to ${outdir}/`);
+  return status;
+}
+
 /** The `cdk8s-mesh` command line. Returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -192,6 +225,8 @@ export async function main(argv: string[]): Promise<number> {
         return synth(rest);
       case 'lint':
         return lint(rest);
+      case 'plan':
+        return plan(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -36,6 +36,8 @@ node -e "const r=require('$results'); process.exit(r.numFailedTests ? 1 : 0)"
 npx cdk8s-mesh lint dist/shop.k8s.yaml
 npx cdk8s-mesh lint                       # the app of ./cdk8s.yaml, synthesized in memory
 npx cdk8s-mesh synth --out dist-cli >/dev/null && test -s dist-cli/shop.k8s.yaml
+# The traffic plan of the user's chart: its canary split, in words.
+npx cdk8s-mesh plan --out dist-cli 2>/dev/null && grep -q '^## Routes' dist-cli/shop.plan.md && grep -q ' v2 10%' dist-cli/shop.plan.md
 # Nothing resolved into the repository.
 node -e "const p=require.resolve('cdk8s-mesh'); if (p.startsWith('$repo')) { console.error('resolved into the repo: '+p); process.exit(1) }"
 mesh_mb=$(du -sm node_modules | cut -f1)

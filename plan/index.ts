@@ -1,0 +1,4 @@
+// Traffic plans: what routes where, per chart, as Markdown with a Mermaid graph.
+export * from './model';
+export * from './markdown';
+export * from './sources';

@@ -1,0 +1,127 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { App, Chart, Testing } from 'cdk8s';
+import { CHART_VARIANTS, createVariant } from '../charts';
+import { DestinationPolicy, MeshGateway, MeshNamespace, MeshWorkload, TrafficRoute } from '../constructs';
+import { manifestsOf } from '../lint/sources';
+import { externalHost } from '../model';
+import { matchInWords, mermaid, planOf, planOfChart } from '../plan';
+
+const PLANS_DIR = path.join(__dirname, '..', 'docs', 'plans');
+
+// The plans of every chart are committed (docs/plans/<chart>.plan.md), so that a pull
+// request shows how a change moves traffic, in words, beside the YAML snapshots.
+describe.each(CHART_VARIANTS.map((v) => [v.id, v]))('plan of %s', (id, v) => {
+  test('is docs/plans/<chart>.plan.md (update: npx cdk8s-mesh plan --out docs/plans, then review the diff)', () => {
+    const text = planOfChart(createVariant(new App(), v));
+    const file = path.join(PLANS_DIR, `${id}.plan.md`);
+    const committed = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '(missing)';
+    expect(text).toBe(committed);
+  });
+});
+
+test('a node-sidecar chart has the plan of its Istio twin under its own header', () => {
+  const istio = planOfChart(createVariant(new App(), CHART_VARIANTS.find((v) => v.id === 'bookinfo-jason-v2')!));
+  const node = planOfChart(createVariant(new App(), CHART_VARIANTS.find((v) => v.id === 'bookinfo-jason-v2-node-sidecar')!));
+  const body = (t: string) => t.slice(t.indexOf('## Routes'));
+  expect(body(node)).toBe(body(istio));
+  expect(node).toContain('Data plane: node-sidecar: the rules below, from the Istio twin `bookinfo-jason-v2`');
+});
+
+describe('matches in words', () => {
+  test.each([
+    [{ uri: { exact: '/productpage' } }, 'uri = /productpage'],
+    [{ uri: { prefix: '/api' }, method: { exact: 'GET' } }, 'uri prefix /api and method = GET'],
+    [{ headers: { 'end-user': { exact: 'jason' } } }, 'header end-user = jason'],
+    [{ headers: { cookie: { regex: '^(.*?;)?(user=jason)(;.*)?$' } } }, 'header cookie regex ^(.*?;)?(user=jason)(;.*)?$'],
+    [{ headers: { 'x-canary': {} } }, 'header x-canary present'],
+    [{ queryParams: { v: { exact: '2' } }, port: 8080 }, 'query v = 2 and port 8080'],
+    [{ withoutHeaders: { 'x-debug': { exact: '1' } }, ignoreUriCase: true }, 'no header x-debug = 1 and uri case ignored'],
+    [{}, 'every request'],
+  ])('%j -> %s', (m, words) => expect(matchInWords(m)).toBe(words));
+});
+
+describe('a chart with every kind of rule', () => {
+  const app = Testing.app();
+  const c = new Chart(app, 'shop');
+  const ns = new MeshNamespace(c, 'ns', { name: 'shop' });
+  const cart = new MeshWorkload(c, 'cart', { app: 'cart', version: 'v1', image: 'cart:1', port: 8080, namespace: ns });
+  new MeshWorkload(c, 'cart-v2', { app: 'cart', version: 'v2', image: 'cart:2', port: 8080, namespace: ns, service: false, deploymentName: 'cart-v2' });
+  const ops = new MeshNamespace(c, 'ops', { name: 'ops', injection: false });
+  new MeshWorkload(c, 'cron', { app: 'cron', image: 'cron:1', namespace: ops, mesh: false, calls: [cart] });
+  // The Service with its subsets, as routes name them (CanaryRelease and BookinfoApp make these).
+  const cartVersions = { serviceName: 'cart', serviceNamespace: 'shop', servicePorts: [8080], subsetNames: ['v1', 'v2'] };
+  new DestinationPolicy(c, 'dr', {
+    name: 'cart', service: cartVersions, namespace: 'shop',
+    subsets: [{ name: 'v1' }, { name: 'v2', trafficPolicy: { loadBalancer: 'RANDOM' } }],
+    trafficPolicy: {
+      loadBalancer: 'LEAST_REQUEST', connectionPool: { tcp: { maxConnections: 100 }, http: { http1MaxPendingRequests: 10 } },
+      outlierDetection: { consecutive5xxErrors: 5, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 50 }, tls: 'ISTIO_MUTUAL',
+    },
+  });
+  new MeshGateway(c, 'gw', {
+    name: 'shop-gateway', namespace: 'shop',
+    servers: [{ port: 80, hosts: ['shop.example.com'], httpsRedirect: true }, { port: 443, protocol: 'HTTPS', hosts: ['shop.example.com'], tls: { mode: 'SIMPLE', credentialName: 'shop-cert' } }],
+  });
+  new TrafficRoute(c, 'vs', {
+    name: 'cart', namespace: 'shop', hosts: [cartVersions],
+    http: [
+      {
+        name: 'canary', match: [{ headers: { 'x-canary': { exact: 'yes' } } }, { queryParams: { canary: { exact: '1' } } }],
+        route: [{ to: cartVersions, subset: 'v2' }],
+        headers: { request: { set: { 'x-via': 'canary' } }, response: { remove: ['server'] } },
+      },
+      { match: [{ uri: { prefix: '/old' } }], redirect: { uri: '/new', redirectCode: 301 } },
+      { match: [{ uri: { prefix: '/api/v1' } }], rewrite: { uri: '/v1' }, route: [{ to: cartVersions, subset: 'v1' }] },
+      {
+        route: [{ to: cartVersions, subset: 'v1', weight: 90 }, { to: cartVersions, subset: 'v2', weight: 10 }],
+        timeout: '2s', retries: { attempts: 3, perTryTimeout: '500ms', retryOn: ['5xx', 'reset'] },
+        fault: { abort: { httpStatus: 503, percentage: 1 } }, mirror: { to: externalHost('shadow.example.com'), percentage: 5 },
+      },
+    ],
+  });
+  const plan = planOf(manifestsOf(c));
+
+  test('rules in order, matches in words, destinations in percent, everything a rule does in words', () => {
+    const [h] = plan.hosts;
+    expect([h.host, h.bindings, h.virtualService]).toEqual(['cart.shop.svc.cluster.local', ['mesh'], 'shop/cart']);
+    expect(h.rules.map((r) => [r.match, r.destinations.map((d) => `${d.subset} ${d.percent}%`), r.policies])).toEqual([
+      [['header x-canary = yes', 'query canary = 1'], ['v2 100%'], ['request header x-via set to canary', 'response header server removed']],
+      [['uri prefix /old'], [], ['redirect to /new (301)']],
+      [['uri prefix /api/v1'], ['v1 100%'], ['rewrite uri to /v1']],
+      [[], ['v1 90%', 'v2 10%'], ['timeout 2s', 'retries 3, 0.5s per try on 5xx,reset', 'fault: abort HTTP 503 for 1%', 'mirror to shadow.example.com (5%)']],
+    ]);
+  });
+
+  test("destination policies: the chart's policy in words and each subset with the workloads it selects", () => {
+    expect(plan.policies).toEqual([{
+      host: 'cart.shop.svc.cluster.local', destinationRule: 'shop/cart',
+      policies: ['load balancer LEAST_REQUEST', 'connection pool: max 100 connections, max 10 pending', 'outlier detection: eject after 5 consecutive 5xx per 10s for 30s, at most 50%', 'TLS ISTIO_MUTUAL'],
+      subsets: [
+        { name: 'v1', labels: { version: 'v1' }, workloads: ['shop/cart'], policies: [] },
+        { name: 'v2', labels: { version: 'v2' }, workloads: ['shop/cart-v2'], policies: ['load balancer RANDOM'] },
+      ],
+    }]);
+  });
+
+  test('gateways with their listeners and TLS; callers and whether they are in the mesh', () => {
+    expect(plan.gateways).toEqual([{
+      name: 'shop/shop-gateway', selector: { istio: 'ingressgateway' },
+      servers: [
+        { port: '80/HTTP', hosts: ['shop.example.com'], tls: 'HTTP answered with a redirect to HTTPS' },
+        { port: '443/HTTPS', hosts: ['shop.example.com'], tls: 'SIMPLE (secret shop-cert)' },
+      ],
+    }]);
+    expect(plan.calls).toEqual([{ from: 'ops/cron', to: 'cart.shop.svc.cluster.local', inMesh: false }]);
+  });
+
+  test('the Mermaid graph: host -> subsets (labelled with rule, match and weight) -> workloads; callers dotted', () => {
+    const graph = mermaid(plan).join('\n');
+    expect(graph).toMatch(/^flowchart LR/);
+    expect(graph).toContain('-->|"1. header x-canary = yes or query canary = 1: 100%"|');
+    expect(graph).toContain('-->|"4. otherwise: 90%"|');
+    expect(graph).toContain('-->|"4. otherwise: 10%"|');
+    expect(graph).toContain('-.->|"calls, outside the mesh"|');
+    expect(graph).toContain('["shop/cart-v2"]');
+  });
+});
