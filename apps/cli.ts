@@ -4,8 +4,8 @@ import { App } from 'cdk8s';
 import { DataPlane, MeshChart } from '../constructs';
 import { CHART_VARIANTS, ChartVariant, createVariant } from '../charts';
 import { analyze, Finding, formatText } from '../lint/analyze';
-import { lintApp, manifestsFromFiles } from '../lint/sources';
-import { planOfChart } from '../plan';
+import { lintApp, manifestsFromFiles, manifestsOf } from '../lint/sources';
+import { Base, chartFiles, diffMarkdown, diffPlans, objectNames, PlanDiff, planOf, PlanBaseError, planOfChart, resolveBase, short } from '../plan';
 import { lintBeforeWrite, runSynth } from './run';
 import { entryOfCdk8sYaml, loadUserApp } from './user-app';
 
@@ -39,6 +39,8 @@ main.ts with one chart, a jest snapshot test and a README. Then:
 ^<this version>); for a package not on the registry, the tarball: file:/path/cdk8s-mesh-<version>.tgz
 `,
   plan: `usage: cdk8s-mesh plan [--app FILE] [--out DIR] [--print] [CHART...]
+       cdk8s-mesh plan --diff BASE [--app FILE] [--max-weight-shift N] [--fail-on-route-removal]
+                       [--allow HOST]... [CHART...]
 
 The traffic plan of each chart (all by default), written to DIR/<chart>.plan.md
 (default dist/): per host, its rules in order with their matches in words,
@@ -47,6 +49,14 @@ redirects and header changes; the DestinationRules' subsets with the workloads t
 select and their policies; gateways; who calls whom and whether the caller is in the
 mesh; the chart's lint findings; a Mermaid graph. --print also writes them to stdout.
 A node-sidecar chart of this package has the plan of its Istio twin: the same rules.
+
+--diff BASE compares with BASE, a directory of an earlier synth or a git ref (checked
+out in a temporary worktree and synthesized there): per host, rules added, removed or
+changed, weight shifts as "v1 90% -> 70% (-20)", timeouts, retries and faults added or
+removed, hosts and objects that appear or disappear, and one summary line per chart, as
+Markdown on stdout. Charts on the Istio data plane are compared (a node-sidecar chart
+carries its twin's rules). Exit 1 when --max-weight-shift N is exceeded or, with
+--fail-on-route-removal, a rule or host is removed, except on hosts given with --allow.
 `,
   sidecar: `usage: cdk8s-mesh sidecar --config FILE [...]
 
@@ -179,6 +189,15 @@ function lint(args: string[]): number {
 }
 
 function plan(args: string[]): number {
+  // --allow may be given more than once.
+  const allow: string[] = [];
+  args = args.filter((a, i) => {
+    if (a === '--allow') { if (args[i + 1] === undefined) throw new UsageError('plan', '--allow needs a host'); allow.push(args[i + 1]); return false; }
+    if (i > 0 && args[i - 1] === '--allow') return false;
+    if (a.startsWith('--allow=')) { allow.push(a.slice('--allow='.length)); return false; }
+    return true;
+  });
+  if (args.includes('--diff') || args.some((a) => a.startsWith('--diff='))) return planDiff(args, allow);
   const { flags, positional } = parse('plan', args, ['--out', '--app'], ['--print']);
   const outdir = (flags['--out'] as string | undefined) ?? 'dist';
   let written = 0;
@@ -196,6 +215,81 @@ function plan(args: string[]): number {
   });
   if (status === 0) console.error(`wrote ${written} plan(s) to ${outdir}/`);
   return status;
+}
+
+function planDiff(args: string[], allow: readonly string[]): number {
+  const { flags, positional } = parse('plan', args, ['--diff', '--app', '--max-weight-shift'], ['--fail-on-route-removal']);
+  const maxShiftFlag = flags['--max-weight-shift'] as string | undefined;
+  const maxShift = maxShiftFlag === undefined ? undefined : Number(maxShiftFlag);
+  if (maxShift !== undefined && !(Number.isInteger(maxShift) && maxShift >= 0 && maxShift <= 100)) {
+    throw new UsageError('plan', `--max-weight-shift is "${maxShiftFlag}"; expected an integer from 0 to 100 (points)`);
+  }
+  let base: Base;
+  try {
+    base = resolveBase(flags['--diff'] as string, process.cwd(), resolve(__dirname, '..', existsSync(join(__dirname, '..', 'bin')) ? '' : '..', 'bin', 'cdk8s-mesh.js'));
+  } catch (e) {
+    if (!(e instanceof PlanBaseError)) throw e;
+    console.error(`cdk8s-mesh plan --diff: ${e.message}`);
+    return 1;
+  }
+  try {
+    let diffs: Array<{ id: string; diff: PlanDiff }> = [];
+    try {
+      const status = runSynth(() => {
+        const app = loadApp(flags['--app'] as string | undefined, 'dist');
+        select('plan', app, positional);
+        diffs = diffCharts(app, base.dir, positional);
+      });
+      if (status !== 0) throw new Error('');
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      if ((e as Error).message) console.error((e as Error).message);
+      console.error('cdk8s-mesh plan --diff: head (this checkout) failed to synthesize (its error is above)');
+      return 1;
+    }
+    const gates: string[] = [];
+    for (const { id, diff } of diffs) {
+      for (const x of diff.hosts) {
+        const host = x.host.split(' ')[0];
+        if (allow.some((a) => host === a || host === short(a))) continue;
+        for (const sh of x.shifts) {
+          if (maxShift !== undefined && Math.abs(sh.to - sh.from) > maxShift) gates.push(`${id}: ${sh.destination} moved ${Math.abs(sh.to - sh.from)} points (more than ${maxShift})`);
+        }
+        if (flags['--fail-on-route-removal'] && x.rulesRemoved > 0) gates.push(`${id}: ${host}: ${x.rulesRemoved} rule(s) removed`);
+      }
+    }
+    const text = diffs.map(({ id, diff }) => diffMarkdown(id, diff)).join('\n');
+    process.stdout.write(`## Traffic changes against ${base.description}\n\n${text || 'No traffic change.\n'}`);
+    if (gates.length) {
+      process.stdout.write(`\n**Refused by the plan gates:**\n${gates.map((g) => `- ${g}`).join('\n')}\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    base.cleanup();
+  }
+}
+
+/**
+ * Each chart of the app against its file in the base directory, for the charts that
+ * changed. Istio-data-plane charts only: a node-sidecar chart of this package carries
+ * its twin's rules.
+ */
+function diffCharts(app: App, baseDir: string, names: readonly string[]): Array<{ id: string; diff: PlanDiff }> {
+  const isTwin = (id: string) => id.endsWith(`-${DataPlane.NODE_SIDECAR}`) && variant(id) !== undefined;
+  const baseFiles = chartFiles(baseDir);
+  const head = new Map(app.charts.filter((c) => !isTwin(c.node.id)).map((c) => [c.node.id, manifestsOf(c)]));
+  const ids = [...new Set([...head.keys(), ...[...baseFiles.keys()].filter((k) => !names.length || names.includes(k))])]
+    .filter((id) => !isTwin(id)).sort();
+  const out: Array<{ id: string; diff: PlanDiff }> = [];
+  for (const id of ids) {
+    const h = head.get(id);
+    const file = baseFiles.get(id);
+    const b = file ? manifestsFromFiles([file]) : undefined;
+    const diff = diffPlans(b && planOf(b), h && planOf(h), { base: objectNames((b ?? []).map((m) => m.obj)), head: objectNames((h ?? []).map((m) => m.obj)) });
+    if (diff.summary !== 'no traffic change') out.push({ id: `${id}${!b ? ' (new chart)' : !h ? ' (chart removed)' : ''}`, diff });
+  }
+  return out;
 }
 
 /** The `cdk8s-mesh` command line. Returns the exit status. */

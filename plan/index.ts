@@ -2,3 +2,5 @@
 export * from './model';
 export * from './markdown';
 export * from './sources';
+export * from './diff';
+export * from './base';

@@ -1,0 +1,120 @@
+// What a change does to traffic: two plans of one chart compared host by host. Rules
+// are paired by their match (the words of it), so a reordered or edited rule reads as
+// changed rather than as one removed and one added.
+import { describeObject, K8s } from '../lint/analyze';
+import { short } from './markdown';
+import { PlanHost, PlanRule, TrafficPlan } from './model';
+
+export interface WeightShift { readonly host: string; readonly destination: string; readonly from: number; readonly to: number }
+
+export interface HostDiff {
+  readonly host: string;
+  readonly status: 'added' | 'removed' | 'changed';
+  /** One line per difference, in words. */
+  readonly lines: readonly string[];
+  readonly shifts: readonly WeightShift[];
+  readonly rulesRemoved: number;
+}
+
+export interface PlanDiff {
+  readonly hosts: readonly HostDiff[];
+  readonly objectsAdded: readonly string[];
+  readonly objectsRemoved: readonly string[];
+  readonly summary: string;
+}
+
+const hostKey = (h: PlanHost) => `${short(h.host)} (${h.bindings.join(', ')})`;
+const when = (r: PlanRule) => (r.match.length ? r.match.join('; or ') : 'every request');
+const destName = (d: { host: string; subset?: string; port?: number }) => `${short(d.host)}${d.subset ? ` ${d.subset}` : ''}${d.port ? ` :${d.port}` : ''}`;
+const signed = (n: number) => (n > 0 ? `+${n}` : String(n));
+
+function ruleDiff(host: string, base: PlanRule, head: PlanRule): { lines: string[]; shifts: WeightShift[] } {
+  const lines: string[] = [];
+  const shifts: WeightShift[] = [];
+  const baseW = new Map(base.destinations.map((d) => [destName(d), d.percent]));
+  const headW = new Map(head.destinations.map((d) => [destName(d), d.percent]));
+  for (const name of new Set([...baseW.keys(), ...headW.keys()])) {
+    const from = baseW.get(name) ?? 0;
+    const to = headW.get(name) ?? 0;
+    if (from !== to) {
+      lines.push(`${name} ${from}% -> ${to}% (${signed(to - from)})`);
+      shifts.push({ host, destination: name, from, to });
+    }
+  }
+  for (const p of head.policies) if (!base.policies.includes(p)) lines.push(`added: ${p}`);
+  for (const p of base.policies) if (!head.policies.includes(p)) lines.push(`removed: ${p}`);
+  return { lines, shifts };
+}
+
+function hostDiff(base: PlanHost | undefined, head: PlanHost | undefined): HostDiff | undefined {
+  const h = (head ?? base)!;
+  const name = short(h.host);
+  if (!base) {
+    return { host: hostKey(h), status: 'added', rulesRemoved: 0, shifts: [], lines: head!.rules.map((r, i) => `rule ${i + 1}: ${when(r)} -> ${r.destinations.map((d) => `${destName(d)} ${d.percent}%`).join(', ') || '(no route)'}`) };
+  }
+  if (!head) return { host: hostKey(h), status: 'removed', rulesRemoved: base.rules.length, shifts: [], lines: [`${base.rules.length} rule(s) removed with the host`] };
+  const lines: string[] = [];
+  const shifts: WeightShift[] = [];
+  let rulesRemoved = 0;
+  const baseByMatch = new Map(base.rules.map((r, i) => [when(r), { r, i }]));
+  const headByMatch = new Map(head.rules.map((r, i) => [when(r), { r, i }]));
+  head.rules.forEach((r, i) => {
+    const b = baseByMatch.get(when(r));
+    if (!b) {
+      lines.push(`rule ${i + 1} added: ${when(r)} -> ${r.destinations.map((d) => `${destName(d)} ${d.percent}%`).join(', ') || '(no route)'}${r.policies.length ? ` (${r.policies.join('; ')})` : ''}`);
+      return;
+    }
+    const d = ruleDiff(name, b.r, r);
+    if (b.i !== i) lines.push(`rule "${when(r)}" moved from ${b.i + 1} to ${i + 1}`);
+    for (const l of d.lines) lines.push(`rule ${i + 1} (${when(r)}): ${l}`);
+    shifts.push(...d.shifts);
+  });
+  base.rules.forEach((r, i) => {
+    if (!headByMatch.has(when(r))) {
+      rulesRemoved++;
+      lines.push(`rule ${i + 1} removed: ${when(r)} -> ${r.destinations.map((d) => `${destName(d)} ${d.percent}%`).join(', ') || '(no route)'}`);
+    }
+  });
+  return lines.length ? { host: hostKey(h), status: 'changed', lines, shifts, rulesRemoved } : undefined;
+}
+
+/** The difference between the base and head plans of one chart (either may be absent). */
+export function diffPlans(base: TrafficPlan | undefined, head: TrafficPlan | undefined, objects: { base: readonly string[]; head: readonly string[] }): PlanDiff {
+  const b = new Map((base?.hosts ?? []).map((h) => [hostKey(h), h]));
+  const h = new Map((head?.hosts ?? []).map((x) => [hostKey(x), x]));
+  const hosts = [...new Set([...b.keys(), ...h.keys()])].sort()
+    .map((k) => hostDiff(b.get(k), h.get(k))).filter((d): d is HostDiff => d !== undefined);
+  const objectsAdded = objects.head.filter((o) => !objects.base.includes(o));
+  const objectsRemoved = objects.base.filter((o) => !objects.head.includes(o));
+  return { hosts, objectsAdded, objectsRemoved, summary: summarize(hosts, objectsAdded, objectsRemoved) };
+}
+
+/** "3 hosts changed; largest weight shift 20 points on reviews.bookinfo" */
+function summarize(hosts: readonly HostDiff[], added: readonly string[], removed: readonly string[]): string {
+  if (!hosts.length && !added.length && !removed.length) return 'no traffic change';
+  const parts: string[] = [];
+  for (const s of ['changed', 'added', 'removed'] as const) {
+    const n = hosts.filter((x) => x.status === s).length;
+    if (n) parts.push(`${n} host${n === 1 ? '' : 's'} ${s}`);
+  }
+  const top = hosts.flatMap((x) => x.shifts).sort((x, y) => Math.abs(y.to - y.from) - Math.abs(x.to - x.from))[0];
+  if (top) parts.push(`largest weight shift ${Math.abs(top.to - top.from)} points on ${top.host}`);
+  if (!hosts.length) parts.push('routes unchanged');
+  if (added.length || removed.length) parts.push(`${added.length} object(s) added, ${removed.length} removed`);
+  return parts.join('; ');
+}
+
+/** A chart's objects by name ("Service bookinfo/reviews"), for "objects added/removed". */
+export const objectNames = (objs: ReadonlyArray<Pick<K8s, 'kind' | 'metadata'>>) => objs.map((o) => describeObject(o)).sort();
+
+export function diffMarkdown(chart: string, d: PlanDiff): string {
+  const out = [`### ${chart}: ${d.summary}`, ''];
+  for (const h of d.hosts) {
+    const [host, ...binding] = h.host.split(' (');
+    out.push(`- **\`${host}\`** (${binding.join(' (')} ${h.status}`);
+    for (const l of h.lines) out.push(`  - ${l}`);
+  }
+  if (d.objectsAdded.length) out.push(`- objects added: ${d.objectsAdded.join(', ')}`);
+  if (d.objectsRemoved.length) out.push(`- objects removed: ${d.objectsRemoved.join(', ')}`);
+  return `${out.join('\n')}\n`;
+}
