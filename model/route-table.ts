@@ -14,6 +14,13 @@ export const ROUTE_TABLE_FILE = 'routes.json';
 
 /** The proxy's ports inside a pod (Istio's numbers: 15001 outbound, 15000 admin). */
 export const SIDECAR_PORTS = { outbound: 15001, admin: 15000 } as const;
+/**
+ * The preStop wait of meshed pods: the kubelet calls the proxy's admin
+ * `/prestop?wait=<s>` before it sends SIGTERM to the app and to the proxy, so that both
+ * keep serving while the pod leaves its Services' endpoints (kube-proxy still sends new
+ * connections to a terminating pod for a moment).
+ */
+export const PRESTOP_WAIT_SECONDS = 5;
 /** Where the route table ConfigMap is mounted in the proxy container. */
 export const ROUTE_TABLE_DIR = '/etc/mesh-proxy';
 

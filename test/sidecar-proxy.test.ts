@@ -341,6 +341,17 @@ describe('operations', () => {
     await slow.close();
   });
 
+  test("preStop: /prestop?wait=S answers after S seconds (the kubelet's hook holds SIGTERM that long), from any address", async () => {
+    const proxy = await startProxy(canaryTable());
+    const t0 = Date.now();
+    const r = await get(`http://127.0.0.1:${proxy.admin}/prestop?wait=1`);
+    expect([r.status, r.body]).toEqual([200, 'waited 1 s\n']);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(950);
+    expect((await get(`http://127.0.0.1:${proxy.admin}/prestop`)).body).toBe('waited 0 s\n');
+    expect(proxy.log.join('\n')).toMatch(/preStop: waiting before SIGTERM/);
+    await proxy.stop();
+  });
+
   test('malformed, oversized and slow requests get a clear 4xx; other clients are unaffected', async () => {
     const ok = await backend('ok');
     const proxy = await startProxy(canaryTable(), ['--header-timeout', '300', ...resolveTo({

@@ -27,7 +27,7 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
                            Secret takes down only its HTTPS server (logged), the other listeners start
   --namespace NS           the pod's namespace (default $POD_NAMESPACE or "default")
   --listen ADDR:PORT       sidecar listener (default 127.0.0.1:15001)
-  --admin ADDR:PORT        /healthz/ready, /stats/prometheus, /config_dump (default 0.0.0.0:15000)
+  --admin ADDR:PORT        /healthz/ready, /stats/prometheus, /config_dump, /prestop?wait=S (default 0.0.0.0:15000)
   --bind ADDR              gateway listeners' address (default 0.0.0.0)
   --port-offset N          add N to every gateway listen port (local runs)
   --resolve H:P=A:P        connect to A:P for host H port P (repeatable, like curl --resolve)
@@ -269,6 +269,13 @@ export async function main(argv: string[]): Promise<number> {
     } else if (path === '/stats/prometheus') {
       metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
         (e) => res.writeHead(500).end(String(e)));
+    } else if (path === '/prestop') {
+      // The kubelet's preStop hook (httpGet): answer after `wait` seconds (at most 60), so
+      // that the container's SIGTERM comes once the pod has left its Services' endpoints.
+      const wait = Number(new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('wait') ?? '0');
+      const ms = Number.isFinite(wait) && wait > 0 ? Math.min(wait, 60) * 1000 : 0;
+      proxy.log('info', 'preStop: waiting before SIGTERM', { seconds: ms / 1000 });
+      setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end(`waited ${ms / 1000} s\n`), ms).unref();
     } else if (path === '/config_dump') {
       const remote = req.socket.remoteAddress ?? '';
       if (!/^(127\.|::1$|::ffff:127\.)/.test(remote)) {
@@ -282,7 +289,7 @@ export async function main(argv: string[]): Promise<number> {
         table: proxy.table.table,
       }, null, 2));
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('admin: /healthz/ready, /stats/prometheus, /config_dump\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('admin: /healthz/ready, /stats/prometheus, /config_dump, /prestop?wait=SECONDS\n');
     }
   });
   await listenOn(adminServer, admin.port, admin.host);

@@ -5,12 +5,16 @@ import { Construct, IConstruct } from 'constructs';
 import {
   Check, checkDns1123Label, PACKAGE_VERSION, DestinationModel, ISTIO_DEFAULT_RETRY_ON, MeshValidationError, ROUTE_TABLE_API_VERSION,
   ROUTE_TABLE_DIR, ROUTE_TABLE_FILE, ROUTE_TABLE_KIND, RouteTable, RtGateway, RtMatch, RtRoute, RtVirtualHost, RuleModel,
-  ServiceRef, SIDECAR_PORTS,
+  PRESTOP_WAIT_SECONDS, ServiceRef, SIDECAR_PORTS,
 } from '../../model';
 import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RouteRendering } from '../mesh';
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 import { cpuQuantity, omitServerDefaults } from '../server-form';
+
+const PRESTOP_PATH = `/prestop?wait=${PRESTOP_WAIT_SECONDS}`;
+/** The proxy's preStop: the same wait as the app's, so that it outlives the app's last calls. */
+const preStopWait = () => kplus.Handler.fromHttpGet(PRESTOP_PATH, { port: SIDECAR_PORTS.admin });
 
 /** The proxy image the constructs use unless `sidecar.image` says otherwise (see README: Sidecar image). */
 export const DEFAULT_SIDECAR_IMAGE = `ghcr.io/cdk8s-mesh/mesh-proxy:${PACKAGE_VERSION}`;
@@ -93,7 +97,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
       // Blocks the next container's start until the proxy is ready (kubelet runs
       // postStart before starting the next container), as Istio's
       // holdApplicationUntilProxyStarts does.
-      lifecycle: { postStart: kplus.Handler.fromCommand(['node', '/app/main.js', 'wait']) },
+      lifecycle: { postStart: kplus.Handler.fromCommand(['node', '/app/main.js', 'wait']), preStop: preStopWait() },
       securityContext: securityContext(),
       resources: {
         cpu: { request: cpuQuantity(50), limit: cpuQuantity(1000) },
@@ -103,6 +107,13 @@ export class NodeSidecarRenderer implements MeshRenderer {
     proxy.mount(ROUTE_TABLE_DIR, volume, { readOnly: true });
     // The proxy goes first, so that its postStart hook runs before the app starts.
     ApiObject.of(w.deployment).addJsonPatch(JsonPatch.move('/spec/template/spec/containers/1', '/spec/template/spec/containers/0'));
+    // The app waits too before its SIGTERM: it keeps listening while the pod leaves the
+    // endpoints (measured: without it, a rollout restart of productpage failed 1 of 4,022
+    // page loads, 3 connections refused by a terminating pod, one past the 2 retries).
+    ApiObject.of(w.deployment).addJsonPatch(JsonPatch.add('/spec/template/spec/containers/1/lifecycle', {
+      // IntOrString, as the L1 KubeDeployment's own serializer expects at this stage.
+      preStop: { httpGet: { path: PRESTOP_PATH, port: k8s.IntOrString.fromNumber(SIDECAR_PORTS.admin), scheme: 'HTTP' } },
+    }));
     w.addPodAnnotation('mesh.cdk8s.io/proxy', 'node-sidecar');
   }
 
