@@ -16,7 +16,7 @@ export const ROUTE_TABLE_FILE = 'routes.json';
 export const SIDECAR_PORTS = { outbound: 15001, admin: 15000 } as const;
 /**
  * The preStop wait of meshed pods: the kubelet calls the proxy's admin
- * `/prestop?wait=<s>` before it sends SIGTERM to the app and to the proxy, so that both
+ * `/prestop/<s>` before it sends SIGTERM to the app and to the proxy, so that both
  * keep serving while the pod leaves its Services' endpoints (kube-proxy still sends new
  * connections to a terminating pod for a moment).
  */

@@ -42,10 +42,10 @@ describe.each(sidecarVariants.map((v) => [v.id, v]))('%s', (_id, v) => {
       expect(proxy.readinessProbe.httpGet).toMatchObject({ path: '/healthz/ready', port: 15000 });
       expect(proxy.lifecycle.postStart.exec.command).toEqual(['node', '/app/main.js', 'wait']);
       // Proxy and app wait 5 s before their SIGTERM while the pod leaves the endpoints.
-      expect(proxy.lifecycle.preStop).toEqual({ httpGet: { path: '/prestop?wait=5', port: 15000, scheme: 'HTTP' } });
+      expect(proxy.lifecycle.preStop).toEqual({ httpGet: { path: '/prestop/5', port: 15000, scheme: 'HTTP' } });
       expect(d.spec.template.spec.volumes).toContainEqual({ name: 'mesh-routes', configMap: { name: 'mesh-routes' } });
       for (const app of apps) {
-        expect(app.lifecycle).toEqual({ preStop: { httpGet: { path: '/prestop?wait=5', port: 15000, scheme: 'HTTP' } } });
+        expect(app.lifecycle).toEqual({ preStop: { httpGet: { path: '/prestop/5', port: 15000, scheme: 'HTTP' } } });
         expect(app.env).toEqual(expect.arrayContaining([
           { name: 'HTTP_PROXY', value: 'http://127.0.0.1:15001' }, { name: 'http_proxy', value: 'http://127.0.0.1:15001' },
           { name: 'NO_PROXY', value: NO_PROXY }, { name: 'no_proxy', value: NO_PROXY },

@@ -341,13 +341,15 @@ describe('operations', () => {
     await slow.close();
   });
 
-  test("preStop: /prestop?wait=S answers after S seconds (the kubelet's hook holds SIGTERM that long), from any address", async () => {
+  test("preStop: /prestop/S answers after S seconds (the kubelet's hook holds SIGTERM that long), from any address", async () => {
     const proxy = await startProxy(canaryTable());
     const t0 = Date.now();
-    const r = await get(`http://127.0.0.1:${proxy.admin}/prestop?wait=1`);
+    const r = await get(`http://127.0.0.1:${proxy.admin}/prestop/1`);
     expect([r.status, r.body]).toEqual([200, 'waited 1 s\n']);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(950);
     expect((await get(`http://127.0.0.1:${proxy.admin}/prestop`)).body).toBe('waited 0 s\n');
+    // As the 1.20 kubelet asks (its hooks' URLs have two slashes).
+    expect((await get(`http://127.0.0.1:${proxy.admin}//prestop/0`)).body).toBe('waited 0 s\n');
     expect(proxy.log.join('\n')).toMatch(/preStop: waiting before SIGTERM/);
     await proxy.stop();
   });

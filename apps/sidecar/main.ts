@@ -27,7 +27,7 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
                            Secret takes down only its HTTPS server (logged), the other listeners start
   --namespace NS           the pod's namespace (default $POD_NAMESPACE or "default")
   --listen ADDR:PORT       sidecar listener (default 127.0.0.1:15001)
-  --admin ADDR:PORT        /healthz/ready, /stats/prometheus, /config_dump, /prestop?wait=S (default 0.0.0.0:15000)
+  --admin ADDR:PORT        /healthz/ready, /stats/prometheus, /config_dump, /prestop/SECONDS (default 0.0.0.0:15000)
   --bind ADDR              gateway listeners' address (default 0.0.0.0)
   --port-offset N          add N to every gateway listen port (local runs)
   --resolve H:P=A:P        connect to A:P for host H port P (repeatable, like curl --resolve)
@@ -262,17 +262,19 @@ export async function main(argv: string[]): Promise<number> {
 
   // Admin: readiness and metrics for everyone; the config only for loopback callers.
   const adminServer = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    // One leading slash: the 1.20 kubelet's lifecycle hooks ask for "//<path>".
+    const path = (req.url ?? '/').split('?')[0].replace(/^\/+/, '/');
     if (path === '/healthz/ready') {
       const ok = !proxy.draining;
       res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'draining\n');
     } else if (path === '/stats/prometheus') {
       metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
         (e) => res.writeHead(500).end(String(e)));
-    } else if (path === '/prestop') {
-      // The kubelet's preStop hook (httpGet): answer after `wait` seconds (at most 60), so
-      // that the container's SIGTERM comes once the pod has left its Services' endpoints.
-      const wait = Number(new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('wait') ?? '0');
+    } else if (path === '/prestop' || path.startsWith('/prestop/')) {
+      // The kubelet's preStop hook (httpGet): answer after /prestop/<seconds> (at most 60),
+      // so that the container's SIGTERM comes once the pod has left its Services'
+      // endpoints.
+      const wait = Number(path.slice('/prestop/'.length) || '0');
       const ms = Number.isFinite(wait) && wait > 0 ? Math.min(wait, 60) * 1000 : 0;
       proxy.log('info', 'preStop: waiting before SIGTERM', { seconds: ms / 1000 });
       setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end(`waited ${ms / 1000} s\n`), ms).unref();
@@ -289,7 +291,7 @@ export async function main(argv: string[]): Promise<number> {
         table: proxy.table.table,
       }, null, 2));
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('admin: /healthz/ready, /stats/prometheus, /config_dump, /prestop?wait=SECONDS\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('admin: /healthz/ready, /stats/prometheus, /config_dump, /prestop/SECONDS\n');
     }
   });
   await listenOn(adminServer, admin.port, admin.host);

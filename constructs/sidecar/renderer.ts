@@ -12,7 +12,7 @@ import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 import { cpuQuantity, omitServerDefaults } from '../server-form';
 
-const PRESTOP_PATH = `/prestop?wait=${PRESTOP_WAIT_SECONDS}`;
+const PRESTOP_PATH = `/prestop/${PRESTOP_WAIT_SECONDS}`;
 /** The proxy's preStop: the same wait as the app's, so that it outlives the app's last calls. */
 const preStopWait = () => kplus.Handler.fromHttpGet(PRESTOP_PATH, { port: SIDECAR_PORTS.admin });
 
