@@ -1,11 +1,11 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { App } from 'cdk8s';
 import { DataPlane, MeshChart } from '../constructs';
 import { CHART_VARIANTS, ChartVariant, createVariant } from '../charts';
 import { analyze, Finding, formatText } from '../lint/analyze';
 import { lintApp, manifestsFromFiles, manifestsOf } from '../lint/sources';
-import { Base, chartFiles, diffMarkdown, diffPlans, objectNames, PlanDiff, planOf, PlanBaseError, planOfChart, resolveBase, short } from '../plan';
+import { Base, ChartChange, chartFiles, commentBody, diffMarkdown, diffPlans, objectNames, planOf, PlanBaseError, planOfChart, postStickyComment, resolveBase, short } from '../plan';
 import { lintBeforeWrite, runSynth } from './run';
 import { entryOfCdk8sYaml, loadUserApp } from './user-app';
 
@@ -40,7 +40,7 @@ main.ts with one chart, a jest snapshot test and a README. Then:
 `,
   plan: `usage: cdk8s-mesh plan [--app FILE] [--out DIR] [--print] [CHART...]
        cdk8s-mesh plan --diff BASE [--app FILE] [--max-weight-shift N] [--fail-on-route-removal]
-                       [--allow HOST]... [CHART...]
+                       [--allow HOST]... [--comment FILE] [CHART...]
 
 The traffic plan of each chart (all by default), written to DIR/<chart>.plan.md
 (default dist/): per host, its rules in order with their matches in words,
@@ -57,6 +57,15 @@ removed, hosts and objects that appear or disappear, and one summary line per ch
 Markdown on stdout. Charts on the Istio data plane are compared (a node-sidecar chart
 carries its twin's rules). Exit 1 when --max-weight-shift N is exceeded or, with
 --fail-on-route-removal, a rule or host is removed, except on hosts given with --allow.
+--comment FILE also writes a pull-request comment: the changes, a Mermaid graph of the
+hosts that changed, their charts' lint findings and the gates' verdict.
+`,
+  'github-comment': `usage: cdk8s-mesh github-comment FILE [--pr N] [--repo OWNER/NAME]
+
+Post FILE (from plan --diff --comment) as the pull request's one sticky comment:
+the earlier comment of cdk8s-mesh is updated, or one is created. Token from
+GITHUB_TOKEN; repository from --repo or GITHUB_REPOSITORY; pull request from --pr or
+the event in GITHUB_EVENT_PATH; API from GITHUB_API_URL (default https://api.github.com).
 `,
   sidecar: `usage: cdk8s-mesh sidecar --config FILE [...]
 
@@ -83,6 +92,8 @@ commands:
                       exit 1 when any error is found
   plan [--print] [CHART...]
                       traffic plan per chart (Markdown + Mermaid) to dist/<chart>.plan.md
+  plan --diff BASE    what changes traffic against a directory or git ref
+  github-comment FILE post a plan comment on the pull request (GitHub Actions)
   sidecar --config FILE [...]
                       run the mesh proxy (see: cdk8s-mesh sidecar --help)
   help [COMMAND]      this text, or a command's
@@ -218,7 +229,7 @@ function plan(args: string[]): number {
 }
 
 function planDiff(args: string[], allow: readonly string[]): number {
-  const { flags, positional } = parse('plan', args, ['--diff', '--app', '--max-weight-shift'], ['--fail-on-route-removal']);
+  const { flags, positional } = parse('plan', args, ['--diff', '--app', '--max-weight-shift', '--comment'], ['--fail-on-route-removal']);
   const maxShiftFlag = flags['--max-weight-shift'] as string | undefined;
   const maxShift = maxShiftFlag === undefined ? undefined : Number(maxShiftFlag);
   if (maxShift !== undefined && !(Number.isInteger(maxShift) && maxShift >= 0 && maxShift <= 100)) {
@@ -233,7 +244,7 @@ function planDiff(args: string[], allow: readonly string[]): number {
     return 1;
   }
   try {
-    let diffs: Array<{ id: string; diff: PlanDiff }> = [];
+    let diffs: ChartChange[] = [];
     try {
       const status = runSynth(() => {
         const app = loadApp(flags['--app'] as string | undefined, 'dist');
@@ -258,8 +269,9 @@ function planDiff(args: string[], allow: readonly string[]): number {
         if (flags['--fail-on-route-removal'] && x.rulesRemoved > 0) gates.push(`${id}: ${host}: ${x.rulesRemoved} rule(s) removed`);
       }
     }
-    const text = diffs.map(({ id, diff }) => diffMarkdown(id, diff)).join('\n');
-    process.stdout.write(`## Traffic changes against ${base.description}\n\n${text || 'No traffic change.\n'}`);
+    const text = `## Traffic changes against ${base.description}\n\n${diffs.map(({ id, diff }) => diffMarkdown(id, diff)).join('\n') || 'No traffic change.\n'}`;
+    process.stdout.write(text);
+    if (flags['--comment']) writeFileSync(flags['--comment'] as string, commentBody(base.description, diffs, text, gates));
     if (gates.length) {
       process.stdout.write(`\n**Refused by the plan gates:**\n${gates.map((g) => `- ${g}`).join('\n')}\n`);
       return 1;
@@ -275,21 +287,40 @@ function planDiff(args: string[], allow: readonly string[]): number {
  * changed. Istio-data-plane charts only: a node-sidecar chart of this package carries
  * its twin's rules.
  */
-function diffCharts(app: App, baseDir: string, names: readonly string[]): Array<{ id: string; diff: PlanDiff }> {
+function diffCharts(app: App, baseDir: string, names: readonly string[]): ChartChange[] {
   const isTwin = (id: string) => id.endsWith(`-${DataPlane.NODE_SIDECAR}`) && variant(id) !== undefined;
   const baseFiles = chartFiles(baseDir);
-  const head = new Map(app.charts.filter((c) => !isTwin(c.node.id)).map((c) => [c.node.id, manifestsOf(c)]));
-  const ids = [...new Set([...head.keys(), ...[...baseFiles.keys()].filter((k) => !names.length || names.includes(k))])]
+  const heads = new Map(app.charts.filter((c) => !isTwin(c.node.id)).map((c) => [c.node.id, manifestsOf(c)]));
+  const ids = [...new Set([...heads.keys(), ...[...baseFiles.keys()].filter((k) => !names.length || names.includes(k))])]
     .filter((id) => !isTwin(id)).sort();
-  const out: Array<{ id: string; diff: PlanDiff }> = [];
+  const out: ChartChange[] = [];
   for (const id of ids) {
-    const h = head.get(id);
+    const h = heads.get(id);
     const file = baseFiles.get(id);
     const b = file ? manifestsFromFiles([file]) : undefined;
-    const diff = diffPlans(b && planOf(b), h && planOf(h), { base: objectNames((b ?? []).map((m) => m.obj)), head: objectNames((h ?? []).map((m) => m.obj)) });
-    if (diff.summary !== 'no traffic change') out.push({ id: `${id}${!b ? ' (new chart)' : !h ? ' (chart removed)' : ''}`, diff });
+    const head = h && planOf(h);
+    const diff = diffPlans(b && planOf(b), head, { base: objectNames((b ?? []).map((m) => m.obj)), head: objectNames((h ?? []).map((m) => m.obj)) });
+    if (diff.summary !== 'no traffic change') out.push({ id: `${id}${!b ? ' (new chart)' : !h ? ' (chart removed)' : ''}`, diff, head });
   }
   return out;
+}
+
+async function githubComment(args: string[]): Promise<number> {
+  const { flags, positional } = parse('github-comment', args, ['--pr', '--repo']);
+  if (positional.length !== 1) throw new UsageError('github-comment', 'give one FILE, the comment written by plan --diff --comment');
+  const token = process.env.GITHUB_TOKEN;
+  const repository = (flags['--repo'] as string | undefined) ?? process.env.GITHUB_REPOSITORY;
+  let pr = flags['--pr'] === undefined ? undefined : Number(flags['--pr']);
+  if (pr === undefined && process.env.GITHUB_EVENT_PATH && existsSync(process.env.GITHUB_EVENT_PATH)) {
+    pr = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, 'utf8')).pull_request?.number;
+  }
+  const missing = [!token && 'GITHUB_TOKEN', !repository && '--repo or GITHUB_REPOSITORY', !(Number.isInteger(pr) && pr! > 0) && '--pr or a pull_request event in GITHUB_EVENT_PATH'].filter(Boolean);
+  if (missing.length) throw new UsageError('github-comment', `missing ${missing.join(', ')}`);
+  const r = await postStickyComment({
+    apiUrl: process.env.GITHUB_API_URL ?? 'https://api.github.com', repository: repository!, pullRequest: pr!, token: token!, body: readFileSync(positional[0], 'utf8'),
+  });
+  console.log(`github-comment: ${r.action} comment ${r.id} on ${repository}#${pr}`);
+  return 0;
 }
 
 /** The `cdk8s-mesh` command line. Returns the exit status. */
@@ -321,6 +352,8 @@ export async function main(argv: string[]): Promise<number> {
         return lint(rest);
       case 'plan':
         return plan(rest);
+      case 'github-comment':
+        return await githubComment(rest);
       case undefined:
       case 'help':
       case '--help':

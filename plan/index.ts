@@ -4,3 +4,5 @@ export * from './markdown';
 export * from './sources';
 export * from './diff';
 export * from './base';
+export * from './comment';
+export * from './github';
