@@ -5,7 +5,7 @@
  * ("springbootapp v2: hello").
  */
 import { useChart } from './support/chart';
-import { kubectlOk, Pod, podsOf, shIn, tally } from './support/kube';
+import { kubectl, kubectlOk, Pod, podsOf, shIn, tally } from './support/kube';
 
 const URL = 'http://springbootapp-svc.springistiodemo:8080/hello';
 
@@ -63,14 +63,20 @@ async function reloads(pod: Pod, result: 'applied' | 'rejected'): Promise<number
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
-/** Make both stand-in versions answer after `ms` (a rollout of each), as a slow JVM would. */
+/**
+ * Make both stand-in versions answer after `ms` (a rollout of each), as a slow JVM would,
+ * and wait until the old pods are gone: a terminating pod keeps serving through its
+ * preStop wait, on the keep-alive connections the client's proxy already holds.
+ */
 async function slowBackends(ms: number): Promise<void> {
+  const before = JSON.parse(await kubectlOk(['get', 'pods', '-n', 'springistiodemo', '-o', 'json'])).items.map((p: any) => p.metadata.name as string);
   for (const d of ['springbootapp-v1', 'springbootapp-v2']) {
     await kubectlOk(['set', 'env', `deployment/${d}`, '-n', 'springistiodemo', '-c', 'springbootapp', `STANDIN_DELAY_MS=${ms}`]);
   }
   for (const d of ['springbootapp-v1', 'springbootapp-v2']) {
     await kubectlOk(['rollout', 'status', `deployment/${d}`, '-n', 'springistiodemo', '--timeout=150s'], { timeoutMs: 160_000 });
   }
+  if (before.length) await kubectl(['wait', '--for=delete', '-n', 'springistiodemo', ...before.map((n: string) => `pod/${n}`), '--timeout=90s'], { timeoutMs: 100_000 });
 }
 
 describe('springboot-canary', () => {
