@@ -2,7 +2,7 @@
 // data plane's VirtualServices, DestinationRules and Gateways, with the Services and
 // Deployments they lead to). Plain data in, plain data out; no cdk8s here, so a plan can
 // be made from YAML files as well as from a synthesized chart.
-import { CALLS_ANNOTATION } from '../model';
+import { CALLS_ANNOTATION, hostCandidates } from '../model';
 import { analyze, Finding, K8s, Manifest } from '../lint/analyze';
 
 export interface PlanDestination { readonly host: string; readonly subset?: string; readonly port?: number; readonly percent: number }
@@ -52,13 +52,9 @@ export interface TrafficPlan {
 const nsOf = (o: K8s) => o.metadata.namespace ?? 'default';
 const id = (o: K8s) => `${nsOf(o)}/${o.metadata.name}`;
 
-/** A host as written, made fully qualified in the object's namespace when it is short. */
+/** A host as written, made fully qualified in the object's namespace when it is short (the DNS search path's first name). */
 export function fqdn(host: string, namespace: string): string {
-  if (host.includes('*') || host.endsWith('.svc.cluster.local')) return host;
-  const parts = host.split('.');
-  if (parts.length === 1) return `${host}.${namespace}.svc.cluster.local`;
-  if (parts.length === 2) return `${host}.svc.cluster.local`;
-  return host;
+  return host.includes('*') ? host : hostCandidates(host, namespace, 'cluster.local')[0];
 }
 
 /** A string match in words: "exact /productpage", "prefix /api", "regex ^/v[0-9]". */
