@@ -5,7 +5,7 @@ import { DataPlane, MeshChart } from '../constructs';
 import { CHART_VARIANTS, ChartVariant, createVariant } from '../charts';
 import { analyze, Finding, formatText } from '../lint/analyze';
 import { lintApp, manifestsFromFiles, manifestsOf } from '../lint/sources';
-import { Base, ChartChange, chartFiles, commentBody, diffMarkdown, diffPlans, objectNames, planOf, PlanBaseError, planOfChart, postStickyComment, resolveBase, short } from '../plan';
+import { Base, ChartChange, chartFiles, commentBody, diffMarkdown, diffPlans, objectNames, planOf, PlanBaseError, chartPlan, ChartPlan, planMarkdown, trafficSvg, postStickyComment, resolveBase, short } from '../plan';
 import { lintBeforeWrite, runSynth } from './run';
 import { entryOfCdk8sYaml, loadUserApp } from './user-app';
 
@@ -38,7 +38,7 @@ main.ts with one chart, a jest snapshot test and a README. Then:
 --mesh-spec SPEC is the cdk8s-mesh dependency written into package.json (default
 ^<this version>); for a package not on the registry, the tarball: file:/path/cdk8s-mesh-<version>.tgz
 `,
-  plan: `usage: cdk8s-mesh plan [--app FILE] [--out DIR] [--print] [CHART...]
+  plan: `usage: cdk8s-mesh plan [--app FILE] [--out DIR] [--print] [--no-svg] [CHART...]
        cdk8s-mesh plan --diff BASE [--app FILE] [--max-weight-shift N] [--fail-on-route-removal]
                        [--allow HOST]... [--comment FILE] [CHART...]
 
@@ -48,6 +48,8 @@ destinations with weights as percentages, timeouts, retries, faults, mirrors, re
 redirects and header changes; the DestinationRules' subsets with the workloads they
 select and their policies; gateways; who calls whom and whether the caller is in the
 mesh; the chart's lint findings; a Mermaid graph. --print also writes them to stdout.
+The same graph as a picture in DIR/<chart>.traffic.svg (Graphviz layout, made offline;
+--no-svg skips it).
 A node-sidecar chart of this package has the plan of its Istio twin: the same rules.
 
 --diff BASE compares with BASE, a directory of an earlier synth or a git ref (checked
@@ -91,7 +93,8 @@ commands:
                       mesh lint over charts or YAML files (default: every chart);
                       exit 1 when any error is found
   plan [--print] [CHART...]
-                      traffic plan per chart (Markdown + Mermaid) to dist/<chart>.plan.md
+                      traffic plan per chart (Markdown + Mermaid) to dist/<chart>.plan.md,
+                      its graph as dist/<chart>.traffic.svg
   plan --diff BASE    what changes traffic against a directory or git ref
   github-comment FILE post a plan comment on the pull request (GitHub Actions)
   sidecar --config FILE [...]
@@ -199,7 +202,7 @@ function lint(args: string[]): number {
   return findings.some((f) => f.severity === 'error') ? 1 : 0;
 }
 
-function plan(args: string[]): number {
+async function plan(args: string[]): Promise<number> {
   // --allow may be given more than once.
   const allow: string[] = [];
   args = args.filter((a, i) => {
@@ -209,23 +212,25 @@ function plan(args: string[]): number {
     return true;
   });
   if (args.includes('--diff') || args.some((a) => a.startsWith('--diff='))) return planDiff(args, allow);
-  const { flags, positional } = parse('plan', args, ['--out', '--app'], ['--print']);
+  const { flags, positional } = parse('plan', args, ['--out', '--app'], ['--print', '--no-svg']);
   const outdir = (flags['--out'] as string | undefined) ?? 'dist';
-  let written = 0;
+  const plans: ChartPlan[] = [];
   const status = runSynth(() => {
     const app = loadApp(flags['--app'] as string | undefined, outdir);
     select('plan', app, positional);
-    mkdirSync(outdir, { recursive: true });
-    for (const chart of app.charts) {
-      const id = chart.node.id;
-      const text = planOfChart(chart);
-      writeFileSync(join(outdir, `${id}.plan.md`), text);
-      if (flags['--print']) process.stdout.write(`${text}\n`);
-      written++;
-    }
+    for (const chart of app.charts) plans.push(chartPlan(chart));
   });
-  if (status === 0) console.error(`wrote ${written} plan(s) to ${outdir}/`);
-  return status;
+  if (status !== 0) return status;
+  // Every plan is made before anything is written: a chart that fails leaves no half set.
+  mkdirSync(outdir, { recursive: true });
+  for (const p of plans) {
+    const text = planMarkdown(p.plan, p.header);
+    writeFileSync(join(outdir, `${p.header.chart}.plan.md`), text);
+    if (!flags['--no-svg']) writeFileSync(join(outdir, `${p.header.chart}.traffic.svg`), await trafficSvg(p.plan, p.title));
+    if (flags['--print']) process.stdout.write(`${text}\n`);
+  }
+  console.error(`wrote ${plans.length} plan(s) to ${outdir}/${flags['--no-svg'] ? '' : ' (<chart>.plan.md, <chart>.traffic.svg)'}`);
+  return 0;
 }
 
 function planDiff(args: string[], allow: readonly string[]): number {
@@ -351,7 +356,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'lint':
         return lint(rest);
       case 'plan':
-        return plan(rest);
+        return await plan(rest);
       case 'github-comment':
         return await githubComment(rest);
       case undefined:

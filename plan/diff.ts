@@ -2,7 +2,7 @@
 // are paired by their match (the words of it), so a reordered or edited rule reads as
 // changed rather than as one removed and one added.
 import { describeObject, K8s } from '../lint/analyze';
-import { short } from './markdown';
+import { short } from './graph';
 import { PlanHost, PlanRule, TrafficPlan } from './model';
 
 export interface WeightShift { readonly host: string; readonly destination: string; readonly from: number; readonly to: number }

@@ -1,10 +1,9 @@
 // A traffic plan as Markdown for a pull request: tables per host, destination policies,
 // gateways, who calls whom, lint findings, and a Mermaid flowchart (GitHub and GitLab
 // render it in Markdown).
+import { GraphEdge, GraphNodeKind, routeLabel, short, trafficGraph } from './graph';
 import { PlanDestination, PlanHost, TrafficPlan } from './model';
 
-/** reviews.bookinfo.svc.cluster.local -> reviews.bookinfo */
-export const short = (host: string) => host.replace(/\.svc\.cluster\.local$/, '');
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 const dest = (d: PlanDestination) => `${short(d.host)}${d.subset ? ` ${d.subset}` : ''}${d.port ? ` :${d.port}` : ''}`;
 
@@ -81,45 +80,22 @@ export function planMarkdown(plan: TrafficPlan, header: PlanHeader): string {
 
 /** The flowchart: callers and gateways -> hosts -> subsets or Services -> workloads. */
 export function mermaid(plan: TrafficPlan, only?: (h: PlanHost) => boolean): string[] {
-  const ids = new Map<string, string>();
-  const node = (key: string) => {
-    if (!ids.has(key)) ids.set(key, `n${ids.size}`);
-    return ids.get(key)!;
-  };
+  const g = trafficGraph(plan, only);
   const label = (s: string) => `"${s.replace(/"/g, '#quot;')}"`;
-  const nodes = new Map<string, string>();
-  const edges: string[] = [];
-  const addNode = (key: string, shape: (l: string) => string, text: string) => { if (!nodes.has(key)) nodes.set(key, `  ${node(key)}${shape(label(text))}`); return node(key); };
-  const workload = (w: string) => addNode(`w:${w}`, (l) => `[${l}]`, w);
-  const hostNode = (h: string) => addNode(`h:${h}`, (l) => `(${l})`, short(h));
-  const hosts = plan.hosts.filter(only ?? (() => true));
-  const policyOf = (host: string) => plan.policies.find((p) => p.host === host);
-  const serviceOf = (host: string) => plan.services.find((s) => s.host === host);
-
-  for (const h of hosts) {
-    const hn = hostNode(h.host);
-    for (const b of h.bindings.filter((x) => x !== 'mesh')) {
-      const g = addNode(`g:${b}`, (l) => `{{${l}}}`, `gateway ${b}`);
-      edges.push(`  ${g} --> ${hn}`);
+  const shape: Record<GraphNodeKind, (l: string) => string> = {
+    gateway: (l) => `{{${l}}}`, host: (l) => `(${l})`, destination: (l) => `[/${l}/]`, workload: (l) => `[${l}]`, response: (l) => `>${l}]`,
+  };
+  const arrow = (e: GraphEdge) => {
+    switch (e.kind) {
+      case 'route': { const text = routeLabel(e); return text ? `-->|${label(text)}|` : '-->'; }
+      case 'call': return `-.->|${label('calls')}|`;
+      case 'call-outside-mesh': return `-.->|${label('calls, outside the mesh')}|`;
+      default: return '-->';
     }
-    h.rules.forEach((r, i) => {
-      for (const d of r.destinations) {
-        const key = `d:${d.host}:${d.subset ?? ''}`;
-        const dn = addNode(key, (l) => `[/${l}/]`, `${short(d.host)}${d.subset ? ` ${d.subset}` : ''}`);
-        const when = r.match.length ? r.match.join(' or ') : h.rules.length > 1 ? 'otherwise' : '';
-        edges.push(`  ${hn} -->|${label(`${h.rules.length > 1 ? `${i + 1}. ` : ''}${when ? `${when}: ` : ''}${d.percent}%`)}| ${dn}`);
-        const workloads = d.subset ? policyOf(d.host)?.subsets.find((s) => s.name === d.subset)?.workloads ?? [] : serviceOf(d.host)?.workloads ?? [];
-        for (const w of workloads) {
-          const e = `  ${dn} --> ${workload(w)}`;
-          if (!edges.includes(e)) edges.push(e);
-        }
-      }
-    });
-  }
-  for (const c of plan.calls) {
-    if (!hosts.some((h) => h.host === c.to) && only) continue;
-    const target = hosts.some((h) => h.host === c.to) ? hostNode(c.to) : addNode(`h:${c.to}`, (l) => `(${l})`, short(c.to));
-    edges.push(`  ${workload(c.from)} -.->|${label(c.inMesh ? 'calls' : 'calls, outside the mesh')}| ${target}`);
-  }
-  return ['flowchart LR', ...nodes.values(), ...edges];
+  };
+  return [
+    'flowchart LR',
+    ...g.nodes.map((n) => `  ${n.id}${shape[n.kind](label(n.label))}`),
+    ...g.edges.map((e) => `  ${e.from} ${arrow(e)} ${e.to}`),
+  ];
 }

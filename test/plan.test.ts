@@ -1,18 +1,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, Chart, Testing } from 'cdk8s';
+import { App } from 'cdk8s';
 import { CHART_VARIANTS, createVariant } from '../charts';
-import { DestinationPolicy, MeshGateway, MeshNamespace, MeshWorkload, TrafficRoute } from '../constructs';
 import { manifestsOf } from '../lint/sources';
-import { externalHost } from '../model';
 import { matchInWords, mermaid, planOf, planOfChart } from '../plan';
+import { shopChart } from './fixtures/shop-chart';
 
 const PLANS_DIR = path.join(__dirname, '..', 'docs', 'plans');
 
 // The plans of every chart are committed (docs/plans/<chart>.plan.md), so that a pull
 // request shows how a change moves traffic, in words, beside the YAML snapshots.
 describe.each(CHART_VARIANTS.map((v) => [v.id, v]))('plan of %s', (id, v) => {
-  test('is docs/plans/<chart>.plan.md (update: npx cdk8s-mesh plan --out docs/plans, then review the diff)', () => {
+  test('is docs/plans/<chart>.plan.md (update: npx cdk8s-mesh plan --no-svg --out docs/plans, then review the diff)', () => {
     const text = planOfChart(createVariant(new App(), v));
     const file = path.join(PLANS_DIR, `${id}.plan.md`);
     const committed = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '(missing)';
@@ -42,44 +41,7 @@ describe('matches in words', () => {
 });
 
 describe('a chart with every kind of rule', () => {
-  const app = Testing.app();
-  const c = new Chart(app, 'shop');
-  const ns = new MeshNamespace(c, 'ns', { name: 'shop' });
-  const cart = new MeshWorkload(c, 'cart', { app: 'cart', version: 'v1', image: 'cart:1', port: 8080, namespace: ns });
-  new MeshWorkload(c, 'cart-v2', { app: 'cart', version: 'v2', image: 'cart:2', port: 8080, namespace: ns, service: false, deploymentName: 'cart-v2' });
-  const ops = new MeshNamespace(c, 'ops', { name: 'ops', injection: false });
-  new MeshWorkload(c, 'cron', { app: 'cron', image: 'cron:1', namespace: ops, mesh: false, calls: [cart] });
-  // The Service with its subsets, as routes name them (CanaryRelease and BookinfoApp make these).
-  const cartVersions = { serviceName: 'cart', serviceNamespace: 'shop', servicePorts: [8080], subsetNames: ['v1', 'v2'] };
-  new DestinationPolicy(c, 'dr', {
-    name: 'cart', service: cartVersions, namespace: 'shop',
-    subsets: [{ name: 'v1' }, { name: 'v2', trafficPolicy: { loadBalancer: 'RANDOM' } }],
-    trafficPolicy: {
-      loadBalancer: 'LEAST_REQUEST', connectionPool: { tcp: { maxConnections: 100 }, http: { http1MaxPendingRequests: 10 } },
-      outlierDetection: { consecutive5xxErrors: 5, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 50 }, tls: 'ISTIO_MUTUAL',
-    },
-  });
-  new MeshGateway(c, 'gw', {
-    name: 'shop-gateway', namespace: 'shop',
-    servers: [{ port: 80, hosts: ['shop.example.com'], httpsRedirect: true }, { port: 443, protocol: 'HTTPS', hosts: ['shop.example.com'], tls: { mode: 'SIMPLE', credentialName: 'shop-cert' } }],
-  });
-  new TrafficRoute(c, 'vs', {
-    name: 'cart', namespace: 'shop', hosts: [cartVersions],
-    http: [
-      {
-        name: 'canary', match: [{ headers: { 'x-canary': { exact: 'yes' } } }, { queryParams: { canary: { exact: '1' } } }],
-        route: [{ to: cartVersions, subset: 'v2' }],
-        headers: { request: { set: { 'x-via': 'canary' } }, response: { remove: ['server'] } },
-      },
-      { match: [{ uri: { prefix: '/old' } }], redirect: { uri: '/new', redirectCode: 301 } },
-      { match: [{ uri: { prefix: '/api/v1' } }], rewrite: { uri: '/v1' }, route: [{ to: cartVersions, subset: 'v1' }] },
-      {
-        route: [{ to: cartVersions, subset: 'v1', weight: 90 }, { to: cartVersions, subset: 'v2', weight: 10 }],
-        timeout: '2s', retries: { attempts: 3, perTryTimeout: '500ms', retryOn: ['5xx', 'reset'] },
-        fault: { abort: { httpStatus: 503, percentage: 1 } }, mirror: { to: externalHost('shadow.example.com'), percentage: 5 },
-      },
-    ],
-  });
+  const c = shopChart();
   const plan = planOf(manifestsOf(c));
 
   test('rules in order, matches in words, destinations in percent, everything a rule does in words', () => {
