@@ -50,7 +50,8 @@ select and their policies; gateways; who calls whom and whether the caller is in
 mesh; the chart's lint findings; a Mermaid graph. --print also writes them to stdout.
 The same graph as a picture in DIR/<chart>.traffic.svg (Graphviz layout, made offline;
 --no-svg skips it).
-A node-sidecar chart of this package has the plan of its Istio twin: the same rules.
+A node-sidecar chart's plan reads its rules as the Istio objects of the same model:
+what its proxies load from ConfigMap mesh-routes.
 
 --diff BASE compares with BASE, a directory of an earlier synth or a git ref (checked
 out in a temporary worktree and synthesized there): per host, rules added, removed or

@@ -83,6 +83,41 @@ export interface MeshChartProps extends ChartProps {
 
 const MESH_CHART = Symbol.for('cdk8s-mesh.MeshChart');
 
+/**
+ * One call a construct made to its chart's renderer, kept so that the same model can be
+ * drawn on another data plane (the traffic plan reads a node-sidecar chart's rules as
+ * the Istio objects they would be).
+ * @internal
+ */
+export type MeshRenderingCall =
+  | { readonly method: 'renderRoute'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: RouteRendering }
+  | { readonly method: 'renderDestinationPolicy'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: DestinationPolicyRendering }
+  | { readonly method: 'renderGateway'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: GatewayRendering };
+const RENDERINGS = new WeakMap<MeshChart, MeshRenderingCall[]>();
+
+/**
+ * The rendering calls made in a chart, in order, each with its scope's path below the chart.
+ * @internal
+ */
+export function renderingCallsOf(chart: MeshChart): readonly MeshRenderingCall[] {
+  return RENDERINGS.get(chart) ?? [];
+}
+
+/** The renderer, with every route, policy and gateway it is given recorded for renderingCallsOf. */
+function recording(chart: MeshChart, inner: MeshRenderer): MeshRenderer {
+  const calls: MeshRenderingCall[] = [];
+  RENDERINGS.set(chart, calls);
+  const below = (scope: Construct) => scope.node.scopes.slice(chart.node.scopes.length).map((c) => c.node.id);
+  return {
+    dataPlane: inner.dataPlane,
+    enrollNamespace: (ns) => inner.enrollNamespace(ns),
+    enrollWorkload: (w) => inner.enrollWorkload(w),
+    renderRoute: (scope, id, rendering) => { calls.push({ method: 'renderRoute', scopePath: below(scope), id, rendering }); inner.renderRoute(scope, id, rendering); },
+    renderDestinationPolicy: (scope, id, rendering) => { calls.push({ method: 'renderDestinationPolicy', scopePath: below(scope), id, rendering }); inner.renderDestinationPolicy(scope, id, rendering); },
+    renderGateway: (scope, id, rendering) => { calls.push({ method: 'renderGateway', scopePath: below(scope), id, rendering }); inner.renderGateway(scope, id, rendering); },
+  };
+}
+
 /** A cdk8s Chart that knows which data plane its mesh constructs render for. */
 export class MeshChart extends Chart {
   /**
@@ -110,7 +145,7 @@ export class MeshChart extends Chart {
       throw new MeshValidationError(this.node.path, 'dataPlane', props.dataPlane, `one of the registered data planes (${[...factories.keys()].join(', ')})`);
     }
     Object.defineProperty(this, MESH_CHART, { value: true });
-    this.renderer = factory(this);
+    this.renderer = recording(this, factory(this));
     // Two objects with one identity would be written to one file and the second would
     // silently replace the first on apply: refuse at synth, naming both constructs.
     this.node.addValidation({ validate: () => duplicatesIn(this).map((d) => d.message) });

@@ -1,7 +1,9 @@
 // Plans of synthesized charts (cdk8s in, Markdown and SVG out), for the CLI and the tests.
 import { App, Chart } from 'cdk8s';
-import { CHART_VARIANTS, createVariant } from '../charts';
+import { Construct } from 'constructs';
 import { DataPlane, MeshChart } from '../constructs';
+import { renderingCallsOf } from '../constructs/mesh';
+import { Manifest } from '../lint/analyze';
 import { manifestsOf } from '../lint/sources';
 import { PlanHeader, planMarkdown } from './markdown';
 import { planOf, TrafficPlan } from './model';
@@ -14,24 +16,50 @@ export interface ChartPlan {
   readonly title: SvgTitle;
 }
 
+/** Objects the node-sidecar renderer adds for its proxies: the route table, per-subset Services, gateway Deployments and their Services. */
+function madeForNodeSidecar(manifests: readonly Manifest[]): (m: Manifest) => boolean {
+  const gatewayPods = new Set(manifests
+    .filter((m) => m.obj.kind === 'Deployment' && m.obj.spec?.template?.metadata?.annotations?.['mesh.cdk8s.io/proxy'] === 'node-gateway')
+    .map((m) => `${m.obj.metadata.namespace ?? ''}/${m.obj.metadata.name}`));
+  return (m) => {
+    const labels = m.obj.metadata.labels ?? {};
+    if (labels['mesh.cdk8s.io/route-table'] !== undefined || labels['mesh.cdk8s.io/subset-of'] !== undefined) return true;
+    return (m.obj.kind === 'Deployment' || m.obj.kind === 'Service') && gatewayPods.has(`${m.obj.metadata.namespace ?? ''}/${m.obj.metadata.name}`);
+  };
+}
+
 /**
- * The plan of one chart. A node-sidecar chart of this package is planned from its Istio
- * twin (one model: its proxies load the same rules from ConfigMap mesh-routes).
+ * A chart's objects as the Istio data plane writes them. A chart on another data plane
+ * keeps its workloads and Services, and its routes, policies and gateways are drawn again
+ * by the Istio renderer from the same model (each at its construct's path), so that the
+ * plan reads one model whatever the data plane.
  */
+export function istioManifestsOf(chart: Chart): Manifest[] {
+  if (!MeshChart.isMeshChart(chart) || chart.dataPlane === DataPlane.ISTIO) return manifestsOf(chart);
+  const own = manifestsOf(chart);
+  const twin = new MeshChart(new App(), chart.node.id, { dataPlane: DataPlane.ISTIO, namespace: chart.namespace, labels: chart.labels });
+  const at = (path: readonly string[]) => path.reduce<Construct>((scope, id) => (scope.node.tryFindChild(id) as Construct | undefined) ?? new Construct(scope, id), twin);
+  for (const call of renderingCallsOf(chart)) {
+    const scope = at(call.scopePath);
+    switch (call.method) {
+      case 'renderRoute': twin.renderer.renderRoute(scope, call.id, call.rendering); break;
+      case 'renderDestinationPolicy': twin.renderer.renderDestinationPolicy(scope, call.id, call.rendering); break;
+      case 'renderGateway': twin.renderer.renderGateway(scope, call.id, call.rendering); break;
+    }
+  }
+  return [...own.filter((m) => !madeForNodeSidecar(own)(m)), ...manifestsOf(twin)];
+}
+
+/** The plan of one chart, on whatever data plane: its rules are read as the Istio objects of its model. */
 export function chartPlan(chart: Chart): ChartPlan {
   const id = chart.node.id;
   const dataPlane = MeshChart.isMeshChart(chart) ? chart.dataPlane : DataPlane.ISTIO;
-  const v = CHART_VARIANTS.find((x) => x.id === id);
-  const twin = v && dataPlane === DataPlane.NODE_SIDECAR ? CHART_VARIANTS.find((x) => x.id === v.entry.name) : undefined;
-  const manifests = twin ? manifestsOf(createVariant(new App(), twin)) : manifestsOf(chart);
   const header = {
     chart: id,
-    dataPlane: dataPlane !== DataPlane.NODE_SIDECAR ? String(dataPlane)
-      : twin ? `node-sidecar: the rules below, from the Istio twin \`${twin.id}\`, are the ones its proxies load from ConfigMap mesh-routes`
-        : 'node-sidecar (its rules are in ConfigMap mesh-routes; this plan shows what the Kubernetes objects say)',
+    dataPlane: dataPlane === DataPlane.ISTIO ? String(dataPlane)
+      : `${dataPlane}: its proxies load these rules from ConfigMap mesh-routes; they are shown as the Istio objects of the same model`,
   };
-  const title = { chart: id, dataPlane: twin ? `node-sidecar, the rules of ${twin.id}` : String(dataPlane) };
-  return { plan: planOf(manifests), header, title };
+  return { plan: planOf(istioManifestsOf(chart)), header, title: { chart: id, dataPlane: String(dataPlane) } };
 }
 
 /** The Markdown plan of one chart. */
