@@ -138,6 +138,18 @@ export interface RouteTable {
   readonly services: readonly RtService[];
   readonly virtualHosts: readonly RtVirtualHost[];
   readonly gateways: readonly RtGateway[];
+  /** Where the proxies report spans, and how many requests they trace. Absent: no spans are sent (tracing headers still travel). */
+  readonly tracing?: RtTracing;
+}
+
+/** Span export, as Istio's Telemetry and meshConfig extension provider configure Envoy. */
+export interface RtTracing {
+  /** `zipkin`: Zipkin v2 JSON (POST /api/v2/spans); `otlp`: OTLP/HTTP JSON (POST /v1/traces). */
+  readonly format: 'zipkin' | 'otlp';
+  /** The collector's full URL, e.g. http://zipkin.istio-system.svc.cluster.local:9411/api/v2/spans */
+  readonly endpoint: string;
+  /** Share of new traces recorded (Istio's randomSamplingPercentage); an incoming x-b3-sampled decides instead. */
+  readonly samplingPercentage: number;
 }
 
 // ---------------------------------------------------------------------------
@@ -261,6 +273,14 @@ export const ROUTE_TABLE_SCHEMA = {
             },
           },
         },
+      },
+    },
+    tracing: {
+      type: 'object', additionalProperties: false, required: ['format', 'endpoint', 'samplingPercentage'],
+      properties: {
+        format: { enum: ['zipkin', 'otlp'] },
+        endpoint: { type: 'string', pattern: '^http://[^/\\s]+(/\\S*)?$', maxLength: 2048 },
+        samplingPercentage: PERCENT,
       },
     },
     gateways: {

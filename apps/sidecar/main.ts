@@ -13,6 +13,7 @@ import { OutboundTrafficPolicy, RouteTable, RtGatewayServer, SIDECAR_PORTS } fro
 import { PickStrategy } from './balancer';
 import { ProxyMetrics } from './metrics';
 import { MeshProxy, OVERLOADED } from './proxy';
+import { Tracer } from './tracing';
 import { Binding, compileTable, ConfigError, parseRouteTable } from './table';
 import { Upstreams } from './upstream';
 
@@ -160,8 +161,21 @@ export async function main(argv: string[]): Promise<number> {
   const upstreams = new Upstreams({ resolve, maxConnectionsPerDestination: maxUpstream, maxPendingPerDestination: maxPending, ownPorts, maxHeaderBytes });
   // Filled in once the listeners are bound (ports may be 0: chosen by the kernel).
   const ownEndpoints = new Set<string>();
+  const namespace = values.namespace ?? process.env.POD_NAMESPACE ?? 'default';
+  // Who reports the spans, as Istio names Envoy: `<app>.<namespace>` and the node id
+  // `sidecar~<pod IP>~<pod>.<namespace>~<namespace>.svc.cluster.local` (the renderer
+  // passes the pod's name, IP and app through the downward API).
+  const podName = process.env.POD_NAME ?? 'mesh-proxy';
+  const podIp = process.env.POD_IP ?? '127.0.0.1';
+  const tracer = new Tracer(metrics, {
+    serviceName: process.env.MESH_SERVICE_NAME || `${binding.kind === 'gateway' ? binding.names[0].split('/')[1] : podName}.${namespace}`,
+    nodeId: `${binding.kind === 'gateway' ? 'router' : 'sidecar'}~${podIp}~${podName}.${namespace}~${namespace}.svc.cluster.local`,
+    ipv4: /^\d+\.\d+\.\d+\.\d+$/.test(podIp) ? podIp : undefined,
+    namespace,
+  });
+  tracer.configure(first.tracing);
   const proxy = new MeshProxy({
-    namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default',
+    namespace, tracer,
     binding, outboundTrafficPolicy: policy, ownEndpoints, maxBufferBytes: maxBuffer, accessLog: values['access-log'] === true,
     streamIdleTimeoutMs: streamIdleMs, maxHeadersCount, pathNormalization,
   }, upstreams, metrics, compile(first));
@@ -319,6 +333,7 @@ export async function main(argv: string[]): Promise<number> {
       const gone = binding.kind === 'gateway' ? binding.names.filter((n) => !table.gateways.some((g) => g.name === n)) : [];
       if (gone.length) throw new ConfigError(`${configPath}: the new table has no gateway "${gone.join('", "')}"`);
       proxy.table = compile(table);
+      tracer.configure(table.tracing);
       loaded = { text, at: new Date() };
       refusedText = undefined;
       metrics.reloads.inc({ result: 'applied' });
@@ -363,6 +378,7 @@ export async function main(argv: string[]): Promise<number> {
     adminServer.close();
     adminServer.closeAllConnections();
     await upstreams.close();
+    await tracer.close();
     proxy.log('info', 'stopped', { leftInFlight: proxy.inflight });
     process.exit(0);
   };

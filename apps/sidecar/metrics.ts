@@ -70,6 +70,17 @@ export class ProxyMetrics {
     labelNames: ['virtual_host'] as const,
     registers: [this.registry],
   });
+  readonly spansExported = new Counter({
+    name: 'mesh_proxy_spans_exported_total',
+    help: 'Spans the tracing collector accepted',
+    registers: [this.registry],
+  });
+  readonly spansDropped = new Counter({
+    name: 'mesh_proxy_spans_dropped_total',
+    help: 'Spans not delivered, by reason: queue_full (the collector is slower than the traffic), collector_status, collector_timeout, collector_unreachable',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly inflight = new Gauge({
     name: 'mesh_proxy_requests_in_flight',
     help: 'Requests being proxied now',

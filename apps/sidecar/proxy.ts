@@ -4,6 +4,7 @@ import { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } f
 import { ISTIO_DEFAULT_RETRY_ATTEMPTS, ISTIO_DEFAULT_RETRY_ON, OutboundTrafficPolicy, RtGatewayServer, RtHeaderOps, RtRoute, RtStringMatch } from '../../model/route-table';
 import { ProxyMetrics } from './metrics';
 import { Binding, CompiledRoute, CompiledTable, CompiledVirtualHost, hostCandidates, RequestView, selectRoute } from './table';
+import { TraceContext, traceContext, Tracer } from './tracing';
 import { isLoopback, UpstreamError, Upstreams } from './upstream';
 
 /** Istio's retry policy for routes that set none: 2 retries on connection trouble and 503. */
@@ -32,6 +33,22 @@ export interface ProxyOptions {
   /** Istio's pathNormalization: base (default), merge-slashes, or none. */
   readonly pathNormalization: 'base' | 'merge-slashes' | 'none';
   readonly random?: () => number;
+  /** Span export (the route table's `tracing`); absent: tracing headers travel, no spans are sent. */
+  readonly tracer?: Tracer;
+}
+
+/** What one request did, filled in along the request path: metrics, access log and span read it at the end. */
+interface RequestRecord {
+  virtual_host: string;
+  destination: string;
+  /** Envoy's response flags: NR no route, FI/DI fault abort/delay, UT upstream timeout, UF connect failure, UO overflow, URX retries exhausted, DC client gone. */
+  flags?: string;
+  trace?: TraceContext;
+  /** `outbound|<port>|<subset>|<host>`, as Istio names Envoy's clusters. */
+  upstreamCluster?: string;
+  url?: string;
+  requestId?: string;
+  spanName?: string;
 }
 
 /** Sockets accepted beyond the downstream connection limit: their requests get a 503. */
@@ -241,15 +258,30 @@ export class MeshProxy {
   /** The http.Server 'request' listener. `server` is set in gateway mode. */
   handle(req: IncomingMessage, res: ServerResponse, server?: RtGatewayServer): void {
     const started = process.hrtime.bigint();
+    const startUs = Date.now() * 1000;
     this.inflight++;
     this.metrics.inflight.inc();
-    const labels = { virtual_host: 'none', destination: 'none' };
+    const labels: RequestRecord = { virtual_host: 'none', destination: 'none' };
     res.once('close', () => {
       this.inflight--;
       this.metrics.inflight.dec();
       const code = res.headersSent ? String(res.statusCode) : '0';
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       this.metrics.record(labels.virtual_host, labels.destination, code, seconds);
+      if (labels.trace?.sampled && this.opts.tracer) {
+        if (!res.writableFinished) labels.flags ??= 'DC';
+        this.opts.tracer.record({
+          ctx: labels.trace, kind: server ? 'SERVER' : 'CLIENT', name: labels.spanName ?? `${labels.virtual_host}/*`,
+          startUs, durationUs: Math.round(seconds * 1e6),
+          tags: {
+            'http.method': req.method ?? 'GET', 'http.url': labels.url ?? String(req.url), 'http.protocol': `HTTP/${req.httpVersion}`,
+            'http.status_code': code, response_flags: labels.flags ?? '-', upstream_cluster: labels.upstreamCluster ?? labels.destination,
+            'guid:x-request-id': labels.requestId ?? '', user_agent: String(req.headers['user-agent'] ?? '-'),
+            'peer.address': req.socket.remoteAddress ?? '', ...(Number(code) >= 500 || code === '0' ? { error: 'true' } : {}),
+          },
+          ...(labels.destination.includes(':') ? { remote: { serviceName: labels.destination.slice(0, labels.destination.lastIndexOf(':')), port: Number(labels.destination.slice(labels.destination.lastIndexOf(':') + 1)) } } : {}),
+        });
+      }
       if (this.opts.accessLog) {
         process.stdout.write(`${JSON.stringify({
           time: new Date().toISOString(), method: req.method, url: req.url, host: req.headers.host, code: Number(code),
@@ -295,7 +327,7 @@ export class MeshProxy {
     return percentage >= 100 || (percentage > 0 && this.random() * 100 < percentage);
   }
 
-  private async serve(req: IncomingMessage, res: ServerResponse, labels: { virtual_host: string; destination: string }, server?: RtGatewayServer): Promise<void> {
+  private async serve(req: IncomingMessage, res: ServerResponse, labels: RequestRecord, server?: RtGatewayServer): Promise<void> {
     const target = parseTarget(req.url ?? '/', req.headers.host, server?.port ?? 80);
     if (typeof target === 'string') return this.reply(res, 400, `mesh-proxy: bad request: ${target}`);
     // Rules see, and the upstream gets, the normalised path: `/a/../admin` is `/admin`.
@@ -305,6 +337,11 @@ export class MeshProxy {
       return this.reply(res, 508, 'mesh-proxy: request loop: this request already passed through this proxy');
     }
     const table = this.table;
+    // The trace context first: a request the proxy answers itself (404, fault, 504) is traced too.
+    labels.trace = this.opts.tracer ? this.opts.tracer.context(req.headers, hex) : traceContext(req.headers, hex);
+    labels.requestId = typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'] ? req.headers['x-request-id'] : randomUUID();
+    labels.url = `${server?.protocol === 'HTTPS' ? 'https' : 'http'}://${target.authority}${target.path}`;
+    labels.spanName = `${target.host}:${target.port}/*`;
 
     let vh: CompiledVirtualHost | undefined;
     let knownHost: string | undefined;
@@ -339,6 +376,7 @@ export class MeshProxy {
     if (vh) {
       labels.virtual_host = vh.vh.name;
       const sel = selectRoute(vh, view);
+      if (!sel) labels.flags = 'NR';
       if (!sel) return this.reply(res, 404, `mesh-proxy: no route of ${vh.vh.name} matches ${view.method} ${target.path}`);
       picked = sel.route;
       route = sel.route.route;
@@ -356,11 +394,13 @@ export class MeshProxy {
 
     if (route.fault?.delay && this.chance(route.fault.delay.percentage)) {
       this.metrics.faults.inc({ kind: 'delay' });
+      labels.flags = 'DI';
       await sleep(route.fault.delay.fixedDelayMs);
       if (res.destroyed) return;
     }
     if (route.fault?.abort && this.chance(route.fault.abort.percentage)) {
       this.metrics.faults.inc({ kind: 'abort' });
+      labels.flags = 'FI';
       return this.reply(res, route.fault.abort.httpStatus, 'fault filter abort');
     }
     if (route.redirect) {
@@ -382,20 +422,19 @@ export class MeshProxy {
       return this.reply(res, 503, `mesh-proxy: destination ${dest.host} has no port and is not a service with a single port (or the request's port)`);
     }
     labels.destination = vh || knownHost ? `${dest.host}:${upstreamPort}` : 'PassthroughCluster';
+    labels.upstreamCluster = vh || knownHost ? `outbound|${upstreamPort}||${dest.host}` : 'PassthroughCluster';
 
     // Headers for the upstream.
     const out = endToEnd(req.headers);
     out.host = route.rewrite?.authority ?? target.authority;
     const path = route.rewrite?.uri ? rewritePath(target.path, uriMatch, route.rewrite.uri) : target.path;
-    if (!out['x-request-id']) out['x-request-id'] = randomUUID();
-    if (out['x-b3-traceid']) {
-      if (out['x-b3-spanid']) out['x-b3-parentspanid'] = out['x-b3-spanid'];
-      out['x-b3-spanid'] = hex(8);
-    } else {
-      out['x-b3-traceid'] = hex(16);
-      out['x-b3-spanid'] = hex(8);
-      delete out['x-b3-parentspanid'];
-    }
+    out['x-request-id'] = labels.requestId;
+    const trace = labels.trace;
+    out['x-b3-traceid'] = trace.traceId;
+    out['x-b3-spanid'] = trace.spanId;
+    if (trace.parentId) out['x-b3-parentspanid'] = trace.parentId;
+    else delete out['x-b3-parentspanid'];
+    if (trace.sampled !== undefined) out['x-b3-sampled'] = trace.sampled ? '1' : '0';
     out.via = via === undefined ? this.via : `${String(via)}, ${this.via}`;
     if (server) {
       const xff = req.headers['x-forwarded-for'];
@@ -439,6 +478,7 @@ export class MeshProxy {
     let upstreamRes: IncomingMessage | undefined;
     const timer = route.timeoutMs === undefined ? undefined : setTimeout(() => {
       timedOut = true;
+      labels.flags = 'UT';
       current?.destroy();
       if (!res.headersSent) this.reply(res, 504, 'upstream request timeout');
       else res.destroy();
@@ -489,6 +529,7 @@ export class MeshProxy {
         // keep-alive connection may have reached the upstream, so it is resent only when
         // retryOn allows `reset` (Istio's default policy does not).
         if (kind === 'self') return this.reply(res, 508, ERROR_BODY[kind]);
+        labels.flags = kind === 'overflow' ? 'UO' : kind === 'per-try-timeout' ? 'UT' : kind === 'connect-failure' ? 'UF' : kind === 'reset' ? 'UC' : undefined;
         if (kind === 'overflow') {
           this.metrics.overflows.inc({ limit: 'upstream_pending' });
           return this.reply(res, 503, ERROR_BODY[kind], { 'x-envoy-overloaded': 'true' });

@@ -77,7 +77,7 @@ const running = new Set<ChildProcess>();
 afterAll(() => { for (const p of running) p.kill('SIGKILL'); });
 
 /** Start the proxy on `table` with free ports; resolves once it logs "listening". */
-export async function startProxy(table: RouteTable | string, args: string[] = []): Promise<RunningProxy> {
+export async function startProxy(table: RouteTable | string, args: string[] = [], env: Record<string, string> = {}): Promise<RunningProxy> {
   const dir = mkdtempSync(join(tmpdir(), 'mesh-proxy-'));
   const configFile = join(dir, 'routes.json');
   writeFileSync(configFile, typeof table === 'string' ? table : JSON.stringify(table));
@@ -85,7 +85,7 @@ export async function startProxy(table: RouteTable | string, args: string[] = []
   // not look at draining stop it sooner.
   const drain = args.includes('--drain-timeout') ? [] : ['--drain-timeout', '200'];
   const proc = spawn(process.execPath, [SIDECAR_BUNDLE, '--config', configFile, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...drain, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: IMAGE_NODE_OPTIONS },
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: IMAGE_NODE_OPTIONS, ...env },
   });
   running.add(proc);
   const log: string[] = [];
