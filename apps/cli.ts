@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { App } from 'cdk8s';
-import { DataPlane, MeshChart } from '../constructs';
+import { DataPlane, MeshChart, MeshTracing } from '../constructs';
 import { CHART_VARIANTS, ChartVariant, createVariant } from '../charts';
 import { analyze, Finding, formatText } from '../lint/analyze';
 import { lintApp, manifestsFromFiles, manifestsOf } from '../lint/sources';
@@ -70,6 +70,13 @@ the earlier comment of cdk8s-mesh is updated, or one is created. Token from
 GITHUB_TOKEN; repository from --repo or GITHUB_REPOSITORY; pull request from --pr or
 the event in GITHUB_EVENT_PATH; API from GITHUB_API_URL (default https://api.github.com).
 `,
+  'mesh-config': `usage: cdk8s-mesh mesh-config [--app FILE] [CHART...]
+
+The meshConfig fragment each chart's MeshTracing needs on Istio: the extension provider
+its Telemetry names, with the collector's address. meshConfig is not a namespaced object:
+merge the fragment into your IstioOperator (spec.meshConfig) or istiod's Helm values.
+One YAML document per MeshTracing, on stdout.
+`,
   sidecar: `usage: cdk8s-mesh sidecar --config FILE [...]
 
 Run the mesh proxy; \`cdk8s-mesh sidecar --help\` lists its options.
@@ -81,7 +88,7 @@ The app: --app FILE (a program that builds a cdk8s App and calls app.synth(), or
 module exporting \`charts\`), else the entry of ./cdk8s.yaml, else this package's own
 scenario charts.
 `;
-for (const c of ['charts', 'synth', 'lint', 'plan']) USAGE[c] += APP_HELP;
+for (const c of ['charts', 'synth', 'lint', 'plan', 'mesh-config']) USAGE[c] += APP_HELP;
 
 const OVERVIEW = `usage: cdk8s-mesh <command> [--help]
 
@@ -98,6 +105,8 @@ commands:
                       its graph as dist/<chart>.traffic.svg
   plan --diff BASE    what changes traffic against a directory or git ref
   github-comment FILE post a plan comment on the pull request (GitHub Actions)
+  mesh-config [CHART...]
+                      the meshConfig fragment (tracing provider) for Istio's installation
   sidecar --config FILE [...]
                       run the mesh proxy (see: cdk8s-mesh sidecar --help)
   help [COMMAND]      this text, or a command's
@@ -234,6 +243,25 @@ async function plan(args: string[]): Promise<number> {
   return 0;
 }
 
+function meshConfig(args: string[]): number {
+  const { flags, positional } = parse('mesh-config', args, ['--app']);
+  const docs: string[] = [];
+  const status = runSynth(() => {
+    const app = loadApp(flags['--app'] as string | undefined, 'dist');
+    select('mesh-config', app, positional);
+    for (const chart of app.charts) {
+      for (const t of chart.node.findAll().filter((c): c is MeshTracing => c instanceof MeshTracing)) {
+        if (MeshChart.isMeshChart(chart) && chart.dataPlane !== DataPlane.ISTIO) continue; // the node sidecar needs no meshConfig
+        docs.push(t.meshConfigYaml());
+      }
+    }
+  });
+  if (status !== 0) return status;
+  if (docs.length === 0) console.error('cdk8s-mesh mesh-config: no chart on the Istio data plane has a MeshTracing: nothing to add to meshConfig');
+  process.stdout.write(docs.join('---\n'));
+  return 0;
+}
+
 function planDiff(args: string[], allow: readonly string[]): number {
   const { flags, positional } = parse('plan', args, ['--diff', '--app', '--max-weight-shift', '--comment'], ['--fail-on-route-removal']);
   const maxShiftFlag = flags['--max-weight-shift'] as string | undefined;
@@ -360,6 +388,8 @@ export async function main(argv: string[]): Promise<number> {
         return await plan(rest);
       case 'github-comment':
         return await githubComment(rest);
+      case 'mesh-config':
+        return meshConfig(rest);
       case undefined:
       case 'help':
       case '--help':

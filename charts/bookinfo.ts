@@ -1,5 +1,5 @@
 import { Construct } from 'constructs';
-import { BookinfoApp, BookinfoAppProps, BookinfoScenario, MeshChart, MeshChartProps, MeshNamespace } from '../constructs';
+import { BookinfoApp, BookinfoAppProps, BookinfoScenario, DataPlane, JaegerAddon, MeshChart, MeshChartProps, MeshNamespace, MeshTracing } from '../constructs';
 
 export interface BookinfoChartProps extends MeshChartProps {
   /** @default "all-v1" */
@@ -10,6 +10,12 @@ export interface BookinfoChartProps extends MeshChartProps {
   readonly gateway?: BookinfoAppProps['gateway'];
   /** @default false */
   readonly mutualTls?: boolean;
+  /**
+   * Jaeger (Istio's addon, UI on NodePort 30686 under /jaeger) and every request traced
+   * (the demo profile's 100%), reported by Istio's proxies or the node sidecar.
+   * @default false
+   */
+  readonly tracing?: boolean;
 }
 
 /** Istio's Bookinfo with its gateway, DestinationRules and one traffic scenario. */
@@ -22,5 +28,12 @@ export class BookinfoChart extends MeshChart {
     this.app = new BookinfoApp(this, 'bookinfo', {
       namespace: ns, scenario: props.scenario ?? 'all-v1', images: props.images, gateway: props.gateway, mutualTls: props.mutualTls,
     });
+    if (props.tracing) {
+      // Without Istio nobody else creates istio-system: the chart does, on the node sidecar only.
+      const jaeger = new JaegerAddon(this, 'jaeger', {
+        ui: { serviceType: 'NodePort', nodePort: 30686 }, createNamespace: this.dataPlane === DataPlane.NODE_SIDECAR,
+      });
+      new MeshTracing(this, 'tracing', { collector: jaeger, samplingPercentage: 100 });
+    }
   }
 }

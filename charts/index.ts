@@ -41,6 +41,11 @@ export const CHARTS: readonly ChartEntry[] = [
     description: `Bookinfo: ${BOOKINFO_SCENARIOS[scenario]}`,
     create: (s, id, p) => new BookinfoChart(s, id, { ...p, scenario }),
   })),
+  {
+    name: 'bookinfo-tracing',
+    description: 'Bookinfo (all-v1) traced: Jaeger as Istio\'s addon (UI on NodePort 30686, /jaeger), every request sampled',
+    create: (s, id, p) => new BookinfoChart(s, id, { ...p, tracing: true }),
+  },
 ];
 
 /** One chart on one data plane: what one file in dist/ holds. */

@@ -20,3 +20,5 @@ export {
 } from './sidecar/renderer';
 export * from './ingress-gateway';
 export * from './bookinfo-app';
+export * from './jaeger-addon';
+export * from './mesh-tracing';

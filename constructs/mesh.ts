@@ -48,6 +48,24 @@ export interface MeshRenderer {
   renderRoute(scope: Construct, id: string, route: RouteRendering): void;
   renderDestinationPolicy(scope: Construct, id: string, policy: DestinationPolicyRendering): void;
   renderGateway(scope: Construct, id: string, gateway: GatewayRendering): void;
+  /** Report spans to a collector (MeshTracing). A data plane without it refuses MeshTracing at synth. */
+  renderTracing?(scope: Construct, id: string, tracing: TracingRendering): void;
+}
+
+/** What MeshTracing hands the renderer: the collector and how much to sample. */
+export interface TracingRendering {
+  /** The name of Istio's meshConfig extension provider the Telemetry refers to. */
+  readonly providerName: string;
+  /** How Istio's proxies report: Zipkin (v2 JSON) or OpenTelemetry (OTLP gRPC). */
+  readonly protocol: 'zipkin' | 'opentelemetry';
+  /** Share of requests traced, 0 to 100. */
+  readonly samplingPercentage: number;
+  /** Istio's root namespace, where a Telemetry applies to the whole mesh. */
+  readonly rootNamespace: string;
+  /** The collector's Zipkin endpoint (host, port). */
+  readonly zipkin: { readonly host: string; readonly port: number };
+  /** The collector's OTLP endpoints (gRPC for Istio's Envoy, HTTP/JSON for the node sidecar). */
+  readonly otlp: { readonly host: string; readonly grpcPort: number; readonly httpPort: number };
 }
 
 /** Makes a chart's renderer; `chart` is absent for constructs outside any MeshChart. */
@@ -92,7 +110,8 @@ const MESH_CHART = Symbol.for('cdk8s-mesh.MeshChart');
 export type MeshRenderingCall =
   | { readonly method: 'renderRoute'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: RouteRendering }
   | { readonly method: 'renderDestinationPolicy'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: DestinationPolicyRendering }
-  | { readonly method: 'renderGateway'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: GatewayRendering };
+  | { readonly method: 'renderGateway'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: GatewayRendering }
+  | { readonly method: 'renderTracing'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: TracingRendering };
 const RENDERINGS = new WeakMap<MeshChart, MeshRenderingCall[]>();
 
 /**
@@ -115,6 +134,12 @@ function recording(chart: MeshChart, inner: MeshRenderer): MeshRenderer {
     renderRoute: (scope, id, rendering) => { calls.push({ method: 'renderRoute', scopePath: below(scope), id, rendering }); inner.renderRoute(scope, id, rendering); },
     renderDestinationPolicy: (scope, id, rendering) => { calls.push({ method: 'renderDestinationPolicy', scopePath: below(scope), id, rendering }); inner.renderDestinationPolicy(scope, id, rendering); },
     renderGateway: (scope, id, rendering) => { calls.push({ method: 'renderGateway', scopePath: below(scope), id, rendering }); inner.renderGateway(scope, id, rendering); },
+    ...(inner.renderTracing ? {
+      renderTracing: (scope: Construct, id: string, rendering: TracingRendering) => {
+        calls.push({ method: 'renderTracing', scopePath: below(scope), id, rendering });
+        inner.renderTracing!(scope, id, rendering);
+      },
+    } : {}),
   };
 }
 

@@ -62,6 +62,15 @@ export function planMarkdown(plan: TrafficPlan, header: PlanHeader): string {
     out.push('');
   }
 
+  if (plan.tracing.length) {
+    out.push('## Tracing', '', '| Telemetry | applies to | spans to (meshConfig provider) | requests traced |', '| --- | --- | --- | --- |');
+    for (const t of plan.tracing) {
+      const scope = t.namespace === 'istio-system' ? 'the whole mesh (if istio-system is the root namespace)' : `namespace ${t.namespace}`;
+      out.push(`| ${t.telemetry} | ${scope} | ${cell(t.providers.join(', ') || "(the mesh's default)")} | ${t.samplingPercentage === undefined ? "mesh default (Istio's 1%)" : `${t.samplingPercentage}%`} |`);
+    }
+    out.push('');
+  }
+
   out.push('## Lint', '');
   if (plan.findings.length === 0) out.push('No findings.', '');
   else {

@@ -38,8 +38,12 @@ export interface PlanCall { readonly from: string; readonly to: string; readonly
 
 export interface PlanService { readonly host: string; readonly ports: readonly number[]; readonly workloads: readonly string[] }
 
+/** A Telemetry's tracing: which extension providers get spans, for how many requests. */
+export interface PlanTracing { readonly telemetry: string; readonly namespace: string; readonly providers: readonly string[]; readonly samplingPercentage?: number }
+
 export interface TrafficPlan {
   readonly hosts: readonly PlanHost[];
+  readonly tracing: readonly PlanTracing[];
   readonly policies: readonly PlanPolicy[];
   readonly gateways: readonly PlanGateway[];
   readonly services: readonly PlanService[];
@@ -220,5 +224,10 @@ export function planOf(manifests: readonly Manifest[]): TrafficPlan {
 
   const counts: Record<string, number> = {};
   for (const o of objs) counts[o.kind] = (counts[o.kind] ?? 0) + 1;
-  return { hosts, policies, gateways, services: planServices, calls, findings: analyze(manifests), counts };
+  const tracing: PlanTracing[] = of('Telemetry').flatMap((t) => (t.spec?.tracing ?? []).map((tr: any) => ({
+    telemetry: id(t), namespace: nsOf(t),
+    providers: (tr.providers ?? []).map((p: any) => String(p.name)),
+    samplingPercentage: typeof tr.randomSamplingPercentage === 'number' ? tr.randomSamplingPercentage : undefined,
+  })));
+  return { hosts, tracing, policies, gateways, services: planServices, calls, findings: analyze(manifests), counts };
 }

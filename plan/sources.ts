@@ -45,6 +45,7 @@ export function istioManifestsOf(chart: Chart): Manifest[] {
       case 'renderRoute': twin.renderer.renderRoute(scope, call.id, call.rendering); break;
       case 'renderDestinationPolicy': twin.renderer.renderDestinationPolicy(scope, call.id, call.rendering); break;
       case 'renderGateway': twin.renderer.renderGateway(scope, call.id, call.rendering); break;
+      case 'renderTracing': twin.renderer.renderTracing!(scope, call.id, call.rendering); break;
     }
   }
   return [...own.filter((m) => !madeForNodeSidecar(own)(m)), ...manifestsOf(twin)];

@@ -9,7 +9,7 @@ import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import {
-  BookinfoApp, CanaryRelease, DataPlane, DestinationPolicy, IngressGateway, MeshChart, MeshGateway, MeshNamespace, MeshWorkload, TrafficRoute, WebTier,
+  BookinfoApp, CanaryRelease, DataPlane, DestinationPolicy, IngressGateway, JaegerAddon, MeshChart, MeshGateway, MeshNamespace, MeshTracing, MeshWorkload, TrafficRoute, WebTier,
 } from '../constructs';
 import { Duration, MeshValidationError } from '../model';
 import { PropPath, propPaths } from './support/prop-paths';
@@ -161,6 +161,23 @@ const EXAMPLES: Example[] = [
         gateway: { selector: { istio: 'ingressgateway' }, hosts: ['bookinfo.example.com'], port: 8080, httpsRedirect: true, https: { port: 8443, credentialName: 'bookinfo-cert' } } }),
     ],
     build: (s, id, p) => new BookinfoApp(s, id, p as never),
+  },
+  {
+    construct: 'JaegerAddon', props: 'JaegerAddonProps',
+    variants: [
+      () => ({ namespace: 'tracing', image: 'jaeger:2', storage: { type: 'memory', maxTraces: 5000 }, ui: { serviceType: 'NodePort', nodePort: 30686, basePath: '/jaeger' },
+        resources: { cpuMillis: { request: 100, limit: 200 }, memoryMiB: { request: 64, limit: 128 } }, createNamespace: true }),
+      () => ({ storage: { type: 'badger', size: '5Gi', storageClassName: 'standard', retention: '24h' }, ui: { serviceType: 'LoadBalancer' } }),
+    ],
+    build: (s, id, p) => new JaegerAddon(s, id, p as never),
+  },
+  {
+    construct: 'MeshTracing', props: 'MeshTracingProps',
+    variants: [
+      (w) => ({ collector: new JaegerAddon(w.chart, 'jaeger'), protocol: 'zipkin', samplingPercentage: 10, providerName: 'jaeger', rootNamespace: 'istio-system' }),
+      () => ({ collector: { zipkinHost: 'zipkin.obs.svc.cluster.local', zipkinPort: 9411, otlpHost: 'otel.obs.svc.cluster.local', otlpGrpcPort: 4317, otlpHttpPort: 4318 }, protocol: 'opentelemetry' }),
+    ],
+    build: (s, id, p) => new MeshTracing(s, id, p as never),
   },
 ];
 

@@ -1,11 +1,11 @@
 import { Construct } from 'constructs';
 import { Duration, HeaderMatchModel, hostFor, HttpHeaders, RuleModel, ServiceRef, TrafficPolicyModel } from '../../model';
-import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshRenderer, RouteRendering } from '../mesh';
+import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshRenderer, RouteRendering, TracingRendering } from '../mesh';
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 import {
   DestinationRule, Gateway, IstioDestination, IstioHeaderOperations, IstioHttpRoute, IstioStringMatch,
-  IstioTrafficPolicy, VirtualService,
+  IstioTrafficPolicy, Telemetry, VirtualService,
 } from './resources';
 
 /** Istio's injection controls (namespace label, pod label and annotation). */
@@ -144,6 +144,14 @@ export class IstioRenderer implements MeshRenderer {
           ? p.subsets.map((s) => compact({ name: s.name, labels: { ...s.labels }, trafficPolicy: renderTrafficPolicy(s.trafficPolicy) }))
           : undefined,
       }),
+    });
+  }
+
+  /** A Telemetry in Istio's root namespace: every proxy of the mesh reports to the provider (meshConfig names its address). */
+  renderTracing(scope: Construct, id: string, t: TracingRendering): void {
+    new Telemetry(scope, id, {
+      metadata: { name: 'mesh-default', namespace: t.rootNamespace },
+      spec: { tracing: [{ providers: [{ name: t.providerName }], randomSamplingPercentage: t.samplingPercentage }] },
     });
   }
 

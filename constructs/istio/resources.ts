@@ -127,3 +127,29 @@ export class Gateway extends ApiObject {
     super(scope, id, { apiVersion: ISTIO_NETWORKING_API_VERSION, kind: Gateway.KIND, metadata: props.metadata, spec: props.spec });
   }
 }
+
+/** apiVersion of Istio's Telemetry: telemetry.istio.io/v1, served since Istio 1.22 (v1alpha1 before). */
+export const ISTIO_TELEMETRY_API_VERSION = 'telemetry.istio.io/v1';
+
+/** The spec of a telemetry.istio.io Telemetry: the tracing part cdk8s-mesh emits. */
+export interface TelemetrySpec {
+  readonly tracing: Array<{
+    readonly providers: Array<{ readonly name: string }>;
+    readonly randomSamplingPercentage: number;
+  }>;
+}
+
+/** Props of a Telemetry object. */
+export interface TelemetryProps {
+  /** name and namespace (the root namespace: the whole mesh). */
+  readonly metadata: ApiObjectMetadata;
+  /** The tracing providers and sampling. */
+  readonly spec: TelemetrySpec;
+}
+
+/** A telemetry.istio.io/v1 Telemetry (which extension provider gets spans, and how many). */
+export class Telemetry extends ApiObject {
+  constructor(scope: Construct, id: string, props: TelemetryProps) {
+    super(scope, id, { apiVersion: ISTIO_TELEMETRY_API_VERSION, kind: 'Telemetry', metadata: props.metadata, spec: props.spec });
+  }
+}

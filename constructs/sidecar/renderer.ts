@@ -4,10 +4,10 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct, IConstruct } from 'constructs';
 import {
   Check, checkDns1123Label, PACKAGE_VERSION, DestinationModel, ISTIO_DEFAULT_RETRY_ON, MeshValidationError, ROUTE_TABLE_API_VERSION,
-  ROUTE_TABLE_DIR, ROUTE_TABLE_FILE, ROUTE_TABLE_KIND, RouteTable, RtGateway, RtMatch, RtRoute, RtVirtualHost, RuleModel,
+  ROUTE_TABLE_DIR, ROUTE_TABLE_FILE, ROUTE_TABLE_KIND, RouteTable, RtGateway, RtTracing, RtMatch, RtRoute, RtVirtualHost, RuleModel,
   PRESTOP_WAIT_SECONDS, ServiceRef, SIDECAR_PORTS,
 } from '../../model';
-import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RouteRendering } from '../mesh';
+import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RouteRendering, TracingRendering } from '../mesh';
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 import { cpuQuantity, omitServerDefaults } from '../server-form';
@@ -27,6 +27,16 @@ export const SIDECAR_UID = 10001;
 export const NO_PROXY = 'localhost,127.0.0.1,::1,kubernetes.default.svc,kubernetes.default.svc.cluster.local,$(KUBERNETES_SERVICE_HOST)';
 
 const CONFIG_PATH = `${ROUTE_TABLE_DIR}/${ROUTE_TABLE_FILE}`;
+
+/** The proxy's environment: its namespace, and who it is in the spans it reports (Istio's `<app>.<namespace>`, the pod's name and IP). */
+function proxyEnv(serviceName: string): Record<string, kplus.EnvValue> {
+  return {
+    POD_NAMESPACE: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE),
+    POD_NAME: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAME),
+    POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP),
+    MESH_SERVICE_NAME: kplus.EnvValue.fromValue(serviceName),
+  };
+}
 
 function securityContext(): kplus.ContainerSecurityContextProps {
   return {
@@ -48,6 +58,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
   private readonly routes: RouteRendering[] = [];
   private readonly gateways: Array<{ rendering: GatewayRendering; namespace: string }> = [];
   private readonly configMaps = new Map<string, kplus.IConfigMap>();
+  private tracing: RtTracing | undefined;
   private readonly options: NodeSidecarOptions;
   private readonly image: string;
 
@@ -91,7 +102,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
       image: this.image,
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
       args: ['--config', CONFIG_PATH, ...(this.options.pick ? ['--pick', this.options.pick] : [])],
-      envVariables: { POD_NAMESPACE: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE) },
+      envVariables: proxyEnv(`${w.app}.${this.ns(w.namespace)}`),
       ports: [{ number: SIDECAR_PORTS.admin, name: 'mesh-admin' }],
       readiness: kplus.Probe.fromHttpGet('/healthz/ready', { port: SIDECAR_PORTS.admin, periodSeconds: CdkDuration.seconds(5) }),
       // Blocks the next container's start until the proxy is ready (kubelet runs
@@ -229,7 +240,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
       image: this.image,
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
       args: this.gatewayArgs([`${namespace}/${g.name}`]),
-      envVariables: { POD_NAMESPACE: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE) },
+      envVariables: proxyEnv(`${g.name}.${namespace}`),
       readiness: kplus.Probe.fromHttpGet('/healthz/ready', { port: SIDECAR_PORTS.admin, periodSeconds: CdkDuration.seconds(5) }),
       securityContext: securityContext(),
       resources: {
@@ -260,6 +271,13 @@ export class NodeSidecarRenderer implements MeshRenderer {
     });
     this.gatewayPods.set(`${namespace}|${JSON.stringify(Object.entries(g.selector).sort())}`, pods);
     return pods;
+  }
+
+  /** Every route table of the chart names the collector: the proxies send spans there (Zipkin v2 JSON, or OTLP/HTTP JSON to the collector's 4318). */
+  renderTracing(_scope: Construct, _id: string, t: TracingRendering): void {
+    this.tracing = t.protocol === 'zipkin'
+      ? { format: 'zipkin', endpoint: `http://${t.zipkin.host}:${t.zipkin.port}/api/v2/spans`, samplingPercentage: t.samplingPercentage }
+      : { format: 'otlp', endpoint: `http://${t.otlp.host}:${t.otlp.httpPort}/v1/traces`, samplingPercentage: t.samplingPercentage };
   }
 
   // -------------------------------------------------------------------------
@@ -320,6 +338,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
       services,
       virtualHosts,
       gateways,
+      ...(this.tracing ? { tracing: this.tracing } : {}),
     };
   }
 

@@ -5,6 +5,20 @@ import { parseAllDocuments } from 'yaml';
 import { Namespace, Service, ConfigMap, ServiceAccount } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { VirtualService, DestinationRule, Gateway } from '@kubernetes-models/istio/networking.istio.io/v1beta1';
+import { Telemetry as TelemetryV1alpha1 } from '@kubernetes-models/istio/telemetry.istio.io/v1alpha1';
+import { PersistentVolumeClaim } from 'kubernetes-models/v1';
+
+/**
+ * @kubernetes-models/istio@2 (the last for Node 20) knows Telemetry as v1alpha1 only; v1
+ * has the same spec (Istio 1.22 promoted it unchanged). The strict check against Istio's
+ * own CRD file below is the one that knows v1.
+ */
+class TelemetryV1 {
+  constructor(private readonly data: any) {}
+  validate(): void {
+    new TelemetryV1alpha1({ ...this.data, apiVersion: 'telemetry.istio.io/v1alpha1' }).validate();
+  }
+}
 import type { K8sObject } from './synth';
 
 /** kubernetes-models / @kubernetes-models/istio classes by apiVersion and kind. */
@@ -17,6 +31,8 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   'networking.istio.io/v1beta1/VirtualService': VirtualService,
   'networking.istio.io/v1beta1/DestinationRule': DestinationRule,
   'networking.istio.io/v1beta1/Gateway': Gateway,
+  'telemetry.istio.io/v1/Telemetry': TelemetryV1,
+  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
 };
 
 /** Validate one object against the Kubernetes or Istio schema; returns the error text or undefined. */
