@@ -6,7 +6,7 @@ import { stringify } from 'yaml';
 import { Check, checkDns1123Label } from '../model';
 import { DataPlane, rendererOf } from './mesh';
 import { WorkloadResources } from './mesh-workload';
-import { canonicalMemory, cpuQuantity, omitServerDefaults } from './server-form';
+import { canonicalMemory, containerResources, omitServerDefaults, restrictedContainer } from './server-form';
 
 /**
  * The Jaeger image of Istio's own addon (istio/istio samples/addons/jaeger.yaml: Jaeger v2,
@@ -183,15 +183,8 @@ export class JaegerAddon extends Construct {
       ],
       liveness: kplus.Probe.fromHttpGet('/status', health),
       readiness: kplus.Probe.fromHttpGet('/status', health),
-      securityContext: {
-        ensureNonRoot: true, user: JAEGER_UID, group: JAEGER_UID, privileged: false, allowPrivilegeEscalation: false,
-        readOnlyRootFilesystem: true, capabilities: { drop: [kplus.Capability.ALL] },
-        seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
-      },
-      resources: {
-        cpu: { request: cpuQuantity(cpu.request), limit: cpuQuantity(cpu.limit) },
-        memory: { request: Size.mebibytes(mem.request), limit: Size.mebibytes(mem.limit) },
-      },
+      securityContext: restrictedContainer(JAEGER_UID, JAEGER_UID),
+      resources: containerResources(cpu, mem),
     });
     canonicalMemory(ApiObject.of(this.deployment), 0, mem);
     omitServerDefaults(ApiObject.of(this.deployment));

@@ -1,4 +1,4 @@
-import { ApiObject, JsonPatch, Size } from 'cdk8s';
+import { ApiObject, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
@@ -8,7 +8,7 @@ import {
 } from '../model';
 import { rendererOf } from './mesh';
 import { MeshNamespace } from './mesh-namespace';
-import { canonicalMemory, cpuQuantity, omitServerDefaults } from './server-form';
+import { canonicalMemory, containerResources, omitServerDefaults, restrictedContainer } from './server-form';
 
 // Defined in model/conventions.ts (lint checks the same rules); re-exported for construct users.
 export { PORT_NAME_PROTOCOLS, PROXY_RESERVED_PORTS, PROXY_UID } from '../model';
@@ -247,20 +247,8 @@ export class MeshWorkload extends Construct implements ServiceRef {
       envVariables: Object.fromEntries(Object.entries(props.env ?? {}).map(([k, v]) => [k, kplus.EnvValue.fromValue(v)])),
       ports: port === undefined ? [] : [{ number: port, name: portName }],
       startup: port === undefined ? undefined : kplus.Probe.fromTcpSocket({ port, failureThreshold: Math.ceil(startupSeconds / 10) }),
-      securityContext: {
-        ensureNonRoot: true,
-        user,
-        group,
-        privileged: false,
-        allowPrivilegeEscalation: false,
-        readOnlyRootFilesystem: props.security?.readOnlyRootFilesystem ?? true,
-        capabilities: { drop: [kplus.Capability.ALL] },
-        seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
-      },
-      resources: {
-        cpu: { request: cpuQuantity(cpu.request), limit: cpuQuantity(cpu.limit) },
-        memory: { request: Size.mebibytes(mem.request), limit: Size.mebibytes(mem.limit) },
-      },
+      securityContext: restrictedContainer(user, group, props.security?.readOnlyRootFilesystem ?? true),
+      resources: containerResources(cpu, mem),
     });
     canonicalMemory(ApiObject.of(this.deployment), 0, mem);
     omitServerDefaults(ApiObject.of(this.deployment));

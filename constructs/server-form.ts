@@ -4,7 +4,7 @@
  * `kubectl apply` of an unchanged chart reports "unchanged" and Pulumi or GitOps tools
  * see no difference between the YAML and the live object.
  */
-import { ApiObject, JsonPatch } from 'cdk8s';
+import { ApiObject, JsonPatch, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
 
@@ -45,4 +45,24 @@ export function canonicalMemory(workload: ApiObject, index: number, mib: { reque
  */
 export function omitServerDefaults(deployment: ApiObject): void {
   deployment.addJsonPatch(JsonPatch.remove('/spec/minReadySeconds'), JsonPatch.remove('/spec/template/spec/hostNetwork'));
+}
+
+/**
+ * The container security every generated pod gets: non-root as `user`/`group`, no
+ * privilege or escalation, every capability dropped, RuntimeDefault seccomp, and a
+ * read-only root filesystem unless the workload asks otherwise.
+ */
+export function restrictedContainer(user: number, group: number, readOnlyRootFilesystem = true): kplus.ContainerSecurityContextProps {
+  return {
+    ensureNonRoot: true, user, group, privileged: false, allowPrivilegeEscalation: false, readOnlyRootFilesystem,
+    capabilities: { drop: [kplus.Capability.ALL] }, seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
+  };
+}
+
+/** CPU (millicores) and memory (MiB) requests and limits in the API server's form (call canonicalMemory after adding the container). */
+export function containerResources(cpu: { request: number; limit: number }, mem: { request: number; limit: number }): kplus.ContainerResources {
+  return {
+    cpu: { request: cpuQuantity(cpu.request), limit: cpuQuantity(cpu.limit) },
+    memory: { request: Size.mebibytes(mem.request), limit: Size.mebibytes(mem.limit) },
+  };
 }

@@ -10,7 +10,7 @@ import {
 import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RouteRendering, TracingRendering } from '../mesh';
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
-import { cpuQuantity, omitServerDefaults } from '../server-form';
+import { cpuQuantity, omitServerDefaults, restrictedContainer } from '../server-form';
 
 const PRESTOP_PATH = `/prestop/${PRESTOP_WAIT_SECONDS}`;
 /** The proxy's preStop: the same wait as the app's, so that it outlives the app's last calls. */
@@ -39,11 +39,7 @@ function proxyEnv(serviceName: string): Record<string, kplus.EnvValue> {
 }
 
 function securityContext(): kplus.ContainerSecurityContextProps {
-  return {
-    ensureNonRoot: true, user: SIDECAR_UID, group: SIDECAR_UID, privileged: false, allowPrivilegeEscalation: false,
-    readOnlyRootFilesystem: true, capabilities: { drop: [kplus.Capability.ALL] },
-    seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
-  };
+  return restrictedContainer(SIDECAR_UID, SIDECAR_UID);
 }
 
 /**
