@@ -43,8 +43,8 @@ export const CHARTS: readonly ChartEntry[] = [
   })),
   {
     name: 'bookinfo-tracing',
-    description: 'Bookinfo (all-v1) traced: Jaeger as Istio\'s addon (UI on NodePort 30686, /jaeger), every request sampled',
-    create: (s, id, p) => new BookinfoChart(s, id, { ...p, tracing: true }),
+    description: 'Bookinfo traced (jason on reviews v2, which calls ratings): Jaeger as Istio\'s addon (UI on NodePort 30686, /jaeger), every request sampled',
+    create: (s, id, p) => new BookinfoChart(s, id, { ...p, scenario: 'jason-v2', tracing: true }),
   },
 ];
 

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 RESULTS="${E2E_RESULTS:-.jest-e2e-results.json}"
 CHARTS=(web-basic web-round-robin web-weighted demo-gateway springboot-canary springboot-canary-timeout
   bookinfo bookinfo-jason-v2 bookinfo-jason-v2-else-v3 bookinfo-reviews-80-20 bookinfo-reviews-50-v3
-  bookinfo-reviews-v3 bookinfo-ratings-abort-jason bookinfo-ratings-delay-jason)
+  bookinfo-reviews-v3 bookinfo-ratings-abort-jason bookinfo-ratings-delay-jason bookinfo-tracing)
 
 why="$(check_host)" || { echo "test:e2e: cannot run: $why"; exit 1; }
 rm -f "$RESULTS"

@@ -71,7 +71,7 @@ describe('two proxies and an app that forwards the tracing headers', () => {
     expect(downstream.seen.at(-1)!.headers['x-b3-parentspanid']).toBe(first.id);
     expect(downstream.seen.at(-1)!.headers['x-b3-sampled']).toBe('1');
     expect(first).toMatchObject({
-      kind: 'CLIENT', name: 'web-svc.default:8080/*',
+      kind: 'CLIENT', name: 'web-svc.default.svc.cluster.local:8080/*',
       localEndpoint: { serviceName: 'client.default', ipv4: '10.1.0.5' },
       tags: {
         'http.method': 'GET', 'http.url': 'http://web-svc.default:8080/', 'http.status_code': '200', 'http.protocol': 'HTTP/1.1',
@@ -190,7 +190,7 @@ test('OTLP/HTTP: the same spans as OTLP JSON to /v1/traces', async () => {
   await viaProxy(p.port, WEB, { headers: { 'x-request-id': 'otlp-1', 'x-b3-traceid': 'e'.repeat(16), 'x-b3-spanid': 'f'.repeat(16) } });
   await eventually(() => collector.spans.length === 1);
   const [s] = collector.spans;
-  expect(s).toMatchObject({ traceId: `${'0'.repeat(16)}${'e'.repeat(16)}`, parentSpanId: 'f'.repeat(16), kind: 3, name: 'web-svc.default:8080/*', status: { code: 0 } });
+  expect(s).toMatchObject({ traceId: `${'0'.repeat(16)}${'e'.repeat(16)}`, parentSpanId: 'f'.repeat(16), kind: 3, name: 'web-svc.default.svc.cluster.local:8080/*', status: { code: 0 } });
   expect(s.spanId).toMatch(/^[0-9a-f]{16}$/);
   expect(BigInt(s.endTimeUnixNano)).toBeGreaterThan(BigInt(s.startTimeUnixNano));
   expect(s.attributes).toEqual(expect.arrayContaining([{ key: 'guid:x-request-id', value: { stringValue: 'otlp-1' } }, { key: 'http.status_code', value: { stringValue: '200' } }]));

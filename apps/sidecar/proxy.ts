@@ -369,6 +369,8 @@ export class MeshProxy {
       }
     }
 
+    // Envoy names a span after the service it resolved the request to, not the name as written.
+    if (knownHost) labels.spanName = `${knownHost}:${target.port}/*`;
     const view: RequestView = { method: req.method ?? 'GET', path: target.path, headers: req.headers, port: target.port };
     let route: RtRoute;
     let picked: CompiledRoute | undefined;

@@ -17,6 +17,9 @@
 #                                         stand-ins for Bookinfo (images/bookinfo.js): productpage,
 #                                         details, ratings v1 and reviews v1, v2, v3 with upstream's
 #                                         call graph, header forwarding and client timeouts
+#   docker.io/jaegertracing/jaeger:2.17.0  stand-in for Jaeger v2 (images/jaeger.js): Zipkin and OTLP/HTTP
+#                                         receivers, the query API under the configured base path,
+#                                         /status; UID 10001 as upstream's
 #   docker.io/nginxinc/nginx-unprivileged:1.27-alpine
 #                                         Debian's nginx 1.22 run the unprivileged way (8080, /tmp)
 #
@@ -169,6 +172,15 @@ build_bookinfo() {
     --env PORT=9080 --port 9080 --entrypoint '["node", "/app/bookinfo.js"]' --cmd '[]' "$c"
   "${BUILDAH[@]}" commit --quiet --rm "$c" "$name" >/dev/null
 }
+# jaeger NAME: the Jaeger stand-in on the Node base; the pod's args (--config FILE) follow the entrypoint.
+build_jaeger() {
+  local c
+  c="$("${BUILDAH[@]}" from --quiet localhost/mesh-node-base:20)"
+  "${BUILDAH[@]}" copy --quiet "$c" "$CLUSTER_DIR/images/jaeger.js" /app/jaeger.js >/dev/null
+  "${BUILDAH[@]}" config --user 10001:10001 --port 16686 --port 9411 --port 4318 --port 13133 \
+    --entrypoint '["node", "/app/jaeger.js"]' --cmd '[]' "$c"
+  "${BUILDAH[@]}" commit --quiet --rm "$c" "$1" >/dev/null
+}
 build_tomcat() { build_standin "$1" tomcat-app v1; }
 build_springboot_v1() { build_standin "$1" springbootapp v1; }
 build_springboot_v2() { build_standin "$1" springbootapp v2; }
@@ -215,6 +227,11 @@ do_bookinfo() {
     image "docker.io/istio/examples-bookinfo-$svc-$v:$BOOKINFO_TAG" "bookinfo-$svc-$v" "$NODE_HASH" build_bookinfo "$svc" "$v"
   done
 }
+# Under the image JaegerAddon uses by default (DEFAULT_JAEGER_IMAGE).
+do_jaeger() {
+  do_node_base
+  image docker.io/jaegertracing/jaeger:2.17.0 jaeger "$NODE_HASH" build_jaeger
+}
 do_nginx() {
   image docker.io/nginxinc/nginx-unprivileged:1.27-alpine nginx-unprivileged \
     "$(echo "$BASE_HASH $(dpkg-query -W -f='${Version}' nginx)" | hash_of)" build_nginx
@@ -230,7 +247,8 @@ for what in "$@"; do
     standins) do_standins ;;
     bookinfo) do_bookinfo ;;
     nginx) do_nginx ;;
-    all) do_pause; do_busybox; do_proxy; do_standins; do_bookinfo; do_nginx ;;
-    *) die "unknown image set '$what' (all, pause, base, proxy, busybox, standins, bookinfo, nginx)" ;;
+    jaeger) do_jaeger ;;
+    all) do_pause; do_busybox; do_proxy; do_standins; do_bookinfo; do_jaeger; do_nginx ;;
+    *) die "unknown image set '$what' (all, pause, base, proxy, busybox, standins, bookinfo, jaeger, nginx)" ;;
   esac
 done

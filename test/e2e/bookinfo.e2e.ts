@@ -13,7 +13,7 @@
 import { createHash } from 'crypto';
 import { chartFile, useChart } from './support/chart';
 import { rawHttp, secureDefaults, useOutsideClient } from './support/checks';
-import { execIn, K8sObject, kubectlOk, podsOf, readManifest, shIn, waitAvailable } from './support/kube';
+import { execIn, K8sObject, kubectl, kubectlOk, podsOf, readManifest, shIn, waitAvailable } from './support/kube';
 
 const GATEWAY = 'http://bookinfo-gateway.bookinfo:8080';
 
@@ -247,4 +247,47 @@ describe('bookinfo (node sidecar): the eight Bookinfo charts, applied one after 
     expect(lines.length).toBeGreaterThan(50);
     expect(failed).toEqual([]);
   }, 400_000);
+
+  // Last: tracing adds Jaeger in istio-system; removed again at the end.
+  test("bookinfo-tracing: one page load is one trace in Jaeger: the gateway's span, productpage's calls to details and reviews under it, reviews' call to ratings under that", async () => {
+    try {
+      const changed = await applyChart('bookinfo-tracing');
+      expect(changed).toEqual(expect.arrayContaining(['namespace/istio-system', 'deployment.apps/jaeger', 'service/tracing', 'service/zipkin', 'configmap/mesh-routes']));
+      const [page] = await pages(1, { user: 'jason', requestId: 'e2e-trace-0001' }) as Page[];
+      expect(shown(page)).toBe('details v1, reviews v2 (ratings v1)');
+      // The proxies send spans once a second: ask Jaeger's query API until all four are there.
+      type Span = { spanID: string; operationName: string; references: Array<{ spanID: string }>; processID: string; tags: Array<{ key: string; value: string }> };
+      let trace: { spans: Span[]; processes: Record<string, { serviceName: string }> } | undefined;
+      const t0 = Date.now();
+      while (Date.now() - t0 < 30_000) {
+        const out = await shIn(outside, 'client', `wget -q -O - http://tracing.istio-system/jaeger/api/traces/${page.trace.traceId} 2>/dev/null || true`);
+        trace = out.trim() ? JSON.parse(out).data?.[0] : undefined;
+        if (trace && trace.spans.length >= 4) break;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      expect(trace).toBeDefined();
+      const spans = trace!.spans.map((x) => ({
+        id: x.spanID, parent: x.references[0]?.spanID, service: trace!.processes[x.processID].serviceName, name: x.operationName,
+        kind: x.tags.find((t) => t.key === 'span.kind')?.value, requestId: x.tags.find((t) => t.key === 'guid:x-request-id')?.value,
+      }));
+      const gateway = spans.find((x) => x.service === 'bookinfo-gateway.bookinfo')!;
+      const byName = (name: string) => spans.find((x) => x.name === name)!;
+      // The ids are the ones the apps saw: the span a hop's proxy made is what the app received as x-b3-spanid.
+      expect([gateway.kind, gateway.parent, gateway.id]).toEqual(['server', undefined, page.trace.spanId]);
+      expect(byName('details.bookinfo.svc.cluster.local:9080/*')).toMatchObject({ service: 'productpage.bookinfo', kind: 'client', parent: gateway.id, id: page.details.trace.spanId });
+      expect(byName('reviews.bookinfo.svc.cluster.local:9080/*')).toMatchObject({ service: 'productpage.bookinfo', kind: 'client', parent: gateway.id, id: page.reviews.trace.spanId });
+      expect(byName('ratings.bookinfo.svc.cluster.local:9080/*')).toMatchObject({
+        service: 'reviews.bookinfo', kind: 'client', parent: page.reviews.trace.spanId, id: page.reviews.ratings!.trace.spanId,
+      });
+      expect(spans.map((x) => x.requestId)).toEqual(spans.map(() => 'e2e-trace-0001'));
+      expect(spans).toHaveLength(4);
+      // The UI where the seed needed it: NodePort 30686 on the node, under /jaeger.
+      const node = (await kubectlOk(['get', 'nodes', '-o', 'jsonpath={.items[0].status.addresses[?(@.type=="InternalIP")].address}'])).trim();
+      const ui = await shIn(outside, 'client', `wget -q -O - http://${node}:30686/jaeger/search >/dev/null && echo OK || echo FAILED`);
+      expect(ui.trim()).toBe('OK');
+      process.stdout.write(`e2e: tracing: one page load, ${spans.length} spans in Jaeger ${((Date.now() - t0) / 1000).toFixed(1)} s after the page: ${spans.map((x) => `${x.service} ${x.kind} ${x.name}`).join('; ')}\n`);
+    } finally {
+      await kubectl(['delete', 'namespace', 'istio-system', '--wait=true', '--timeout=120s'], { timeoutMs: 130_000 });
+    }
+  }, 300_000);
 });
