@@ -96,7 +96,7 @@ function httpPolicies(r: any): string[] {
   }
   if (r.fault?.delay) out.push(`fault: delay ${r.fault.delay.fixedDelay} for ${pct(r.fault.delay.percentage)}%`);
   if (r.fault?.abort) out.push(`fault: abort HTTP ${r.fault.abort.httpStatus} for ${pct(r.fault.abort.percentage)}%`);
-  if (r.mirror) out.push(`mirror to ${r.mirror.host}${r.mirror.subset ? ` ${r.mirror.subset}` : ''} (${pct(r.mirrorPercentage ?? r.mirror_percent ?? 100)}%)`);
+  if (r.mirror) out.push(`mirror to ${r.mirror.host}${r.mirror.subset ? ` ${r.mirror.subset}` : ''} (${pct(r.mirrorPercentage ?? r.mirrorPercent ?? 100)}%)`); // mirrorPercent: Istio's deprecated integer field, still served
   if (r.rewrite) out.push(`rewrite ${[r.rewrite.uri && `uri to ${r.rewrite.uri}`, r.rewrite.authority && `authority to ${r.rewrite.authority}`].filter(Boolean).join(', ')}`);
   if (r.redirect) out.push(`redirect to ${[r.redirect.scheme && `${r.redirect.scheme}://`, r.redirect.authority, r.redirect.uri].filter(Boolean).join('') || 'same URL'}${r.redirect.redirectCode ? ` (${r.redirect.redirectCode})` : ''}`);
   for (const side of ['request', 'response'] as const) {

@@ -102,3 +102,11 @@ describe('a chart with every kind of rule', () => {
     expect(graph).toContain('["shop/cart-v2"]');
   });
 });
+
+test("YAML written elsewhere with Istio's deprecated mirrorPercent: the mirror's share is read from it", () => {
+  const vs = {
+    apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', metadata: { name: 'a', namespace: 'shop' },
+    spec: { hosts: ['a'], http: [{ route: [{ destination: { host: 'a' } }], mirror: { host: 'a-shadow' }, mirrorPercent: 30 }] },
+  };
+  expect(planOf([{ obj: vs }]).hosts[0].rules[0].policies).toEqual(['mirror to a-shadow (30%)']);
+});
