@@ -68,10 +68,19 @@ trap 'failed "interrupted"' INT TERM
 
 # start NAME CMD...: runs CMD in its own session, logs to logs/NAME.log, records its pid.
 start() {
-  local name="$1"
+  local name="$1" pid i
   shift
   setsid "$@" </dev/null >"$LOGS/$name.log" 2>&1 8>&- &
-  echo $! >"$RUN_DIR/pids/$name.pid"
+  pid=$!
+  echo "$pid" >"$RUN_DIR/pids/$name.pid"
+  # Until the child has exec'd, /proc/<pid>/cmdline is still this script's, which alive()
+  # would take for an exit (a CI run failed so: "dnsmasq exited", its log empty). Wait for
+  # the real command line (or the process's end) before anyone asks.
+  for i in $(seq 1 100); do
+    alive "$name" && return 0
+    [ -d "/proc/$pid" ] || return 0
+    sleep 0.05
+  done
 }
 alive() { pid_alive "$RUN_DIR/pids/$1.pid" "$RUN_DIR"; }
 # wait_for WHAT COMPONENT CMD...: polls CMD until it succeeds, the component dies, or time is up.
