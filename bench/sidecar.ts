@@ -8,13 +8,16 @@
 //    (hey reports whole 0.1 ms steps, so differences carry about +-0.1 ms).
 //    The sidecar has a 1,000-host route table loaded; its peak RSS and CPU are read
 //    from /proc during this run.
-// Ends with: sidecar-bench: rps_ratio_vs_nginx=R p90_added_ms=X p99_added_ms=Y rss_mb=M
+//    The Node.js peers in bench/peers/ (undici Pool, a naive pipe, node-http-proxy) run
+//    the same 80/20 split as reverse proxies, in the same run: the floor a Node proxy pays.
+// Ends with: sidecar-bench: rps_ratio_vs_nginx=R rps_ratio_vs_node_best=Q p90_added_ms=X
+//            p99_added_ms=Y rss_mb=M vcpu_per_1k=C
 //
 // Everything listens on 127.0.0.1 only, every run is bounded in time, and every
 // process started here is stopped at the end (also on failure or Ctrl-C).
 // nginx, wrk and hey come from Debian; the script installs them when missing (as root).
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,11 +27,37 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const BODY = 'x'.repeat(1024);
 const SIDECAR = join(__dirname, '..', 'build', 'sidecar', 'main.js');
 // The image's NODE_OPTIONS (apps/sidecar/Dockerfile): the proxy runs as it would in a pod.
-const SIDECAR_NODE_FLAGS = ['--max-semi-space-size=2'];
+const SIDECAR_NODE_FLAGS = ['--max-semi-space-size=2', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])];
+/** bench/peers/<name>.js */
+const PEERS = ['undici-pool', 'naive-pipe', 'http-proxy'];
 
 const children: ChildProcess[] = [];
+const nginxMasters: ChildProcess[] = [];
+/** Every pid started here, nginx's workers included: none may outlive the bench. */
+const started = new Set<number>();
 function cleanup(): void {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  // SIGTERM: nginx's master then stops its workers (SIGKILL would orphan them), the
+  // sidecar writes its CPU profile when asked for one; stopAll checks that all went.
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+}
+const childrenOf = (pid: number): number[] => readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((p) => {
+  try { return Number(readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ')[1]) === pid; } catch { return false; }
+});
+const running = (pid: number): boolean => {
+  try { return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0] !== 'Z'; } catch { return false; }
+};
+/** Stop everything, wait for it, and say whether anything survived. */
+async function stopAll(): Promise<void> {
+  for (const m of nginxMasters) for (const w of childrenOf(m.pid!)) started.add(w);
+  cleanup();
+  const until = Date.now() + 5000;
+  while ([...started].some(running) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  const left = [...started].filter(running);
+  if (left.length) {
+    for (const p of left) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
+    throw new Error(`processes started by the bench survived it: ${left.join(', ')} (killed now)`);
+  }
+  console.log(`bench: all ${started.size} processes it started (nginx workers included) are gone`);
 }
 process.on('exit', cleanup);
 for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, () => { cleanup(); process.exit(130); });
@@ -74,6 +103,7 @@ function start(cmd: string, args: string[]): ChildProcess {
   const c = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   c.stderr!.on('data', () => undefined);
   children.push(c);
+  started.add(c.pid!);
   return c;
 }
 
@@ -96,7 +126,9 @@ ${servers}
 function startNginx(dir: string, servers: string): ChildProcess {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'nginx.conf'), nginxConf(dir, servers));
-  return start('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;']);
+  const c = start('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;']);
+  nginxMasters.push(c);
+  return c;
 }
 
 interface WrkResult { rps: number; p50: number; p99: number }
@@ -166,6 +198,7 @@ async function main(): Promise<void> {
   ensureTools();
   const dir = mkdtempSync(join(tmpdir(), 'bench-sidecar-'));
   const [v1, v2, front, sidecarPort, adminPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const peerPorts = await Promise.all(PEERS.map(() => freePort()));
 
   // Backends: one nginx, two "versions" returning 1 KB each.
   const ret = `location / { return 200 "${BODY}"; }`;
@@ -177,9 +210,10 @@ async function main(): Promise<void> {
   const configFile = join(dir, 'routes.json');
   writeFileSync(configFile, JSON.stringify(table(1000)));
   const sidecar = start(process.execPath, [...SIDECAR_NODE_FLAGS, SIDECAR, '--config', configFile, '--namespace', 'bench',
-    '--listen', `127.0.0.1:${sidecarPort}`, '--admin', `127.0.0.1:${adminPort}`,
+    '--listen', `127.0.0.1:${sidecarPort}`, '--admin', `127.0.0.1:${adminPort}`, '--drain-timeout', '100',
     '--resolve', `web-v1.bench.svc.cluster.local:80=127.0.0.1:${v1}`, '--resolve', `web-v2.bench.svc.cluster.local:80=127.0.0.1:${v2}`]);
-  await Promise.all([v1, v2, front, sidecarPort].map((p) => waitPort(p)));
+  PEERS.forEach((peer, i) => start(process.execPath, [join(__dirname, 'peers', `${peer}.js`), String(peerPorts[i]), String(v1), String(v2)]));
+  await Promise.all([v1, v2, front, sidecarPort, ...peerPorts].map((p) => waitPort(p)));
   const idle = procStats(sidecar.pid!);
 
   // wrk talks to the sidecar as an app with HTTP_PROXY does: absolute-form request target.
@@ -192,9 +226,14 @@ async function main(): Promise<void> {
   const viaNginx = wrk(`http://127.0.0.1:${front}/`);
   wrk(`http://127.0.0.1:${sidecarPort}/`, script); // warm-up (JIT)
   const viaSidecar = wrk(`http://127.0.0.1:${sidecarPort}/`, script);
-  for (const [name, r] of [['direct', direct], ['nginx 80/20', viaNginx], ['sidecar 80/20', viaSidecar]] as const) {
+  const peers = PEERS.map((peer, i) => {
+    wrk(`http://127.0.0.1:${peerPorts[i]}/`); // warm-up (JIT)
+    return [peer, wrk(`http://127.0.0.1:${peerPorts[i]}/`)] as const;
+  });
+  for (const [name, r] of [['direct', direct], ['nginx 80/20', viaNginx], ...peers, ['sidecar 80/20', viaSidecar]] as const) {
     console.log(`wrk ${name.padEnd(14)} rps=${fmt(r.rps, 0).padStart(6)} p50_ms=${fmt(r.p50, 3)} p99_ms=${fmt(r.p99, 3)}`);
   }
+  const best = peers.reduce((a, b) => (b[1].rps > a[1].rps ? b : a));
 
   // Fixed 1,000 rps: direct vs through the sidecar.
   const base = hey(`http://127.0.0.1:${v1}/`);
@@ -213,7 +252,13 @@ async function main(): Promise<void> {
   console.log(`sidecar memory: idle_rss_mb=${fmt(idle.rssKb / 1024, 1)} peak_rss_mb=${fmt(rssMb, 1)} (1,000 hosts loaded); cpu_vcpu_per_1000rps=${fmt(vcpu * (1000 / through.rps), 3)}`);
 
   const ratio = viaSidecar.rps / viaNginx.rps;
-  console.log(`sidecar-bench: rps_ratio_vs_nginx=${fmt(ratio)} p90_added_ms=${fmt(through.p90 - base.p90)} p99_added_ms=${fmt(through.p99 - base.p99)} rss_mb=${fmt(rssMb, 1)}`);
+  console.log(`fastest Node peer: ${best[0]} (${fmt(best[1].rps, 0)} rps)`);
+  await stopAll();
+  console.log(`sidecar-bench: rps_ratio_vs_nginx=${fmt(ratio)} rps_ratio_vs_node_best=${fmt(viaSidecar.rps / best[1].rps)} p90_added_ms=${fmt(through.p90 - base.p90)} p99_added_ms=${fmt(through.p99 - base.p99)} rss_mb=${fmt(rssMb, 1)} vcpu_per_1k=${fmt(vcpu * (1000 / through.rps), 3)}`);
 }
 
-main().then(() => { cleanup(); process.exit(0); }, (e) => { console.error(`bench:sidecar failed: ${(e as Error).message}`); cleanup(); process.exit(1); });
+main().then(() => process.exit(0), async (e) => {
+  console.error(`bench:sidecar failed: ${(e as Error).message}`);
+  await stopAll().catch((x) => console.error((x as Error).message));
+  process.exit(1);
+});
