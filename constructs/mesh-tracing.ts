@@ -86,11 +86,7 @@ export class MeshTracing extends Construct {
     if (protocol === 'zipkin' && !zipkin) check.fail('collector.zipkinHost', undefined, 'the collector\'s Zipkin host (protocol is "zipkin")');
     if (protocol === 'opentelemetry' && !otlp) check.fail('collector.otlpHost', undefined, 'the collector\'s OTLP host (protocol is "opentelemetry")');
 
-    this.rendering = {
-      providerName, protocol, samplingPercentage, rootNamespace,
-      zipkin: zipkin ?? { host: otlp!.host, port: JAEGER_PORTS.zipkin },
-      otlp: otlp ?? { host: zipkin!.host, grpcPort: JAEGER_PORTS.otlpGrpc, httpPort: JAEGER_PORTS.otlpHttp },
-    };
+    this.rendering = { providerName, protocol, samplingPercentage, rootNamespace, ...(protocol === 'zipkin' ? { zipkin } : { otlp }) };
     const renderer = rendererOf(this);
     if (!renderer.renderTracing) check.fail('dataPlane', renderer.dataPlane, 'a data plane whose renderer supports tracing (istio, node-sidecar)');
     renderer.renderTracing(this, 'Resource', this.rendering);
@@ -103,9 +99,9 @@ export class MeshTracing extends Construct {
    */
   get meshConfig(): { readonly enableTracing: true; readonly extensionProviders: ReadonlyArray<Record<string, unknown>> } {
     const r = this.rendering;
-    const provider = r.protocol === 'zipkin'
+    const provider = r.zipkin
       ? { name: r.providerName, zipkin: { service: r.zipkin.host, port: r.zipkin.port } }
-      : { name: r.providerName, opentelemetry: { service: r.otlp.host, port: r.otlp.grpcPort } };
+      : { name: r.providerName, opentelemetry: { service: r.otlp!.host, port: r.otlp!.grpcPort } };
     return { enableTracing: true, extensionProviders: [provider] };
   }
 

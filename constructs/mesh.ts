@@ -62,10 +62,10 @@ export interface TracingRendering {
   readonly samplingPercentage: number;
   /** Istio's root namespace, where a Telemetry applies to the whole mesh. */
   readonly rootNamespace: string;
-  /** The collector's Zipkin endpoint (host, port). */
-  readonly zipkin: { readonly host: string; readonly port: number };
-  /** The collector's OTLP endpoints (gRPC for Istio's Envoy, HTTP/JSON for the node sidecar). */
-  readonly otlp: { readonly host: string; readonly grpcPort: number; readonly httpPort: number };
+  /** The collector's Zipkin endpoint (host, port); present when `protocol` is "zipkin". */
+  readonly zipkin?: { readonly host: string; readonly port: number };
+  /** The collector's OTLP endpoints (gRPC for Istio's Envoy, HTTP/JSON for the node sidecar); present when `protocol` is "opentelemetry". */
+  readonly otlp?: { readonly host: string; readonly grpcPort: number; readonly httpPort: number };
 }
 
 /** Makes a chart's renderer; `chart` is absent for constructs outside any MeshChart. */

@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Chart, Testing } from 'cdk8s';
 import {
-  CanaryRelease, CanaryReleaseProps, DestinationPolicy, MeshGateway, MeshNamespace, MeshWorkload, MeshWorkloadProps, TrafficRoute, WebTier,
+  CanaryRelease, CanaryReleaseProps, DestinationPolicy, JaegerAddon, MeshGateway, MeshNamespace, MeshTracing, MeshWorkload, MeshWorkloadProps, TrafficRoute, WebTier,
 } from '../constructs';
 import { MeshValidationError, ServiceRef } from '../model';
 
@@ -78,6 +78,15 @@ const cases: Case[] = [
   ['an undefined callee', (c) => new MeshWorkload(c, 'bad', { ...workload, calls: [undefined as any] }), undefined, /calls\[0\] is undefined; expected a service object/],
   ['an undefined host', (c) => new TrafficRoute(c, 'bad', { name: 'r', hosts: [undefined as any], http: [{ route: [r1] }] }), undefined, /hosts\[0\] is undefined; expected a host name such as "reviews" .* or a service object/],
   ['props missing altogether', (c) => new MeshWorkload(c, 'bad', undefined as any), undefined, /an object/],
+  ['a fixed UI nodePort on a ClusterIP Service', (c) => new JaegerAddon(c, 'bad', { ui: { serviceType: 'ClusterIP', nodePort: 30686 } }), 30686, /ui\.nodePort is 30686; expected no nodePort with serviceType ClusterIP/],
+  ['a UI nodePort outside the node port range', (c) => new JaegerAddon(c, 'bad', { ui: { serviceType: 'NodePort', nodePort: 8080 } }), 8080, /ui\.nodePort is 8080; expected an integer from 30000 to 32767/],
+  ['an unknown Jaeger storage', (c) => new JaegerAddon(c, 'bad', { storage: { type: 'disk' } as any }), 'disk', /storage\.type is "disk"; expected one of memory, badger/],
+  ['a Badger claim size that is no quantity', (c) => new JaegerAddon(c, 'bad', { storage: { type: 'badger', size: 'lots' } }), 'lots', /storage\.size is "lots"; expected a Kubernetes quantity/],
+  ['a UI base path with a trailing slash and no leading one', (c) => new JaegerAddon(c, 'bad', { ui: { basePath: 'jaeger/' } }), 'jaeger/', /ui\.basePath is "jaeger\/"; expected a path such as "\/jaeger"/],
+  ['Zipkin tracing without a Zipkin host', (c) => new MeshTracing(c, 'bad', { collector: { otlpHost: 'otel.obs' } }), undefined, /collector\.zipkinHost is undefined; expected the collector's Zipkin host/],
+  ['OpenTelemetry tracing without an OTLP host', (c) => new MeshTracing(c, 'bad', { collector: { zipkinHost: 'zipkin.obs' }, protocol: 'opentelemetry' }), undefined, /collector\.otlpHost is undefined; expected the collector's OTLP host/],
+  ['sampling over 100 percent', (c) => new MeshTracing(c, 'bad', { collector: { zipkinHost: 'zipkin.obs' }, samplingPercentage: 150 }), 150, /samplingPercentage is 150; expected a percentage from 0 to 100/],
+  ['an unknown tracing protocol', (c) => new MeshTracing(c, 'bad', { collector: { zipkinHost: 'zipkin.obs' }, protocol: 'jaeger' as any }), 'jaeger', /protocol is "jaeger"; expected one of zipkin, opentelemetry/],
 ];
 
 describe('bad input is refused at synth time', () => {

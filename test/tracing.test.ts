@@ -6,7 +6,6 @@ import * as path from 'node:path';
 import { Testing } from 'cdk8s';
 import { parse } from 'yaml';
 import { DataPlane, JaegerAddon, MeshChart, MeshNamespace, MeshTracing, MeshWorkload } from '../constructs';
-import { MeshValidationError } from '../model';
 import { find, K8sObject, ofKind, synthVariant, variant } from './support/synth';
 
 function chart(dataPlane: DataPlane, build: (c: MeshChart) => void): K8sObject[] {
@@ -79,24 +78,7 @@ describe('JaegerAddon: the objects of Istio\'s addon', () => {
     expect(ofKind(objs, 'Namespace').map((n) => n.metadata.name).sort()).toEqual(['bookinfo', 'istio-system']);
     expect(ofKind(synthVariant(variant('bookinfo-tracing')), 'Namespace').map((n) => n.metadata.name)).toEqual(['bookinfo']);
   });
-
-  test.each([
-    [{ ui: { serviceType: 'ClusterIP', nodePort: 30686 } }, 'ui.nodePort', 'no nodePort with serviceType ClusterIP'],
-    [{ ui: { serviceType: 'NodePort', nodePort: 8080 } }, 'ui.nodePort', 'an integer from 30000 to 32767'],
-    [{ storage: { type: 'disk' } }, 'storage.type', 'one of memory, badger'],
-    [{ storage: { type: 'badger', size: 'lots' } }, 'storage.size', 'a Kubernetes quantity'],
-    [{ ui: { basePath: 'jaeger/' } }, 'ui.basePath', 'a path such as "/jaeger"'],
-  ])('refuses %j: %s', (props, field, expected) => {
-    const c = new MeshChart(Testing.app(), 'c');
-    try {
-      new JaegerAddon(c, 'j', props as never);
-      throw new Error('accepted');
-    } catch (e) {
-      expect(e).toBeInstanceOf(MeshValidationError);
-      expect((e as Error).message).toContain(`c/j: ${field} is`);
-      expect((e as Error).message).toContain(expected);
-    }
-  });
+  // Refusals: test/bad-inputs.test.ts.
 });
 
 describe('MeshTracing', () => {
@@ -139,22 +121,6 @@ describe('MeshTracing', () => {
     });
     expect(JSON.parse(find(objs, 'ConfigMap', 'mesh-routes', 'shop').data['routes.json']).tracing)
       .toEqual({ format: 'otlp', endpoint: 'http://otel.obs.svc.cluster.local:4318/v1/traces', samplingPercentage: 5 });
-  });
-
-  test.each([
-    [{ collector: { otlpHost: 'otel.obs' } }, 'collector.zipkinHost', "the collector's Zipkin host"],
-    [{ collector: { zipkinHost: 'zipkin.obs' }, protocol: 'opentelemetry' }, 'collector.otlpHost', "the collector's OTLP host"],
-    [{ collector: { zipkinHost: 'zipkin.obs' }, samplingPercentage: 150 }, 'samplingPercentage', 'a percentage from 0 to 100'],
-    [{ collector: { zipkinHost: 'zipkin.obs' }, protocol: 'jaeger' }, 'protocol', 'one of zipkin, opentelemetry'],
-  ])('refuses %j: %s', (props, field, expected) => {
-    try {
-      new MeshTracing(new MeshChart(Testing.app(), 'c'), 't', props as never);
-      throw new Error('accepted');
-    } catch (e) {
-      expect(e).toBeInstanceOf(MeshValidationError);
-      expect((e as Error).message).toContain(`c/t: ${field} is`);
-      expect((e as Error).message).toContain(expected);
-    }
   });
 
   test('cdk8s-mesh mesh-config prints the fragment of the Istio charts with MeshTracing', () => {

@@ -271,9 +271,9 @@ export class NodeSidecarRenderer implements MeshRenderer {
 
   /** Every route table of the chart names the collector: the proxies send spans there (Zipkin v2 JSON, or OTLP/HTTP JSON to the collector's 4318). */
   renderTracing(_scope: Construct, _id: string, t: TracingRendering): void {
-    this.tracing = t.protocol === 'zipkin'
+    this.tracing = t.zipkin
       ? { format: 'zipkin', endpoint: `http://${t.zipkin.host}:${t.zipkin.port}/api/v2/spans`, samplingPercentage: t.samplingPercentage }
-      : { format: 'otlp', endpoint: `http://${t.otlp.host}:${t.otlp.httpPort}/v1/traces`, samplingPercentage: t.samplingPercentage };
+      : { format: 'otlp', endpoint: `http://${t.otlp!.host}:${t.otlp!.httpPort}/v1/traces`, samplingPercentage: t.samplingPercentage };
   }
 
   // -------------------------------------------------------------------------
