@@ -48,7 +48,8 @@ export function istioManifestsOf(chart: Chart): Manifest[] {
       case 'renderTracing': twin.renderer.renderTracing!(scope, call.id, call.rendering); break;
     }
   }
-  return [...own.filter((m) => !madeForNodeSidecar(own)(m)), ...manifestsOf(twin)];
+  const generated = madeForNodeSidecar(own);
+  return [...own.filter((m) => !generated(m)), ...manifestsOf(twin)];
 }
 
 /** The plan of one chart, on whatever data plane: its rules are read as the Istio objects of its model. */

@@ -78,7 +78,7 @@ test('a chart with nothing to route says so instead of an empty picture', async 
   expect(drawn(svg).nodes.map((n) => n.text)).toEqual(['no VirtualService, Gateway or recorded call: nothing to draw']);
 });
 
-test('DOT names and labels come from the graph, never from raw chart names', () => {
+test('a chart name with a quote is escaped in the DOT source and in the title', () => {
   const p = chartPlan(createVariant(new App(), CHART_VARIANTS.find((v) => v.id === 'bookinfo-jason-v2')!));
   const dot = trafficDot(trafficGraph(p.plan), { chart: 'a"b', dataPlane: 'istio' });
   expect(dot.split('\n')[0]).toBe('digraph "a\\"b" {');
