@@ -257,8 +257,9 @@ export class MeshProxy {
 
   /** The http.Server 'request' listener. `server` is set in gateway mode. */
   handle(req: IncomingMessage, res: ServerResponse, server?: RtGatewayServer): void {
-    const started = process.hrtime.bigint();
-    const startUs = Date.now() * 1000;
+    // Monotonic milliseconds with microsecond resolution; with timeOrigin also the span's wall-clock
+    // start in microseconds (Date.now() has only milliseconds, which misorders nested spans).
+    const started = performance.now();
     this.inflight++;
     this.metrics.inflight.inc();
     const labels: RequestRecord = { virtual_host: 'none', destination: 'none' };
@@ -266,13 +267,13 @@ export class MeshProxy {
       this.inflight--;
       this.metrics.inflight.dec();
       const code = res.headersSent ? String(res.statusCode) : '0';
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const seconds = (performance.now() - started) / 1e3;
       this.metrics.record(labels.virtual_host, labels.destination, code, seconds);
       if (labels.trace?.sampled && this.opts.tracer) {
         if (!res.writableFinished) labels.flags ??= 'DC';
         this.opts.tracer.record({
           ctx: labels.trace, kind: server ? 'SERVER' : 'CLIENT', name: labels.spanName ?? `${labels.virtual_host}/*`,
-          startUs, durationUs: Math.round(seconds * 1e6),
+          startUs: Math.round((performance.timeOrigin + started) * 1e3), durationUs: Math.round(seconds * 1e6),
           tags: {
             'http.method': req.method ?? 'GET', 'http.url': labels.url ?? String(req.url), 'http.protocol': `HTTP/${req.httpVersion}`,
             'http.status_code': code, response_flags: labels.flags ?? '-', upstream_cluster: labels.upstreamCluster ?? labels.destination,
