@@ -28,8 +28,10 @@ const BODY = 'x'.repeat(1024);
 const SIDECAR = join(__dirname, '..', 'build', 'sidecar', 'main.js');
 // The image's NODE_OPTIONS (apps/sidecar/Dockerfile): the proxy runs as it would in a pod.
 const SIDECAR_NODE_FLAGS = ['--max-semi-space-size=2', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])];
-/** bench/peers/<name>.js */
-const PEERS = ['undici-pool', 'naive-pipe', 'http-proxy'];
+/** bench/peers/<name>.js; BENCH_PEERS=undici-pool (a comma list) runs fewer, for quick iterations. */
+const ALL_PEERS = ['undici-pool', 'naive-pipe', 'http-proxy'];
+const PEERS = process.env.BENCH_PEERS ? process.env.BENCH_PEERS.split(',').map((p) => p.trim()).filter(Boolean) : ALL_PEERS;
+for (const p of PEERS) if (!ALL_PEERS.includes(p)) throw new Error(`BENCH_PEERS: no peer ${JSON.stringify(p)} (there are: ${ALL_PEERS.join(', ')})`);
 
 const children: ChildProcess[] = [];
 const nginxMasters: ChildProcess[] = [];

@@ -214,7 +214,11 @@ function escapeHtml(s) {
 }
 
 const handlers = { productpage, reviews, details, ratings };
+let closing = false;
 const server = http.createServer((req, res) => {
+  // Shutting down: this answer is the connection's last, so a caller's pooled connection
+  // moves to a pod that stays (server.close() only closes connections idle at that moment).
+  if (closing) res.setHeader('connection', 'close');
   const url = new URL(req.url, 'http://localhost');
   if (service !== 'productpage' && req.method !== 'GET') {
     req.resume();
@@ -229,4 +233,8 @@ const server = http.createServer((req, res) => {
 });
 server.listen(port, () => console.log(`bookinfo: ${service} ${version} listening on :${port}${proxy ? ` (calls through ${proxy.host}:${proxy.port})` : ''}`));
 // Finish what is in flight, then exit: Kubernetes sends SIGTERM and waits the grace period.
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+process.on('SIGTERM', () => {
+  closing = true;
+  server.close(() => process.exit(0));
+  server.closeIdleConnections();
+});

@@ -24,7 +24,11 @@ const image = process.env.STANDIN_IMAGE || '';
 const port = Number(process.env.PORT || 8080);
 const delayMs = Number(process.env.STANDIN_DELAY_MS || 0);
 
+let closing = false;
 const server = http.createServer((req, res) => {
+  // Shutting down: this answer is the connection's last, so a caller's pooled connection
+  // moves to a pod that stays (server.close() only closes connections idle at that moment).
+  if (closing) res.setHeader('connection', 'close');
   const answer = () => {
     const path = req.url.split('?')[0];
     const word = path === '/' ? `stand-in for ${image || app}` : path.replace(/^\//, '');
@@ -40,4 +44,8 @@ const server = http.createServer((req, res) => {
   else answer();
 });
 server.listen(port, () => console.log(`standin: ${app} ${version} listening on :${port}`));
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+process.on('SIGTERM', () => {
+  closing = true;
+  server.close(() => process.exit(0));
+  server.closeIdleConnections();
+});
