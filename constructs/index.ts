@@ -1,9 +1,11 @@
 import { DataPlane, registerRenderer } from './mesh';
 import { IstioRenderer } from './istio/renderer';
 import { nodeSidecarRenderer } from './sidecar/renderer';
+import { gatewayApiRenderer } from './gateway-api/renderer';
 
 registerRenderer(DataPlane.ISTIO, () => new IstioRenderer());
 registerRenderer(DataPlane.NODE_SIDECAR, nodeSidecarRenderer);
+registerRenderer(DataPlane.GATEWAY_API, gatewayApiRenderer);
 
 export * from './mesh';
 export * from './mesh-namespace';
@@ -18,6 +20,8 @@ export { IstioRenderer, ISTIO_INJECTION_LABEL, ISTIO_INJECT_POD_KEY } from './is
 export {
   NodeSidecarRenderer, DEFAULT_SIDECAR_IMAGE, ROUTE_TABLE_CONFIGMAP, SIDECAR_CONTAINER, SIDECAR_UID, NO_PROXY, listenPort,
 } from './sidecar/renderer';
+export * from './gateway-api/resources';
+export { GatewayApiRenderer, gatewayApiDuration, ISTIO_AMBIENT_LABEL, LINKERD_INJECT_ANNOTATION } from './gateway-api/renderer';
 export * from './ingress-gateway';
 export * from './bookinfo-app';
 export * from './jaeger-addon';

@@ -11,6 +11,8 @@ export enum DataPlane {
   ISTIO = 'istio',
   /** The project's own Node.js sidecar proxy, for clusters without Istio. */
   NODE_SIDECAR = 'node-sidecar',
+  /** Kubernetes Gateway API: HTTPRoute (GAMMA for mesh routes), Gateway, per-version Services. */
+  GATEWAY_API = 'gateway-api',
 }
 
 /** A route as a renderer receives it: its validated model and where it goes. */
@@ -91,12 +93,40 @@ export interface NodeSidecarOptions {
   readonly clusterDomain?: string;
 }
 
+/** Settings of the Gateway API data plane (ignored by the others). */
+export interface GatewayApiOptions {
+  /** The GatewayClass every Gateway names: istio, cilium, eg (Envoy Gateway), ... @default "istio" */
+  readonly gatewayClassName?: string;
+  /**
+   * The release channel of the cluster's Gateway API CRDs. Only "experimental" has the
+   * HTTPRoute `retry` field; on "standard" a rule with retries is refused at synth.
+   * @default "standard"
+   */
+  readonly channel?: 'standard' | 'experimental';
+  /**
+   * Which mesh puts the workloads' proxies in: Istio sidecars (labels as on DataPlane.ISTIO),
+   * Istio ambient (label istio.io/dataplane-mode=ambient), Linkerd (annotation
+   * linkerd.io/inject=enabled), or none (the cluster's mesh decides by itself).
+   * @default "istio"
+   */
+  readonly mesh?: 'istio' | 'istio-ambient' | 'linkerd' | 'none';
+  /**
+   * DestinationRule traffic policies (load balancer, connection pool, outlier detection, TLS)
+   * have no Gateway API form. "error" refuses them at synth; "istio" emits them as Istio
+   * DestinationRules for the Service hosts, which Istio applies to Gateway API traffic too.
+   * @default "error"
+   */
+  readonly trafficPolicies?: 'error' | 'istio';
+}
+
 /** A chart's props: cdk8s's ChartProps and the data plane its mesh constructs render for. */
 export interface MeshChartProps extends ChartProps {
   /** Istio (VirtualService, DestinationRule, Gateway) or the project's Node.js sidecar. @default DataPlane.ISTIO */
   readonly dataPlane?: DataPlane;
   /** Used when `dataPlane` is NODE_SIDECAR. @default - see NodeSidecarOptions */
   readonly sidecar?: NodeSidecarOptions;
+  /** Used when `dataPlane` is GATEWAY_API. @default - see GatewayApiOptions */
+  readonly gatewayApi?: GatewayApiOptions;
 }
 
 const MESH_CHART = Symbol.for('cdk8s-mesh.MeshChart');
@@ -156,15 +186,18 @@ export class MeshChart extends Chart {
   readonly dataPlane: DataPlane;
   readonly renderer: MeshRenderer;
   readonly sidecar: NodeSidecarOptions;
+  readonly gatewayApi: GatewayApiOptions;
 
   constructor(scope: Construct, id: string, props: MeshChartProps = {}) {
     // Checked before Chart reads them: the chart's path is not known to `this` yet.
     const check = new Check([scope.node.path, id].filter(Boolean).join('/'));
-    check.shape('', props, { namespace: 'string?', labels: 'stringMap?', disableResourceNameHashes: 'boolean?', sidecar: 'object?' });
+    check.shape('', props, { namespace: 'string?', labels: 'stringMap?', disableResourceNameHashes: 'boolean?', sidecar: 'object?', gatewayApi: 'object?' });
     if (props.sidecar) check.shape('sidecar', props.sidecar, { image: 'string?', outboundTrafficPolicy: 'string?', pick: 'string?', gatewayServiceType: 'string?', clusterDomain: 'string?' });
+    if (props.gatewayApi) check.shape('gatewayApi', props.gatewayApi, { gatewayClassName: 'string?', channel: 'string?', mesh: 'string?', trafficPolicies: 'string?' });
     super(scope, id, props);
     this.dataPlane = props.dataPlane ?? DataPlane.ISTIO;
     this.sidecar = props.sidecar ?? {};
+    this.gatewayApi = props.gatewayApi ?? {};
     const factory = factories.get(this.dataPlane);
     if (!factory) {
       throw new MeshValidationError(this.node.path, 'dataPlane', props.dataPlane, `one of the registered data planes (${[...factories.keys()].join(', ')})`);

@@ -16,14 +16,20 @@ export interface ChartPlan {
   readonly title: SvgTitle;
 }
 
-/** Objects the node-sidecar renderer adds for its proxies: the route table, per-subset Services, gateway Deployments and their Services. */
-function madeForNodeSidecar(manifests: readonly Manifest[]): (m: Manifest) => boolean {
+/**
+ * Objects a non-Istio renderer writes for the model: the node sidecar's route table,
+ * per-subset Services, gateway Deployments and their Services; Gateway API's routes,
+ * Gateways, ReferenceGrants and per-version Services, and the Istio objects it emits as
+ * extensions (drawn again by the Istio twin).
+ */
+function madeByRenderer(manifests: readonly Manifest[]): (m: Manifest) => boolean {
   const gatewayPods = new Set(manifests
     .filter((m) => m.obj.kind === 'Deployment' && m.obj.spec?.template?.metadata?.annotations?.['mesh.cdk8s.io/proxy'] === 'node-gateway')
     .map((m) => `${m.obj.metadata.namespace ?? ''}/${m.obj.metadata.name}`));
   return (m) => {
     const labels = m.obj.metadata.labels ?? {};
     if (labels['mesh.cdk8s.io/route-table'] !== undefined || labels['mesh.cdk8s.io/subset-of'] !== undefined) return true;
+    if (/^(gateway\.networking\.k8s\.io|networking\.istio\.io|telemetry\.istio\.io)\//.test(m.obj.apiVersion)) return true;
     return (m.obj.kind === 'Deployment' || m.obj.kind === 'Service') && gatewayPods.has(`${m.obj.metadata.namespace ?? ''}/${m.obj.metadata.name}`);
   };
 }
@@ -48,7 +54,7 @@ export function istioManifestsOf(chart: Chart): Manifest[] {
       case 'renderTracing': twin.renderer.renderTracing!(scope, call.id, call.rendering); break;
     }
   }
-  const generated = madeForNodeSidecar(own);
+  const generated = madeByRenderer(own);
   return [...own.filter((m) => !generated(m)), ...manifestsOf(twin)];
 }
 
@@ -59,7 +65,8 @@ export function chartPlan(chart: Chart): ChartPlan {
   const header = {
     chart: id,
     dataPlane: dataPlane === DataPlane.ISTIO ? String(dataPlane)
-      : `${dataPlane}: its proxies load these rules from ConfigMap mesh-routes; they are shown as the Istio objects of the same model`,
+      : dataPlane === DataPlane.GATEWAY_API ? `${dataPlane}: these rules are HTTPRoutes (GAMMA for mesh hosts) and Gateways, subsets per-version Services; they are shown as the Istio objects of the same model`
+        : `${dataPlane}: its proxies load these rules from ConfigMap mesh-routes; they are shown as the Istio objects of the same model`,
   };
   return { plan: planOf(istioManifestsOf(chart)), header, title: { chart: id, dataPlane: String(dataPlane) } };
 }

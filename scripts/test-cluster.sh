@@ -63,8 +63,24 @@ for f in dist/*.k8s.yaml; do
     [ "$phase" = Terminating ] && kubectl wait --for=delete "namespace/$ns" --timeout=90s >/dev/null
     kubectl create namespace "$ns" >/dev/null && created_ns+=("$ns")
   done <"$work/ns"
-  if out=$(kubectl apply --server-side --dry-run=server --field-manager=cdk8s-mesh -f "$f" 2>&1); then
-    echo "ok       $f ($n objects)"
+  # The Gateway API objects (HTTPRoute, Gateway, ReferenceGrant) are left out here: the 1.20 API
+  # server refuses the Gateway API CRDs as released and, with them installed minus their
+  # `default: ""`, reads every `group: ""` (a core Service parentRef) as null. test/schema.test.ts
+  # checks them against the v1.6.1 CRD schemas instead; the file's other objects are applied.
+  apply_file="$f"; skipped=""
+  case "$f" in *-gateway-api.k8s.yaml)
+    apply_file="$work/$(basename "$f")"
+    skipped=$(node -e '
+      const YAML = require("yaml"); const fs = require("fs");
+      const docs = YAML.parseAllDocuments(fs.readFileSync(process.argv[1], "utf8")).map((d) => d.toJSON()).filter(Boolean);
+      const gw = (d) => String(d.apiVersion).startsWith("gateway.networking.k8s.io/");
+      fs.writeFileSync(process.argv[2], docs.filter((d) => !gw(d)).map((d) => YAML.stringify(d)).join("---\n"));
+      console.log(docs.filter(gw).length);
+    ' "$f" "$apply_file") || { echo "test:cluster: cannot read $f" >&2; exit 1; }
+    skipped="; $skipped Gateway API objects checked by test/schema.test.ts, not here";;
+  esac
+  if out=$(kubectl apply --server-side --dry-run=server --field-manager=cdk8s-mesh -f "$apply_file" 2>&1); then
+    echo "ok       $f ($n objects$skipped)"
   else
     bad=$(printf '%s\n' "$out" | grep -c -E '^(Error|error)' || true)
     rejected=$((rejected + (bad > 0 ? bad : 1)))

@@ -301,7 +301,7 @@ describe('CanaryRelease', () => {
 describe('MeshChart', () => {
   test('defaults to Istio, and an unknown data plane is refused with the chart path', () => {
     expect(new MeshChart(Testing.app(), 'c').dataPlane).toBe(DataPlane.ISTIO);
-    expect(() => new MeshChart(Testing.app(), 'c', { dataPlane: 'linkerd' as DataPlane })).toThrow(/^c: dataPlane is "linkerd"; expected one of the registered data planes \(istio, node-sidecar\)/);
+    expect(() => new MeshChart(Testing.app(), 'c', { dataPlane: 'linkerd' as DataPlane })).toThrow(/^c: dataPlane is "linkerd"; expected one of the registered data planes \(istio, node-sidecar, gateway-api\)/);
   });
 });
 

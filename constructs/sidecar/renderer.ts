@@ -3,7 +3,7 @@ import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, IConstruct } from 'constructs';
 import {
-  Check, checkDns1123Label, PACKAGE_VERSION, DestinationModel, ISTIO_DEFAULT_RETRY_ON, MeshValidationError, ROUTE_TABLE_API_VERSION,
+  Check, PACKAGE_VERSION, DestinationModel, ISTIO_DEFAULT_RETRY_ON, MeshValidationError, ROUTE_TABLE_API_VERSION,
   ROUTE_TABLE_DIR, ROUTE_TABLE_FILE, ROUTE_TABLE_KIND, RouteTable, RtGateway, RtTracing, RtMatch, RtRoute, RtVirtualHost, RuleModel,
   PRESTOP_WAIT_SECONDS, ServiceRef, SIDECAR_PORTS,
 } from '../../model';
@@ -11,6 +11,7 @@ import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, Mes
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 import { cpuQuantity, omitServerDefaults, restrictedContainer } from '../server-form';
+import { renderSubsetServices } from '../subset-services';
 
 const PRESTOP_PATH = `/prestop/${PRESTOP_WAIT_SECONDS}`;
 /** The proxy's preStop: the same wait as the app's, so that it outlives the app's last calls. */
@@ -130,36 +131,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
   }
 
   renderDestinationPolicy(scope: Construct, _id: string, p: DestinationPolicyRendering): void {
-    const where = scope.node.path;
-    const check: Check = new Check(where);
-    if (p.subsets.length === 0) return;
-    const svcNs = p.service.serviceNamespace ?? p.namespace;
-    if (p.service.serviceName.includes('.')) {
-      check.fail('service', p.service.serviceName, 'a Service of this chart for subsets on the node-sidecar data plane (subsets become per-subset Services)');
-    }
-    const base = this.findService(p.service.serviceName, svcNs);
-    if (!base) {
-      check.fail('service', p.service.serviceName, `a Service named "${p.service.serviceName}" defined in this chart before the policy (node-sidecar subsets are Services built from it)`);
-    }
-    const baseSpec = base.toJson().spec as { selector?: Record<string, string>; ports?: Array<Record<string, unknown>> };
-    for (const s of p.subsets) {
-      const name = `${p.service.serviceName}-${s.name}`;
-      checkDns1123Label(check, `subsets.${s.name} service name`, name);
-      new k8s.KubeService(scope, `Subset-${s.name}`, {
-        metadata: { name, namespace: svcNs, labels: { 'mesh.cdk8s.io/subset-of': p.service.serviceName, 'mesh.cdk8s.io/subset': s.name } },
-        spec: {
-          type: 'ClusterIP',
-          selector: { ...baseSpec.selector, ...s.labels },
-          ports: (baseSpec.ports ?? []).map((port) => ({
-            name: port.name as string | undefined,
-            port: port.port as number,
-            targetPort: typeof port.targetPort === 'string' ? k8s.IntOrString.fromString(port.targetPort) : k8s.IntOrString.fromNumber(port.targetPort as number),
-            protocol: 'TCP',
-            appProtocol: port.appProtocol as string | undefined,
-          })),
-        },
-      });
-    }
+    renderSubsetServices(scope, this.chart, p, 'node-sidecar');
   }
 
   renderGateway(scope: Construct, _id: string, g: GatewayRendering): void {
@@ -293,10 +265,6 @@ export class NodeSidecarRenderer implements MeshRenderer {
     return cm;
   }
 
-  private findService(name: string, namespace: string | undefined): ApiObject | undefined {
-    const ns = this.ns(namespace);
-    return this.chart.node.findAll().find((c): c is ApiObject => c instanceof ApiObject && c.kind === 'Service' && c.name === name && this.ns(c.metadata.namespace) === ns);
-  }
 
   /** The chart's rules as the proxy reads them. Produced at synth time, once all constructs exist. */
   routeTable(): RouteTable {

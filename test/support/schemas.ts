@@ -37,6 +37,8 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
 
 /** Validate one object against the Kubernetes or Istio schema; returns the error text or undefined. */
 export function schemaError(obj: K8sObject): string | undefined {
+  // No kubernetes-models package for Gateway API runs on Node 20 here: its own CRD schema, strictly.
+  if (obj.apiVersion.startsWith('gateway.networking.k8s.io/')) return crdError(obj);
   const Model = MODELS[`${obj.apiVersion}/${obj.kind}`];
   if (!Model) return `no schema known for ${obj.apiVersion} ${obj.kind}`;
   try {
@@ -73,12 +75,22 @@ function strict(schema: any): any {
   return out;
 }
 
-let validators: Map<string, ValidateFunction> | undefined;
-export function crdValidators(): Map<string, ValidateFunction> {
-  if (validators) return validators;
+/** Gateway API's CRDs (vendored in crds/, v1.6.1), one file per release channel. */
+export const GATEWAY_API_CRD_FILES = {
+  standard: path.resolve(__dirname, '..', '..', 'crds', 'gateway-api-v1.6.1', 'standard-install.yaml'),
+  experimental: path.resolve(__dirname, '..', '..', 'crds', 'gateway-api-v1.6.1', 'experimental-install.yaml'),
+};
+
+const validatorCache = new Map<string, Map<string, ValidateFunction>>();
+/** Strict validators by `group/version/Kind` for Istio's CRDs and Gateway API's (standard channel unless asked). */
+export function crdValidators(gatewayApiChannel: 'standard' | 'experimental' = 'standard'): Map<string, ValidateFunction> {
+  const cached = validatorCache.get(gatewayApiChannel);
+  if (cached) return cached;
   const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-  validators = new Map();
-  for (const doc of parseAllDocuments(fs.readFileSync(ISTIO_CRD_FILE, 'utf8'))) {
+  const validators = new Map<string, ValidateFunction>();
+  validatorCache.set(gatewayApiChannel, validators);
+  const docs = [ISTIO_CRD_FILE, GATEWAY_API_CRD_FILES[gatewayApiChannel]].flatMap((f) => parseAllDocuments(fs.readFileSync(f, 'utf8')));
+  for (const doc of docs) {
     const crd = doc.toJSON();
     if (crd?.kind !== 'CustomResourceDefinition') continue;
     for (const v of crd.spec.versions) {
@@ -93,8 +105,8 @@ export function crdValidators(): Map<string, ValidateFunction> {
   return validators;
 }
 
-export function crdError(obj: K8sObject): string | undefined {
-  const validate = crdValidators().get(`${obj.apiVersion}/${obj.kind}`);
+export function crdError(obj: K8sObject, gatewayApiChannel: 'standard' | 'experimental' = 'standard'): string | undefined {
+  const validate = crdValidators(gatewayApiChannel).get(`${obj.apiVersion}/${obj.kind}`);
   if (!validate) return `no CRD schema for ${obj.apiVersion} ${obj.kind}`;
   if (validate(obj)) return undefined;
   return (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${(e.params as any).additionalProperty})` : ''}`).join('; ');
