@@ -3,6 +3,7 @@ import { SmoothWeightedRoundRobin, WeightedRandom } from '../apps/sidecar/balanc
 import { rawQuery } from '../apps/sidecar/table';
 import { destinationPort, normalizePath, parseTarget, retriable, rewritePath } from '../apps/sidecar/proxy';
 import { ConfigError, HostIndex, hostCandidates, parseRouteTable } from '../apps/sidecar/table';
+import { ProxyMetrics } from '../apps/sidecar/metrics';
 import { ROUTE_TABLE_API_VERSION } from '../model';
 
 describe('smooth weighted round robin', () => {
@@ -136,4 +137,35 @@ test('query parameters are read as Envoy matches them: split, not percent-decode
   const q = (s: string) => Object.fromEntries(rawQuery(s));
   expect(q('debug=1&x=a%20b&x=2&flag&e=')).toEqual({ debug: '1', x: 'a%20b', flag: '', e: '' });
   expect(q('a=b=c')).toEqual({ a: 'b=c' });
+});
+
+describe('request metrics, counted as plain numbers and handed to prom-client at scrape time', () => {
+  const count = async (m: ProxyMetrics, code: string) => {
+    const text = await m.registry.metrics();
+    const line = text.split('\n').find((l) => l.startsWith(`mesh_proxy_requests_total{virtual_host="shop/web",destination="web:80",code="${code}"}`));
+    return line === undefined ? undefined : Number(line.split(' ').pop());
+  };
+  test('each scrape shows the running total; a reload (forgetChildren) keeps what was counted', async () => {
+    const m = new ProxyMetrics();
+    for (let i = 0; i < 3; i++) m.record('shop/web', 'web:80', '200', 0.001);
+    m.record('shop/web', 'web:80', '503', 0.002);
+    expect([await count(m, '200'), await count(m, '503')]).toEqual([3, 1]);
+    m.record('shop/web', 'web:80', '200', 0.001);
+    m.record('shop/web', 'web:80', '200', 0.001);
+    expect(await count(m, '200')).toBe(5);
+    expect(await count(m, '200')).toBe(5); // a second scrape adds nothing
+    m.record('shop/web', 'web:80', '200', 0.001);
+    m.forgetChildren();
+    m.record('shop/web', 'web:80', '200', 0.001);
+    expect(await count(m, '200')).toBe(7);
+    expect((await m.registry.metrics())).toMatch(/mesh_proxy_request_duration_seconds_count\{virtual_host="shop\/web"\} 8/);
+  });
+  test('the in-flight gauge reads the proxy at scrape time', async () => {
+    const m = new ProxyMetrics();
+    let n = 4;
+    m.trackInflight(() => n);
+    expect(await m.registry.metrics()).toMatch(/^mesh_proxy_requests_in_flight 4$/m);
+    n = 0;
+    expect(await m.registry.metrics()).toMatch(/^mesh_proxy_requests_in_flight 0$/m);
+  });
 });

@@ -3,12 +3,18 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 
 export class ProxyMetrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({
+  // Request counts are kept as plain numbers per label set and handed to prom-client when
+  // it collects (a scrape): prom-client hashes and validates the labels on every inc().
+  private readonly pendingRequests = new Map<string, { labels: { virtual_host: string; destination: string; code: string }; n: number }>();
+  readonly requests = ((pending) => new Counter({
     name: 'mesh_proxy_requests_total',
     help: 'Requests answered, by virtual host, destination and response code',
     labelNames: ['virtual_host', 'destination', 'code'] as const,
     registers: [this.registry],
-  });
+    collect() {
+      for (const p of pending.values()) if (p.n > 0) { this.inc(p.labels, p.n); p.n = 0; }
+    },
+  }))(this.pendingRequests);
   readonly duration = new Histogram({
     name: 'mesh_proxy_request_duration_seconds',
     help: 'Time from request to the end of the response, by virtual host',
@@ -81,29 +87,34 @@ export class ProxyMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
-  readonly inflight = new Gauge({
-    name: 'mesh_proxy_requests_in_flight',
-    help: 'Requests being proxied now',
-    registers: [this.registry],
-  });
+  /** Read at scrape time (see trackInflight), not updated per request. */
+  readonly inflight: Gauge;
+  private inflightNow: () => number = () => 0;
 
-  // Children by label values, so the request path does not hash label objects every time.
-  private readonly requestChildren = new Map<string, { inc(): void }>();
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'mesh_proxy_' });
+    const metrics = this;
+    this.inflight = new Gauge({
+      name: 'mesh_proxy_requests_in_flight',
+      help: 'Requests being proxied now',
+      registers: [this.registry],
+      collect() { this.set(metrics.inflightNow()); },
+    });
+  }
+
+  /** Where the in-flight gauge reads its value at scrape time. */
+  trackInflight(now: () => number): void {
+    this.inflightNow = now;
   }
 
   /** Count one answered request and its duration. */
   record(virtualHost: string, destination: string, code: string, seconds: number): void {
     const key = `${virtualHost}\0${destination}\0${code}`;
-    let c = this.requestChildren.get(key);
-    if (!c) {
-      c = this.requests.labels(virtualHost, destination, code);
-      this.requestChildren.set(key, c);
-    }
-    c.inc();
+    const p = this.pendingRequests.get(key);
+    if (p) p.n++;
+    else this.pendingRequests.set(key, { labels: { virtual_host: virtualHost, destination, code }, n: 1 });
     let h = this.durationChildren.get(virtualHost);
     if (!h) {
       h = this.duration.labels(virtualHost);
@@ -114,7 +125,8 @@ export class ProxyMetrics {
 
   /** After a config reload: virtual hosts may be gone; children are re-created on demand. */
   forgetChildren(): void {
-    this.requestChildren.clear();
+    for (const p of this.pendingRequests.values()) if (p.n > 0) this.requests.inc(p.labels, p.n);
+    this.pendingRequests.clear();
     this.durationChildren.clear();
   }
 }

@@ -46,9 +46,15 @@ interface RequestRecord {
   trace?: TraceContext;
   /** `outbound|<port>|<subset>|<host>`, as Istio names Envoy's clusters. */
   upstreamCluster?: string;
-  url?: string;
+  /** The request as routed (the span's URL and name are made from it only when a span is recorded). */
+  target?: Target;
+  knownHost?: string;
   requestId?: string;
-  spanName?: string;
+  /** The upstream attempt in flight and the response being passed on: freed when the client's side closes first. */
+  current?: ClientRequest;
+  upstreamRes?: IncomingMessage;
+  /** The route's overall timeout. */
+  timer?: NodeJS.Timeout;
 }
 
 /** Sockets accepted beyond the downstream connection limit: their requests get a 503. */
@@ -111,7 +117,10 @@ function endToEnd(headers: Record<string, string | string[] | undefined>): Recor
   const named = headers.connection === undefined ? undefined
     : new Set(String(headers.connection).split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
   const out: Record<string, string | string[] | undefined> = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && !named?.has(k)) out[k] = v;
+  for (const k in headers) {
+    const v = headers[k];
+    if (v !== undefined && !HOP_BY_HOP.has(k) && !named?.has(k)) out[k] = v;
+  }
   return out;
 }
 
@@ -249,6 +258,7 @@ export class MeshProxy {
     // A per-process token: a request that comes back with it has looped.
     this.via = `1.1 mesh-proxy-${hex(4)}`;
     this.random = opts.random ?? Math.random;
+    metrics.trackInflight(() => this.inflight);
   }
 
   private get outboundPolicy(): OutboundTrafficPolicy {
@@ -261,21 +271,24 @@ export class MeshProxy {
     // start in microseconds (Date.now() has only milliseconds, which misorders nested spans).
     const started = performance.now();
     this.inflight++;
-    this.metrics.inflight.inc();
     const labels: RequestRecord = { virtual_host: 'none', destination: 'none' };
+    // One listener for the end of the exchange: free the upstream side, then count, trace and log.
     res.once('close', () => {
       this.inflight--;
-      this.metrics.inflight.dec();
+      if (labels.timer) clearTimeout(labels.timer);
+      // The client went away, or the proxy answered by itself (408, 504): free the upstream
+      // request unless its whole response was passed on.
+      if (!labels.upstreamRes?.complete) { labels.current?.destroy(); labels.upstreamRes?.destroy(); }
       const code = res.headersSent ? String(res.statusCode) : '0';
       const seconds = (performance.now() - started) / 1e3;
       this.metrics.record(labels.virtual_host, labels.destination, code, seconds);
       if (labels.trace?.sampled && this.opts.tracer) {
         if (!res.writableFinished) labels.flags ??= 'DC';
         this.opts.tracer.record({
-          ctx: labels.trace, kind: server ? 'SERVER' : 'CLIENT', name: labels.spanName ?? `${labels.virtual_host}/*`,
+          ctx: labels.trace, kind: server ? 'SERVER' : 'CLIENT', name: labels.target ? `${labels.knownHost ?? labels.target.host}:${labels.target.port}/*` : `${labels.virtual_host}/*`,
           startUs: Math.round((performance.timeOrigin + started) * 1e3), durationUs: Math.round(seconds * 1e6),
           tags: {
-            'http.method': req.method ?? 'GET', 'http.url': labels.url ?? String(req.url), 'http.protocol': `HTTP/${req.httpVersion}`,
+            'http.method': req.method ?? 'GET', 'http.url': labels.target ? `${server?.protocol === 'HTTPS' ? 'https' : 'http'}://${labels.target.authority}${labels.target.path}` : String(req.url), 'http.protocol': `HTTP/${req.httpVersion}`,
             'http.status_code': code, response_flags: labels.flags ?? '-', upstream_cluster: labels.upstreamCluster ?? labels.destination,
             'guid:x-request-id': labels.requestId ?? '', user_agent: String(req.headers['user-agent'] ?? '-'),
             'peer.address': req.socket.remoteAddress ?? '', ...(Number(code) >= 500 || code === '0' ? { error: 'true' } : {}),
@@ -341,8 +354,7 @@ export class MeshProxy {
     // The trace context first: a request the proxy answers itself (404, fault, 504) is traced too.
     labels.trace = this.opts.tracer ? this.opts.tracer.context(req.headers, hex) : traceContext(req.headers, hex);
     labels.requestId = typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'] ? req.headers['x-request-id'] : randomUUID();
-    labels.url = `${server?.protocol === 'HTTPS' ? 'https' : 'http'}://${target.authority}${target.path}`;
-    labels.spanName = `${target.host}:${target.port}/*`;
+    labels.target = target;
 
     let vh: CompiledVirtualHost | undefined;
     let knownHost: string | undefined;
@@ -371,7 +383,7 @@ export class MeshProxy {
     }
 
     // Envoy names a span after the service it resolved the request to, not the name as written.
-    if (knownHost) labels.spanName = `${knownHost}:${target.port}/*`;
+    labels.knownHost = knownHost;
     const view: RequestView = { method: req.method ?? 'GET', path: target.path, headers: req.headers, port: target.port };
     let route: RtRoute;
     let picked: CompiledRoute | undefined;
@@ -477,22 +489,16 @@ export class MeshProxy {
 
     // Attempts, under the route's overall timeout.
     let timedOut = false;
-    let current: ClientRequest | undefined;
-    let upstreamRes: IncomingMessage | undefined;
-    const timer = route.timeoutMs === undefined ? undefined : setTimeout(() => {
-      timedOut = true;
-      labels.flags = 'UT';
-      current?.destroy();
-      if (!res.headersSent) this.reply(res, 504, 'upstream request timeout');
-      else res.destroy();
-    }, route.timeoutMs);
+    if (route.timeoutMs !== undefined) {
+      labels.timer = setTimeout(() => {
+        timedOut = true;
+        labels.flags = 'UT';
+        labels.current?.destroy();
+        if (!res.headersSent) this.reply(res, 504, 'upstream request timeout');
+        else res.destroy();
+      }, route.timeoutMs);
+    }
     const deadline = route.timeoutMs === undefined ? undefined : Date.now() + route.timeoutMs;
-    res.once('close', () => {
-      if (timer) clearTimeout(timer);
-      // The client went away, or the proxy answered by itself (408, 504): free the upstream
-      // request unless its whole response was passed on.
-      if (!upstreamRes?.complete) { current?.destroy(); upstreamRes?.destroy(); }
-    });
     const responseOps = route.headers?.response;
 
     for (let attempt = 0; ; attempt++) {
@@ -503,7 +509,7 @@ export class MeshProxy {
       try {
         const up = await this.upstreams.send(
           { host: dest.host, port: upstreamPort, method: view.method, path, headers: out as OutgoingHttpHeaders, body, headersTimeoutMs: perTry },
-          (r) => { current = r; },
+          (r) => { labels.current = r; },
         );
         if (timedOut || res.destroyed) { up.destroy(); return; }
         const status = up.statusCode ?? 502;
@@ -511,7 +517,7 @@ export class MeshProxy {
           up.resume(); // drain, so the connection can be reused
           reason = String(status);
         } else {
-          upstreamRes = up;
+          labels.upstreamRes = up;
           const h = endToEnd(up.headers);
           h.via = h.via === undefined ? this.via : `${String(h.via)}, ${this.via}`;
           applyHeaderOps(h, responseOps);

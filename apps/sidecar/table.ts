@@ -164,14 +164,23 @@ export function rawQuery(query: string): Map<string, string> {
   return out;
 }
 
+/**
+ * A virtual host whose matchers and pickers are built on its first request: a table of
+ * 1,000 hosts of which a pod calls a few costs memory for those few only. (Regexes were
+ * already compiled once by parseRouteTable, so nothing can fail later.)
+ */
 function compileVirtualHost(vh: RtVirtualHost, strategy: PickStrategy): CompiledVirtualHost {
+  let routes: CompiledRoute[] | undefined;
   return {
     vh,
-    routes: vh.routes.map((route) => ({
-      route,
-      matches: route.match.map(compileMatch),
-      picker: route.destinations.length ? newPicker(route.destinations.map((d) => d.weight), strategy) : undefined,
-    })),
+    get routes() {
+      routes ??= vh.routes.map((route) => ({
+        route,
+        matches: route.match.map(compileMatch),
+        picker: route.destinations.length ? newPicker(route.destinations.map((d) => d.weight), strategy) : undefined,
+      }));
+      return routes;
+    },
   };
 }
 
