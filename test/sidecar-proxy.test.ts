@@ -341,6 +341,45 @@ describe('operations', () => {
     await slow.close();
   });
 
+  test('SIGTERM: an app still calling after the drain period keeps its proxy until it has been quiet for 1 s; --drain-max bounds that', async () => {
+    const b = await backend('b');
+    const resolve = resolveTo({
+      'springbootapp-svc-v1.springistiodemo.svc.cluster.local:8080': b.port,
+      'springbootapp-svc-v2.springistiodemo.svc.cluster.local:8080': b.port,
+    });
+    const proxy = await startProxy(canaryTable(), ['--drain-timeout', '500', ...resolve]);
+    const t0 = Date.now();
+    const exit = proxy.stop('SIGTERM');
+    // The app goes on calling every 200 ms for 2 s, well past the 500 ms drain period.
+    const answers: number[] = [];
+    while (Date.now() - t0 < 2000) {
+      answers.push((await viaProxy(proxy.port, CANARY)).status);
+      await sleep(200);
+    }
+    const lastCall = Date.now();
+    expect(answers.every((s) => s === 200)).toBe(true);
+    expect(answers.length).toBeGreaterThanOrEqual(8);
+    expect(await exit).toBe(0);
+    const quiet = Date.now() - lastCall;
+    expect(quiet).toBeGreaterThanOrEqual(700);
+    expect(quiet).toBeLessThan(3000);
+
+    // A caller that never stops: the proxy leaves at --drain-max.
+    const busy = await startProxy(canaryTable(), ['--drain-timeout', '300', '--drain-max', '1200', ...resolve]);
+    const t1 = Date.now();
+    const exit2 = busy.stop('SIGTERM');
+    let stopped = false;
+    void exit2.then(() => { stopped = true; });
+    while (!stopped && Date.now() - t1 < 5000) {
+      await viaProxy(busy.port, CANARY).catch(() => undefined);
+      await sleep(100);
+    }
+    expect(await exit2).toBe(0);
+    expect(Date.now() - t1).toBeGreaterThanOrEqual(1100);
+    expect(Date.now() - t1).toBeLessThan(2500);
+    await b.close();
+  });
+
   test("preStop: /prestop/S answers after S seconds (the kubelet's hook holds SIGTERM that long), from any address", async () => {
     const proxy = await startProxy(canaryTable());
     const t0 = Date.now();

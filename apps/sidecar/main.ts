@@ -17,6 +17,9 @@ import { Tracer } from './tracing';
 import { Binding, compileTable, ConfigError, parseRouteTable } from './table';
 import { Upstreams } from './upstream';
 
+/** After the drain period the proxy stays while requests come; this long without one ends it. */
+const DRAIN_QUIET_MS = 1000;
+
 const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
 
   --config FILE            route table (JSON) written by the node-sidecar renderer
@@ -35,7 +38,9 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
   --outbound-policy P      ALLOW_ANY or REGISTRY_ONLY (default: the table's)
   --pick round-robin|random  weighted split: smooth round robin (exact) or random
   --reload-interval MS     how often the config file is checked (default 2000; SIGHUP reloads now)
-  --drain-timeout MS       on SIGTERM, how long in-flight requests may finish (default 5000)
+  --drain-timeout MS       on SIGTERM, keep serving at least this long (default 5000, Istio's terminationDrainDuration)
+  --drain-max MS           then go on while requests still come or are in flight (the app is still
+                           shutting down), until 1 s without one, at most this long in all (default 25000)
   --max-buffer BYTES       bodies up to this size are kept for retries and mirrors (default 65536)
   --header-timeout MS      time a client may take to send its request headers (default 10000; then 408)
   --stream-idle-timeout MS a request with no bytes either way for this long ends (default 300000, Envoy's; 408)
@@ -106,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
       config: { type: 'string' }, mode: { type: 'string' }, gateway: { type: 'string', multiple: true }, 'tls-dir': { type: 'string' }, namespace: { type: 'string' },
       listen: { type: 'string' }, admin: { type: 'string' }, bind: { type: 'string' }, 'port-offset': { type: 'string' },
       resolve: { type: 'string', multiple: true }, 'outbound-policy': { type: 'string' }, pick: { type: 'string' },
-      'reload-interval': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'max-buffer': { type: 'string' },
+      'reload-interval': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'drain-max': { type: 'string' }, 'max-buffer': { type: 'string' },
       'header-timeout': { type: 'string' }, 'access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       'stream-idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' },
       'max-upstream-connections': { type: 'string' }, 'max-pending': { type: 'string' }, 'max-headers-count': { type: 'string' }, 'max-header-bytes': { type: 'string' }, 'path-normalization': { type: 'string' },
@@ -138,6 +143,8 @@ export async function main(argv: string[]): Promise<number> {
   const portOffset = int(values['port-offset'], '--port-offset', 0);
   const reloadMs = int(values['reload-interval'], '--reload-interval', 2000, 10);
   const drainMs = int(values['drain-timeout'], '--drain-timeout', 5000);
+  // 25 s: the pod's default 30 s grace period minus the 5 s preStop wait. Never below the drain period.
+  const drainMaxMs = Math.max(drainMs, int(values['drain-max'], '--drain-max', 25_000));
   const maxBuffer = int(values['max-buffer'], '--max-buffer', 64 * 1024);
   const headerTimeout = int(values['header-timeout'], '--header-timeout', 10_000, 1);
   const streamIdleMs = int(values['stream-idle-timeout'], '--stream-idle-timeout', 300_000, 1);
@@ -370,8 +377,16 @@ export async function main(argv: string[]): Promise<number> {
     proxy.draining = true;
     proxy.log('info', 'draining', { signal, inflight: proxy.inflight, drainTimeoutMs: drainMs });
     unwatchFile(configPath);
-    const until = Date.now() + drainMs;
-    while (Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    // The drain period, then as long as the app (or, for a gateway, its Service) still sends
+    // requests: an app that outlives its sidecar would find 127.0.0.1:15001 refused (seen on
+    // the local cluster: an old productpage kept answering a gateway's pooled connection for
+    // 25 s after its proxy had exited). Quiet for 1 s with nothing in flight, or drain-max: exit.
+    const t0 = Date.now();
+    while (Date.now() - t0 < drainMs) await new Promise((r) => setTimeout(r, 10));
+    while (Date.now() - t0 < drainMaxMs && (proxy.inflight > 0 || performance.now() - proxy.lastRequestAt < DRAIN_QUIET_MS)) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    if (Date.now() - t0 > drainMs + 20) proxy.log('info', 'drain extended while requests came', { ms: Date.now() - t0, drainTimeoutMs: drainMs, drainMaxMs });
     for (const s of servers) s.close();
     for (const s of servers) s.closeAllConnections();
     for (const sock of sockets) sock.destroy();

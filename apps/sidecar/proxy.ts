@@ -249,6 +249,8 @@ export class MeshProxy {
   table: CompiledTable;
   draining = false;
   inflight = 0;
+  /** performance.now() of the last request received (the drain waits until they stop). */
+  lastRequestAt = -Infinity;
   private readonly via: string;
   private readonly random: () => number;
   private readonly unbufferedLogged = new WeakSet<RtRoute>();
@@ -270,6 +272,7 @@ export class MeshProxy {
     // Monotonic milliseconds with microsecond resolution; with timeOrigin also the span's wall-clock
     // start in microseconds (Date.now() has only milliseconds, which misorders nested spans).
     const started = performance.now();
+    this.lastRequestAt = started;
     this.inflight++;
     const labels: RequestRecord = { virtual_host: 'none', destination: 'none' };
     // One listener for the end of the exchange: free the upstream side, then count, trace and log.
