@@ -169,6 +169,8 @@ const STRING_MATCH = strMatch(['exact', 'prefix', 'regex']);
 const HEADER_MATCH = strMatch(['exact', 'prefix', 'regex', 'present']);
 const headerMap = (m: object) => ({ type: 'object', propertyNames: HEADER_NAME, additionalProperties: m });
 // A header value never carries CR, LF or NUL (RFC 9110 5.5): Node would refuse to send it.
+// A path as it goes on the request line: no whitespace or control characters.
+const URI_PATH = { type: 'string', pattern: '^/[^\\s\\u0000-\\u001f\\u007f]*$' };
 const HEADER_VALUE = { type: 'string', pattern: '^[^\\r\\n\\u0000]*$' };
 const HEADER_OPS = {
   type: 'object', additionalProperties: false,
@@ -231,13 +233,13 @@ export const ROUTE_TABLE_SCHEMA = {
                 redirect: {
                   type: 'object', additionalProperties: false, required: ['code'],
                   properties: {
-                    uri: { type: 'string', pattern: '^/' }, authority: HOST, port: PORT,
+                    uri: URI_PATH, authority: HOST, port: PORT,
                     scheme: { enum: ['http', 'https'] }, code: { enum: [301, 302, 303, 307, 308] },
                   },
                 },
                 rewrite: {
                   type: 'object', additionalProperties: false,
-                  properties: { uri: { type: 'string', pattern: '^/' }, authority: HOST },
+                  properties: { uri: URI_PATH, authority: HOST },
                 },
                 timeoutMs: MS,
                 retries: {

@@ -95,6 +95,9 @@ describe('route table validation', () => {
     ['all-zero weights', bad((t) => { t.virtualHosts[0].routes[0].destinations[0].weight = 0; }), /all weights are 0/],
     ['a non-RE2 regex', bad((t) => { t.virtualHosts[0].routes[0].match = [{ uri: { kind: 'regex', value: '(?=x)' } }]; }), /match\/0\/uri: "\(\?=x\)" is not an RE2 regular expression/],
     ['neither destinations nor redirect', bad((t) => { t.virtualHosts[0].routes[0].destinations = []; }), /needs destinations or a redirect/],
+    // The rewritten path goes on the upstream's request line as it is.
+    ['a rewrite with a space', bad((t) => { t.virtualHosts[0].routes[0].rewrite = { uri: '/a b' }; }), /rewrite\/uri must match pattern/],
+    ['a rewrite with CR LF', bad((t) => { t.virtualHosts[0].routes[0].rewrite = { uri: '/a\r\nx-injected: 1' }; }), /rewrite\/uri must match pattern/],
   ])('%s is refused', (_what, f, msg) => {
     expect(f).toThrow(ConfigError);
     expect(f).toThrow(msg);

@@ -1,11 +1,11 @@
 // The request path: find the rules for a request, apply them, forward it.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { IncomingMessage, ServerResponse } from 'node:http';
 import { ISTIO_DEFAULT_RETRY_ATTEMPTS, ISTIO_DEFAULT_RETRY_ON, OutboundTrafficPolicy, RtGatewayServer, RtHeaderOps, RtRoute, RtStringMatch } from '../../model/route-table';
 import { ProxyMetrics } from './metrics';
 import { Binding, CompiledRoute, CompiledTable, CompiledVirtualHost, hostCandidates, RequestView, selectRoute } from './table';
 import { TraceContext, traceContext, Tracer } from './tracing';
-import { isLoopback, UpstreamError, Upstreams } from './upstream';
+import { Attempt, isLoopback, UpstreamError, UpstreamResponse, Upstreams } from './upstream';
 
 /** Istio's retry policy for routes that set none: 2 retries on connection trouble and 503. */
 export const DEFAULT_RETRIES: NonNullable<RtRoute['retries']> = { attempts: ISTIO_DEFAULT_RETRY_ATTEMPTS, retryOn: ISTIO_DEFAULT_RETRY_ON };
@@ -14,6 +14,8 @@ const DEFAULT_RETRIABLE_CODES = [503];
 // Hop-by-hop headers (RFC 9110 7.6.1) and proxy credentials never travel on.
 // `expect` too: Node already answered 100-continue to the client.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
+/** Request headers the proxy writes itself: the client's copies are dropped. */
+const REPLACED_REQUEST = new Set([...HOP_BY_HOP, 'host', 'via', 'x-request-id', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid']);
 
 export interface ProxyOptions {
   /** The pod's namespace: short host names resolve in it. */
@@ -51,8 +53,8 @@ interface RequestRecord {
   knownHost?: string;
   requestId?: string;
   /** The upstream attempt in flight and the response being passed on: freed when the client's side closes first. */
-  current?: ClientRequest;
-  upstreamRes?: IncomingMessage;
+  current?: Attempt;
+  upstreamRes?: UpstreamResponse;
   /** The route's overall timeout. */
   timer?: NodeJS.Timeout;
 }
@@ -112,15 +114,51 @@ function hex(bytes: number): string {
   return pool.toString('hex', poolAt - bytes, poolAt);
 }
 
-/** Request or response headers minus hop-by-hop ones, including those the message's own Connection header names. */
-function endToEnd(headers: Record<string, string | string[] | undefined>): Record<string, string | string[] | undefined> {
-  const named = headers.connection === undefined ? undefined
-    : new Set(String(headers.connection).split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
-  const out: Record<string, string | string[] | undefined> = {};
-  for (const k in headers) {
-    const v = headers[k];
-    if (v !== undefined && !HOP_BY_HOP.has(k) && !named?.has(k)) out[k] = v;
+/** The header names a Connection header lists (hop-by-hop too, RFC 9110 7.6.1). */
+function connectionNamed(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  return new Set(String(value).split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
+}
+
+/** Names a header-ops block sets or removes (lower case): their incoming copies are dropped. Cached per block. */
+const opsDropCache = new WeakMap<RtHeaderOps, Set<string>>();
+function opsDrop(ops: RtHeaderOps | undefined): Set<string> | undefined {
+  if (!ops) return undefined;
+  let d = opsDropCache.get(ops);
+  if (!d) {
+    d = new Set([...Object.keys(ops.set ?? {}), ...(ops.remove ?? [])].map((k) => k.toLowerCase()));
+    opsDropCache.set(ops, d);
   }
+  return d;
+}
+
+/**
+ * The response head for the client, as a flat [name, value, ...] list: the upstream's
+ * headers in their order and case, minus hop-by-hop ones (and those its Connection header
+ * names), with this proxy on Via and the route's header operations applied.
+ */
+export function responseHeaders(raw: readonly string[], via: string, ops: RtHeaderOps | undefined, close: boolean): string[] {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
+      for (const t of raw[i + 1].split(',')) { const n = t.trim().toLowerCase(); if (n) (named ??= new Set()).add(n); }
+    }
+  }
+  const drop = opsDrop(ops);
+  const out: string[] = [];
+  let upVia: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const l = raw[i].toLowerCase();
+    if (HOP_BY_HOP.has(l) || named?.has(l) || drop?.has(l)) continue;
+    if (l === 'via') { upVia = upVia === undefined ? raw[i + 1] : `${upVia}, ${raw[i + 1]}`; continue; }
+    out.push(raw[i], raw[i + 1]);
+  }
+  if (!drop?.has('via')) out.push('via', upVia === undefined ? via : `${upVia}, ${via}`);
+  if (ops) {
+    for (const k in ops.set) out.push(k, ops.set[k]);
+    for (const k in ops.add) out.push(k, ops.add[k]);
+  }
+  if (close) out.push('connection', 'close');
   return out;
 }
 
@@ -134,16 +172,6 @@ export function requestProblem(req: IncomingMessage, maxHeadersCount: number): [
   return undefined;
 }
 
-function applyHeaderOps(h: Record<string, string | string[] | undefined>, ops: RtHeaderOps | undefined): void {
-  if (!ops) return;
-  for (const [k, v] of Object.entries(ops.set ?? {})) h[k.toLowerCase()] = v;
-  for (const [k, v] of Object.entries(ops.add ?? {})) {
-    const key = k.toLowerCase();
-    const cur = h[key];
-    h[key] = cur === undefined ? v : ([] as string[]).concat(cur, v);
-  }
-  for (const k of ops.remove ?? []) delete h[k.toLowerCase()];
-}
 
 function shadowAuthority(authority: string): string {
   const i = authority.lastIndexOf(':');
@@ -442,25 +470,42 @@ export class MeshProxy {
     labels.destination = vh || knownHost ? `${dest.host}:${upstreamPort}` : 'PassthroughCluster';
     labels.upstreamCluster = vh || knownHost ? `outbound|${upstreamPort}||${dest.host}` : 'PassthroughCluster';
 
-    // Headers for the upstream.
-    const out = endToEnd(req.headers);
-    out.host = route.rewrite?.authority ?? target.authority;
-    const path = route.rewrite?.uri ? rewritePath(target.path, uriMatch, route.rewrite.uri) : target.path;
-    out['x-request-id'] = labels.requestId;
+    // Headers for the upstream: the client's in their order and case, minus hop-by-hop
+    // ones and those the proxy writes itself, then the proxy's, then the route's operations.
+    const ops = route.headers?.request;
+    const drop = opsDrop(ops);
+    const named = connectionNamed(req.headers.connection);
+    const raw = req.rawHeaders;
+    let lines = '';
+    for (let i = 0; i < raw.length; i += 2) {
+      const l = raw[i].toLowerCase();
+      if (REPLACED_REQUEST.has(l) || named?.has(l) || drop?.has(l)) continue;
+      if (server && (l === 'x-forwarded-for' || l === 'x-forwarded-proto')) continue;
+      // The caller's sampling decision travels on unless this proxy made one.
+      if (l === 'x-b3-sampled' && labels.trace.sampled !== undefined) continue;
+      lines += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    }
+    const own = (name: string, value: string) => { if (!drop?.has(name)) lines += `${name}: ${value}\r\n`; };
     const trace = labels.trace;
-    out['x-b3-traceid'] = trace.traceId;
-    out['x-b3-spanid'] = trace.spanId;
-    if (trace.parentId) out['x-b3-parentspanid'] = trace.parentId;
-    else delete out['x-b3-parentspanid'];
-    if (trace.sampled !== undefined) out['x-b3-sampled'] = trace.sampled ? '1' : '0';
-    out.via = via === undefined ? this.via : `${String(via)}, ${this.via}`;
+    own('x-request-id', labels.requestId);
+    own('x-b3-traceid', trace.traceId);
+    own('x-b3-spanid', trace.spanId);
+    if (trace.parentId) own('x-b3-parentspanid', trace.parentId);
+    if (trace.sampled !== undefined) own('x-b3-sampled', trace.sampled ? '1' : '0');
+    own('via', via === undefined ? this.via : `${String(via)}, ${this.via}`);
     if (server) {
       const xff = req.headers['x-forwarded-for'];
       const addr = req.socket.remoteAddress ?? '';
-      out['x-forwarded-for'] = xff ? `${String(xff)}, ${addr}` : addr;
-      out['x-forwarded-proto'] = server.protocol === 'HTTPS' ? 'https' : 'http';
+      own('x-forwarded-for', xff ? `${String(xff)}, ${addr}` : addr);
+      own('x-forwarded-proto', server.protocol === 'HTTPS' ? 'https' : 'http');
     }
-    applyHeaderOps(out, route.headers?.request);
+    let authority: string | undefined = route.rewrite?.authority ?? target.authority;
+    if (ops) {
+      for (const k in ops.set) { if (k.toLowerCase() === 'host') authority = ops.set[k]; else lines += `${k}: ${ops.set[k]}\r\n`; }
+      for (const k in ops.add) if (k.toLowerCase() !== 'host') lines += `${k}: ${ops.add[k]}\r\n`;
+      if (drop!.has('host') && !Object.keys(ops.set ?? {}).some((k) => k.toLowerCase() === 'host')) authority = undefined;
+    }
+    const path = route.rewrite?.uri ? rewritePath(target.path, uriMatch, route.rewrite.uri) : target.path;
 
     // Bodies are streamed; small ones are kept so that retries and mirrors can resend them.
     const policy = route.retries ?? DEFAULT_RETRIES;
@@ -488,7 +533,8 @@ export class MeshProxy {
       }
     }
 
-    if (route.mirror && this.chance(route.mirror.percentage)) this.mirror(route, target, view.method, path, out, body);
+    if (route.mirror && this.chance(route.mirror.percentage)) this.mirror(route, target, view.method, path, authority, lines, body, length);
+    const head = authority === undefined ? lines : `host: ${authority}\r\n${lines}`;
 
     // Attempts, under the route's overall timeout.
     let timedOut = false;
@@ -511,24 +557,18 @@ export class MeshProxy {
       let reason: string;
       try {
         const up = await this.upstreams.send(
-          { host: dest.host, port: upstreamPort, method: view.method, path, headers: out as OutgoingHttpHeaders, body, headersTimeoutMs: perTry },
-          (r) => { labels.current = r; },
+          { host: dest.host, port: upstreamPort, method: view.method, path, head, body, bodyLength: length, headersTimeoutMs: perTry },
+          (a) => { labels.current = a; },
         );
         if (timedOut || res.destroyed) { up.destroy(); return; }
-        const status = up.statusCode ?? 502;
+        const status = up.statusCode;
         if (mayRetry && retriable(policy.retryOn, { status })) {
-          up.resume(); // drain, so the connection can be reused
+          up.discard(); // read and dropped, so the connection can be reused
           reason = String(status);
         } else {
           labels.upstreamRes = up;
-          const h = endToEnd(up.headers);
-          h.via = h.via === undefined ? this.via : `${String(h.via)}, ${this.via}`;
-          applyHeaderOps(h, responseOps);
-          if (this.draining) h.connection = 'close';
-          res.writeHead(status, h as Record<string, string | string[]>);
-          // Stream the body through; an upstream that dies mid-body cuts the client off too.
-          up.on('aborted', () => res.destroy());
-          up.on('error', () => res.destroy());
+          res.writeHead(status, responseHeaders(up.rawHeaders, this.via, responseOps, this.draining));
+          // The body streams through; an upstream that dies mid-body cuts the client off too.
           up.pipe(res);
           return;
         }
@@ -559,17 +599,18 @@ export class MeshProxy {
   }
 
   /** Fire and forget: a copy to the mirror, never awaited, never delaying the response. */
-  private mirror(route: RtRoute, target: Target, method: string, path: string, headers: Record<string, string | string[] | undefined>, body: Buffer | IncomingMessage | undefined): void {
+  private mirror(route: RtRoute, target: Target, method: string, path: string, authority: string | undefined, lines: string, body: Buffer | IncomingMessage | undefined, length: number | undefined): void {
     const m = route.mirror!;
     if (body !== undefined && !Buffer.isBuffer(body)) {
       this.metrics.mirrors.inc({ result: 'skipped' });
       return;
     }
-    const h = { ...headers, host: shadowAuthority(String(headers.host)) };
+    // Istio's mirror gets the host with `-shadow` appended.
+    const head = `host: ${shadowAuthority(String(authority))}\r\n${lines}`;
     const port = destinationPort(m, target.port, this.table.services, false);
     if (port === undefined) { this.metrics.mirrors.inc({ result: 'failed' }); return; }
-    this.upstreams.send({ host: m.host, port, method, path, headers: h as OutgoingHttpHeaders, body, headersTimeoutMs: route.timeoutMs ?? 10_000 })
-      .then((r) => { this.metrics.mirrors.inc({ result: 'sent' }); r.resume(); })
+    this.upstreams.send({ host: m.host, port, method, path, head, body, bodyLength: length, headersTimeoutMs: route.timeoutMs ?? 10_000 })
+      .then((r) => { this.metrics.mirrors.inc({ result: 'sent' }); r.discard(); })
       .catch(() => this.metrics.mirrors.inc({ result: 'failed' }));
   }
 
