@@ -359,3 +359,32 @@ test("header sizes as Envoy's 60 KiB: a 20 KB response header passes, a 50 KB re
     await new Promise<void>((r) => server.close(() => r()));
   }
 });
+
+test('header bytes outside ASCII pass through unchanged both ways (obs-text, RFC 9110 5.5)', async () => {
+  // A backend that records the raw request head and answers with a latin1 byte in a header.
+  const heads: Buffer[] = [];
+  const net = await import('node:net');
+  const server = net.createServer((s) => {
+    s.once('data', (d: Buffer) => {
+      heads.push(d);
+      s.end(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nx-back: caf'), Buffer.from([0xe9]), Buffer.from('\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok')]));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const proxy = await startProxy(table([{ match: [], destinations: to }]), resolveTo({ [`${HOST}:8080`]: (server.address() as AddressInfo).port }));
+  try {
+    const answer = await new Promise<Buffer>((resolve, reject) => {
+      const c = new Socket();
+      const got: Buffer[] = [];
+      c.connect(proxy.port, '127.0.0.1', () => c.write(Buffer.concat([Buffer.from('GET http://api:8080/ HTTP/1.1\r\nhost: api:8080\r\nx-name: caf'), Buffer.from([0xe9]), Buffer.from('\r\nconnection: close\r\n\r\n')])));
+      c.on('data', (d) => got.push(d));
+      c.on('end', () => resolve(Buffer.concat(got)));
+      c.on('error', reject);
+    });
+    expect(heads[0].includes(Buffer.concat([Buffer.from('x-name: caf'), Buffer.from([0xe9]), Buffer.from('\r\n')]))).toBe(true);
+    expect(answer.includes(Buffer.concat([Buffer.from('x-back: caf'), Buffer.from([0xe9]), Buffer.from('\r\n')]))).toBe(true);
+  } finally {
+    await proxy.stop();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});

@@ -260,18 +260,19 @@ class Connection {
     this.response = undefined;
     const r = a.request;
     const chunked = r.body !== undefined && !Buffer.isBuffer(r.body) && r.bodyLength === undefined;
+    // latin1: header values arrive from Node's parser one char per byte, and go out the same way.
     const head = `${r.method} ${r.path} HTTP/1.1\r\n${r.head}${chunked ? 'transfer-encoding: chunked\r\n' : ''}\r\n`;
     if (r.body === undefined) {
-      this.socket.write(head);
+      this.socket.write(head, 'latin1');
       this.sent = true;
     } else if (Buffer.isBuffer(r.body)) {
       this.socket.cork();
-      this.socket.write(head);
+      this.socket.write(head, 'latin1');
       this.socket.write(r.body);
       this.socket.uncork();
       this.sent = true;
     } else {
-      this.socket.write(head);
+      this.socket.write(head, 'latin1');
       this.stream(r.body, chunked);
     }
   }
