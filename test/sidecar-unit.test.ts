@@ -3,7 +3,8 @@ import { SmoothWeightedRoundRobin, WeightedRandom } from '../apps/sidecar/balanc
 import { rawQuery } from '../apps/sidecar/table';
 import { destinationPort, normalizePath, parseTarget, retriable, rewritePath } from '../apps/sidecar/proxy';
 import { ConfigError, HostIndex, hostCandidates, parseRouteTable } from '../apps/sidecar/table';
-import { ProxyMetrics } from '../apps/sidecar/metrics';
+import { DurationHistogram, ProxyMetrics } from '../apps/sidecar/metrics';
+import { Histogram, Registry } from 'prom-client';
 import { ROUTE_TABLE_API_VERSION } from '../model';
 
 describe('smooth weighted round robin', () => {
@@ -162,6 +163,18 @@ describe('request metrics, counted as plain numbers and handed to prom-client at
     m.record('shop/web', 'web:80', '200', 0.001);
     expect(await count(m, '200')).toBe(7);
     expect((await m.registry.metrics())).toMatch(/mesh_proxy_request_duration_seconds_count\{virtual_host="shop\/web"\} 8/);
+  });
+  test('the duration histogram is exposed exactly as prom-client\'s own Histogram would expose it', async () => {
+    const bounds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+    const theirs = new Registry();
+    const h = new Histogram({ name: 'd_seconds', help: 'h', labelNames: ['virtual_host'], buckets: bounds, registers: [theirs] });
+    const ours = new Registry();
+    const d = new DurationHistogram('d_seconds', 'h', bounds);
+    ours.registerMetric(d as unknown as Parameters<Registry['registerMetric']>[0]);
+    const seen = [0.0001, 0.0005, 0.0007, 0.003, 0.2, 0.2, 9.9, 11, 42];
+    seen.forEach((v, i) => { const vh = i % 3 ? 'a/web' : 'b/api'; h.labels(vh).observe(v); d.observe(vh, v); });
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+    expect(await ours.metrics()).toMatch(/^d_seconds_bucket\{le="\+Inf",virtual_host="a\/web"\} 6$/m);
   });
   test('the in-flight gauge reads the proxy at scrape time', async () => {
     const m = new ProxyMetrics();

@@ -1,5 +1,44 @@
 // Prometheus metrics (prom-client), served on the admin port at /stats/prometheus.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+
+type MetricValue = { labels: Record<string, string | number>; value: number; metricName: string };
+
+/**
+ * A histogram by virtual host whose buckets are plain numbers, rendered by prom-client's
+ * registry like its own Histogram (same lines, same order). prom-client's observe()
+ * converts and validates the labels and searches the buckets on every request: ~2% of the
+ * proxy's CPU under load in a profile.
+ */
+export class DurationHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly series = new Map<string, { counts: number[]; sum: number; count: number }>();
+
+  constructor(readonly name: string, readonly help: string, private readonly bounds: readonly number[]) {}
+
+  observe(virtualHost: string, seconds: number): void {
+    let s = this.series.get(virtualHost);
+    if (!s) { s = { counts: this.bounds.map(() => 0), sum: 0, count: 0 }; this.series.set(virtualHost, s); }
+    const b = this.bounds;
+    for (let i = 0; i < b.length; i++) if (seconds <= b[i]) { s.counts[i]++; break; }
+    s.sum += seconds;
+    s.count++;
+  }
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: MetricValue[] } {
+    const values: MetricValue[] = [];
+    for (const [vh, s] of this.series) {
+      let acc = 0;
+      this.bounds.forEach((le, i) => { acc += s.counts[i]; values.push({ labels: { le, virtual_host: vh }, value: acc, metricName: `${this.name}_bucket` }); });
+      values.push({ labels: { le: '+Inf', virtual_host: vh }, value: s.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: { virtual_host: vh }, value: s.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: { virtual_host: vh }, value: s.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void { this.series.clear(); }
+}
 
 export class ProxyMetrics {
   readonly registry = new Registry();
@@ -15,13 +54,8 @@ export class ProxyMetrics {
       for (const p of pending.values()) if (p.n > 0) { this.inc(p.labels, p.n); p.n = 0; }
     },
   }))(this.pendingRequests);
-  readonly duration = new Histogram({
-    name: 'mesh_proxy_request_duration_seconds',
-    help: 'Time from request to the end of the response, by virtual host',
-    labelNames: ['virtual_host'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry],
-  });
+  readonly duration = new DurationHistogram('mesh_proxy_request_duration_seconds', 'Time from request to the end of the response, by virtual host',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
   readonly retries = new Counter({
     name: 'mesh_proxy_retries_total',
     help: 'Upstream attempts after the first, by reason',
@@ -91,9 +125,8 @@ export class ProxyMetrics {
   readonly inflight: Gauge;
   private inflightNow: () => number = () => 0;
 
-  private readonly durationChildren = new Map<string, { observe(v: number): void }>();
-
   constructor() {
+    this.registry.registerMetric(this.duration as unknown as Parameters<Registry['registerMetric']>[0]);
     collectDefaultMetrics({ register: this.registry, prefix: 'mesh_proxy_' });
     const metrics = this;
     this.inflight = new Gauge({
@@ -115,18 +148,12 @@ export class ProxyMetrics {
     const p = this.pendingRequests.get(key);
     if (p) p.n++;
     else this.pendingRequests.set(key, { labels: { virtual_host: virtualHost, destination, code }, n: 1 });
-    let h = this.durationChildren.get(virtualHost);
-    if (!h) {
-      h = this.duration.labels(virtualHost);
-      this.durationChildren.set(virtualHost, h);
-    }
-    h.observe(seconds);
+    this.duration.observe(virtualHost, seconds);
   }
 
-  /** After a config reload: virtual hosts may be gone; children are re-created on demand. */
+  /** After a config reload: virtual hosts may be gone; the counts so far are handed over and the label sets dropped. */
   forgetChildren(): void {
     for (const p of this.pendingRequests.values()) if (p.n > 0) this.requests.inc(p.labels, p.n);
     this.pendingRequests.clear();
-    this.durationChildren.clear();
   }
 }

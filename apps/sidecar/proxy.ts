@@ -74,10 +74,17 @@ function classify(err: unknown): ErrorKind {
   return 'other';
 }
 
+/** retryOn lists as sets, once per list (the route table's arrays live as long as the table). */
+const retryOnCache = new WeakMap<readonly string[], { on: Set<string>; codes: number[] }>();
+
 /** Does Envoy's retryOn list cover this failed attempt? */
 export function retriable(retryOn: readonly string[], outcome: { status?: number; error?: ErrorKind }): boolean {
-  const on = new Set(retryOn);
-  const codes = retryOn.filter((c) => /^\d{3}$/.test(c)).map(Number);
+  let c = retryOnCache.get(retryOn);
+  if (!c) {
+    c = { on: new Set(retryOn), codes: retryOn.filter((x) => /^\d{3}$/.test(x)).map(Number) };
+    retryOnCache.set(retryOn, c);
+  }
+  const { on, codes } = c;
   if (outcome.error) {
     const e = outcome.error;
     if (on.has('5xx')) return e !== 'other';
