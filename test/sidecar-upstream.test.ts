@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import type { ServerResponse } from 'node:http';
-import { HTTPParser, UpstreamError, UpstreamResponse, Upstreams } from '../apps/sidecar/upstream';
+import { Attempt, HTTPParser, UpstreamError, UpstreamResponse, Upstreams } from '../apps/sidecar/upstream';
 
 jest.setTimeout(20_000);
 
@@ -168,16 +168,16 @@ test('no headers within the per-try time: MESH_PER_TRY_TIMEOUT and the connectio
 test('aborting: a queued attempt leaves the queue, one in flight closes its connection', async () => {
   const srv = await rawServer(() => undefined);
   pool = new Upstreams({ resolve: new Map(), maxConnectionsPerDestination: 1 });
-  let inFlight: { destroy(): void } | undefined;
-  let queued: { destroy(): void } | undefined;
-  const a = get(srv.port, {}, (x) => { inFlight = x; });
-  const b = get(srv.port, {}, (x) => { queued = x; });
+  const inFlight: { current?: Attempt } = {};
+  const queued: { current?: Attempt } = {};
+  const a = get(srv.port, {}, inFlight);
+  const b = get(srv.port, {}, queued);
   const key = `127.0.0.1:${srv.port}`;
   expect(pool.stats()[key]).toEqual({ connections: 1, pending: 1 });
-  queued!.destroy();
+  queued.current!.destroy();
   await expect(b).rejects.toMatchObject({ code: 'ECONNABORTED' });
   expect(pool.stats()[key].pending).toBe(0);
-  inFlight!.destroy();
+  inFlight.current!.destroy();
   await expect(a).rejects.toMatchObject({ code: 'ECONNABORTED' });
   await new Promise((r) => setTimeout(r, 50));
   expect(pool.stats()[key]).toEqual({ connections: 0, pending: 0 });

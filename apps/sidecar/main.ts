@@ -184,7 +184,7 @@ export async function main(argv: string[]): Promise<number> {
   const proxy = new MeshProxy({
     namespace, tracer,
     binding, outboundTrafficPolicy: policy, ownEndpoints, maxBufferBytes: maxBuffer, accessLog: values['access-log'] === true,
-    streamIdleTimeoutMs: streamIdleMs, maxHeadersCount, pathNormalization,
+    maxHeadersCount, pathNormalization,
   }, upstreams, metrics, compile(first));
 
   // Servers: bounded header size and header read time; malformed requests get a clear 4xx.
@@ -204,6 +204,9 @@ export async function main(argv: string[]): Promise<number> {
     // Node drops headers beyond maxHeadersCount silently: parse one more, so that the
     // proxy can see there were too many and answer 431.
     s.maxHeadersCount = maxHeadersCount + 1;
+    // Envoy's stream_idle_timeout as the sockets' inactivity timeout: armed once per
+    // connection, restarted by every read and write (not a timer per request).
+    s.setTimeout(streamIdleMs, (sock: Socket) => proxy.streamIdle(sock));
     // CONNECT (tunnels) is not served: say so instead of closing the connection silently.
     s.on('connect', (_req: http.IncomingMessage, sock: Socket) => {
       metrics.clientErrors.inc({ code: '405' });

@@ -1,6 +1,7 @@
 // Prometheus metrics (prom-client), served on the admin port at /stats/prometheus.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
+interface PendingCount { labels: { virtual_host: string; destination: string; code: string }; n: number }
 type MetricValue = { labels: Record<string, string | number>; value: number; metricName: string };
 
 /**
@@ -44,16 +45,19 @@ export class ProxyMetrics {
   readonly registry = new Registry();
   // Request counts are kept as plain numbers per label set and handed to prom-client when
   // it collects (a scrape): prom-client hashes and validates the labels on every inc().
-  private readonly pendingRequests = new Map<string, { labels: { virtual_host: string; destination: string; code: string }; n: number }>();
-  readonly requests = ((pending) => new Counter({
+  private readonly pendingRequests = new Map<string, Map<string, Map<string, PendingCount>>>();
+  private *pending(): IterableIterator<PendingCount> {
+    for (const byDest of this.pendingRequests.values()) for (const byCode of byDest.values()) yield* byCode.values();
+  }
+  readonly requests = ((metrics: ProxyMetrics) => new Counter({
     name: 'mesh_proxy_requests_total',
     help: 'Requests answered, by virtual host, destination and response code',
     labelNames: ['virtual_host', 'destination', 'code'] as const,
     registers: [this.registry],
     collect() {
-      for (const p of pending.values()) if (p.n > 0) { this.inc(p.labels, p.n); p.n = 0; }
+      for (const p of metrics.pending()) if (p.n > 0) { this.inc(p.labels, p.n); p.n = 0; }
     },
-  }))(this.pendingRequests);
+  }))(this);
   readonly duration = new DurationHistogram('mesh_proxy_request_duration_seconds', 'Time from request to the end of the response, by virtual host',
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
   readonly retries = new Counter({
@@ -144,16 +148,20 @@ export class ProxyMetrics {
 
   /** Count one answered request and its duration. */
   record(virtualHost: string, destination: string, code: string, seconds: number): void {
-    const key = `${virtualHost}\0${destination}\0${code}`;
-    const p = this.pendingRequests.get(key);
+    // Nested maps: no key string to build per request.
+    let byDest = this.pendingRequests.get(virtualHost);
+    if (!byDest) { byDest = new Map(); this.pendingRequests.set(virtualHost, byDest); }
+    let byCode = byDest.get(destination);
+    if (!byCode) { byCode = new Map(); byDest.set(destination, byCode); }
+    const p = byCode.get(code);
     if (p) p.n++;
-    else this.pendingRequests.set(key, { labels: { virtual_host: virtualHost, destination, code }, n: 1 });
+    else byCode.set(code, { labels: { virtual_host: virtualHost, destination, code }, n: 1 });
     this.duration.observe(virtualHost, seconds);
   }
 
   /** After a config reload: virtual hosts may be gone; the counts so far are handed over and the label sets dropped. */
   forgetChildren(): void {
-    for (const p of this.pendingRequests.values()) if (p.n > 0) this.requests.inc(p.labels, p.n);
+    for (const p of this.pending()) if (p.n > 0) this.requests.inc(p.labels, p.n);
     this.pendingRequests.clear();
   }
 }

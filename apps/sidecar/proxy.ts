@@ -1,6 +1,7 @@
 // The request path: find the rules for a request, apply them, forward it.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { ISTIO_DEFAULT_RETRY_ATTEMPTS, ISTIO_DEFAULT_RETRY_ON, OutboundTrafficPolicy, RtGatewayServer, RtHeaderOps, RtRoute, RtStringMatch } from '../../model/route-table';
 import { ProxyMetrics } from './metrics';
 import { Binding, CompiledRoute, CompiledTable, CompiledVirtualHost, hostCandidates, RequestView, selectRoute } from './table';
@@ -28,8 +29,6 @@ export interface ProxyOptions {
   /** Request bodies up to this size are buffered so that retries and mirrors can resend them. */
   readonly maxBufferBytes: number;
   readonly accessLog: boolean;
-  /** A request whose client sends nothing (body bytes) and gets nothing for this long is ended: 408 if no response started. */
-  readonly streamIdleTimeoutMs: number;
   /** More request headers than this: 431 (Envoy's max_headers_count). The server must parse at least one more. */
   readonly maxHeadersCount: number;
   /** Istio's pathNormalization: base (default), merge-slashes, or none. */
@@ -58,6 +57,12 @@ interface RequestRecord {
   /** The route's overall timeout. */
   timer?: NodeJS.Timeout;
 }
+
+/** A route destination's metric label and Envoy cluster name, per port. */
+const destinationNames = new WeakMap<object, { port: number; destination: string; cluster: string }>();
+
+/** The response in flight on a downstream socket (for the stream idle timeout). */
+const CURRENT = Symbol('mesh-proxy current response');
 
 /** Sockets accepted beyond the downstream connection limit: their requests get a 503. */
 export const OVERLOADED = Symbol('mesh-proxy overloaded socket');
@@ -121,10 +126,18 @@ function hex(bytes: number): string {
   return pool.toString('hex', poolAt - bytes, poolAt);
 }
 
+/** One of the proxy's own request headers, unless the route's operations set or remove it. */
+function headerLine(lines: string, drop: Set<string> | undefined, name: string, value: string): string {
+  return drop?.has(name) ? lines : `${lines}${name}: ${value}\r\n`;
+}
+
 /** The header names a Connection header lists (hop-by-hop too, RFC 9110 7.6.1). */
 function connectionNamed(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
-  return new Set(String(value).split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
+  const v = String(value).toLowerCase();
+  // `keep-alive` and `close` are hop-by-hop already.
+  if (v === 'keep-alive' || v === 'close') return undefined;
+  return new Set(v.split(',').map((t) => t.trim()).filter(Boolean));
 }
 
 /** Names a header-ops block sets or removes (lower case): their incoming copies are dropped. Cached per block. */
@@ -148,7 +161,9 @@ export function responseHeaders(raw: readonly string[], via: string, ops: RtHead
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
-      for (const t of raw[i + 1].split(',')) { const n = t.trim().toLowerCase(); if (n) (named ??= new Set()).add(n); }
+      // `keep-alive` and `close` are hop-by-hop already: a set only for other names.
+      const v = raw[i + 1].toLowerCase();
+      if (v !== 'keep-alive' && v !== 'close') for (const t of v.split(',')) { const n = t.trim(); if (n && !HOP_BY_HOP.has(n)) (named ??= new Set()).add(n); }
     }
   }
   const drop = opsDrop(ops);
@@ -298,6 +313,20 @@ export class MeshProxy {
     metrics.trackInflight(() => this.inflight);
   }
 
+  /** The names a request host may stand for, per host, for the table in use (bounded: clients choose the hosts). */
+  private readonly candidates = new Map<string, string[]>();
+  private candidatesTable?: CompiledTable;
+  private candidatesOf(host: string, table: CompiledTable): string[] {
+    if (this.candidatesTable !== table) { this.candidates.clear(); this.candidatesTable = table; }
+    let c = this.candidates.get(host);
+    if (!c) {
+      if (this.candidates.size >= 4096) this.candidates.clear();
+      c = hostCandidates(host, this.opts.namespace, table.table.clusterDomain);
+      this.candidates.set(host, c);
+    }
+    return c;
+  }
+
   private get outboundPolicy(): OutboundTrafficPolicy {
     return this.opts.outboundTrafficPolicy ?? this.table.table.outboundTrafficPolicy;
   }
@@ -310,9 +339,13 @@ export class MeshProxy {
     this.lastRequestAt = started;
     this.inflight++;
     const labels: RequestRecord = { virtual_host: 'none', destination: 'none' };
-    // One listener for the end of the exchange: free the upstream side, then count, trace and log.
-    res.once('close', () => {
+    const socket = req.socket as Socket & { [CURRENT]?: ServerResponse };
+    socket[CURRENT] = res;
+    // One listener for the end of the exchange ('close' comes once): free the upstream side,
+    // then count, trace and log.
+    res.on('close', () => {
       this.inflight--;
+      if (socket[CURRENT] === res) socket[CURRENT] = undefined;
       if (labels.timer) clearTimeout(labels.timer);
       // The client went away, or the proxy answered by itself (408, 504): free the upstream
       // request unless its whole response was passed on.
@@ -354,19 +387,27 @@ export class MeshProxy {
       res.shouldKeepAlive = false;
       return this.reply(res, problem[0], `mesh-proxy: ${problem[1]}`, { connection: 'close' });
     }
-    // Envoy's stream_idle_timeout: nothing from the client and nothing to it for this long.
-    req.setTimeout(this.opts.streamIdleTimeoutMs, () => {
-      this.metrics.clientErrors.inc({ code: '408' });
-      if (res.headersSent) { req.socket.destroy(); return; }
-      res.shouldKeepAlive = false;
-      res.once('finish', () => req.socket.destroy());
-      this.reply(res, 408, 'mesh-proxy: stream idle timeout', { connection: 'close' });
-    });
     this.serve(req, res, labels, server).catch((err) => {
       this.log('error', 'request failed', { error: String(err), url: req.url });
       if (!res.headersSent) this.reply(res, 500, 'internal proxy error');
       else res.destroy();
     });
+  }
+
+  /**
+   * Envoy's stream_idle_timeout: the server's socket timeout (set once per connection, see
+   * main.ts; reads and writes restart it) fired: nothing from the client and nothing to it
+   * for that long. A request in flight gets a 408 (or is cut off if its response started);
+   * an idle connection is closed.
+   */
+  streamIdle(socket: Socket): void {
+    const res = (socket as Socket & { [CURRENT]?: ServerResponse })[CURRENT];
+    if (!res) { socket.destroy(); return; }
+    this.metrics.clientErrors.inc({ code: '408' });
+    if (res.headersSent) { socket.destroy(); return; }
+    res.shouldKeepAlive = false;
+    res.once('finish', () => socket.destroy());
+    this.reply(res, 408, 'mesh-proxy: stream idle timeout', { connection: 'close' });
   }
 
   private reply(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
@@ -410,7 +451,7 @@ export class MeshProxy {
       if (isLoopback(target.host) && this.opts.ownEndpoints.has(`${target.host === 'localhost' ? '127.0.0.1' : target.host}:${target.port}`)) {
         return this.reply(res, 508, `mesh-proxy: refusing to forward to the proxy's own port ${target.port}`);
       }
-      for (const c of hostCandidates(target.host, this.opts.namespace, table.table.clusterDomain)) {
+      for (const c of this.candidatesOf(target.host, table)) {
         // A Service's rules and name apply on its own ports only (Istio builds routes per
         // port); `known:22` is not the service `known` on 8080.
         const ports = table.services.get(c);
@@ -474,8 +515,16 @@ export class MeshProxy {
     if (upstreamPort === undefined) {
       return this.reply(res, 503, `mesh-proxy: destination ${dest.host} has no port and is not a service with a single port (or the request's port)`);
     }
-    labels.destination = vh || knownHost ? `${dest.host}:${upstreamPort}` : 'PassthroughCluster';
-    labels.upstreamCluster = vh || knownHost ? `outbound|${upstreamPort}||${dest.host}` : 'PassthroughCluster';
+    if (vh) {
+      // The table's destination objects outlive requests: their names are made once per port.
+      let n = destinationNames.get(dest);
+      if (n?.port !== upstreamPort) { n = { port: upstreamPort, destination: `${dest.host}:${upstreamPort}`, cluster: `outbound|${upstreamPort}||${dest.host}` }; destinationNames.set(dest, n); }
+      labels.destination = n.destination;
+      labels.upstreamCluster = n.cluster;
+    } else {
+      labels.destination = knownHost ? `${dest.host}:${upstreamPort}` : 'PassthroughCluster';
+      labels.upstreamCluster = knownHost ? `outbound|${upstreamPort}||${dest.host}` : 'PassthroughCluster';
+    }
 
     // Headers for the upstream: the client's in their order and case, minus hop-by-hop
     // ones and those the proxy writes itself, then the proxy's, then the route's operations.
@@ -492,19 +541,18 @@ export class MeshProxy {
       if (l === 'x-b3-sampled' && labels.trace.sampled !== undefined) continue;
       lines += `${raw[i]}: ${raw[i + 1]}\r\n`;
     }
-    const own = (name: string, value: string) => { if (!drop?.has(name)) lines += `${name}: ${value}\r\n`; };
     const trace = labels.trace;
-    own('x-request-id', labels.requestId);
-    own('x-b3-traceid', trace.traceId);
-    own('x-b3-spanid', trace.spanId);
-    if (trace.parentId) own('x-b3-parentspanid', trace.parentId);
-    if (trace.sampled !== undefined) own('x-b3-sampled', trace.sampled ? '1' : '0');
-    own('via', via === undefined ? this.via : `${String(via)}, ${this.via}`);
+    lines = headerLine(lines, drop, 'x-request-id', labels.requestId);
+    lines = headerLine(lines, drop, 'x-b3-traceid', trace.traceId);
+    lines = headerLine(lines, drop, 'x-b3-spanid', trace.spanId);
+    if (trace.parentId) lines = headerLine(lines, drop, 'x-b3-parentspanid', trace.parentId);
+    if (trace.sampled !== undefined) lines = headerLine(lines, drop, 'x-b3-sampled', trace.sampled ? '1' : '0');
+    lines = headerLine(lines, drop, 'via', via === undefined ? this.via : `${String(via)}, ${this.via}`);
     if (server) {
       const xff = req.headers['x-forwarded-for'];
       const addr = req.socket.remoteAddress ?? '';
-      own('x-forwarded-for', xff ? `${String(xff)}, ${addr}` : addr);
-      own('x-forwarded-proto', server.protocol === 'HTTPS' ? 'https' : 'http');
+      lines = headerLine(lines, drop, 'x-forwarded-for', xff ? `${String(xff)}, ${addr}` : addr);
+      lines = headerLine(lines, drop, 'x-forwarded-proto', server.protocol === 'HTTPS' ? 'https' : 'http');
     }
     let authority: string | undefined = route.rewrite?.authority ?? target.authority;
     if (ops) {
@@ -565,7 +613,7 @@ export class MeshProxy {
       try {
         const up = await this.upstreams.send(
           { host: dest.host, port: upstreamPort, method: view.method, path, head, body, bodyLength: length, headersTimeoutMs: perTry },
-          (a) => { labels.current = a; },
+          labels,
         );
         if (timedOut || res.destroyed) { up.destroy(); return; }
         const status = up.statusCode;

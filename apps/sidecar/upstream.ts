@@ -32,6 +32,9 @@ export interface UpstreamOptions {
 
 /** 127.0.0.0/8, ::1, IPv4-mapped loopback, and the unspecified addresses (which reach this host). */
 export function isLoopback(address: string): boolean {
+  // Most hosts are service names: a first character that no loopback spelling starts with settles it.
+  const c = address.charCodeAt(0) | 0x20;
+  if (c !== 0x31 && c !== 0x3a && c !== 0x30 && c !== 0x6c) return false; // 1 : 0 l
   const a = address.toLowerCase().replace(/^::ffff:/, '');
   return /^127\./.test(a) || a === '::1' || a === '0.0.0.0' || a === '::' || a === 'localhost';
 }
@@ -476,9 +479,9 @@ export class Upstreams {
 
   /**
    * Send a request; resolves with the response once its headers arrive. The attempt is
-   * handed to `onAttempt` first, so that the caller can abort it.
+   * put in `holder.current` first, so that the caller can abort it.
    */
-  send(r: UpstreamRequest, onAttempt?: (a: Attempt) => void): Promise<UpstreamResponse> {
+  send(r: UpstreamRequest, holder?: { current?: Attempt }): Promise<UpstreamResponse> {
     const key = `${r.host}:${r.port}`;
     const target = this.options.resolve.get(key);
     let host = r.host;
@@ -493,7 +496,7 @@ export class Upstreams {
       return Promise.reject(new UpstreamError('MESH_SELF', `${key} is this proxy's own port`));
     }
     const a = new Attempt(r);
-    onAttempt?.(a);
+    if (holder) holder.current = a;
     return new Promise<UpstreamResponse>((resolve, reject) => {
       a.resolve = resolve;
       a.reject = reject;
