@@ -32,7 +32,9 @@ async function rawServer(answer: (head: string, i: number, s: net.Socket) => str
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   st.port = (server.address() as net.AddressInfo).port;
-  st.close = () => new Promise<void>((r) => { for (const s of st.sockets) s.destroy(); server.close(() => r()); });
+  let closed: Promise<void> | undefined;
+  st.close = () => (closed ??= new Promise<void>((r) => { for (const s of st.sockets) s.destroy(); server.close(() => r()); }));
+  open.push(st);
   return st;
 }
 
@@ -47,7 +49,12 @@ const asRes = (s: Sink) => s as unknown as ServerResponse;
 
 const ok = (body: string, extra = '') => `HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
 let pool: Upstreams;
-afterEach(() => pool?.close());
+/** Servers a test opened: closed after it even when an expectation failed (else jest waits on them). */
+const open: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  pool?.close();
+  await Promise.all(open.splice(0).map((s) => s.close()));
+});
 
 function get(port: number, extra: Partial<Parameters<Upstreams['send']>[0]> = {}, onAttempt?: Parameters<Upstreams['send']>[1]): Promise<UpstreamResponse> {
   return pool.send({ host: '127.0.0.1', port, method: 'GET', path: '/p?q=1', head: `host: svc\r\nx-a: 1\r\n`, ...extra }, onAttempt);
@@ -205,6 +212,7 @@ test('a streamed request body of unknown length goes chunked; one of known lengt
     req.on('end', () => { got.push({ te: req.headers['transfer-encoding'], cl: req.headers['content-length'], body: b }); res.end('ok'); });
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  open.push({ close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); }) });
   const port = (srv.address() as net.AddressInfo).port;
   pool = new Upstreams({ resolve: new Map() });
   const parts = ['first ', 'second ', 'third'];
@@ -216,8 +224,6 @@ test('a streamed request body of unknown length goes chunked; one of known lengt
     { te: undefined, cl: '18', body: 'first second third' },
     { te: undefined, cl: '3', body: 'abc' },
   ]);
-  srv.closeAllConnections();
-  await new Promise<void>((r) => srv.close(() => r()));
 });
 
 test('a slow client holds the upstream back (backpressure), and still gets every byte', async () => {
@@ -246,5 +252,17 @@ test('a slow client holds the upstream back (backpressure), and still gets every
   (sink as unknown as { delayMs: number }).delayMs = 0;
   const all = await sink.ended;
   expect(all.length).toBe(size);
+  await srv.close();
+});
+
+test('an idle connection past the idle timeout is not reused, even before the sweep closes it', async () => {
+  const srv = await rawServer(() => ok('x'));
+  // Sweeps every 500 ms from now; the connection goes idle at ~5 ms, so the sweep at 1,000 ms
+  // keeps it (idle < 1,000 ms) and the next is at 1,500 ms. The request at ~1,200 ms must not use it.
+  pool = new Upstreams({ resolve: new Map(), idleTimeoutMs: 1000 });
+  await body(await get(srv.port));
+  await new Promise((r) => setTimeout(r, 1200));
+  await body(await get(srv.port));
+  expect(srv.connections).toBe(2);
   await srv.close();
 });

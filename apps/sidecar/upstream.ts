@@ -399,9 +399,15 @@ class Destination {
 
   dispatch(a: Attempt): void {
     a.dest = this;
+    // The sweep closes idle connections only every so often; the bound is kept here exactly,
+    // so that none is reused as the upstream's own keep-alive timeout (Node's 5 s) closes it.
+    const now = performance.now();
     while (this.free.length) {
       const c = this.free.pop()!;
-      if (!c.closed) { c.start(a); return; }
+      if (c.closed) continue;
+      if (now - c.idleSince > this.pool.idleTimeoutMs) { c.destroy(codeError('ECONNRESET', 'idle timeout')); continue; }
+      c.start(a);
+      return;
     }
     if (this.conns.size < this.pool.maxConnections) { this.open().start(a); return; }
     if (this.queue.length >= this.pool.maxPending) {
@@ -455,6 +461,7 @@ export class Upstreams {
   readonly maxPending: number;
   readonly connectTimeoutMs: number;
   readonly maxHeaderBytes: number;
+  readonly idleTimeoutMs: number;
   private readonly destinations = new Map<string, Destination>();
   private readonly sweeper: NodeJS.Timeout;
 
@@ -463,7 +470,7 @@ export class Upstreams {
     this.maxPending = options.maxPendingPerDestination ?? 1024;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.maxHeaderBytes = options.maxHeaderBytes ?? 60 * 1024;
-    const idleMs = options.idleTimeoutMs ?? 4000;
+    const idleMs = this.idleTimeoutMs = options.idleTimeoutMs ?? 4000;
     // One timer for every idle connection, not one per socket.
     this.sweeper = setInterval(() => {
       const now = performance.now();
