@@ -1,7 +1,7 @@
 // The proxy's pure parts: weighted picking, host names, request targets, retry conditions, table validation.
 import { SmoothWeightedRoundRobin, WeightedRandom } from '../apps/sidecar/balancer';
 import { rawQuery } from '../apps/sidecar/table';
-import { destinationPort, normalizePath, parseTarget, retriable, rewritePath } from '../apps/sidecar/proxy';
+import { destinationPort, normalizePath, parseTarget, responseHeaders, retriable, rewritePath } from '../apps/sidecar/proxy';
 import { ConfigError, HostIndex, hostCandidates, parseRouteTable } from '../apps/sidecar/table';
 import { DurationHistogram, ProxyMetrics } from '../apps/sidecar/metrics';
 import { Histogram, Registry } from 'prom-client';
@@ -184,4 +184,11 @@ describe('request metrics, counted as plain numbers and handed to prom-client at
     n = 0;
     expect(await m.registry.metrics()).toMatch(/^mesh_proxy_requests_in_flight 0$/m);
   });
+});
+
+test('response heads: hop-by-hop and Connection-named headers go, Via is joined, header operations apply with removal winning', () => {
+  const raw = ['Content-Type', 'text/plain', 'Connection', 'keep-alive, X-Hop', 'X-Hop', 'secret', 'Keep-Alive', 'timeout=5', 'Via', '1.1 up', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'X-Old', 'o'];
+  expect(responseHeaders(raw, '1.1 me', undefined, false)).toEqual(['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'X-Old', 'o', 'via', '1.1 up, 1.1 me']);
+  const ops = { set: { 'x-old': 'new', 'x-both': 'set' }, add: { 'x-added': '1' }, remove: ['x-both', 'set-cookie'] };
+  expect(responseHeaders(raw, '1.1 me', ops, true)).toEqual(['Content-Type', 'text/plain', 'via', '1.1 up, 1.1 me', 'x-old', 'new', 'x-added', '1', 'connection', 'close']);
 });

@@ -131,25 +131,48 @@ function headerLine(lines: string, drop: Set<string> | undefined, name: string, 
   return drop?.has(name) ? lines : `${lines}${name}: ${value}\r\n`;
 }
 
-/** The header names a Connection header lists (hop-by-hop too, RFC 9110 7.6.1). */
-function connectionNamed(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
+/**
+ * The header names a Connection header lists (hop-by-hop too, RFC 9110 7.6.1), added to
+ * `into`; names already in HOP_BY_HOP are left out, so `keep-alive` and `close` make no set.
+ */
+function connectionNamed(value: string | string[] | undefined, into?: Set<string>): Set<string> | undefined {
+  if (value === undefined) return into;
   const v = String(value).toLowerCase();
-  // `keep-alive` and `close` are hop-by-hop already.
-  if (v === 'keep-alive' || v === 'close') return undefined;
-  return new Set(v.split(',').map((t) => t.trim()).filter(Boolean));
+  if (v === 'keep-alive' || v === 'close') return into;
+  for (const t of v.split(',')) { const n = t.trim(); if (n && !HOP_BY_HOP.has(n)) (into ??= new Set()).add(n); }
+  return into;
 }
 
-/** Names a header-ops block sets or removes (lower case): their incoming copies are dropped. Cached per block. */
-const opsDropCache = new WeakMap<RtHeaderOps, Set<string>>();
-function opsDrop(ops: RtHeaderOps | undefined): Set<string> | undefined {
+/** A header-operations block as the request path applies it, made once per block. */
+interface HeaderOpsPlan {
+  /** Lower-case names whose incoming (and proxy-made) copies are dropped: set or removed. */
+  readonly drop: Set<string>;
+  /** The values to write, flat [name, value, ...]: `set` then `add`, minus removed names (removal wins, as before). */
+  readonly pairs: readonly string[];
+  /** The same as request header lines, without Host. */
+  readonly lines: string;
+  /** Host: the value `set` gives it, null when removed, undefined when untouched. (`add` of Host is ignored: one Host only.) */
+  readonly host: string | null | undefined;
+}
+const opsPlans = new WeakMap<RtHeaderOps, HeaderOpsPlan>();
+function opsPlan(ops: RtHeaderOps | undefined): HeaderOpsPlan | undefined {
   if (!ops) return undefined;
-  let d = opsDropCache.get(ops);
-  if (!d) {
-    d = new Set([...Object.keys(ops.set ?? {}), ...(ops.remove ?? [])].map((k) => k.toLowerCase()));
-    opsDropCache.set(ops, d);
+  let plan = opsPlans.get(ops);
+  if (!plan) {
+    const removed = new Set((ops.remove ?? []).map((k) => k.toLowerCase()));
+    const pairs: string[] = [];
+    let lines = '';
+    for (const [k, v] of [...Object.entries(ops.set ?? {}), ...Object.entries(ops.add ?? {})]) {
+      const l = k.toLowerCase();
+      if (removed.has(l)) continue;
+      pairs.push(k, v);
+      if (l !== 'host') lines += `${k}: ${v}\r\n`;
+    }
+    const host = removed.has('host') ? null : Object.entries(ops.set ?? {}).find(([k]) => k.toLowerCase() === 'host')?.[1];
+    plan = { drop: new Set([...Object.keys(ops.set ?? {}).map((k) => k.toLowerCase()), ...removed]), pairs, lines, host };
+    opsPlans.set(ops, plan);
   }
-  return d;
+  return plan;
 }
 
 /**
@@ -160,13 +183,10 @@ function opsDrop(ops: RtHeaderOps | undefined): Set<string> | undefined {
 export function responseHeaders(raw: readonly string[], via: string, ops: RtHeaderOps | undefined, close: boolean): string[] {
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
-      // `keep-alive` and `close` are hop-by-hop already: a set only for other names.
-      const v = raw[i + 1].toLowerCase();
-      if (v !== 'keep-alive' && v !== 'close') for (const t of v.split(',')) { const n = t.trim(); if (n && !HOP_BY_HOP.has(n)) (named ??= new Set()).add(n); }
-    }
+    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') named = connectionNamed(raw[i + 1], named);
   }
-  const drop = opsDrop(ops);
+  const plan = opsPlan(ops);
+  const drop = plan?.drop;
   const out: string[] = [];
   let upVia: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
@@ -176,10 +196,7 @@ export function responseHeaders(raw: readonly string[], via: string, ops: RtHead
     out.push(raw[i], raw[i + 1]);
   }
   if (!drop?.has('via')) out.push('via', upVia === undefined ? via : `${upVia}, ${via}`);
-  if (ops) {
-    for (const k in ops.set) out.push(k, ops.set[k]);
-    for (const k in ops.add) out.push(k, ops.add[k]);
-  }
+  if (plan) for (const x of plan.pairs) out.push(x);
   if (close) out.push('connection', 'close');
   return out;
 }
@@ -528,8 +545,8 @@ export class MeshProxy {
 
     // Headers for the upstream: the client's in their order and case, minus hop-by-hop
     // ones and those the proxy writes itself, then the proxy's, then the route's operations.
-    const ops = route.headers?.request;
-    const drop = opsDrop(ops);
+    const plan = opsPlan(route.headers?.request);
+    const drop = plan?.drop;
     const named = connectionNamed(req.headers.connection);
     const raw = req.rawHeaders;
     let lines = '';
@@ -555,10 +572,9 @@ export class MeshProxy {
       lines = headerLine(lines, drop, 'x-forwarded-proto', server.protocol === 'HTTPS' ? 'https' : 'http');
     }
     let authority: string | undefined = route.rewrite?.authority ?? target.authority;
-    if (ops) {
-      for (const k in ops.set) { if (k.toLowerCase() === 'host') authority = ops.set[k]; else lines += `${k}: ${ops.set[k]}\r\n`; }
-      for (const k in ops.add) if (k.toLowerCase() !== 'host') lines += `${k}: ${ops.add[k]}\r\n`;
-      if (drop!.has('host') && !Object.keys(ops.set ?? {}).some((k) => k.toLowerCase() === 'host')) authority = undefined;
+    if (plan) {
+      lines += plan.lines;
+      if (plan.host !== undefined) authority = plan.host ?? undefined;
     }
     const path = route.rewrite?.uri ? rewritePath(target.path, uriMatch, route.rewrite.uri) : target.path;
 
