@@ -12,6 +12,9 @@
 //    from /proc during this run.
 //    The Node.js peers in bench/peers/ (undici Pool, a naive pipe, node-http-proxy) run
 //    the same 80/20 split as reverse proxies, in the same run: the floor a Node proxy pays.
+//    bench/peers/floor-llhttp.js, a bare proxy on Node's HTTP parser with the sidecar's
+//    Node flags, is reported beside them (never in Q): the most a Node proxy reaches here.
+//    The sidecar runs with the Node flags of its image (apps/sidecar/Dockerfile).
 // Ends with: sidecar-bench: rps_ratio_vs_nginx=R rps_ratio_vs_node_best=Q p90_added_ms=X
 //            p99_added_ms=Y rss_mb=M vcpu_per_1k=C
 //
@@ -31,8 +34,25 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BODY = 'x'.repeat(1024);
 const SIDECAR = join(__dirname, '..', 'build', 'sidecar', 'main.js');
-// The image's NODE_OPTIONS (apps/sidecar/Dockerfile): the proxy runs as it would in a pod.
-const SIDECAR_NODE_FLAGS = ['--max-semi-space-size=2', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])];
+const DOCKERFILE = join(__dirname, '..', 'apps', 'sidecar', 'Dockerfile');
+/**
+ * The Node flags the image runs the proxy with: its ENTRYPOINT's flags before /app/main.js
+ * and its NODE_OPTIONS, read from apps/sidecar/Dockerfile so the bench measures the proxy
+ * as it runs in a pod. BENCH_NODE_FLAGS (space-separated) replaces them for experiments.
+ */
+function imageNodeFlags(): string[] {
+  if (process.env.BENCH_NODE_FLAGS !== undefined) return process.env.BENCH_NODE_FLAGS.split(/\s+/).filter(Boolean);
+  const text = readFileSync(DOCKERFILE, 'utf8');
+  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(text);
+  const argv: unknown = entry ? JSON.parse(entry[1]) : undefined;
+  const main = Array.isArray(argv) ? argv.indexOf('/app/main.js') : -1;
+  if (!Array.isArray(argv) || argv[0] !== 'node' || main < 1) {
+    throw new Error(`${DOCKERFILE}: expected ENTRYPOINT ["node", FLAGS..., "/app/main.js"], found ${entry?.[0] ?? 'no ENTRYPOINT'}`);
+  }
+  const options = /NODE_OPTIONS="([^"]*)"/.exec(text)?.[1] ?? '';
+  return [...(argv.slice(1, main) as string[]), ...options.split(/\s+/).filter(Boolean)];
+}
+const SIDECAR_NODE_FLAGS = [...imageNodeFlags(), ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])];
 /** bench/peers/<name>.js; BENCH_PEERS=undici-pool (a comma list) runs fewer, for quick iterations. */
 const ALL_PEERS = ['undici-pool', 'naive-pipe', 'http-proxy'];
 const PEERS = process.env.BENCH_PEERS ? process.env.BENCH_PEERS.split(',').map((p) => p.trim()).filter(Boolean) : ALL_PEERS;
@@ -204,7 +224,7 @@ const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'NaN');
 async function main(): Promise<void> {
   ensureTools();
   const dir = mkdtempSync(join(tmpdir(), 'bench-sidecar-'));
-  const [v1, v2, front, sidecarPort, adminPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [v1, v2, front, sidecarPort, adminPort, floorPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
   const peerPorts = await Promise.all(PEERS.map(() => freePort()));
 
   // Backends: one nginx, two "versions" returning 1 KB each.
@@ -219,8 +239,10 @@ async function main(): Promise<void> {
   const sidecar = start(process.execPath, [...SIDECAR_NODE_FLAGS, SIDECAR, '--config', configFile, '--namespace', 'bench',
     '--listen', `127.0.0.1:${sidecarPort}`, '--admin', `127.0.0.1:${adminPort}`, '--drain-timeout', '100',
     '--resolve', `web-v1.bench.svc.cluster.local:80=127.0.0.1:${v1}`, '--resolve', `web-v2.bench.svc.cluster.local:80=127.0.0.1:${v2}`]);
-  PEERS.forEach((peer, i) => start(process.execPath, [join(__dirname, 'peers', `${peer}.js`), String(peerPorts[i]), String(v1), String(v2)]));
-  await Promise.all([v1, v2, front, sidecarPort, ...peerPorts].map((p) => waitPort(p)));
+  const peerProcs = PEERS.map((peer, i) => start(process.execPath, [join(__dirname, 'peers', `${peer}.js`), String(peerPorts[i]), String(v1), String(v2)]));
+  // The floor (bench/peers/floor-llhttp.js) with the flags the sidecar gets: not a peer.
+  const floor = start(process.execPath, [...SIDECAR_NODE_FLAGS.filter((f) => !f.startsWith('--cpu-prof')), join(__dirname, 'peers', 'floor-llhttp.js'), String(floorPort), String(v1), String(v2)]);
+  await Promise.all([v1, v2, front, sidecarPort, floorPort, ...peerPorts].map((p) => waitPort(p)));
   const idle = procStats(sidecar.pid!);
 
   // wrk talks to the sidecar as an app with HTTP_PROXY does: absolute-form request target.
@@ -231,6 +253,7 @@ async function main(): Promise<void> {
   const targets: Array<[string, string, string?]> = [
     ['direct', `http://127.0.0.1:${v1}/`], ['nginx 80/20', `http://127.0.0.1:${front}/`],
     ...PEERS.map((peer, i) => [peer, `http://127.0.0.1:${peerPorts[i]}/`] as [string, string]),
+    ['floor (llhttp)', `http://127.0.0.1:${floorPort}/`],
     ['sidecar 80/20', `http://127.0.0.1:${sidecarPort}/`, script],
   ];
   for (const [, url, s] of targets) wrk(url, s); // warm-up (JIT, connection pools)
@@ -253,6 +276,9 @@ async function main(): Promise<void> {
   const bestOf = (r: Map<string, WrkResult>) => PEERS.reduce((a, b) => (r.get(b)!.rps > r.get(a)!.rps ? b : a));
   const ratioNginx = median(rounds.map((r) => r.get('sidecar 80/20')!.rps / r.get('nginx 80/20')!.rps));
   const ratioBest = median(rounds.map((r) => r.get('sidecar 80/20')!.rps / r.get(bestOf(r))!.rps));
+  const floorRatio = median(rounds.map((r) => r.get('floor (llhttp)')!.rps / r.get('nginx 80/20')!.rps));
+  const peakMb = (c: ChildProcess) => fmt(procStats(c.pid!).hwmKb / 1024, 1);
+  console.log(`peak RSS under wrk: ${PEERS.map((p, i) => `${p} ${peakMb(peerProcs[i])} MB`).join(', ')}; floor ${peakMb(floor)} MB (${SIDECAR_NODE_FLAGS.join(' ') || 'no flags'})`);
   console.log(`per-round ratios: vs nginx ${rounds.map((r) => fmt(r.get('sidecar 80/20')!.rps / r.get('nginx 80/20')!.rps)).join(', ')}; vs the round's fastest Node peer ${rounds.map((r) => `${fmt(r.get('sidecar 80/20')!.rps / r.get(bestOf(r))!.rps)} (${bestOf(r)})`).join(', ')}`);
 
   // Fixed 1,000 rps: direct vs through the sidecar, in rounds like wrk's; the added
@@ -280,7 +306,10 @@ async function main(): Promise<void> {
   console.log(`per-round added latency: p90 ${added.map((a) => fmt(a.p90)).join(', ')} ms; p99 ${added.map((a) => fmt(a.p99)).join(', ')} ms; vCPU per 1,000 rps ${added.map((a) => fmt(a.vcpu, 3)).join(', ')}`);
   console.log(`sidecar memory: idle_rss_mb=${fmt(idle.rssKb / 1024, 1)} peak_rss_mb=${fmt(rssMb, 1)} (1,000 hosts loaded)`);
 
+  const floorMb = procStats(floor.pid!).hwmKb / 1024;
   await stopAll();
+  // What no Node proxy here gets past: the floor's numbers in the same run, then the result.
+  console.log(`floor (no routing, no metrics, not counted in Q): rps_ratio_vs_nginx=${fmt(floorRatio)} rss_mb=${fmt(floorMb, 1)}`);
   console.log(`sidecar-bench: rps_ratio_vs_nginx=${fmt(ratioNginx)} rps_ratio_vs_node_best=${fmt(ratioBest)} p90_added_ms=${fmt(p90Added)} p99_added_ms=${fmt(p99Added)} rss_mb=${fmt(rssMb, 1)} vcpu_per_1k=${fmt(vcpuPer1k, 3)}`);
 }
 
