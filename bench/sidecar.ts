@@ -209,12 +209,15 @@ function table(n: number): RouteTable {
   };
 }
 
-function procStats(pid: number): { rssKb: number; hwmKb: number; cpuTicks: number } {
+function procStats(pid: number): { rssKb: number; hwmKb: number; anonKb: number; fileKb: number; cpuTicks: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return {
     rssKb: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]),
     hwmKb: Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]),
+    // Private memory, and pages of files (the node binary's code, shared by every proxy on a node).
+    anonKb: Number(/RssAnon:\s+(\d+)/.exec(status)?.[1]),
+    fileKb: Number(/RssFile:\s+(\d+)/.exec(status)?.[1]),
     cpuTicks: Number(stat[11]) + Number(stat[12]), // utime + stime
   };
 }
@@ -278,7 +281,8 @@ async function main(): Promise<void> {
   const ratioBest = median(rounds.map((r) => r.get('sidecar 80/20')!.rps / r.get(bestOf(r))!.rps));
   const floorRatio = median(rounds.map((r) => r.get('floor (llhttp)')!.rps / r.get('nginx 80/20')!.rps));
   const peakMb = (c: ChildProcess) => fmt(procStats(c.pid!).hwmKb / 1024, 1);
-  console.log(`peak RSS under wrk: ${PEERS.map((p, i) => `${p} ${peakMb(peerProcs[i])} MB`).join(', ')}; floor ${peakMb(floor)} MB (${SIDECAR_NODE_FLAGS.join(' ') || 'no flags'})`);
+  const split = (c: ChildProcess) => { const st = procStats(c.pid!); return `now ${fmt(st.anonKb / 1024, 1)} anon + ${fmt(st.fileKb / 1024, 1)} file`; };
+  console.log(`peak RSS under wrk: ${PEERS.map((p, i) => `${p} ${peakMb(peerProcs[i])} MB`).join(', ')}; floor ${peakMb(floor)} MB (${split(floor)}); sidecar ${peakMb(sidecar)} MB (${split(sidecar)}); node flags: ${SIDECAR_NODE_FLAGS.join(' ') || 'none'}`);
   console.log(`per-round ratios: vs nginx ${rounds.map((r) => fmt(r.get('sidecar 80/20')!.rps / r.get('nginx 80/20')!.rps)).join(', ')}; vs the round's fastest Node peer ${rounds.map((r) => `${fmt(r.get('sidecar 80/20')!.rps / r.get(bestOf(r))!.rps)} (${bestOf(r)})`).join(', ')}`);
 
   // Fixed 1,000 rps: direct vs through the sidecar, in rounds like wrk's; the added
