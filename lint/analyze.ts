@@ -60,6 +60,7 @@ export const CHECKS: readonly CheckInfo[] = [
   { code: 'MESH031', severity: 'warning', title: 'Services send one port of the same pods with different protocols', istioctl: 'IST0116' },
   { code: 'MESH032', severity: 'warning', title: 'two Gateways serve one TLS certificate (HTTP/2 connection reuse gives 404s)', istioctl: 'IST0138' },
   { code: 'MESH030', severity: 'warning', title: 'gateway route to a host whose mesh route splits by subset: ingress traffic skips the split', istioctl: 'IST0140' },
+  { code: 'MESH033', severity: 'error', title: 'header operation on Host that Istio refuses (removed, on a response, or the authority set twice)' },
 ];
 const SEVERITY = new Map(CHECKS.map((c) => [c.code, c.severity]));
 
@@ -348,6 +349,17 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
         if (ok) { try { ok = Duration.parse(v as string).nanos >= 1_000_000; } catch { ok = false; } }
         if (!ok) report('MESH021', vs, `http[${i}] ${what} is ${JSON.stringify(v)}; expected a duration of at least 1ms such as "0.002s", "7s" or "1m"`);
       };
+      // Istio's VirtualService validation (its webhook refuses these): a request's Host may be
+      // set or added once (an authority rewrite, together with rewrite.authority), never removed;
+      // a response has none.
+      const isHost = (k: unknown) => typeof k === 'string' && k.toLowerCase() === 'host';
+      const req = rule.headers?.request ?? {};
+      const res = rule.headers?.response ?? {};
+      if ((req.remove ?? []).some(isHost)) report('MESH033', vs, `http[${i}] headers.request.remove removes Host; Istio refuses it: change Host with rewrite.authority instead`);
+      for (const k of ['set', 'add'] as const) if (Object.keys(res[k] ?? {}).some(isHost)) report('MESH033', vs, `http[${i}] headers.response.${k} names Host; a response has no Host header (Istio refuses it)`);
+      if ((res.remove ?? []).some(isHost)) report('MESH033', vs, `http[${i}] headers.response.remove names Host; a response has no Host header (Istio refuses it)`);
+      const hostSets = [...Object.keys(req.set ?? {}), ...Object.keys(req.add ?? {})].filter(isHost).length + (rule.rewrite?.authority ? 1 : 0);
+      if (hostSets > 1) report('MESH033', vs, `http[${i}] sets Host ${hostSets} times (rewrite.authority, headers.request.set/add); Istio allows one`);
       dur(rule.timeout, 'timeout');
       dur(rule.retries?.perTryTimeout, 'retries.perTryTimeout');
       dur(rule.fault?.delay?.fixedDelay, 'fault.delay.fixedDelay');

@@ -89,6 +89,9 @@ const CASES: Array<[string, (o: K8s[]) => void, ((o: K8s[]) => void)?]> = [
   ['MESH031', (o) => { o.push(svc('web-grpc', { app: 'web' }, [{ name: 'grpc', port: 80, targetPort: 8080 }])); }, (o) => { find(o, 'Service', 'web-grpc').spec.ports[0].name = 'http-alt'; }],
   ['MESH032', (o) => { for (const [name, host] of [['a', 'a.example.com'], ['b', 'b.example.com']]) o.push({ ...gw(`tls-${name}`, [host], 'shop', 443), spec: { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 443, name: 'https', protocol: 'HTTPS' }, hosts: [host], tls: { mode: 'SIMPLE', credentialName: 'wildcard-cert' } }] } }); }, (o) => { find(o, 'Gateway', 'tls-b').spec.servers[0].tls.credentialName = 'b-cert'; }],
   ['MESH024', (o) => { o.push({ ...vs('web', { hosts: ['other'], http: [] }), apiVersion: 'networking.istio.io/v1' }); }, (o) => { o[o.length - 1].metadata.namespace = 'elsewhere'; }],
+  ['MESH033', (o) => { find(o, 'VirtualService', 'web').spec.http[0].headers = { request: { remove: ['Host'] } }; }, (o) => { find(o, 'VirtualService', 'web').spec.http[0].headers = { request: { set: { Host: 'web.internal' } } }; }],
+  ['MESH033', (o) => { find(o, 'VirtualService', 'web').spec.http[0].rewrite = { authority: 'a' }; find(o, 'VirtualService', 'web').spec.http[0].headers = { request: { add: { host: 'b' } } }; }, (o) => { delete find(o, 'VirtualService', 'web').spec.http[0].headers; }],
+  ['MESH033', (o) => { find(o, 'VirtualService', 'web').spec.http[0].headers = { response: { set: { host: 'x' } } }; }, (o) => { find(o, 'VirtualService', 'web').spec.http[0].headers = { response: { set: { 'x-host': 'x' } } }; }],
 ];
 
 test('MESH012 leaves UDP ports alone (Istio does not proxy them)', () => {

@@ -146,6 +146,8 @@ describe('rules: matches, redirect, rewrite, headers, faults, retries, mirror', 
         { match: [{ uri: { prefix: '/noretry' } }], route: [{ to: busy }], retries: { attempts: 0 } },
         { match: [{ uri: { prefix: '/busy' } }], route: [{ to: busy }] },
         { match: [{ uri: { prefix: '/mirror' } }], route: [{ to: a }], mirror: { to: shadow } },
+        // Istio: Host in headers.request.add (or set) rewrites the authority.
+        { match: [{ uri: { prefix: '/host-add' } }], route: [{ to: a }], headers: { request: { add: { Host: 'api.example' } } } },
         { route: [{ to: a }] },
       ],
     });
@@ -253,6 +255,14 @@ describe('rules: matches, redirect, rewrite, headers, faults, retries, mirror', 
     expect(backends.shadow.seen[0].headers.host).toBe('front-shadow:8080'); // Envoy inserts -shadow before the port
     expect(backends.shadow.seen[0].headers['x-request-id']).toBe('mirror-1');
     expect(backends.shadow.seen[0].url).toBe('/mirror/x');
+  });
+
+  test('Host in headers.request.add rewrites the authority, as Istio does (one Host goes upstream)', async () => {
+    const r = await go('/host-add');
+    expect(r.body).toBe('a');
+    const seen = backends.a.seen[backends.a.seen.length - 1];
+    expect(seen.url).toBe('/host-add');
+    expect(seen.headers.host).toBe('api.example');
   });
 
   test('the proxy never forwards to itself', async () => {

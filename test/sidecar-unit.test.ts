@@ -98,6 +98,10 @@ describe('route table validation', () => {
     ['neither destinations nor redirect', bad((t) => { t.virtualHosts[0].routes[0].destinations = []; }), /needs destinations or a redirect/],
     // The rewritten path goes on the upstream's request line as it is.
     ['a rewrite with a space', bad((t) => { t.virtualHosts[0].routes[0].rewrite = { uri: '/a b' }; }), /rewrite\/uri must match pattern/],
+    // Istio's rules for Host in header operations (tables written by hand, not by synth).
+    ['a removed Host', bad((t) => { t.virtualHosts[0].routes[0].headers = { request: { remove: ['Host'] } }; }), /routes\/0\/headers\/request\/remove: Host cannot be removed/],
+    ['Host on a response', bad((t) => { t.virtualHosts[0].routes[0].headers = { response: { add: { host: 'x' } } }; }), /headers\/response\/add: a response has no Host header/],
+    ['Host set twice', bad((t) => { t.virtualHosts[0].routes[0].rewrite = { authority: 'a' }; t.virtualHosts[0].routes[0].headers = { request: { set: { host: 'b' } } }; }), /Host is set 2 times/],
     ['a rewrite with CR LF', bad((t) => { t.virtualHosts[0].routes[0].rewrite = { uri: '/a\r\nx-injected: 1' }; }), /rewrite\/uri must match pattern/],
   ])('%s is refused', (_what, f, msg) => {
     expect(f).toThrow(ConfigError);

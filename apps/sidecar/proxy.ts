@@ -151,8 +151,8 @@ interface HeaderOpsPlan {
   readonly pairs: readonly string[];
   /** The same as request header lines, without Host. */
   readonly lines: string;
-  /** Host: the value `set` gives it, null when removed, undefined when untouched. (`add` of Host is ignored: one Host only.) */
-  readonly host: string | null | undefined;
+  /** Host: the value `set` or `add` gives it (Istio's authority rewrite; the table allows one, never a removal), undefined when untouched. */
+  readonly host: string | undefined;
 }
 const opsPlans = new WeakMap<RtHeaderOps, HeaderOpsPlan>();
 function opsPlan(ops: RtHeaderOps | undefined): HeaderOpsPlan | undefined {
@@ -168,7 +168,7 @@ function opsPlan(ops: RtHeaderOps | undefined): HeaderOpsPlan | undefined {
       pairs.push(k, v);
       if (l !== 'host') lines += `${k}: ${v}\r\n`;
     }
-    const host = removed.has('host') ? null : Object.entries(ops.set ?? {}).find(([k]) => k.toLowerCase() === 'host')?.[1];
+    const host = [...Object.entries(ops.set ?? {}), ...Object.entries(ops.add ?? {})].find(([k]) => k.toLowerCase() === 'host')?.[1];
     plan = { drop: new Set([...Object.keys(ops.set ?? {}).map((k) => k.toLowerCase()), ...removed]), pairs, lines, host };
     opsPlans.set(ops, plan);
   }
@@ -571,10 +571,10 @@ export class MeshProxy {
       lines = headerLine(lines, drop, 'x-forwarded-for', xff ? `${String(xff)}, ${addr}` : addr);
       lines = headerLine(lines, drop, 'x-forwarded-proto', server.protocol === 'HTTPS' ? 'https' : 'http');
     }
-    let authority: string | undefined = route.rewrite?.authority ?? target.authority;
+    let authority = route.rewrite?.authority ?? target.authority;
     if (plan) {
       lines += plan.lines;
-      if (plan.host !== undefined) authority = plan.host ?? undefined;
+      if (plan.host !== undefined) authority = plan.host;
     }
     const path = route.rewrite?.uri ? rewritePath(target.path, uriMatch, route.rewrite.uri) : target.path;
 
@@ -605,7 +605,7 @@ export class MeshProxy {
     }
 
     if (route.mirror && this.chance(route.mirror.percentage)) this.mirror(route, target, view.method, path, authority, lines, body, length);
-    const head = authority === undefined ? lines : `host: ${authority}\r\n${lines}`;
+    const head = `host: ${authority}\r\n${lines}`;
 
     // Attempts, under the route's overall timeout.
     let timedOut = false;
@@ -670,14 +670,14 @@ export class MeshProxy {
   }
 
   /** Fire and forget: a copy to the mirror, never awaited, never delaying the response. */
-  private mirror(route: RtRoute, target: Target, method: string, path: string, authority: string | undefined, lines: string, body: Buffer | IncomingMessage | undefined, length: number | undefined): void {
+  private mirror(route: RtRoute, target: Target, method: string, path: string, authority: string, lines: string, body: Buffer | IncomingMessage | undefined, length: number | undefined): void {
     const m = route.mirror!;
     if (body !== undefined && !Buffer.isBuffer(body)) {
       this.metrics.mirrors.inc({ result: 'skipped' });
       return;
     }
     // Istio's mirror gets the host with `-shadow` appended.
-    const head = `host: ${shadowAuthority(String(authority))}\r\n${lines}`;
+    const head = `host: ${shadowAuthority(authority)}\r\n${lines}`;
     const port = destinationPort(m, target.port, this.table.services, false);
     if (port === undefined) { this.metrics.mirrors.inc({ result: 'failed' }); return; }
     this.upstreams.send({ host: m.host, port, method, path, head, body, bodyLength: length, headersTimeoutMs: route.timeoutMs ?? 10_000 })

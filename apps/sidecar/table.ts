@@ -48,6 +48,7 @@ export function parseRouteTable(text: string, source: string): RouteTable {
     const where = `${source}: /virtualHosts/${i}/routes/${j}`;
     if ((r.destinations.length === 0) === (r.redirect === undefined)) throw new ConfigError(`${where}: needs destinations or a redirect (exactly one)`);
     if (r.destinations.length && r.destinations.every((d) => d.weight === 0)) throw new ConfigError(`${where}/destinations: all weights are 0; at least one must be above 0`);
+    checkHostOps(r, where);
     r.match.forEach((m, k) => forEachStringMatch(m, (field, sm) => {
       if (sm.kind !== 'regex') return;
       try {
@@ -58,6 +59,20 @@ export function parseRouteTable(text: string, source: string): RouteTable {
     }));
   }));
   return data;
+}
+
+/** Istio's rules for Host in header operations: set or added once on requests (an authority rewrite), never removed, not on responses. */
+function checkHostOps(r: RtRoute, where: string): void {
+  const isHost = (name: string) => name.toLowerCase() === 'host';
+  const req = r.headers?.request;
+  const res = r.headers?.response;
+  if (req?.remove?.some(isHost)) throw new ConfigError(`${where}/headers/request/remove: Host cannot be removed (change it with rewrite.authority)`);
+  for (const k of ['set', 'add', 'remove'] as const) {
+    const names = k === 'remove' ? res?.remove ?? [] : Object.keys(res?.[k] ?? {});
+    if (names.some(isHost)) throw new ConfigError(`${where}/headers/response/${k}: a response has no Host header to change`);
+  }
+  const sets = [...Object.keys(req?.set ?? {}), ...Object.keys(req?.add ?? {})].filter(isHost).length + (r.rewrite?.authority !== undefined ? 1 : 0);
+  if (sets > 1) throw new ConfigError(`${where}: Host is set ${sets} times (rewrite.authority, headers.request set/add); at most once`);
 }
 
 function forEachStringMatch(m: RtMatch, f: (field: string, sm: RtHeaderMatch) => void): void {
