@@ -114,6 +114,25 @@ describe('routes', () => {
     }))).toThrow(/http\[1\]\.match is "any request"; expected a rule that does not outrank the earlier http\[0\] \(uri regex/);
   });
 
+  test('Host set or added in request headers becomes URLRewrite hostname (merged with a path rewrite), never a header modifier', () => {
+    const objs = shop((c) => new TrafficRoute(c, 'r', {
+      name: 'reviews', hosts: [reviews], http: [
+        { match: [{ uri: { prefix: '/a/' } }], rewrite: { uri: '/' }, headers: { request: { set: { Host: 'reviews.internal' } } }, route: [{ to: reviews, subset: 'v1' }] },
+        { headers: { request: { add: { host: 'reviews.internal', 'x-mesh': 'gw' } } }, route: [{ to: reviews, subset: 'v1' }] },
+      ],
+    }));
+    const r = route(objs, 'reviews');
+    expect(r.rules[0].filters).toEqual([{ type: 'URLRewrite', urlRewrite: { hostname: 'reviews.internal', path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }]);
+    expect(r.rules[1].filters).toEqual([
+      { type: 'RequestHeaderModifier', requestHeaderModifier: { add: [{ name: 'x-mesh', value: 'gw' }] } },
+      { type: 'URLRewrite', urlRewrite: { hostname: 'reviews.internal' } },
+    ]);
+    // URLRewrite hostname is a PreciseHostname: no port.
+    expect(() => shop((c) => new TrafficRoute(c, 'r', {
+      name: 'reviews', hosts: [reviews], http: [{ headers: { request: { set: { Host: 'reviews.internal:9080' } } }, route: [{ to: reviews, subset: 'v1' }] }],
+    }))).toThrow(/http\[0\]\.headers\.request Host is "reviews\.internal:9080"; expected a host name without port or wildcard/);
+  });
+
   test('filters: header changes, mirror with its percent, redirect, and rewrites (one PathPrefix match per ReplacePrefixMatch rule)', () => {
     const objs = shop((c) => new TrafficRoute(c, 'r', {
       name: 'reviews', hosts: [reviews], http: [

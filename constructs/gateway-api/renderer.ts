@@ -13,6 +13,8 @@ import {
 } from './resources';
 
 /** Methods an HTTPRouteMatch accepts (its enum). */
+/** Gateway API's PreciseHostname: a DNS name, lower case, no port or wildcard. */
+const GW_HOSTNAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const GW_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
 /** Istio's ambient mode: the namespace (or pod) label that puts workloads in the mesh. */
 export const ISTIO_AMBIENT_LABEL = 'istio.io/dataplane-mode';
@@ -219,13 +221,27 @@ export class GatewayApiRenderer implements MeshRenderer {
     }
     const matches = r.match.map((m, k) => this.match(check, `${f}.match[${k}]`, m));
     const filters: GwHttpRouteFilter[] = [];
-    const headerOps = (h: HttpHeaders['request']): GwHeaderModifier | undefined => h && {
-      ...(h.set ? { set: Object.entries(h.set).map(([name, value]) => ({ name, value })) } : {}),
-      ...(h.add ? { add: Object.entries(h.add).map(([name, value]) => ({ name, value })) } : {}),
-      ...(h.remove ? { remove: [...h.remove] } : {}),
+    // Host set or added is Istio's authority rewrite: on Gateway API that is URLRewrite's
+    // hostname (the model allows one Host per rule, and never with rewrite.authority).
+    const isHost = ([name]: [string, string]) => name.toLowerCase() === 'host';
+    const hostEntry = [...Object.entries(r.headers?.request?.set ?? {}), ...Object.entries(r.headers?.request?.add ?? {})].find(isHost);
+    if (hostEntry && !GW_HOSTNAME.test(hostEntry[1])) {
+      check.fail(`${f}.headers.request Host`, hostEntry[1], 'a host name without port or wildcard (on Gateway API a Host rewrite is URLRewrite hostname)');
+    }
+    const headerOps = (h: HttpHeaders['request']): GwHeaderModifier | undefined => {
+      if (!h) return undefined;
+      const set = Object.entries(h.set ?? {}).filter((e) => !isHost(e));
+      const add = Object.entries(h.add ?? {}).filter((e) => !isHost(e));
+      const out: GwHeaderModifier = {
+        ...(set.length ? { set: set.map(([name, value]) => ({ name, value })) } : {}),
+        ...(add.length ? { add: add.map(([name, value]) => ({ name, value })) } : {}),
+        ...(h.remove?.length ? { remove: [...h.remove] } : {}),
+      };
+      return Object.keys(out).length ? out : undefined;
     };
     const req = headerOps(r.headers?.request);
     if (req) filters.push({ type: 'RequestHeaderModifier', requestHeaderModifier: req });
+    if (hostEntry && !r.rewrite) filters.push({ type: 'URLRewrite', urlRewrite: { hostname: hostEntry[1] } });
     const res = headerOps(r.headers?.response);
     if (res) filters.push({ type: 'ResponseHeaderModifier', responseHeaderModifier: res });
     if (r.redirect) {
@@ -271,7 +287,8 @@ export class GatewayApiRenderer implements MeshRenderer {
           path = { type: 'ReplaceFullPath', replaceFullPath: r.rewrite!.uri };
         }
       }
-      const rewrite: GwHttpRouteFilter = { type: 'URLRewrite', urlRewrite: { ...(r.rewrite!.authority ? { hostname: r.rewrite!.authority } : {}), ...(path ? { path } : {}) } };
+      const hostname = r.rewrite!.authority ?? hostEntry?.[1];
+      const rewrite: GwHttpRouteFilter = { type: 'URLRewrite', urlRewrite: { ...(hostname ? { hostname } : {}), ...(path ? { path } : {}) } };
       return { ...(Object.keys(match).length ? { matches: [match] } : {}), filters: [...filters, rewrite], ...base };
     });
   }
