@@ -28,7 +28,7 @@ Each chart and each file is linted on its own, as one deployable unit; --one-clu
 lints all the files together, as objects of one cluster.
 Exit status 1 when any finding is an error, 2 on bad arguments.
 `,
-  init: `usage: cdk8s-mesh init [DIR] [--data-plane istio|node-sidecar] [--pulumi] [--name NAME]
+  init: `usage: cdk8s-mesh init [DIR] [--data-plane istio|node-sidecar|gateway-api] [--pulumi] [--name NAME]
 
 Scaffold a project of your own in DIR (default: the current directory, which must have
 no package.json): package.json depending on cdk8s-mesh, cdk8s.yaml, tsconfig.json,

@@ -8,6 +8,19 @@ import { PACKAGE_VERSION } from '../model';
 const ROOT = [join(__dirname, '..'), join(__dirname, '..', '..')].find((d) => existsSync(join(d, 'templates', 'app')))!;
 const PULUMI_FILES = ['Pulumi.yaml', 'pulumi.ts', 'pulumi.test.ts'];
 
+/** `--data-plane` values: the DataPlane member, and the canary's retry policy on it. */
+const ENVOY_RETRIES = "retries: { attempts: 2, perTryTimeout: '1s', retryOn: ['5xx', 'connect-failure'] },";
+const DATA_PLANES: Record<string, { member: string; retries: string }> = {
+  'istio': { member: 'ISTIO', retries: ENVOY_RETRIES },
+  'node-sidecar': { member: 'NODE_SIDECAR', retries: ENVOY_RETRIES },
+  // HTTPRoute's retry is on the experimental channel only, and knows status codes, not
+  // Envoy's conditions: the scaffold says so instead of writing a rule synth would refuse.
+  'gateway-api': {
+    member: 'GATEWAY_API',
+    retries: "// Retries: HTTPRoute's retry needs gatewayApi: { channel: 'experimental' } on the chart\n      // and status codes only, e.g. retries: { attempts: 2, perTryTimeout: '1s', retryOn: ['502', '503'] },",
+  },
+};
+
 /** The versions this package is built and tested with: the scaffold gets the same. */
 function versions(): Record<string, string> {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies?: Record<string, string>; peerDependencies?: Record<string, string> };
@@ -33,8 +46,9 @@ export function init(argv: string[]): number {
   }
   const dir = resolve(positionals[0] ?? '.');
   const dataPlane = values['data-plane'] ?? 'istio';
-  if (dataPlane !== 'istio' && dataPlane !== 'node-sidecar') {
-    process.stderr.write(`cdk8s-mesh init: --data-plane is "${dataPlane}"; expected istio or node-sidecar\n`);
+  const plane = DATA_PLANES[dataPlane];
+  if (!plane) {
+    process.stderr.write(`cdk8s-mesh init: --data-plane is "${dataPlane}"; expected ${Object.keys(DATA_PLANES).join(', ')}\n`);
     return 2;
   }
   const name = values.name ?? basename(dir).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
@@ -50,7 +64,8 @@ export function init(argv: string[]): number {
   const v = versions();
   const fill = (text: string) => text
     .replace(/\{\{name\}\}/g, name)
-    .replace(/\{\{DATA_PLANE\}\}/g, dataPlane === 'istio' ? 'ISTIO' : 'NODE_SIDECAR')
+    .replace(/\{\{DATA_PLANE\}\}/g, plane.member)
+    .replace(/\{\{RETRIES\}\}/g, plane.retries)
     .replace(/\{\{DATA_PLANE_NAME\}\}/g, dataPlane);
   const templates = join(ROOT, 'templates', 'app');
   const written: string[] = [];

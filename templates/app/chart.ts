@@ -16,7 +16,7 @@ export class AppChart extends MeshChart {
       canaryWeight: 10,
       canaryHeader: { name: 'x-canary', match: { exact: 'always' } },
       timeout: '3s',
-      retries: { attempts: 2, perTryTimeout: '1s', retryOn: ['5xx', 'connect-failure'] },
+      {{RETRIES}}
     });
     const web = new MeshWorkload(this, 'web', { app: 'web', image: 'ghcr.io/example/web:1.0.0', port: 8080, namespace: ns, calls: [api] });
     new IngressGateway(this, 'edge', {
