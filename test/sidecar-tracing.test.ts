@@ -15,6 +15,10 @@ const withTracing = (t: RtTracing): RouteTable => ({ ...base, tracing: t });
 
 /** A stand-in collector: records every span POSTed to it (Zipkin v2 arrays, or OTLP JSON). */
 interface Receiver { port: number; spans: any[]; posts: number; close(): Promise<void> }
+/** Receivers still open: closed after the file even when a test fails before closing its own (else jest never exits). */
+const openReceivers = new Set<Receiver>();
+afterAll(() => Promise.all([...openReceivers].map((r) => r.close())));
+
 async function receiver(answer: 'ok' | 'never' = 'ok'): Promise<Receiver> {
   const r: Receiver = { port: 0, spans: [], posts: 0, close: async () => undefined };
   const server = http.createServer((req, res) => {
@@ -30,7 +34,8 @@ async function receiver(answer: 'ok' | 'never' = 'ok'): Promise<Receiver> {
   });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   r.port = (server.address() as AddressInfo).port;
-  r.close = () => new Promise<void>((ok) => { server.closeAllConnections(); server.close(() => ok()); });
+  r.close = () => new Promise<void>((ok) => { openReceivers.delete(r); server.closeAllConnections(); server.close(() => ok()); });
+  openReceivers.add(r);
   return r;
 }
 
