@@ -1,6 +1,7 @@
 // Mesh lint: istioctl-analyze-style checks over Kubernetes and Istio manifests,
 // synthesized or read from YAML. Plain data in, findings out; no cdk8s here.
 import { CALLS_ANNOTATION, Duration, hasProtocolPrefix, hostCandidates, isRe2, PROXY_RESERVED_PORTS, PROXY_UID } from '../model';
+import { hostHeaderProblems } from '../model/host-header';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -349,17 +350,12 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
         if (ok) { try { ok = Duration.parse(v as string).nanos >= 1_000_000; } catch { ok = false; } }
         if (!ok) report('MESH021', vs, `http[${i}] ${what} is ${JSON.stringify(v)}; expected a duration of at least 1ms such as "0.002s", "7s" or "1m"`);
       };
-      // Istio's VirtualService validation (its webhook refuses these): a request's Host may be
-      // set or added once (an authority rewrite, together with rewrite.authority), never removed;
-      // a response has none.
-      const isHost = (k: unknown) => typeof k === 'string' && k.toLowerCase() === 'host';
-      const req = rule.headers?.request ?? {};
-      const res = rule.headers?.response ?? {};
-      if ((req.remove ?? []).some(isHost)) report('MESH033', vs, `http[${i}] headers.request.remove removes Host; Istio refuses it: change Host with rewrite.authority instead`);
-      for (const k of ['set', 'add'] as const) if (Object.keys(res[k] ?? {}).some(isHost)) report('MESH033', vs, `http[${i}] headers.response.${k} names Host; a response has no Host header (Istio refuses it)`);
-      if ((res.remove ?? []).some(isHost)) report('MESH033', vs, `http[${i}] headers.response.remove names Host; a response has no Host header (Istio refuses it)`);
-      const hostSets = [...Object.keys(req.set ?? {}), ...Object.keys(req.add ?? {})].filter(isHost).length + (rule.rewrite?.authority ? 1 : 0);
-      if (hostSets > 1) report('MESH033', vs, `http[${i}] sets Host ${hostSets} times (rewrite.authority, headers.request.set/add); Istio allows one`);
+      // Istio's VirtualService validation (its webhook refuses these; model/host-header.ts).
+      for (const p of hostHeaderProblems(rule.headers, rule.rewrite?.authority ?? undefined)) {
+        report('MESH033', vs, p.kind === 'removed' ? `http[${i}] headers.request.remove removes Host; Istio refuses it: change Host with rewrite.authority instead`
+          : p.kind === 'on-response' ? `http[${i}] headers.response.${p.op} names Host; a response has no Host header (Istio refuses it)`
+            : `http[${i}] sets Host ${p.count} times (rewrite.authority, headers.request.set/add); Istio allows one`);
+      }
       dur(rule.timeout, 'timeout');
       dur(rule.retries?.perTryTimeout, 'retries.perTryTimeout');
       dur(rule.fault?.delay?.fixedDelay, 'fault.delay.fixedDelay');

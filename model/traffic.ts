@@ -1,6 +1,7 @@
 import { RE2JS } from 're2js';
 import { Duration } from './duration';
 import { Check } from './errors';
+import { hostHeaderProblems } from './host-header';
 import { checkDns1123Label, checkHost } from './names';
 import { ServiceRef } from './service-ref';
 
@@ -318,14 +319,8 @@ function buildRoute(check: Check, field: string, route: unknown): DestinationMod
   return out;
 }
 
-/**
- * Istio's rules for Host in header operations (its VirtualService validation): a request's
- * Host may be set or added (both mean "rewrite the authority"), never removed; responses
- * have no Host to touch. Returns how many times the block sets the request's Host.
- */
-function headerOps(check: Check, field: string, ops: unknown, side: 'request' | 'response'): number {
-  if (ops === undefined) return 0;
-  let hostSets = 0;
+function headerOps(check: Check, field: string, ops: unknown): void {
+  if (ops === undefined) return;
   check.object(field, ops);
   for (const k of Object.keys(ops)) {
     if (!['set', 'add', 'remove'].includes(k)) check.fail(`${field}.${k}`, ops[k], 'one of set, add, remove');
@@ -336,26 +331,14 @@ function headerOps(check: Check, field: string, ops: unknown, side: 'request' | 
     check.object(`${field}.${k}`, map);
     for (const [name, v] of Object.entries(map)) {
       if (!HEADER_NAME.test(name)) check.fail(`${field}.${k} key`, name, 'an HTTP header name');
-      if (name.toLowerCase() === 'host') {
-        if (side === 'response') check.fail(`${field}.${k} key`, name, 'a header other than Host (a response has no Host header)');
-        hostSets++;
-      }
       if (typeof v !== 'string') check.fail(`${field}.${k}.${name}`, v, 'a string value');
       else if (/[\r\n\0]/.test(v)) check.fail(`${field}.${k}.${name}`, v, 'a header value without CR, LF or NUL characters');
     }
   }
   if (ops.remove !== undefined) {
     check.array(`${field}.remove`, ops.remove);
-    for (const name of ops.remove) {
-      if (typeof name !== 'string' || !HEADER_NAME.test(name)) check.fail(`${field}.remove`, name, 'an HTTP header name');
-      if (name.toLowerCase() === 'host') {
-        check.fail(`${field}.remove`, name, side === 'request'
-          ? 'a header other than Host (Istio refuses to remove Host; change it with rewrite.authority)'
-          : 'a header other than Host (a response has no Host header)');
-      }
-    }
+    for (const name of ops.remove) if (typeof name !== 'string' || !HEADER_NAME.test(name)) check.fail(`${field}.remove`, name, 'an HTTP header name');
   }
-  return hostSets;
 }
 
 function buildRule(check: Check, field: string, r: unknown): RuleModel {
@@ -451,13 +434,13 @@ function buildRule(check: Check, field: string, r: unknown): RuleModel {
 
   if (r.headers !== undefined) {
     check.object(`${field}.headers`, r.headers);
-    const hostSets = headerOps(check, `${field}.headers.request`, r.headers.request, 'request');
-    headerOps(check, `${field}.headers.response`, r.headers.response, 'response');
-    // Istio: the authority is rewritten in one place only.
-    const rewriteAuthority = (r.rewrite as HttpRewrite | undefined)?.authority !== undefined ? 1 : 0;
-    if (hostSets + rewriteAuthority > 1) {
-      check.fail(`${field}.headers.request`, r.headers.request, 'Host set once: by rewrite.authority or one set/add entry, not several');
-    }
+    headerOps(check, `${field}.headers.request`, r.headers.request);
+    headerOps(check, `${field}.headers.response`, r.headers.response);
+    const headers = r.headers as HttpHeaders;
+    const [p] = hostHeaderProblems(headers, (r.rewrite as HttpRewrite | undefined)?.authority);
+    if (p?.kind === 'removed') check.fail(`${field}.headers.request.remove`, p.name, 'a header other than Host (Istio refuses to remove Host; change it with rewrite.authority)');
+    if (p?.kind === 'on-response') check.fail(`${field}.headers.response.${p.op}`, p.name, 'a header other than Host (a response has no Host header)');
+    if (p?.kind === 'set-twice') check.fail(`${field}.headers.request`, headers.request, 'Host set once: by rewrite.authority or one set/add entry, not several');
   }
   if (r.name !== undefined) check.nonEmptyString(`${field}.name`, r.name);
 

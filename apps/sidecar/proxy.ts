@@ -2,6 +2,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { hostRewrite } from '../../model/host-header';
 import { ISTIO_DEFAULT_RETRY_ATTEMPTS, ISTIO_DEFAULT_RETRY_ON, OutboundTrafficPolicy, RtGatewayServer, RtHeaderOps, RtRoute, RtStringMatch } from '../../model/route-table';
 import { ProxyMetrics } from './metrics';
 import { Binding, CompiledRoute, CompiledTable, CompiledVirtualHost, hostCandidates, RequestView, selectRoute } from './table';
@@ -168,8 +169,7 @@ function opsPlan(ops: RtHeaderOps | undefined): HeaderOpsPlan | undefined {
       pairs.push(k, v);
       if (l !== 'host') lines += `${k}: ${v}\r\n`;
     }
-    const host = [...Object.entries(ops.set ?? {}), ...Object.entries(ops.add ?? {})].find(([k]) => k.toLowerCase() === 'host')?.[1];
-    plan = { drop: new Set([...Object.keys(ops.set ?? {}).map((k) => k.toLowerCase()), ...removed]), pairs, lines, host };
+    plan = { drop: new Set([...Object.keys(ops.set ?? {}).map((k) => k.toLowerCase()), ...removed]), pairs, lines, host: hostRewrite(ops) };
     opsPlans.set(ops, plan);
   }
   return plan;

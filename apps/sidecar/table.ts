@@ -5,6 +5,7 @@ import { RE2JS } from 're2js';
 import {
   ROUTE_TABLE_SCHEMA, RouteTable, RtHeaderMatch, RtMatch, RtRoute, RtStringMatch, RtVirtualHost,
 } from '../../model/route-table';
+import { hostHeaderProblems } from '../../model/host-header';
 import { Picker, PickStrategy, newPicker } from './balancer';
 
 export { hostCandidates } from '../../model/service-ref';
@@ -61,18 +62,12 @@ export function parseRouteTable(text: string, source: string): RouteTable {
   return data;
 }
 
-/** Istio's rules for Host in header operations: set or added once on requests (an authority rewrite), never removed, not on responses. */
+/** Istio's rules for Host in header operations (model/host-header.ts), for tables written by hand. */
 function checkHostOps(r: RtRoute, where: string): void {
-  const isHost = (name: string) => name.toLowerCase() === 'host';
-  const req = r.headers?.request;
-  const res = r.headers?.response;
-  if (req?.remove?.some(isHost)) throw new ConfigError(`${where}/headers/request/remove: Host cannot be removed (change it with rewrite.authority)`);
-  for (const k of ['set', 'add', 'remove'] as const) {
-    const names = k === 'remove' ? res?.remove ?? [] : Object.keys(res?.[k] ?? {});
-    if (names.some(isHost)) throw new ConfigError(`${where}/headers/response/${k}: a response has no Host header to change`);
-  }
-  const sets = [...Object.keys(req?.set ?? {}), ...Object.keys(req?.add ?? {})].filter(isHost).length + (r.rewrite?.authority !== undefined ? 1 : 0);
-  if (sets > 1) throw new ConfigError(`${where}: Host is set ${sets} times (rewrite.authority, headers.request set/add); at most once`);
+  const [p] = hostHeaderProblems(r.headers, r.rewrite?.authority);
+  if (p?.kind === 'removed') throw new ConfigError(`${where}/headers/request/remove: Host cannot be removed (change it with rewrite.authority)`);
+  if (p?.kind === 'on-response') throw new ConfigError(`${where}/headers/response/${p.op}: a response has no Host header to change`);
+  if (p?.kind === 'set-twice') throw new ConfigError(`${where}: Host is set ${p.count} times (rewrite.authority, headers.request set/add); at most once`);
 }
 
 function forEachStringMatch(m: RtMatch, f: (field: string, sm: RtHeaderMatch) => void): void {

@@ -7,9 +7,8 @@
 const http = require('http');
 const net = require('net');
 const { HTTPParser } = require('_http_common');
-const { port, v1, v2, pick } = require('./common');
+const { port, v1, v2, pick, HOP } = require('./common');
 
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 const idle = new Map([[v1, []], [v2, []]]);
 
 function connect(backend) {

@@ -1,6 +1,7 @@
 import { Lazy } from 'cdk8s';
 import { Construct } from 'constructs';
 import { Check, Duration, HeaderMatchModel, hostFor, HttpHeaders, MatchModel, MeshValidationError, RuleModel, ServiceRef, StringMatchModel } from '../../model';
+import { hostRewrite } from '../../model/host-header';
 import { IstioRenderer, renderTrafficPolicy } from '../istio/renderer';
 import { DestinationRule } from '../istio/resources';
 import { DataPlane, DestinationPolicyRendering, GatewayApiOptions, GatewayRendering, MeshChart, MeshRenderer, RouteRendering, TracingRendering } from '../mesh';
@@ -12,9 +13,9 @@ import {
   GwListener, GwParentRef, GwPathModifier, GwValueMatch, HttpRoute, ReferenceGrant,
 } from './resources';
 
-/** Methods an HTTPRouteMatch accepts (its enum). */
 /** Gateway API's PreciseHostname: a DNS name, lower case, no port or wildcard. */
 const GW_HOSTNAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** Methods an HTTPRouteMatch accepts (its enum). */
 const GW_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
 /** Istio's ambient mode: the namespace (or pod) label that puts workloads in the mesh. */
 export const ISTIO_AMBIENT_LABEL = 'istio.io/dataplane-mode';
@@ -223,15 +224,15 @@ export class GatewayApiRenderer implements MeshRenderer {
     const filters: GwHttpRouteFilter[] = [];
     // Host set or added is Istio's authority rewrite: on Gateway API that is URLRewrite's
     // hostname (the model allows one Host per rule, and never with rewrite.authority).
-    const isHost = ([name]: [string, string]) => name.toLowerCase() === 'host';
-    const hostEntry = [...Object.entries(r.headers?.request?.set ?? {}), ...Object.entries(r.headers?.request?.add ?? {})].find(isHost);
-    if (hostEntry && !GW_HOSTNAME.test(hostEntry[1])) {
-      check.fail(`${f}.headers.request Host`, hostEntry[1], 'a host name without port or wildcard (on Gateway API a Host rewrite is URLRewrite hostname)');
+    const hostname = hostRewrite(r.headers?.request);
+    if (hostname !== undefined && !GW_HOSTNAME.test(hostname)) {
+      check.fail(`${f}.headers.request Host`, hostname, 'a host name without port or wildcard (on Gateway API a Host rewrite is URLRewrite hostname)');
     }
+    const notHost = ([name]: [string, string]) => name.toLowerCase() !== 'host';
     const headerOps = (h: HttpHeaders['request']): GwHeaderModifier | undefined => {
       if (!h) return undefined;
-      const set = Object.entries(h.set ?? {}).filter((e) => !isHost(e));
-      const add = Object.entries(h.add ?? {}).filter((e) => !isHost(e));
+      const set = Object.entries(h.set ?? {}).filter(notHost);
+      const add = Object.entries(h.add ?? {}).filter(notHost);
       const out: GwHeaderModifier = {
         ...(set.length ? { set: set.map(([name, value]) => ({ name, value })) } : {}),
         ...(add.length ? { add: add.map(([name, value]) => ({ name, value })) } : {}),
@@ -241,7 +242,7 @@ export class GatewayApiRenderer implements MeshRenderer {
     };
     const req = headerOps(r.headers?.request);
     if (req) filters.push({ type: 'RequestHeaderModifier', requestHeaderModifier: req });
-    if (hostEntry && !r.rewrite) filters.push({ type: 'URLRewrite', urlRewrite: { hostname: hostEntry[1] } });
+    if (hostname !== undefined && !r.rewrite) filters.push({ type: 'URLRewrite', urlRewrite: { hostname } });
     const res = headerOps(r.headers?.response);
     if (res) filters.push({ type: 'ResponseHeaderModifier', responseHeaderModifier: res });
     if (r.redirect) {
@@ -287,8 +288,8 @@ export class GatewayApiRenderer implements MeshRenderer {
           path = { type: 'ReplaceFullPath', replaceFullPath: r.rewrite!.uri };
         }
       }
-      const hostname = r.rewrite!.authority ?? hostEntry?.[1];
-      const rewrite: GwHttpRouteFilter = { type: 'URLRewrite', urlRewrite: { ...(hostname ? { hostname } : {}), ...(path ? { path } : {}) } };
+      const authority = r.rewrite!.authority ?? hostname;
+      const rewrite: GwHttpRouteFilter = { type: 'URLRewrite', urlRewrite: { ...(authority ? { hostname: authority } : {}), ...(path ? { path } : {}) } };
       return { ...(Object.keys(match).length ? { matches: [match] } : {}), filters: [...filters, rewrite], ...base };
     });
   }
