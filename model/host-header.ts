@@ -45,3 +45,10 @@ export function hostHeaderProblems(headers: { readonly request?: HostHeaderOps; 
   if (count > 1) out.push({ kind: 'set-twice', count });
   return out;
 }
+
+/**
+ * Headers a route may not set or add: message framing and connection management belong to
+ * the data plane (Envoy writes its own; the node sidecar frames every message itself), and
+ * a rule that set them would reframe the message for the next hop.
+ */
+export const DATA_PLANE_HEADERS: readonly string[] = ['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade'];

@@ -1,7 +1,7 @@
 import { RE2JS } from 're2js';
 import { Duration } from './duration';
 import { Check } from './errors';
-import { hostHeaderProblems } from './host-header';
+import { DATA_PLANE_HEADERS, hostHeaderProblems } from './host-header';
 import { checkDns1123Label, checkHost } from './names';
 import { ServiceRef } from './service-ref';
 
@@ -195,6 +195,7 @@ export const RETRY_ON = [
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
 
+
 /** Is `pattern` a regular expression RE2 (Envoy's engine) accepts? */
 export function isRe2(pattern: string): boolean {
   try {
@@ -331,6 +332,7 @@ function headerOps(check: Check, field: string, ops: unknown): void {
     check.object(`${field}.${k}`, map);
     for (const [name, v] of Object.entries(map)) {
       if (!HEADER_NAME.test(name)) check.fail(`${field}.${k} key`, name, 'an HTTP header name');
+      if (DATA_PLANE_HEADERS.includes(name.toLowerCase())) check.fail(`${field}.${k} key`, name, `a header other than the framing and connection headers the data plane writes itself (${DATA_PLANE_HEADERS.join(', ')})`);
       if (typeof v !== 'string') check.fail(`${field}.${k}.${name}`, v, 'a string value');
       else if (/[\r\n\0]/.test(v)) check.fail(`${field}.${k}.${name}`, v, 'a header value without CR, LF or NUL characters');
     }

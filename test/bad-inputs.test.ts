@@ -44,6 +44,8 @@ const cases: Case[] = [
   ['route and redirect together', vs({ route: [r1], redirect: { uri: '/x' } }), { route: '...', redirect: { uri: '/x' } }, /exactly one of route or redirect/],
   ['bad header name', vs({ match: [{ headers: { 'end user': { exact: 'jason' } } }], route: [r1] }), 'end user', /HTTP header/],
   ['removing the request\'s Host', vs({ route: [r1], headers: { request: { remove: ['x-debug', 'Host'] } } }), 'Host', /other than Host \(Istio refuses to remove Host/],
+  ['a route setting Content-Length', vs({ route: [r1], headers: { request: { set: { 'Content-Length': '0' } } } }), 'Content-Length', /framing and connection headers the data plane writes itself/],
+  ['a route adding Transfer-Encoding to responses', vs({ route: [r1], headers: { response: { add: { 'Transfer-Encoding': 'chunked' } } } }), 'Transfer-Encoding', /framing and connection headers/],
   ['Host on a response', vs({ route: [r1], headers: { response: { set: { host: 'a' } } } }), 'host', /a response has no Host header/],
   ['Host set twice', vs({ route: [r1], rewrite: { authority: 'a.example' }, headers: { request: { set: { Host: 'b.example' } } } }), { set: { Host: 'b.example' } }, /Host set once/],
   ['lower-case method', vs({ match: [{ method: 'get' }], route: [r1] }), 'get', /HTTP method in upper case/],

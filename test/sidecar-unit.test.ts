@@ -102,6 +102,9 @@ describe('route table validation', () => {
     ['a removed Host', bad((t) => { t.virtualHosts[0].routes[0].headers = { request: { remove: ['Host'] } }; }), /routes\/0\/headers\/request\/remove: Host cannot be removed/],
     ['Host on a response', bad((t) => { t.virtualHosts[0].routes[0].headers = { response: { add: { host: 'x' } } }; }), /headers\/response\/add: a response has no Host header/],
     ['Host set twice', bad((t) => { t.virtualHosts[0].routes[0].rewrite = { authority: 'a' }; t.virtualHosts[0].routes[0].headers = { request: { set: { host: 'b' } } }; }), /Host is set 2 times/],
+    // Framing is the proxy's own: a rule that set it would reframe the message for the next hop.
+    ['a route setting Content-Length', bad((t) => { t.virtualHosts[0].routes[0].headers = { request: { set: { 'Content-Length': '0' } } }; }), /headers\/request\/set: Content-Length is a framing or connection header/],
+    ['a route adding Transfer-Encoding to responses', bad((t) => { t.virtualHosts[0].routes[0].headers = { response: { add: { 'transfer-encoding': 'chunked' } } }; }), /headers\/response\/add: transfer-encoding is a framing or connection header/],
     ['a rewrite with CR LF', bad((t) => { t.virtualHosts[0].routes[0].rewrite = { uri: '/a\r\nx-injected: 1' }; }), /rewrite\/uri must match pattern/],
   ])('%s is refused', (_what, f, msg) => {
     expect(f).toThrow(ConfigError);

@@ -2,7 +2,7 @@
 // Sidecar mode: an HTTP forward proxy for the pod's apps (HTTP_PROXY points here).
 // Gateway mode: a reverse proxy on the gateway's server ports.
 import { createHash } from 'node:crypto';
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { Socket } from 'node:net';
@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 import { OutboundTrafficPolicy, RouteTable, RtGatewayServer, SIDECAR_PORTS } from '../../model/route-table';
 import { PickStrategy } from './balancer';
 import { ProxyMetrics } from './metrics';
-import { MeshProxy, OVERLOADED } from './proxy';
+import { Downstream } from './downstream';
+import { GatewayListener, MeshProxy, serverFor } from './proxy';
 import { Tracer } from './tracing';
 import { Binding, compileTable, ConfigError, parseRouteTable } from './table';
 import { Upstreams } from './upstream';
@@ -51,18 +52,22 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
   --max-header-bytes N     request header size (431) and upstream response header size (503) (default 61440, Envoy's 60 KiB)
   --path-normalization M   base (RFC 3986 dot segments, decoded unreserved characters; default, as Istio),
                            merge-slashes (base and // -> /), or none
+  --max-table-bytes N      largest route table accepted, at start and on reload (default 1048576: a ConfigMap's
+                           1 MiB limit); a larger file is refused and the last good table keeps serving
+  --preserve-external-request-id  gateway mode: keep a client's x-request-id (default: a fresh one, as Envoy at the edge)
   --access-log             one JSON line per request on stdout
   healthcheck [--admin ADDR:PORT]  exit 0 when the admin port says ready (Docker HEALTHCHECK)
   wait [--admin ADDR:PORT] [--timeout MS]  wait until ready (the pod's postStart hook)`;
 
-/** The server of a shared listener whose hosts name `host` (exact, then wildcard, then "*"); else the first, which answers 404. */
-export function serverFor(servers: readonly RtGatewayServer[], hostHeader: string | undefined): RtGatewayServer {
-  const host = (hostHeader ?? '').toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
-  return servers.find((s) => s.hosts.includes(host))
-    ?? servers.find((s) => s.hosts.some((h) => h.startsWith('*.') && host.endsWith(h.slice(1))))
-    ?? servers.find((s) => s.hosts.includes('*'))
-    ?? servers[0];
+/** A gateway port as the route table describes it: its servers, their Gateways, the TLS material. */
+interface ListenerPlan extends GatewayListener {
+  readonly contexts: ReadonlyArray<{ readonly server: RtGatewayServer; readonly context: tls.SecureContext; readonly cert: string; readonly key: string }>;
+  /** What makes a running listener reusable as it is: the protocol (a TLS one is re-created when its default certificate changes). */
+  readonly kind: string;
 }
+
+/** The largest route table a ConfigMap can carry (its 1 MiB object limit). */
+const DEFAULT_MAX_TABLE_BYTES = 1024 * 1024;
 
 function hostPort(s: string, flag: string): { host: string; port: number } {
   const i = s.lastIndexOf(':');
@@ -115,6 +120,7 @@ export async function main(argv: string[]): Promise<number> {
       'header-timeout': { type: 'string' }, 'access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       'stream-idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' },
       'max-upstream-connections': { type: 'string' }, 'max-pending': { type: 'string' }, 'max-headers-count': { type: 'string' }, 'max-header-bytes': { type: 'string' }, 'path-normalization': { type: 'string' },
+      'max-table-bytes': { type: 'string' }, 'preserve-external-request-id': { type: 'boolean' },
     },
     strict: true,
   });
@@ -157,10 +163,17 @@ export async function main(argv: string[]): Promise<number> {
   if (pathNormalization !== 'base' && pathNormalization !== 'merge-slashes' && pathNormalization !== 'none') {
     throw new ConfigError(`--path-normalization is "${pathNormalization}"; expected base, merge-slashes or none`);
   }
+  const maxTableBytes = int(values['max-table-bytes'], '--max-table-bytes', DEFAULT_MAX_TABLE_BYTES, 1024);
   const configPath = values.config;
+  /** The table's text, refused before it is read when the file is over the limit. */
+  const readTable = (): string => {
+    const size = statSync(configPath).size;
+    if (size > maxTableBytes) throw new ConfigError(`${configPath}: ${size} bytes; route tables over ${maxTableBytes} bytes are refused (--max-table-bytes)`);
+    return readFileSync(configPath, 'utf8');
+  };
 
   const metrics = new ProxyMetrics();
-  let loaded = { text: readFileSync(configPath, 'utf8'), at: new Date() };
+  let loaded = { text: readTable(), at: new Date() };
   const compile = (t: RouteTable) => compileTable(t, binding, pick);
   const first = parseRouteTable(loaded.text, configPath);
   metrics.reloads.inc({ result: 'applied' });
@@ -181,10 +194,11 @@ export async function main(argv: string[]): Promise<number> {
     namespace,
   });
   tracer.configure(first.tracing);
+  const downstream = new Downstream(maxConnections);
   const proxy = new MeshProxy({
-    namespace, tracer,
+    namespace, tracer, downstream,
     binding, outboundTrafficPolicy: policy, ownEndpoints, maxBufferBytes: maxBuffer, accessLog: values['access-log'] === true,
-    maxHeadersCount, pathNormalization,
+    maxHeadersCount, pathNormalization, preserveExternalRequestId: values['preserve-external-request-id'] === true,
   }, upstreams, metrics, compile(first));
 
   // Servers: bounded header size and header read time; malformed requests get a clear 4xx.
@@ -193,11 +207,11 @@ export async function main(argv: string[]): Promise<number> {
     maxHeaderSize: maxHeaderBytes, headersTimeout: headerTimeout, requestTimeout: 0, keepAliveTimeout: 30_000,
     connectionsCheckingInterval: Math.min(1000, headerTimeout),
   };
-  const servers: http.Server[] = [];
+  const servers = new Set<http.Server>();
   const refused = new WeakSet<Socket>();
   const sockets = new Set<Socket>();
   const track = (s: http.Server) => {
-    servers.push(s);
+    servers.add(s);
     // Downstream limit: up to maxConnections are served; the next 64 are accepted only to be
     // told 503 (x-envoy-overloaded) and closed; beyond that the kernel's backlog waits.
     s.maxConnections = maxConnections + 64;
@@ -208,13 +222,20 @@ export async function main(argv: string[]): Promise<number> {
     // connection, restarted by every read and write (not a timer per request).
     s.setTimeout(streamIdleMs, (sock: Socket) => proxy.streamIdle(sock));
     // CONNECT (tunnels) is not served: say so instead of closing the connection silently.
+    // The socket is handed over without Node's error handling: a client that resets it
+    // after the 405 must not take the process down (uncaught ECONNRESET).
     s.on('connect', (_req: http.IncomingMessage, sock: Socket) => {
+      sock.on('error', () => sock.destroy());
       metrics.clientErrors.inc({ code: '405' });
       const body = 'mesh-proxy: CONNECT is not supported (plain HTTP only, no tunnels)\n';
       sock.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     });
     s.on('connection', (sock: Socket) => {
-      if (sockets.size >= maxConnections) (sock as unknown as Record<symbol, boolean>)[OVERLOADED] = true;
+      // At the cap the connection idle longest gives way (Envoy's overload manager); only
+      // when all are busy is the new one told 503.
+      const evicted = downstream.evicted;
+      downstream.accept(sock);
+      if (downstream.evicted > evicted) metrics.overflows.inc({ limit: 'downstream_idle_closed' });
       sockets.add(sock);
       sock.once('close', () => sockets.delete(sock));
     });
@@ -240,23 +261,24 @@ export async function main(argv: string[]): Promise<number> {
     s.listen(port, host, () => { s.off('error', rej); res(); });
   });
 
-  if (binding.kind === 'mesh') {
-    const s = track(http.createServer(serverOptions, (req, res) => proxy.handle(req, res)));
-    await listenOn(s, listen.port, listen.host);
-  } else {
-    const missing = binding.names.filter((n) => !first.gateways.some((g) => g.name === n));
-    if (missing.length) throw new ConfigError(`${configPath}: no gateway "${missing.join('", "')}" in the route table (it has: ${first.gateways.map((g) => g.name).join(', ') || 'none'})`);
-    // One listener per port, shared by the servers of every gateway on it.
+  /**
+   * Gateway ports from a table: one listener per port, shared by the servers of every bound
+   * Gateway on it. Throws ConfigError (nothing applied) when a port mixes protocols.
+   */
+  const planListeners = (table: RouteTable): Map<number, ListenerPlan> => {
+    if (binding.kind !== 'gateway') return new Map();
     const byPort = new Map<number, Array<{ gateway: string; server: RtGatewayServer }>>();
-    for (const gw of first.gateways.filter((g) => binding.names.includes(g.name))) {
+    for (const gw of table.gateways.filter((g) => binding.names.includes(g.name))) {
       for (const server of gw.servers) byPort.set(server.listenPort, [...(byPort.get(server.listenPort) ?? []), { gateway: gw.name, server }]);
     }
+    const plans = new Map<number, ListenerPlan>();
     for (const [port, entries] of byPort) {
       const protocols = new Set(entries.map((e) => e.server.protocol));
       if (protocols.size > 1) throw new ConfigError(`${configPath}: listener ${port} has both HTTP and HTTPS servers (${entries.map((e) => `${e.gateway} ${e.server.protocol}`).join(', ')}); one protocol per port`);
+      const protocol = entries[0].server.protocol;
       let served = entries;
-      const contexts: Array<{ server: RtGatewayServer; context: tls.SecureContext; cert: string; key: string }> = [];
-      if (protocols.has('HTTPS')) {
+      const contexts: Array<ListenerPlan['contexts'][number]> = [];
+      if (protocol === 'HTTPS') {
         for (const e of entries) {
           const dir = values['tls-dir'] ? join(values['tls-dir'], basename(e.server.tlsDir ?? '')) : e.server.tlsDir;
           try {
@@ -271,18 +293,68 @@ export async function main(argv: string[]): Promise<number> {
         served = entries.filter((e) => contexts.some((c) => c.server === e.server));
         if (!served.length) continue;
       }
-      const servers = served.map((e) => e.server);
-      const handler = (req: http.IncomingMessage, res: http.ServerResponse) => proxy.handle(req, res, serverFor(servers, req.headers.host));
-      const s = protocols.has('HTTPS')
+      plans.set(port, { port, protocol, servers: served, contexts, kind: protocol === 'HTTPS' ? `HTTPS ${contexts[0].cert}${contexts[0].key}` : 'HTTP' });
+    }
+    return plans;
+  };
+  /** Running gateway listeners by listen port; `plan` is read per request, so a reload changes it in place. */
+  const listeners = new Map<number, { server: http.Server; plan: ListenerPlan }>();
+  const bindAddress = values.bind ?? '0.0.0.0';
+  const addOwn = (s: http.Server) => {
+    const a = s.address();
+    if (a && typeof a === 'object') { ownEndpoints.add(`127.0.0.1:${a.port}`).add(`${a.address}:${a.port}`); ownPorts.add(a.port); }
+  };
+  /** Stop accepting on a listener; its open connections finish what they carry (told `connection: close`), then go. */
+  const retire = (s: http.Server) => {
+    servers.delete(s);
+    s.close();
+    s.closeIdleConnections();
+    setTimeout(() => s.closeAllConnections(), drainMs).unref();
+  };
+  const applyListeners = async (plans: Map<number, ListenerPlan>): Promise<void> => {
+    for (const [port, running] of [...listeners]) {
+      const next = plans.get(port);
+      if (next && next.kind === running.plan.kind) continue;
+      listeners.delete(port);
+      retire(running.server);
+      proxy.log('info', next ? 'gateway listener re-created (protocol or default certificate changed)' : 'gateway listener closed: no server of the bound Gateways uses its port', { port: port + portOffset });
+    }
+    for (const [port, plan] of plans) {
+      const running = listeners.get(port);
+      if (running) { running.plan = plan; continue; }
+      const entry: { server: http.Server; plan: ListenerPlan } = { server: undefined as unknown as http.Server, plan };
+      const handler = (req: http.IncomingMessage, res: http.ServerResponse) => proxy.handle(req, res, entry.plan);
+      entry.server = plan.protocol === 'HTTPS'
         ? track(https.createServer({
-          ...serverOptions, cert: contexts[0].cert, key: contexts[0].key,
+          ...serverOptions, cert: plan.contexts[0].cert, key: plan.contexts[0].key,
           // Several certificates on one port: the one whose server names the requested host.
-          SNICallback: (name, cb) => cb(null, (contexts.find((c) => c.server === serverFor(servers, name)) ?? contexts[0]).context),
+          SNICallback: (name, cb) => cb(null, (entry.plan.contexts.find((c) => c.server === serverFor(entry.plan.servers, name).server) ?? entry.plan.contexts[0]).context),
         }, handler))
         : track(http.createServer(serverOptions, handler));
-      await listenOn(s, port + portOffset, values.bind ?? '0.0.0.0');
+      try {
+        await listenOn(entry.server, port + portOffset, bindAddress);
+      } catch (err) {
+        servers.delete(entry.server);
+        if (!listeners.size && !started) throw err;
+        proxy.log('error', 'gateway listener could not be opened', { port: port + portOffset, error: (err as Error).message });
+        continue;
+      }
+      listeners.set(port, entry);
+      addOwn(entry.server);
+      if (started) proxy.log('info', 'gateway listener opened', { port: port + portOffset, protocol: plan.protocol });
     }
+  };
+  let started = false;
+
+  if (binding.kind === 'mesh') {
+    const s = track(http.createServer(serverOptions, (req, res) => proxy.handle(req, res)));
+    await listenOn(s, listen.port, listen.host);
+  } else {
+    const missing = binding.names.filter((n) => !first.gateways.some((g) => g.name === n));
+    if (missing.length) throw new ConfigError(`${configPath}: no gateway "${missing.join('", "')}" in the route table (it has: ${first.gateways.map((g) => g.name).join(', ') || 'none'})`);
+    await applyListeners(planListeners(first));
   }
+  started = true;
 
   // Admin: readiness and metrics for everyone; the config only for loopback callers.
   const adminServer = http.createServer((req, res) => {
@@ -319,10 +391,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   });
   await listenOn(adminServer, admin.port, admin.host);
-  for (const s of [...servers, adminServer]) {
-    const a = s.address();
-    if (a && typeof a === 'object') { ownEndpoints.add(`127.0.0.1:${a.port}`).add(`${a.address}:${a.port}`); ownPorts.add(a.port); }
-  }
+  for (const s of [...servers, adminServer]) addOwn(s);
 
   // Hot reload: a broken file is refused, logged and counted; the last good table keeps serving.
   // The text last refused: the same broken file is refused (logged, counted) once, not on
@@ -331,10 +400,10 @@ export async function main(argv: string[]): Promise<number> {
   const reload = (why: string) => {
     let text: string;
     try {
-      text = readFileSync(configPath, 'utf8');
+      text = readTable();
     } catch (e) {
       metrics.reloads.inc({ result: 'rejected' });
-      proxy.log('error', 'config reload refused: cannot read the file', { why, error: String(e) });
+      proxy.log('error', 'config reload refused; the previous route table stays in use', { why, error: e instanceof ConfigError ? e.message : String(e) });
       return;
     }
     if (text === loaded.text || (text === refusedText && why !== 'SIGHUP')) return;
@@ -342,7 +411,10 @@ export async function main(argv: string[]): Promise<number> {
       const table = parseRouteTable(text, configPath);
       const gone = binding.kind === 'gateway' ? binding.names.filter((n) => !table.gateways.some((g) => g.name === n)) : [];
       if (gone.length) throw new ConfigError(`${configPath}: the new table has no gateway "${gone.join('", "')}"`);
+      const plans = planListeners(table);
       proxy.table = compile(table);
+      // Servers follow the table: new ports open, removed ones drain, changed hosts apply at once.
+      if (binding.kind === 'gateway') void applyListeners(plans);
       tracer.configure(table.tracing);
       loaded = { text, at: new Date() };
       refusedText = undefined;
@@ -405,7 +477,7 @@ export async function main(argv: string[]): Promise<number> {
 
   proxy.log('info', 'listening', {
     mode, binding, namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default',
-    addresses: servers.map((s) => s.address()), admin: adminServer.address(), virtualHosts: first.virtualHosts.length,
+    addresses: [...servers].map((s) => s.address()), admin: adminServer.address(), virtualHosts: first.virtualHosts.length,
   });
   return -1; // keep running
 }

@@ -2,12 +2,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { hostRewrite } from '../../model/host-header';
+import { DATA_PLANE_HEADERS, hostRewrite } from '../../model/host-header';
 import { ISTIO_DEFAULT_RETRY_ATTEMPTS, ISTIO_DEFAULT_RETRY_ON, OutboundTrafficPolicy, RtGatewayServer, RtHeaderOps, RtRoute, RtStringMatch } from '../../model/route-table';
 import { ProxyMetrics } from './metrics';
 import { Binding, CompiledRoute, CompiledTable, CompiledVirtualHost, hostCandidates, RequestView, selectRoute } from './table';
 import { TraceContext, traceContext, Tracer } from './tracing';
-import { Attempt, isLoopback, UpstreamError, UpstreamResponse, Upstreams } from './upstream';
+import { Downstream, OVERLOADED } from './downstream';
+import { Attempt, cutOff, isLoopback, UpstreamError, UpstreamResponse, Upstreams } from './upstream';
+
+export { OVERLOADED };
 
 /** Istio's retry policy for routes that set none: 2 retries on connection trouble and 503. */
 export const DEFAULT_RETRIES: NonNullable<RtRoute['retries']> = { attempts: ISTIO_DEFAULT_RETRY_ATTEMPTS, retryOn: ISTIO_DEFAULT_RETRY_ON };
@@ -16,8 +19,19 @@ const DEFAULT_RETRIABLE_CODES = [503];
 // Hop-by-hop headers (RFC 9110 7.6.1) and proxy credentials never travel on.
 // `expect` too: Node already answered 100-continue to the client.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
-/** Request headers the proxy writes itself: the client's copies are dropped. */
-const REPLACED_REQUEST = new Set([...HOP_BY_HOP, 'host', 'via', 'x-request-id', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid']);
+/**
+ * Request headers the proxy writes itself: the client's copies are dropped. Content-Length
+ * too: the proxy frames every body it forwards from what it read (request smuggling
+ * through framing the proxy did not make is then impossible).
+ */
+const REPLACED_REQUEST = new Set([...HOP_BY_HOP, 'content-length', 'host', 'via', 'x-request-id', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid']);
+/**
+ * Names a Connection header may not nominate as hop-by-hop: framing, the authority and what
+ * the proxy writes itself (`Connection: content-length` must not strip the body's framing).
+ */
+const NEVER_NOMINATED = new Set([...REPLACED_REQUEST, 'x-forwarded-for', 'x-forwarded-proto', 'x-envoy-external-address', 'x-b3-sampled']);
+/** Names a route's header operations cannot set (the table check refuses them): framing and connection management are the proxy's. */
+const NOT_SETTABLE = new Set([...HOP_BY_HOP, ...DATA_PLANE_HEADERS]);
 
 export interface ProxyOptions {
   /** The pod's namespace: short host names resolve in it. */
@@ -37,6 +51,26 @@ export interface ProxyOptions {
   readonly random?: () => number;
   /** Span export (the route table's `tracing`); absent: tracing headers travel, no spans are sent. */
   readonly tracer?: Tracer;
+  /** Gateway mode: keep an external client's x-request-id (Envoy's preserve_external_request_id). @default false */
+  readonly preserveExternalRequestId?: boolean;
+  /** Serves pipelined requests one at a time and keeps track of idle connections. @default - each request as it comes */
+  readonly downstream?: Downstream;
+}
+
+/** A gateway port: the servers of the Gateways that share it, and which Gateway each belongs to. */
+export interface GatewayListener {
+  readonly port: number;
+  readonly protocol: 'HTTP' | 'HTTPS';
+  readonly servers: ReadonlyArray<{ readonly gateway: string; readonly server: RtGatewayServer }>;
+}
+
+/** The server of a listener whose hosts name `host` (exact, then wildcard, then "*"); else the first, which answers 404. */
+export function serverFor<T extends { readonly server: RtGatewayServer }>(servers: readonly T[], host: string | undefined): T {
+  const name = (host ?? '').toLowerCase().replace(/\.$/, '');
+  return servers.find((s) => s.server.hosts.includes(name))
+    ?? servers.find((s) => s.server.hosts.some((h) => h.startsWith('*.') && name.endsWith(h.slice(1))))
+    ?? servers.find((s) => s.server.hosts.includes('*'))
+    ?? servers[0];
 }
 
 /** What one request did, filled in along the request path: metrics, access log and span read it at the end. */
@@ -64,9 +98,6 @@ const destinationNames = new WeakMap<object, { port: number; destination: string
 
 /** The response in flight on a downstream socket (for the stream idle timeout). */
 const CURRENT = Symbol('mesh-proxy current response');
-
-/** Sockets accepted beyond the downstream connection limit: their requests get a 503. */
-export const OVERLOADED = Symbol('mesh-proxy overloaded socket');
 
 type ErrorKind = 'connect-failure' | 'reset' | 'per-try-timeout' | 'overflow' | 'self' | 'other';
 
@@ -134,13 +165,14 @@ function headerLine(lines: string, drop: Set<string> | undefined, name: string, 
 
 /**
  * The header names a Connection header lists (hop-by-hop too, RFC 9110 7.6.1), added to
- * `into`; names already in HOP_BY_HOP are left out, so `keep-alive` and `close` make no set.
+ * `into`; names already in HOP_BY_HOP are left out, so `keep-alive` and `close` make no set,
+ * and so are those no client or upstream may nominate (framing, Host, the proxy's own).
  */
 function connectionNamed(value: string | string[] | undefined, into?: Set<string>): Set<string> | undefined {
   if (value === undefined) return into;
   const v = String(value).toLowerCase();
   if (v === 'keep-alive' || v === 'close') return into;
-  for (const t of v.split(',')) { const n = t.trim(); if (n && !HOP_BY_HOP.has(n)) (into ??= new Set()).add(n); }
+  for (const t of v.split(',')) { const n = t.trim(); if (n && !HOP_BY_HOP.has(n) && !NEVER_NOMINATED.has(n)) (into ??= new Set()).add(n); }
   return into;
 }
 
@@ -165,7 +197,8 @@ function opsPlan(ops: RtHeaderOps | undefined): HeaderOpsPlan | undefined {
     let lines = '';
     for (const [k, v] of [...Object.entries(ops.set ?? {}), ...Object.entries(ops.add ?? {})]) {
       const l = k.toLowerCase();
-      if (removed.has(l)) continue;
+      // The table check refuses these; a table made some other way still cannot reframe a message.
+      if (removed.has(l) || NOT_SETTABLE.has(l)) continue;
       pairs.push(k, v);
       if (l !== 'host') lines += `${k}: ${v}\r\n`;
     }
@@ -182,9 +215,14 @@ function opsPlan(ops: RtHeaderOps | undefined): HeaderOpsPlan | undefined {
  */
 export function responseHeaders(raw: readonly string[], via: string, ops: RtHeaderOps | undefined, close: boolean): string[] {
   let named: Set<string> | undefined;
+  let chunked = false;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') named = connectionNamed(raw[i + 1], named);
+    const n = raw[i].length;
+    if (n === 10 && raw[i].toLowerCase() === 'connection') named = connectionNamed(raw[i + 1], named);
+    else if (n === 17 && raw[i].toLowerCase() === 'transfer-encoding') chunked = true;
   }
+  // A body read by its Transfer-Encoding has no trustworthy Content-Length: Node frames it anew.
+  if (chunked) (named ??= new Set()).add('content-length');
   const plan = opsPlan(ops);
   const drop = plan?.drop;
   const out: string[] = [];
@@ -208,6 +246,8 @@ export function requestProblem(req: IncomingMessage, maxHeadersCount: number): [
   let hosts = 0;
   for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i].length === 4 && req.rawHeaders[i].toLowerCase() === 'host') hosts++;
   if (hosts > 1) return [400, 'more than one Host header (RFC 9112 3.2)'];
+  // RFC 9112 6.1: HTTP/1.0 has no Transfer-Encoding; its framing is to be treated as faulty.
+  if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) return [400, 'Transfer-Encoding on an HTTP/1.0 request (RFC 9112 6.1)'];
   return undefined;
 }
 
@@ -241,13 +281,15 @@ const UNRESERVED = /[A-Za-z0-9\-._~]/;
  * unreserved characters decoded (`%2e` is `.`, `%7E` is `~`), other escapes upper-cased
  * (`%2f` stays encoded as `%2F`), then RFC 3986 dot segments removed, so `/public/../admin`
  * and `/public/%2e%2e/admin` are both `/admin`, for matching and upstream. With
- * `mergeSlashes`, `//` becomes `/` too (Istio's MERGE_SLASHES). The query is left as sent;
- * `..` at the root stays at the root.
+ * `mergeSlashes`, `//` becomes `/` too (Istio's MERGE_SLASHES). A backslash is a slash
+ * (Envoy's normalize_path, so `/public\..\admin` is `/admin`, not a `/public` path). The
+ * query is left as sent; `..` at the root stays at the root.
  */
 export function normalizePath(pathAndQuery: string, mergeSlashes = false): string {
   const q = pathAndQuery.indexOf('?');
   let path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
   const query = q < 0 ? '' : pathAndQuery.slice(q);
+  if (path.includes('\\')) path = path.replace(/\\/g, '/');
   if (path.includes('%')) {
     path = path.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => {
       const c = String.fromCharCode(parseInt(hex, 16));
@@ -289,6 +331,11 @@ export function parseTarget(url: string, hostHeader: string | undefined, default
     return `request target ${JSON.stringify(url.slice(0, 100))} is neither a path nor an http:// URL`;
   }
   if (!authority) return 'no Host header';
+  // Envoy refuses a fragment in the request target (RFC 9112 3.2 has none): stripping it
+  // would route one path and log another, keeping it would let `/private#x` miss `/private`.
+  if (path.includes('#')) return `request target ${JSON.stringify(url.slice(0, 100))} has a #fragment`;
+  // Istio refuses an encoded NUL whatever the normalization.
+  if (/%00/.test(path)) return 'the path has an encoded NUL (%00)';
   const m = HOST_RE.exec(authority);
   if (!m) return `Host ${JSON.stringify(authority.slice(0, 100))} is not a host name or address`;
   const port = m[2] === undefined ? defaultPort : Number(m[2]);
@@ -348,8 +395,8 @@ export class MeshProxy {
     return this.opts.outboundTrafficPolicy ?? this.table.table.outboundTrafficPolicy;
   }
 
-  /** The http.Server 'request' listener. `server` is set in gateway mode. */
-  handle(req: IncomingMessage, res: ServerResponse, server?: RtGatewayServer): void {
+  /** The http.Server 'request' listener. `listener` is set in gateway mode. */
+  handle(req: IncomingMessage, res: ServerResponse, listener?: GatewayListener): void {
     // Monotonic milliseconds with microsecond resolution; with timeOrigin also the span's wall-clock
     // start in microseconds (Date.now() has only milliseconds, which misorders nested spans).
     const started = performance.now();
@@ -357,7 +404,6 @@ export class MeshProxy {
     this.inflight++;
     const labels: RequestRecord = { virtual_host: 'none', destination: 'none' };
     const socket = req.socket as Socket & { [CURRENT]?: ServerResponse };
-    socket[CURRENT] = res;
     // One listener for the end of the exchange ('close' comes once): free the upstream side,
     // then count, trace and log.
     res.on('close', () => {
@@ -373,10 +419,10 @@ export class MeshProxy {
       if (labels.trace?.sampled && this.opts.tracer) {
         if (!res.writableFinished) labels.flags ??= 'DC';
         this.opts.tracer.record({
-          ctx: labels.trace, kind: server ? 'SERVER' : 'CLIENT', name: labels.target ? `${labels.knownHost ?? labels.target.host}:${labels.target.port}/*` : `${labels.virtual_host}/*`,
+          ctx: labels.trace, kind: listener ? 'SERVER' : 'CLIENT', name: labels.target ? `${labels.knownHost ?? labels.target.host}:${labels.target.port}/*` : `${labels.virtual_host}/*`,
           startUs: Math.round((performance.timeOrigin + started) * 1e3), durationUs: Math.round(seconds * 1e6),
           tags: {
-            'http.method': req.method ?? 'GET', 'http.url': labels.target ? `${server?.protocol === 'HTTPS' ? 'https' : 'http'}://${labels.target.authority}${labels.target.path}` : String(req.url), 'http.protocol': `HTTP/${req.httpVersion}`,
+            'http.method': req.method ?? 'GET', 'http.url': labels.target ? `${listener?.protocol === 'HTTPS' ? 'https' : 'http'}://${labels.target.authority}${labels.target.path}` : String(req.url), 'http.protocol': `HTTP/${req.httpVersion}`,
             'http.status_code': code, response_flags: labels.flags ?? '-', upstream_cluster: labels.upstreamCluster ?? labels.destination,
             'guid:x-request-id': labels.requestId ?? '', user_agent: String(req.headers['user-agent'] ?? '-'),
             'peer.address': req.socket.remoteAddress ?? '', ...(Number(code) >= 500 || code === '0' ? { error: 'true' } : {}),
@@ -388,7 +434,7 @@ export class MeshProxy {
         process.stdout.write(`${JSON.stringify({
           time: new Date().toISOString(), method: req.method, url: req.url, host: req.headers.host, code: Number(code),
           virtualHost: labels.virtual_host, destination: labels.destination, ms: Math.round(seconds * 1e6) / 1e3,
-          requestId: req.headers['x-request-id'], complete: res.writableFinished,
+          requestId: labels.requestId ?? req.headers['x-request-id'], complete: res.writableFinished,
         })}\n`);
       }
     });
@@ -404,11 +450,19 @@ export class MeshProxy {
       res.shouldKeepAlive = false;
       return this.reply(res, problem[0], `mesh-proxy: ${problem[1]}`, { connection: 'close' });
     }
-    this.serve(req, res, labels, server).catch((err) => {
+    const serve = () => {
+      // The request being served on this connection (a pipelined one waits its turn first).
+      socket[CURRENT] = res;
+      return this.serve(req, res, labels, listener);
+    };
+    const run = () => serve().catch((err) => {
       this.log('error', 'request failed', { error: String(err), url: req.url });
       if (!res.headersSent) this.reply(res, 500, 'internal proxy error');
-      else res.destroy();
+      else cutOff(res);
     });
+    // Pipelined requests wait for the ones before them on their connection (Envoy's HTTP/1 codec).
+    if (this.opts.downstream) this.opts.downstream.run(req.socket, res, run);
+    else void run();
   }
 
   /**
@@ -437,9 +491,14 @@ export class MeshProxy {
     return percentage >= 100 || (percentage > 0 && this.random() * 100 < percentage);
   }
 
-  private async serve(req: IncomingMessage, res: ServerResponse, labels: RequestRecord, server?: RtGatewayServer): Promise<void> {
-    const target = parseTarget(req.url ?? '/', req.headers.host, server?.port ?? 80);
+  private async serve(req: IncomingMessage, res: ServerResponse, labels: RequestRecord, listener?: GatewayListener): Promise<void> {
+    if (res.destroyed) return;
+    const target = parseTarget(req.url ?? '/', req.headers.host, listener?.servers[0].server.port ?? 80);
     if (typeof target === 'string') return this.reply(res, 400, `mesh-proxy: bad request: ${target}`);
+    // One authority for everything: the request target's when absolute, else Host (as Envoy
+    // does), for the server (httpsRedirect, hosts), the route and the upstream.
+    const bound = listener ? serverFor(listener.servers, target.host) : undefined;
+    const server = bound?.server;
     // Rules see, and the upstream gets, the normalised path: `/a/../admin` is `/admin`.
     if (this.opts.pathNormalization !== 'none') target.path = normalizePath(target.path, this.opts.pathNormalization === 'merge-slashes');
     const via = req.headers.via;
@@ -449,7 +508,9 @@ export class MeshProxy {
     const table = this.table;
     // The trace context first: a request the proxy answers itself (404, fault, 504) is traced too.
     labels.trace = this.opts.tracer ? this.opts.tracer.context(req.headers, hex) : traceContext(req.headers, hex);
-    labels.requestId = typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'] ? req.headers['x-request-id'] : randomUUID();
+    // An edge request gets a fresh id (Envoy regenerates x-request-id for external requests).
+    const rid = req.headers['x-request-id'];
+    labels.requestId = (!server || this.opts.preserveExternalRequestId) && typeof rid === 'string' && rid ? rid : randomUUID();
     labels.target = target;
 
     let vh: CompiledVirtualHost | undefined;
@@ -462,8 +523,10 @@ export class MeshProxy {
       if (!server.hosts.some((h) => h === '*' || h === target.host || (h.startsWith('*.') && target.host.endsWith(h.slice(1))))) {
         return this.reply(res, 404, `mesh-proxy: host ${target.host} is not served on port ${server.port} of this gateway`);
       }
-      vh = table.hosts.get(target.host);
-      if (!vh) return this.reply(res, 404, `mesh-proxy: no route for host ${target.host}`);
+      // Only the rules bound to this server's own Gateway (a VirtualService of an internal
+      // Gateway is not served on a public one that shares the pod).
+      vh = table.gateways.get(bound!.gateway)?.get(target.host);
+      if (!vh) return this.reply(res, 404, `mesh-proxy: no route for host ${target.host} on gateway ${bound!.gateway}`);
     } else {
       if (isLoopback(target.host) && this.opts.ownEndpoints.has(`${target.host === 'localhost' ? '127.0.0.1' : target.host}:${target.port}`)) {
         return this.reply(res, 508, `mesh-proxy: refusing to forward to the proxy's own port ${target.port}`);
@@ -553,7 +616,9 @@ export class MeshProxy {
     for (let i = 0; i < raw.length; i += 2) {
       const l = raw[i].toLowerCase();
       if (REPLACED_REQUEST.has(l) || named?.has(l) || drop?.has(l)) continue;
-      if (server && (l === 'x-forwarded-for' || l === 'x-forwarded-proto')) continue;
+      // At the edge, what only a proxy may say is dropped: Envoy's internal x-envoy-* headers,
+      // a client certificate header (XFCC: Istio's SANITIZE), and forwarding headers the gateway writes.
+      if (server && (l === 'x-forwarded-for' || l === 'x-forwarded-proto' || l === 'x-forwarded-client-cert' || l.startsWith('x-envoy-'))) continue;
       // The caller's sampling decision travels on unless this proxy made one.
       if (l === 'x-b3-sampled' && labels.trace.sampled !== undefined) continue;
       lines += `${raw[i]}: ${raw[i + 1]}\r\n`;
@@ -570,6 +635,7 @@ export class MeshProxy {
       const addr = req.socket.remoteAddress ?? '';
       lines = headerLine(lines, drop, 'x-forwarded-for', xff ? `${String(xff)}, ${addr}` : addr);
       lines = headerLine(lines, drop, 'x-forwarded-proto', server.protocol === 'HTTPS' ? 'https' : 'http');
+      lines = headerLine(lines, drop, 'x-envoy-external-address', addr);
     }
     let authority = route.rewrite?.authority ?? target.authority;
     if (plan) {
@@ -604,7 +670,10 @@ export class MeshProxy {
       }
     }
 
-    if (route.mirror && this.chance(route.mirror.percentage)) this.mirror(route, target, view.method, path, authority, lines, body, length);
+    // The body's framing is the proxy's own: Content-Length from what was read (or the
+    // client's validated length while streaming), chunked when the length is unknown.
+    const bodyLength = Buffer.isBuffer(body) ? body.length : length;
+    if (route.mirror && this.chance(route.mirror.percentage)) this.mirror(route, target, view.method, path, authority, lines, body, bodyLength);
     const head = `host: ${authority}\r\n${lines}`;
 
     // Attempts, under the route's overall timeout.
@@ -615,7 +684,7 @@ export class MeshProxy {
         labels.flags = 'UT';
         labels.current?.destroy();
         if (!res.headersSent) this.reply(res, 504, 'upstream request timeout');
-        else res.destroy();
+        else cutOff(res);
       }, route.timeoutMs);
     }
     const deadline = route.timeoutMs === undefined ? undefined : Date.now() + route.timeoutMs;
@@ -628,7 +697,7 @@ export class MeshProxy {
       let reason: string;
       try {
         const up = await this.upstreams.send(
-          { host: dest.host, port: upstreamPort, method: view.method, path, head, body, bodyLength: length, headersTimeoutMs: perTry },
+          { host: dest.host, port: upstreamPort, method: view.method, path, head, body, bodyLength, headersTimeoutMs: perTry },
           labels,
         );
         if (timedOut || res.destroyed) { up.destroy(); return; }
@@ -645,7 +714,7 @@ export class MeshProxy {
         }
       } catch (err) {
         if (timedOut || res.destroyed) return;
-        if (res.headersSent) { res.destroy(); return; }
+        if (res.headersSent) { cutOff(res); return; }
         const kind = classify(err);
         if (kind !== 'self') this.metrics.upstreamFailures.inc({ kind });
         // Every resend is the retry policy's decision, as in Envoy: a reset on a reused

@@ -5,7 +5,7 @@ import { RE2JS } from 're2js';
 import {
   ROUTE_TABLE_SCHEMA, RouteTable, RtHeaderMatch, RtMatch, RtRoute, RtStringMatch, RtVirtualHost,
 } from '../../model/route-table';
-import { hostHeaderProblems } from '../../model/host-header';
+import { DATA_PLANE_HEADERS, hostHeaderProblems } from '../../model/host-header';
 import { Picker, PickStrategy, newPicker } from './balancer';
 
 export { hostCandidates } from '../../model/service-ref';
@@ -64,6 +64,13 @@ export function parseRouteTable(text: string, source: string): RouteTable {
 
 /** Istio's rules for Host in header operations (model/host-header.ts), for tables written by hand. */
 function checkHostOps(r: RtRoute, where: string): void {
+  for (const dir of ['request', 'response'] as const) {
+    for (const op of ['set', 'add'] as const) {
+      for (const name of Object.keys(r.headers?.[dir]?.[op] ?? {})) {
+        if (DATA_PLANE_HEADERS.includes(name.toLowerCase())) throw new ConfigError(`${where}/headers/${dir}/${op}: ${name} is a framing or connection header; the proxy writes those itself`);
+      }
+    }
+  }
   const [p] = hostHeaderProblems(r.headers, r.rewrite?.authority);
   if (p?.kind === 'removed') throw new ConfigError(`${where}/headers/request/remove: Host cannot be removed (change it with rewrite.authority)`);
   if (p?.kind === 'on-response') throw new ConfigError(`${where}/headers/response/${p.op}: a response has no Host header to change`);
@@ -197,21 +204,32 @@ function compileVirtualHost(vh: RtVirtualHost, strategy: PickStrategy): Compiled
 /** Host lookup as Envoy does it: exact name, then the longest `*.suffix`, then `*`. */
 export class HostIndex<T> {
   private readonly exact = new Map<string, T>();
-  private readonly suffixes: Array<[string, T]> = [];
+  /** `*.suffix` patterns by suffix (`.example.com`): the first added wins, as for exact names. */
+  private readonly suffixes = new Map<string, T>();
   private any?: T;
 
   add(pattern: string, value: T): void {
     const p = pattern.toLowerCase();
     if (p === '*') this.any ??= value;
-    else if (p.startsWith('*.')) this.suffixes.push([p.slice(1), value]);
+    else if (p.startsWith('*.')) { const s = p.slice(1); if (!this.suffixes.has(s)) this.suffixes.set(s, value); }
     else if (!this.exact.has(p)) this.exact.set(p, value);
-    this.suffixes.sort((a, b) => b[0].length - a[0].length);
   }
 
+  /**
+   * The longest suffix first: each `.label` suffix of the host is looked up, longest
+   * first (a host has a few labels; a table may have thousands of wildcards). Adding is O(1),
+   * so a table of n hosts indexes in O(n), with no sort per insertion.
+   */
   get(host: string): T | undefined {
     const e = this.exact.get(host);
     if (e !== undefined) return e;
-    for (const [suffix, v] of this.suffixes) if (host.endsWith(suffix)) return v;
+    if (this.suffixes.size) {
+      // `*.example.com` matches `a.example.com` and `a.b.example.com`, never `example.com`.
+      for (let i = host.indexOf('.', 1); i > 0; i = host.indexOf('.', i + 1)) {
+        const v = this.suffixes.get(host.slice(i));
+        if (v !== undefined) return v;
+      }
+    }
     return this.any;
   }
 }
@@ -221,20 +239,27 @@ export type Binding = { readonly kind: 'mesh' } | { readonly kind: 'gateway'; re
 
 export interface CompiledTable {
   readonly table: RouteTable;
+  /** Sidecar mode: the virtual hosts bound to `mesh`. */
   readonly hosts: HostIndex<CompiledVirtualHost>;
+  /** Gateway mode: per Gateway (`namespace/name`), the virtual hosts bound to it, so a listener serves only its own Gateway's. */
+  readonly gateways: ReadonlyMap<string, HostIndex<CompiledVirtualHost>>;
   /** Known Service hosts (fully qualified) and their ports. */
   readonly services: ReadonlyMap<string, readonly number[]>;
 }
 
 export function compileTable(table: RouteTable, binding: Binding, strategy: PickStrategy): CompiledTable {
   const hosts = new HostIndex<CompiledVirtualHost>();
+  const gateways = new Map<string, HostIndex<CompiledVirtualHost>>();
+  if (binding.kind === 'gateway') for (const n of binding.names) gateways.set(n, new HostIndex());
   for (const vh of table.virtualHosts) {
-    const applies = binding.kind === 'mesh' ? vh.gateways.includes('mesh') : binding.names.some((n) => vh.gateways.includes(n));
-    if (!applies) continue;
+    const indexes = binding.kind === 'mesh'
+      ? (vh.gateways.includes('mesh') ? [hosts] : [])
+      : vh.gateways.flatMap((g) => gateways.get(g) ?? []);
+    if (!indexes.length) continue;
     const compiled = compileVirtualHost(vh, strategy);
-    for (const h of vh.hosts) hosts.add(h, compiled);
+    for (const index of indexes) for (const h of vh.hosts) index.add(h, compiled);
   }
-  return { table, hosts, services: new Map(table.services.map((s) => [s.host.toLowerCase(), s.ports])) };
+  return { table, hosts, gateways, services: new Map(table.services.map((s) => [s.host.toLowerCase(), s.ports])) };
 }
 
 /** The first route whose match holds, with the match block that held. */

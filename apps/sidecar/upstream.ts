@@ -57,13 +57,17 @@ export interface UpstreamRequest {
   readonly method: string;
   /** The request line's target: a path with its query. It must hold no whitespace or control characters. */
   readonly path: string;
-  /** The header block: `name: value\r\n` lines, Host included, without the blank line that ends it. */
+  /**
+   * The header block: `name: value\r\n` lines, Host included, without the blank line that
+   * ends it, and without Content-Length or Transfer-Encoding: the framing is written here.
+   */
   readonly head: string;
   /**
-   * The body: a Buffer (sent with the Content-Length the head carries), or a stream sent as
-   * it comes (framed chunked when `bodyLength` is undefined, which adds Transfer-Encoding).
+   * The body: a Buffer (sent with its own length as Content-Length), or a stream sent as it
+   * comes (Content-Length `bodyLength`, or chunked when that is undefined).
    */
   readonly body?: Buffer | Readable;
+  /** A stream's length; without a body, a length of 0 is sent as `content-length: 0` (a POST with an empty body). */
   readonly bodyLength?: number;
   /** Time allowed until the response headers arrive. @default - none */
   readonly headersTimeoutMs?: number;
@@ -157,7 +161,7 @@ export class UpstreamResponse {
   /** Pass the body on to the client; the caller has written the response head. */
   pipe(res: ServerResponse): void {
     this.sink = res;
-    if (this.failed) { res.destroy(); return; }
+    if (this.failed) { cutOff(res); return; }
     const held = this.held!;
     this.held = undefined;
     if (this.complete) {
@@ -204,8 +208,19 @@ export class UpstreamResponse {
   fail(): void {
     if (this.complete || this.failed) return;
     this.failed = true;
-    if (this.sink && !this.discarding) this.sink.destroy();
+    if (this.sink && !this.discarding) cutOff(this.sink);
   }
+}
+
+/**
+ * End a response whose body was cut upstream so that the client sees it fail: a TCP reset,
+ * as Envoy resets the downstream. A plain close would read as the end of a body that has no
+ * length (an HTTP/1.0 client's close-delimited response).
+ */
+export function cutOff(res: ServerResponse): void {
+  const sock = res.socket;
+  if (sock && !sock.destroyed) sock.resetAndDestroy();
+  res.destroy();
 }
 
 /** One keep-alive connection and its parser. */
@@ -261,10 +276,14 @@ class Connection {
     this.sent = false;
     this.messageDone = false;
     this.response = undefined;
+    this.headerLines = [];
     const r = a.request;
     const chunked = r.body !== undefined && !Buffer.isBuffer(r.body) && r.bodyLength === undefined;
+    // The framing is always this proxy's own, made from the body it holds or streams.
+    const length = Buffer.isBuffer(r.body) ? r.body.length : r.bodyLength;
+    const framing = chunked ? 'transfer-encoding: chunked\r\n' : length !== undefined ? `content-length: ${length}\r\n` : '';
     // latin1: header values arrive from Node's parser one char per byte, and go out the same way.
-    const head = `${r.method} ${r.path} HTTP/1.1\r\n${r.head}${chunked ? 'transfer-encoding: chunked\r\n' : ''}\r\n`;
+    const head = `${r.method} ${r.path} HTTP/1.1\r\n${r.head}${framing}\r\n`;
     if (r.body === undefined) {
       this.socket.write(head, 'latin1');
       this.sent = true;
@@ -276,14 +295,23 @@ class Connection {
       this.sent = true;
     } else {
       this.socket.write(head, 'latin1');
-      this.stream(r.body, chunked);
+      this.stream(r.body, chunked ? undefined : r.bodyLength);
     }
   }
 
-  /** A streamed request body, with backpressure both ways; a client that stops mid-body aborts the attempt. */
-  private stream(body: Readable, chunked: boolean): void {
+  /**
+   * A streamed request body, with backpressure both ways; a client that stops mid-body aborts
+   * the attempt. With a Content-Length (`length`), exactly that many bytes go out or the
+   * connection is closed: it is never reused after a body that did not match its framing.
+   */
+  private stream(body: Readable, length: number | undefined): void {
     const sock = this.socket;
+    const chunked = length === undefined;
+    let written = 0;
     const onData = (c: Buffer) => {
+      if (!c.length) return;
+      written += c.length;
+      if (!chunked && written > length) { this.attempt?.destroy(codeError('ECONNABORTED', 'request body longer than its Content-Length')); return; }
       const ok = chunked ? (sock.write(`${c.length.toString(16)}\r\n`), sock.write(c), sock.write('\r\n')) : sock.write(c);
       if (!ok) body.pause();
     };
@@ -294,6 +322,7 @@ class Connection {
     };
     const onEnd = () => {
       cleanup();
+      if (!chunked && written !== length) { this.attempt?.destroy(codeError('ECONNABORTED', `request body of ${written} bytes, ${length} announced`)); return; }
       if (chunked) sock.write('0\r\n\r\n');
       this.sent = true;
       if (this.messageDone && this.attempt && !this.closed) this.release();
@@ -324,6 +353,9 @@ class Connection {
   }
 
   private onMessageComplete(): void {
+    // Trailers came through kOnHeaders: dropped (Envoy's default), never left for the next
+    // response on this connection to pick up as its headers.
+    this.headerLines = [];
     if (this.informational) { this.informational = false; return; }
     const res = this.response;
     if (!res) return;

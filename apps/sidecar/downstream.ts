@@ -1,0 +1,122 @@
+// Client connections: the downstream cap, which connection gives way at the cap, and one
+// request at a time per connection.
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** Sockets accepted beyond the downstream connection limit: their requests get a 503. */
+export const OVERLOADED = Symbol('mesh-proxy overloaded socket');
+
+/**
+ * Node's http.Server keeps these on its sockets: `_paused` is how it stops reading a client
+ * whose responses back up (it pauses the parser after the chunk it is executing), `parser`
+ * the connection's parser. Used here the same way, for pipelined requests.
+ */
+interface ServerSocket extends Socket {
+  _paused?: boolean;
+  parser?: { pause(): void; resume(): void } | null;
+  [OVERLOADED]?: boolean;
+}
+
+interface ConnectionState {
+  /** A request of this connection is being served. */
+  busy: boolean;
+  /** Pipelined requests that arrived while one was served, in order. */
+  readonly waiting: Array<{ res: ServerResponse; serve: () => void }>;
+}
+
+/**
+ * Downstream connections as Envoy's HTTP/1 codec and overload manager treat them:
+ * - Pipelined requests are served one at a time, in order: the next one starts when the
+ *   previous response has ended, and the connection is not read further while one waits
+ *   (Node's parser would otherwise hand over every request of a 64 KiB read at once, and
+ *   each would open its own upstream connection).
+ * - At the connection cap, the keep-alive connection idle longest (answered, no request in
+ *   flight) is closed to make room; only when none is idle does a new one get 503.
+ */
+export class Downstream {
+  private readonly sockets = new Map<Socket, ConnectionState>();
+  /** Connections with no request in flight, the longest idle first (a Set keeps insertion order). */
+  private readonly idle = new Set<Socket>();
+  /** Idle connections closed to make room for new ones. */
+  evicted = 0;
+
+  constructor(private readonly maxConnections: number) {}
+
+  get size(): number { return this.sockets.size; }
+
+  /** A new connection (the server's 'connection' event). At the cap: close an idle one, or mark this one overloaded. */
+  accept(sock: Socket): void {
+    if (this.sockets.size >= this.maxConnections) {
+      const victim = this.idle.values().next().value as Socket | undefined;
+      if (victim) {
+        this.evicted++;
+        this.forget(victim);
+        victim.destroy();
+      } else {
+        (sock as ServerSocket)[OVERLOADED] = true;
+      }
+    }
+    // Not idle yet: a connection becomes a candidate once it has been answered and waits for
+    // its next request (a new one still sending its head has the header timeout).
+    this.sockets.set(sock, { busy: false, waiting: [] });
+    sock.once('close', () => this.forget(sock));
+  }
+
+  private forget(sock: Socket): void {
+    this.sockets.delete(sock);
+    this.idle.delete(sock);
+  }
+
+  /**
+   * Run `serve` for a request of `sock` now, or once the requests before it on the same
+   * connection have been answered. `res` closing (answered, or the client gone) lets the
+   * next one start.
+   */
+  run(sock: Socket, res: ServerResponse, serve: () => void): void {
+    let st = this.sockets.get(sock);
+    if (!st) {
+      // Not seen by accept() (a server without the 'connection' hook): serve as it comes.
+      st = { busy: false, waiting: [] };
+      this.sockets.set(sock, st);
+      sock.once('close', () => this.forget(sock));
+    }
+    const state = st;
+    if (!state.busy) {
+      state.busy = true;
+      this.idle.delete(sock);
+      this.start(sock, state, res, serve);
+      return;
+    }
+    state.waiting.push({ res, serve });
+    const s = sock as ServerSocket;
+    if (!s._paused) {
+      // Stop reading: Node pauses the parser after the chunk it is on when it sees _paused.
+      s._paused = true;
+      s.pause();
+    }
+  }
+
+  private start(sock: Socket, state: ConnectionState, res: ServerResponse, serve: () => void): void {
+    res.once('close', () => this.done(sock, state));
+    serve();
+  }
+
+  private done(sock: Socket, state: ConnectionState): void {
+    // Requests whose connection has gone meanwhile are not started (nothing is sent upstream for them).
+    let next = state.waiting.shift();
+    while (next && (next.res.destroyed || sock.destroyed)) next = state.waiting.shift();
+    if (next) { this.start(sock, state, next.res, next.serve); return; }
+    state.busy = false;
+    const s = sock as ServerSocket;
+    if (s._paused) {
+      s._paused = false;
+      s.parser?.resume();
+      s.resume();
+    }
+    if (this.sockets.has(sock) && !sock.destroyed) {
+      // Re-inserted: now the most recently idle.
+      this.idle.delete(sock);
+      this.idle.add(sock);
+    }
+  }
+}
