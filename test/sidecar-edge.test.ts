@@ -129,6 +129,8 @@ describe('gateway reload applies servers, not only routes', () => {
       await eventually(async () => gw.log.some((l) => l.includes('gateway listener opened')));
       expect((await get(`http://127.0.0.1:${port}/`, { host: 'b.example.com' })).status).toBe(200);
       expect((await get(`http://127.0.0.1:${port + 2}/`, { host: 'c.example.com' })).status).toBe(200);
+      // The new table was read and validated in a worker thread, off the request path.
+      expect(gw.log.find((l) => l.includes('config reloaded'))).toContain('"checkedIn":"worker"');
       // 8080 goes: no longer accepted.
       writeFileSync(gw.configFile, JSON.stringify(gatewayTable([{ name: 'edge/gw', servers: [httpServer(8082, ['c.example.com'])] }], [vh(['c.example.com'])])));
       await eventually(async () => gw.log.some((l) => l.includes('gateway listener closed')));

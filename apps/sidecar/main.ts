@@ -2,7 +2,7 @@
 // Sidecar mode: an HTTP forward proxy for the pod's apps (HTTP_PROXY points here).
 // Gateway mode: a reverse proxy on the gateway's server ports.
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { Socket } from 'node:net';
@@ -16,6 +16,7 @@ import { Downstream } from './downstream';
 import { GatewayListener, MeshProxy, serverFor } from './proxy';
 import { Tracer } from './tracing';
 import { Binding, compileTable, ConfigError, parseRouteTable } from './table';
+import { checkTable, readTableFile, runTableWorker } from './table-worker';
 import { Upstreams } from './upstream';
 
 /** After the drain period the proxy stays while requests come; this long without one ends it. */
@@ -165,15 +166,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const maxTableBytes = int(values['max-table-bytes'], '--max-table-bytes', DEFAULT_MAX_TABLE_BYTES, 1024);
   const configPath = values.config;
-  /** The table's text, refused before it is read when the file is over the limit. */
-  const readTable = (): string => {
-    const size = statSync(configPath).size;
-    if (size > maxTableBytes) throw new ConfigError(`${configPath}: ${size} bytes; route tables over ${maxTableBytes} bytes are refused (--max-table-bytes)`);
-    return readFileSync(configPath, 'utf8');
-  };
-
   const metrics = new ProxyMetrics();
-  let loaded = { text: readTable(), at: new Date() };
+  let loaded = { text: readTableFile(configPath, maxTableBytes), at: new Date() };
   const compile = (t: RouteTable) => compileTable(t, binding, pick);
   const first = parseRouteTable(loaded.text, configPath);
   metrics.reloads.inc({ result: 'applied' });
@@ -397,29 +391,38 @@ export async function main(argv: string[]): Promise<number> {
   // The text last refused: the same broken file is refused (logged, counted) once, not on
   // every check that sees it, unless SIGHUP asks again.
   let refusedText: string | undefined;
-  const reload = (why: string) => {
-    let text: string;
+  // Reloads run one at a time; a change that comes during one is checked after it.
+  let reloading: Promise<void> | undefined;
+  let again: string | undefined;
+  const reload = (why: string): void => {
+    if (reloading) { again = again === 'SIGHUP' ? again : why; return; }
+    reloading = reloadNow(why).finally(() => {
+      reloading = undefined;
+      const next = again;
+      again = undefined;
+      if (next !== undefined && !stopping) reload(next);
+    });
+  };
+  const reloadNow = async (why: string): Promise<void> => {
+    // Read, size check, parse and schema check in a worker thread: off the request path.
+    const checked = await checkTable(configPath, maxTableBytes);
+    if (stopping) return;
+    const text = checked.text;
+    if (text !== undefined && (text === loaded.text || (text === refusedText && why !== 'SIGHUP'))) return;
     try {
-      text = readTable();
-    } catch (e) {
-      metrics.reloads.inc({ result: 'rejected' });
-      proxy.log('error', 'config reload refused; the previous route table stays in use', { why, error: e instanceof ConfigError ? e.message : String(e) });
-      return;
-    }
-    if (text === loaded.text || (text === refusedText && why !== 'SIGHUP')) return;
-    try {
-      const table = parseRouteTable(text, configPath);
+      if ('error' in checked) throw new ConfigError(checked.error);
+      const table = checked.table;
       const gone = binding.kind === 'gateway' ? binding.names.filter((n) => !table.gateways.some((g) => g.name === n)) : [];
       if (gone.length) throw new ConfigError(`${configPath}: the new table has no gateway "${gone.join('", "')}"`);
       const plans = planListeners(table);
       proxy.table = compile(table);
       // Servers follow the table: new ports open, removed ones drain, changed hosts apply at once.
-      if (binding.kind === 'gateway') void applyListeners(plans);
+      if (binding.kind === 'gateway') await applyListeners(plans);
       tracer.configure(table.tracing);
-      loaded = { text, at: new Date() };
+      loaded = { text: checked.text, at: new Date() };
       refusedText = undefined;
       metrics.reloads.inc({ result: 'applied' });
-      proxy.log('info', 'config reloaded', { why, virtualHosts: table.virtualHosts.length });
+      proxy.log('info', 'config reloaded', { why, virtualHosts: table.virtualHosts.length, checkedIn: checked.checkedIn });
     } catch (e) {
       refusedText = text;
       metrics.reloads.inc({ result: 'rejected' });
@@ -482,7 +485,8 @@ export async function main(argv: string[]): Promise<number> {
   return -1; // keep running
 }
 
-if (require.main === module) {
+// The bundle is also the entry of the worker that checks reloaded tables (table-worker.ts).
+if (require.main === module && !runTableWorker()) {
   main(process.argv.slice(2)).then((code) => {
     if (code >= 0) process.exit(code);
   }, (e: unknown) => {
