@@ -2,7 +2,7 @@
 // Sidecar mode: an HTTP forward proxy for the pod's apps (HTTP_PROXY points here).
 // Gateway mode: a reverse proxy on the gateway's server ports.
 import { createHash } from 'node:crypto';
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { Socket } from 'node:net';
@@ -167,6 +167,9 @@ export async function main(argv: string[]): Promise<number> {
   const maxTableBytes = int(values['max-table-bytes'], '--max-table-bytes', DEFAULT_MAX_TABLE_BYTES, 1024);
   const configPath = values.config;
   const metrics = new ProxyMetrics();
+  /** The file as it was when the table in use was read (taken before reading, so a change while reading shows). */
+  const fileId = () => { const st = statSync(configPath); return `${st.ino}:${st.size}:${st.mtimeMs}`; };
+  let loadedId = fileId();
   let loaded = { text: readTableFile(configPath, maxTableBytes), at: new Date() };
   const compile = (t: RouteTable) => compileTable(t, binding, pick);
   const first = parseRouteTable(loaded.text, configPath);
@@ -391,6 +394,7 @@ export async function main(argv: string[]): Promise<number> {
   // The text last refused: the same broken file is refused (logged, counted) once, not on
   // every check that sees it, unless SIGHUP asks again.
   let refusedText: string | undefined;
+  let refusedId: string | undefined;
   // Reloads run one at a time; a change that comes during one is checked after it.
   let reloading: Promise<void> | undefined;
   let again: string | undefined;
@@ -404,11 +408,16 @@ export async function main(argv: string[]): Promise<number> {
     });
   };
   const reloadNow = async (why: string): Promise<void> => {
+    // The same file as the table in use (the start-up check, a touch): nothing to do, no worker.
+    let id: string;
+    try { id = fileId(); } catch { id = 'missing'; }
+    if ((id === loadedId || id === refusedId) && why !== 'SIGHUP') return;
     // Read, size check, parse and schema check in a worker thread: off the request path.
     const checked = await checkTable(configPath, maxTableBytes);
     if (stopping) return;
     const text = checked.text;
-    if (text !== undefined && (text === loaded.text || (text === refusedText && why !== 'SIGHUP'))) return;
+    if (text !== undefined && text === loaded.text) { loadedId = id; return; }
+    if (text !== undefined && text === refusedText && why !== 'SIGHUP') { refusedId = id; return; }
     try {
       if ('error' in checked) throw new ConfigError(checked.error);
       const table = checked.table;
@@ -420,11 +429,14 @@ export async function main(argv: string[]): Promise<number> {
       if (binding.kind === 'gateway') await applyListeners(plans);
       tracer.configure(table.tracing);
       loaded = { text: checked.text, at: new Date() };
+      loadedId = id;
       refusedText = undefined;
+      refusedId = undefined;
       metrics.reloads.inc({ result: 'applied' });
       proxy.log('info', 'config reloaded', { why, virtualHosts: table.virtualHosts.length, checkedIn: checked.checkedIn });
     } catch (e) {
       refusedText = text;
+      refusedId = id;
       metrics.reloads.inc({ result: 'rejected' });
       proxy.log('error', 'config reload refused; the previous route table stays in use', { why, error: (e as Error).message });
     }
