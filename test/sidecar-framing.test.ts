@@ -170,6 +170,22 @@ describe('pipelined requests', () => {
   }, 60_000);
 });
 
+test('a pipelined POST whose body arrives while the request before it is served is read and answered', async () => {
+  const sock = net.connect(proxy.port, '127.0.0.1');
+  let got = '';
+  sock.on('data', (d) => (got += d.toString('latin1')));
+  sock.on('error', () => undefined);
+  await new Promise<void>((r) => sock.once('connect', () => r()));
+  // The second request's head comes with the first; its body only once the first is in flight.
+  sock.write(`GET http://api:8080/public/first HTTP/1.1\r\nHost: api\r\n\r\nPOST http://api:8080/public/second HTTP/1.1\r\nHost: api\r\nContent-Length: 5\r\n\r\n`);
+  await sleep(100);
+  sock.write('hello');
+  for (let i = 0; i < 100 && (got.match(/HTTP\/1\.1 200/g) ?? []).length < 2; i++) await sleep(50);
+  sock.destroy();
+  expect([...got.matchAll(/\r\n\r\n((?:GET|POST) \/public\/[a-z]+)/g)].map((m) => m[1])).toEqual(['GET /public/first', 'POST /public/second']);
+  expect(backend.requests().find((r) => r.url === '/public/second')?.body).toBe('hello');
+});
+
 describe('responses', () => {
   let up: RawBackend;
   let p: RunningProxy;

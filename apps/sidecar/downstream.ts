@@ -102,17 +102,20 @@ export class Downstream {
   }
 
   private done(sock: Socket, state: ConnectionState): void {
-    // Requests whose connection has gone meanwhile are not started (nothing is sent upstream for them).
-    let next = state.waiting.shift();
-    while (next && (next.res.destroyed || sock.destroyed)) next = state.waiting.shift();
-    if (next) { this.start(sock, state, next.res, next.serve); return; }
-    state.busy = false;
+    // Reading resumes whatever comes next: the next request's body may still be on its way
+    // (its IncomingMessage does not resume a socket Node marked _paused), and a request that
+    // arrives while it is served is queued again, which pauses again.
     const s = sock as ServerSocket;
     if (s._paused) {
       s._paused = false;
       s.parser?.resume();
       s.resume();
     }
+    // Requests whose connection has gone meanwhile are not started (nothing is sent upstream for them).
+    let next = state.waiting.shift();
+    while (next && (next.res.destroyed || sock.destroyed)) next = state.waiting.shift();
+    if (next) { this.start(sock, state, next.res, next.serve); return; }
+    state.busy = false;
     if (this.sockets.has(sock) && !sock.destroyed) {
       // Re-inserted: now the most recently idle.
       this.idle.delete(sock);

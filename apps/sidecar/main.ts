@@ -46,7 +46,8 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
   --max-buffer BYTES       bodies up to this size are kept for retries and mirrors (default 65536)
   --header-timeout MS      time a client may take to send its request headers (default 10000; then 408)
   --stream-idle-timeout MS a request with no bytes either way for this long ends (default 300000, Envoy's; 408)
-  --max-connections N      downstream connections; beyond it requests get 503 x-envoy-overloaded (default 1024)
+  --max-connections N      downstream connections (default 1024); at the cap the keep-alive connection idle
+                           longest is closed; when none is idle, new requests get 503 x-envoy-overloaded
   --max-upstream-connections N  connections per destination (default 1024, Envoy's circuit breaker)
   --max-pending N          requests waiting for a connection per destination; beyond it 503 (default 1024)
   --max-headers-count N    request headers allowed; beyond it 431 (default 100, Envoy's)
