@@ -1,9 +1,13 @@
 // The proxy at the edge and under hostile clients (issue "Node sidecar safety, round 2"):
 // gateway isolation, one authority, edge header sanitising, listeners that follow reloads,
 // no crash on any client reset, idle connections giving way, paths that cannot dodge a rule.
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RouteTable, RtGateway, RtVirtualHost } from '../model';
 import { backend, Backend, deadPort, eventually, get, raw, resolveTo, RunningProxy, sleep, startProxy, viaProxy } from './support/sidecar';
 
@@ -212,6 +216,41 @@ describe('at the connection cap, idle keep-alive connections give way to new cli
     } finally {
       for (const a of agents) a.destroy();
       await p.stop('SIGKILL');
+    }
+  });
+});
+
+describe('the connection cap holds on HTTPS listeners too (counted on TLS sockets)', () => {
+  test('a busy TLS connection at the cap: the next client gets 503; once it idles, it gives way', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tls-cap-'));
+    mkdirSync(join(dir, 'cert'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=www.example.com',
+      '-keyout', join(dir, 'cert', 'tls.key'), '-out', join(dir, 'cert', 'tls.crt')], { stdio: 'ignore' });
+    const slow = await backend('slow', (req, res) => setTimeout(() => res.end('slow'), req.url === '/slow' ? 800 : 0));
+    opened.push(slow);
+    const table = gatewayTable(
+      [{ name: 'edge/gw', servers: [{ port: 8080, listenPort: 8080, protocol: 'HTTPS', hosts: ['*'], tlsDir: '/etc/mesh-proxy/tls/cert' }] }],
+      [{ name: 'default/api', hosts: ['*'], gateways: ['edge/gw'], routes: [{ match: [], destinations: [{ host: API, port: 8080, weight: 100 }] }] }],
+    );
+    const { gw, port } = await startGateway(table, 'edge/gw', [...resolveTo({ [`${API}:8080`]: slow.port }), '--tls-dir', dir, '--max-connections', '1']);
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
+    const call = (path: string, a: https.Agent | false) => new Promise<number>((resolve, reject) => {
+      https.get({ host: '127.0.0.1', port, path, servername: 'www.example.com', headers: { host: 'www.example.com' }, agent: a, rejectUnauthorized: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      }).on('error', reject);
+    });
+    try {
+      const busy = call('/slow', agent);
+      await sleep(300);
+      expect(await call('/other', false)).toBe(503);
+      expect(await busy).toBe(200);
+      // Now idle (kept alive by its agent): it gives way to a new client.
+      expect(await call('/other', false)).toBe(200);
+      expect(await gw.metric('mesh_proxy_overflow_total', { limit: 'downstream_idle_closed' })).toBe(1);
+    } finally {
+      agent.destroy();
+      await gw.stop('SIGKILL');
     }
   });
 });

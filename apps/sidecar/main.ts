@@ -229,13 +229,16 @@ export async function main(argv: string[]): Promise<number> {
       sock.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     });
     s.on('connection', (sock: Socket) => {
-      // At the cap the connection idle longest gives way (Envoy's overload manager); only
-      // when all are busy is the new one told 503.
+      sockets.add(sock);
+      sock.once('close', () => sockets.delete(sock));
+    });
+    // At the cap the connection idle longest gives way (Envoy's overload manager); only when
+    // all are busy is the new one told 503. Counted on the socket requests arrive on: for
+    // HTTPS the TLS socket ('secureConnection'), not the TCP one under it.
+    s.on(s instanceof https.Server ? 'secureConnection' : 'connection', (sock: Socket) => {
       const evicted = downstream.evicted;
       downstream.accept(sock);
       if (downstream.evicted > evicted) metrics.overflows.inc({ limit: 'downstream_idle_closed' });
-      sockets.add(sock);
-      sock.once('close', () => sockets.delete(sock));
     });
     s.on('clientError', (err: NodeJS.ErrnoException, sock: Socket) => {
       // One answer and one count per connection: the rest of an oversized head that is
