@@ -170,6 +170,29 @@ describe('pipelined requests', () => {
   }, 60_000);
 });
 
+test('pipelined requests waiting beyond --max-pipelined (all connections together): the connection that overruns it is closed, others are served', async () => {
+  const slow = await rawBackend();
+  const p = await startProxy(table, [...resolveTo({ [`${HOST}:8080`]: slow.port }), '--max-pipelined', '50']);
+  try {
+    const flood = await new Promise<string>((resolve) => {
+      const sock = net.connect(p.port, '127.0.0.1', () => sock.write(Array.from({ length: 200 }, (_, i) => `GET http://api:8080/public/f-${i} HTTP/1.1\r\nHost: api\r\n\r\n`).join('')));
+      let got = '';
+      sock.on('data', (d) => (got += d.toString('latin1')));
+      sock.on('error', () => undefined);
+      sock.on('close', () => resolve(got));
+    });
+    // Closed before all 200 were answered; what was answered came in order.
+    const answered = [...flood.matchAll(/\r\n\r\n(GET \/public\/f-\d+)/g)].map((m) => m[1]);
+    expect(answered.length).toBeLessThan(200);
+    expect(answered).toEqual(answered.map((_, i) => `GET /public/f-${i}`));
+    expect(await p.metric('mesh_proxy_overflow_total', { limit: 'pipelined_requests' })).toBe(1);
+    expect((await viaProxy(p.port, 'http://api:8080/public/after')).body).toBe('GET /public/after');
+  } finally {
+    await p.stop('SIGKILL');
+    await slow.close();
+  }
+});
+
 test('a pipelined POST whose body arrives while the request before it is served is read and answered', async () => {
   const sock = net.connect(proxy.port, '127.0.0.1');
   let got = '';

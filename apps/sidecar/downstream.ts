@@ -3,6 +3,16 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
+/**
+ * Pipelined requests that may wait, all connections together. Node parses a whole read
+ * (64 KiB: up to ~2,500 tiny requests) before a connection can be paused, and a waiting
+ * request holds ~1 KB until it is served: 300 connections pipelining 963 GETs each to a
+ * slow backend are 290,000 of them. Past this budget the connection whose request overran it
+ * is closed, its waiting requests dropped (garbage, not live memory). One client's 3,000-deep
+ * pipeline fits.
+ */
+export const DEFAULT_MAX_PIPELINED = 10_000;
+
 /** Sockets accepted beyond the downstream connection limit: their requests get a 503. */
 export const OVERLOADED = Symbol('mesh-proxy overloaded socket');
 
@@ -37,10 +47,18 @@ export class Downstream {
   private readonly sockets = new Map<Socket, ConnectionState>();
   /** Connections with no request in flight, the longest idle first (a Set keeps insertion order). */
   private readonly idle = new Set<Socket>();
-  /** Idle connections closed to make room for new ones. */
-  evicted = 0;
+  /**
+   * @param overflow told of each connection closed by a limit: `downstream_idle_closed` (an
+   * idle one made room at the cap) or `pipelined_requests` (the waiting budget, `maxPipelined`, overrun)
+   */
+  constructor(
+    private readonly maxConnections: number,
+    private readonly overflow: (limit: string) => void = () => undefined,
+    private readonly maxPipelined = DEFAULT_MAX_PIPELINED,
+  ) {}
 
-  constructor(private readonly maxConnections: number) {}
+  /** Requests waiting behind another on their connection, all connections together. */
+  private waiting = 0;
 
   get size(): number { return this.sockets.size; }
 
@@ -49,7 +67,7 @@ export class Downstream {
     if (this.sockets.size >= this.maxConnections) {
       const victim = this.idle.values().next().value as Socket | undefined;
       if (victim) {
-        this.evicted++;
+        this.overflow('downstream_idle_closed');
         this.forget(victim);
         victim.destroy();
       } else {
@@ -63,6 +81,8 @@ export class Downstream {
   }
 
   private forget(sock: Socket): void {
+    const st = this.sockets.get(sock);
+    if (st) { this.waiting -= st.waiting.length; st.waiting.length = 0; }
     this.sockets.delete(sock);
     this.idle.delete(sock);
   }
@@ -87,6 +107,15 @@ export class Downstream {
       this.start(sock, state, res, serve);
       return;
     }
+    if (this.waiting >= this.maxPipelined) {
+      // Counted once per connection: Node still hands over the rest of the read it is parsing.
+      if (!sock.destroyed) this.overflow('pipelined_requests');
+      this.waiting -= state.waiting.length;
+      state.waiting.length = 0;
+      sock.destroy();
+      return;
+    }
+    this.waiting++;
     state.waiting.push({ res, serve });
     const s = sock as ServerSocket;
     if (!s._paused) {
@@ -101,6 +130,12 @@ export class Downstream {
     serve();
   }
 
+  private take(state: ConnectionState): ConnectionState['waiting'][number] | undefined {
+    const next = state.waiting.shift();
+    if (next) this.waiting--;
+    return next;
+  }
+
   private done(sock: Socket, state: ConnectionState): void {
     // Reading resumes whatever comes next: the next request's body may still be on its way
     // (its IncomingMessage does not resume a socket Node marked _paused), and a request that
@@ -112,8 +147,8 @@ export class Downstream {
       s.resume();
     }
     // Requests whose connection has gone meanwhile are not started (nothing is sent upstream for them).
-    let next = state.waiting.shift();
-    while (next && (next.res.destroyed || sock.destroyed)) next = state.waiting.shift();
+    let next = this.take(state);
+    while (next && (next.res.destroyed || sock.destroyed)) next = this.take(state);
     if (next) { this.start(sock, state, next.res, next.serve); return; }
     state.busy = false;
     if (this.sockets.has(sock) && !sock.destroyed) {

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { OutboundTrafficPolicy, RouteTable, RtGatewayServer, SIDECAR_PORTS } from '../../model/route-table';
 import { PickStrategy } from './balancer';
 import { ProxyMetrics } from './metrics';
-import { Downstream } from './downstream';
+import { DEFAULT_MAX_PIPELINED, Downstream } from './downstream';
 import { GatewayListener, MeshProxy, serverFor } from './proxy';
 import { Tracer } from './tracing';
 import { Binding, compileTable, ConfigError, parseRouteTable } from './table';
@@ -51,6 +51,8 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
   --max-upstream-connections N  connections per destination (default 1024, Envoy's circuit breaker)
   --max-pending N          requests waiting for a connection per destination; beyond it 503 (default 1024)
   --max-headers-count N    request headers allowed; beyond it 431 (default 100, Envoy's)
+  --max-pipelined N        pipelined requests waiting behind another, all connections together; the connection
+                           that overruns it is closed (default 10000)
   --max-header-bytes N     request header size (431) and upstream response header size (503) (default 61440, Envoy's 60 KiB)
   --path-normalization M   base (RFC 3986 dot segments, decoded unreserved characters; default, as Istio),
                            merge-slashes (base and // -> /), or none
@@ -122,7 +124,7 @@ export async function main(argv: string[]): Promise<number> {
       'header-timeout': { type: 'string' }, 'access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       'stream-idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' },
       'max-upstream-connections': { type: 'string' }, 'max-pending': { type: 'string' }, 'max-headers-count': { type: 'string' }, 'max-header-bytes': { type: 'string' }, 'path-normalization': { type: 'string' },
-      'max-table-bytes': { type: 'string' }, 'preserve-external-request-id': { type: 'boolean' },
+      'max-table-bytes': { type: 'string' }, 'preserve-external-request-id': { type: 'boolean' }, 'max-pipelined': { type: 'string' },
     },
     strict: true,
   });
@@ -160,6 +162,7 @@ export async function main(argv: string[]): Promise<number> {
   const maxUpstream = int(values['max-upstream-connections'], '--max-upstream-connections', 1024, 1);
   const maxPending = int(values['max-pending'], '--max-pending', 1024, 0);
   const maxHeadersCount = int(values['max-headers-count'], '--max-headers-count', 100, 1);
+  const maxPipelined = int(values['max-pipelined'], '--max-pipelined', DEFAULT_MAX_PIPELINED, 1);
   const maxHeaderBytes = int(values['max-header-bytes'], '--max-header-bytes', 60 * 1024, 1024);
   const pathNormalization = values['path-normalization'] ?? 'base';
   if (pathNormalization !== 'base' && pathNormalization !== 'merge-slashes' && pathNormalization !== 'none') {
@@ -192,7 +195,7 @@ export async function main(argv: string[]): Promise<number> {
     namespace,
   });
   tracer.configure(first.tracing);
-  const downstream = new Downstream(maxConnections);
+  const downstream = new Downstream(maxConnections, (limit) => metrics.overflows.inc({ limit }), maxPipelined);
   const proxy = new MeshProxy({
     namespace, tracer, downstream,
     binding, outboundTrafficPolicy: policy, ownEndpoints, maxBufferBytes: maxBuffer, accessLog: values['access-log'] === true,
@@ -235,11 +238,7 @@ export async function main(argv: string[]): Promise<number> {
     // At the cap the connection idle longest gives way (Envoy's overload manager); only when
     // all are busy is the new one told 503. Counted on the socket requests arrive on: for
     // HTTPS the TLS socket ('secureConnection'), not the TCP one under it.
-    s.on(s instanceof https.Server ? 'secureConnection' : 'connection', (sock: Socket) => {
-      const evicted = downstream.evicted;
-      downstream.accept(sock);
-      if (downstream.evicted > evicted) metrics.overflows.inc({ limit: 'downstream_idle_closed' });
-    });
+    s.on(s instanceof https.Server ? 'secureConnection' : 'connection', (sock: Socket) => downstream.accept(sock));
     s.on('clientError', (err: NodeJS.ErrnoException, sock: Socket) => {
       // One answer and one count per connection: the rest of an oversized head that is
       // still arriving must not be counted again.

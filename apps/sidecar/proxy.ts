@@ -395,8 +395,17 @@ export class MeshProxy {
     return this.opts.outboundTrafficPolicy ?? this.table.table.outboundTrafficPolicy;
   }
 
-  /** The http.Server 'request' listener. `listener` is set in gateway mode. */
+  /**
+   * The http.Server 'request' listener. `listener` is set in gateway mode. A pipelined
+   * request waits for the ones before it on its connection (Envoy's HTTP/1 codec) before
+   * anything is set up for it: a waiting request costs only Node's own objects.
+   */
   handle(req: IncomingMessage, res: ServerResponse, listener?: GatewayListener): void {
+    if (this.opts.downstream) this.opts.downstream.run(req.socket, res, () => this.begin(req, res, listener));
+    else this.begin(req, res, listener);
+  }
+
+  private begin(req: IncomingMessage, res: ServerResponse, listener?: GatewayListener): void {
     // Monotonic milliseconds with microsecond resolution; with timeOrigin also the span's wall-clock
     // start in microseconds (Date.now() has only milliseconds, which misorders nested spans).
     const started = performance.now();
@@ -450,19 +459,13 @@ export class MeshProxy {
       res.shouldKeepAlive = false;
       return this.reply(res, problem[0], `mesh-proxy: ${problem[1]}`, { connection: 'close' });
     }
-    const serve = () => {
-      // The request being served on this connection (a pipelined one waits its turn first).
-      socket[CURRENT] = res;
-      return this.serve(req, res, labels, listener);
-    };
-    const run = () => serve().catch((err) => {
+    // The request being served on this connection (for the stream idle timeout).
+    socket[CURRENT] = res;
+    this.serve(req, res, labels, listener).catch((err) => {
       this.log('error', 'request failed', { error: String(err), url: req.url });
       if (!res.headersSent) this.reply(res, 500, 'internal proxy error');
       else cutOff(res);
     });
-    // Pipelined requests wait for the ones before them on their connection (Envoy's HTTP/1 codec).
-    if (this.opts.downstream) this.opts.downstream.run(req.socket, res, run);
-    else void run();
   }
 
   /**
