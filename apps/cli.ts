@@ -6,7 +6,7 @@ import { CHART_VARIANTS, ChartVariant, createVariant } from '../charts';
 import { analyze, Finding, formatText } from '../lint/analyze';
 import { lintApp, manifestsFromFiles, manifestsOf } from '../lint/sources';
 import { Base, ChartChange, chartFiles, commentBody, diffMarkdown, diffPlans, objectNames, planOf, PlanBaseError, chartPlan, ChartPlan, planMarkdown, trafficSvg, postStickyComment, resolveBase, short } from '../plan';
-import { lintBeforeWrite, runSynth } from './run';
+import { isRefusal, lintBeforeWrite, runSynth } from './run';
 import { entryOfCdk8sYaml, loadUserApp } from './user-app';
 
 const USAGE: Record<string, string> = {
@@ -26,14 +26,15 @@ Mesh lint (istioctl-analyze-style checks). With no argument: every chart, synthe
 in memory. A CHART (see \`cdk8s-mesh charts\`) is synthesized in memory; a FILE is YAML.
 Each chart and each file is linted on its own, as one deployable unit; --one-cluster
 lints all the files together, as objects of one cluster.
-Exit status 1 when any finding is an error, 2 on bad arguments.
+Exit status 1 when any finding is an error or the input is refused (where synth refuses,
+lint fails too), 2 on bad arguments only.
 `,
   init: `usage: cdk8s-mesh init [DIR] [--data-plane istio|node-sidecar|gateway-api] [--pulumi] [--name NAME]
 
 Scaffold a project of your own in DIR (default: the current directory, which must have
 no package.json): package.json depending on cdk8s-mesh, cdk8s.yaml, tsconfig.json,
 main.ts with one chart, a jest snapshot test and a README. Then:
-  npm install && npx cdk8s synth && npm test
+  npm install && npm run synth && npm test
 --pulumi adds a Pulumi program (Pulumi.yaml, pulumi.ts) deploying the same chart.
 --mesh-spec SPEC is the cdk8s-mesh dependency written into package.json (default
 ^<this version>); for a package not on the registry, the tarball: file:/path/cdk8s-mesh-<version>.tgz
@@ -198,9 +199,10 @@ function lint(args: string[]): number {
     if (flags['--one-cluster']) findings.push(...analyze(manifestsFromFiles(files)));
     else for (const f of files) findings.push(...analyze(manifestsFromFiles([f])));
   } catch (e) {
-    if (e instanceof UsageError) throw e;
-    console.error(`cdk8s-mesh lint: ${(e as Error).message}`);
-    return 2;
+    // Where synth refuses, lint fails the same way (exit 1); 2 is for bad arguments only.
+    if (!isRefusal(e)) throw e;
+    console.error(`cdk8s-mesh lint: ${e.message}`);
+    return 1;
   }
   if (format === 'json') {
     console.log(JSON.stringify(findings.map((f) => ({ code: f.code, severity: f.severity, message: f.message, object: f.object, path: f.path ?? null })), null, 2));

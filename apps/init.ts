@@ -77,7 +77,9 @@ export function init(argv: string[]): number {
   }
   const pkg = {
     name, version: '0.1.0', private: true,
-    scripts: { synth: 'cdk8s synth --check-upgrade=false', test: 'jest', lint: 'cdk8s-mesh lint' },
+    // cdk8s-mesh synth, not cdk8s synth: mesh lint before anything is written, a refusal as
+    // one message (construct path, value, expectation) with exit 1, never a stack trace.
+    scripts: { synth: 'cdk8s-mesh synth', test: 'jest', lint: 'cdk8s-mesh lint' },
     dependencies: {
       'cdk8s-mesh': values['mesh-spec'] ?? `^${PACKAGE_VERSION}`,
       cdk8s: v.cdk8s, 'cdk8s-plus-28': v['cdk8s-plus-28'], constructs: v.constructs,
@@ -93,7 +95,7 @@ export function init(argv: string[]): number {
   process.stdout.write(`cdk8s-mesh init: wrote ${written.sort().join(', ')} in ${dir} (${dataPlane} data plane${values.pulumi ? ', Pulumi program' : ''})
 next:
   cd ${dir}
-  npm install && npx cdk8s synth && npm test
+  npm install && npm run synth && npm test
 `);
   return 0;
 }

@@ -25,17 +25,26 @@ export function lintBeforeWrite(app: App): void {
  * user's input, so print its message (construct path, value, expectation) without a
  * stack trace and return 1; lint errors likewise. Anything else is our bug and keeps its stack.
  */
-export function runSynth(build: () => void): number {
+export function runSynth(build: () => void, command?: string): number {
   try {
     build();
     return 0;
   } catch (e) {
-    // cdk8s runs the constructs' validations (duplicate objects, misplaced short hosts)
-    // before writing anything and throws one Error listing them: user input as well.
-    if (e instanceof MeshValidationError || e instanceof MeshLintError || (e instanceof Error && e.message.startsWith(CDK8S_VALIDATION))) {
-      process.stderr.write(`cdk8s-mesh: ${e.message}\n`);
+    if (isRefusal(e)) {
+      process.stderr.write(`cdk8s-mesh${command ? ` ${command}` : ''}: ${e.message}\n`);
       return 1;
     }
     throw e;
   }
+}
+
+/**
+ * A refusal of the user's input, not our bug: a MeshValidationError, mesh lint errors, the
+ * constructs' validations that cdk8s runs before writing anything (duplicate objects,
+ * misplaced short hosts: one Error listing them), or YAML that does not parse. Every
+ * command answers these the same way: the message, exit status 1.
+ */
+export function isRefusal(e: unknown): e is Error {
+  return e instanceof MeshValidationError || e instanceof MeshLintError
+    || (e instanceof Error && (e.message.startsWith(CDK8S_VALIDATION) || e.name === 'YAMLParseError'));
 }

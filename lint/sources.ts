@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ApiObject, App, Chart } from 'cdk8s';
 import { IConstruct } from 'constructs';
 import { parseAllDocuments } from 'yaml';
+import { MeshValidationError } from '../model/errors';
 import { analyze, Finding, K8s, Manifest } from './analyze';
 
 /** Every object of the charts, with the construct path that made it. */
@@ -20,7 +21,13 @@ export function lintApp(app: App): Finding[] {
 
 /** Every document of YAML files; a document that is not an object is reported by the caller. */
 export function manifestsFromFiles(files: readonly string[]): Manifest[] {
-  return files.flatMap((file) => parseAllDocuments(readFileSync(file, 'utf8'))
-    .map((d, i) => ({ obj: d.toJSON() as K8s, path: `${file}#${i + 1}` }))
-    .filter((m) => m.obj !== null && typeof m.obj === 'object'));
+  return files.flatMap((file) => {
+    const docs = parseAllDocuments(readFileSync(file, 'utf8'));
+    // A document that does not parse is refused, not linted as nothing (0 findings, exit 0).
+    const bad = (Array.isArray(docs) ? docs : [docs]).flatMap((d, i) => d.errors.map((e) => `${file}#${i + 1}: ${e.message.split('\n')[0]}`));
+    if (bad.length) throw new MeshValidationError(file, 'YAML', bad.slice(0, 5).join('; '), 'YAML that parses (the file was not linted)');
+    return (Array.isArray(docs) ? docs : [docs])
+      .map((d, i) => ({ obj: d.toJSON() as K8s, path: `${file}#${i + 1}` }))
+      .filter((m) => m.obj !== null && typeof m.obj === 'object');
+  });
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run test:consumer`: cdk8s-mesh as a user gets it. `npm pack`, then outside the
 # repository: `npx cdk8s-mesh init` from the tarball, `npm install` (dependencies from
-# the registry), `npx cdk8s synth`, the project's own jest tests (YAML snapshot, lint,
+# the registry), `npm run synth` (the scaffold's cdk8s-mesh synth), the project's own jest tests (YAML snapshot, lint,
 # the Pulumi program under mocks), `cdk8s-mesh lint`. Nothing may come from this
 # repository's sources or dev dependencies: the project lives under a fresh temp dir.
 # Prints "consumer: ..." with timings and install sizes; exit status non-zero on failure.
@@ -26,7 +26,8 @@ npx --yes --package "$tarball" -- cdk8s-mesh init shop --pulumi --mesh-spec "fil
 cd shop
 npm install --no-audit --no-fund --loglevel=error
 t2=$(date +%s.%N)
-npx cdk8s synth --check-upgrade=false >/dev/null
+# The scaffold's own synth script (cdk8s-mesh synth on the app of cdk8s.yaml).
+npm run synth >/dev/null
 test -s dist/shop.k8s.yaml
 grep -q 'kind: VirtualService' dist/shop.k8s.yaml
 t3=$(date +%s.%N)

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { spawnSync } from 'child_process';
 import { Testing } from 'cdk8s';
 import { init } from '../apps/init';
 
@@ -68,4 +69,40 @@ describe('cdk8s-mesh init', () => {
     expect(err).toBe('cdk8s-mesh init: --data-plane is "linkerd"; expected istio, node-sidecar, gateway-api\n');
     expect(fs.existsSync(path.join(dir, 'shop'))).toBe(false);
   });
+});
+
+describe('the scaffold\'s npm run synth is cdk8s-mesh synth, and lint agrees with it', () => {
+  const bin = path.join(__dirname, '..', 'bin', 'cdk8s-mesh.js');
+  /** The scaffold wired to this repository's sources and node_modules, as `npm install` would wire the package. */
+  function project(plane: string): string {
+    const { dir } = scaffold('--data-plane', plane);
+    const root = path.join(dir, 'shop');
+    fs.symlinkSync(path.join(__dirname, '..', 'node_modules'), path.join(root, 'node_modules'));
+    const chart = path.join(root, 'chart.ts');
+    fs.writeFileSync(chart, fs.readFileSync(chart, 'utf8').replace("from 'cdk8s-mesh'", `from ${JSON.stringify(REPO_INDEX)}`));
+    const main = path.join(root, 'main.ts');
+    fs.writeFileSync(main, fs.readFileSync(main, 'utf8').replace("from 'cdk8s-mesh'", `from ${JSON.stringify(REPO_INDEX)}`));
+    return root;
+  }
+  const run = (cwd: string, args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8' });
+
+  test.each(['istio', 'node-sidecar', 'gateway-api'])('%s: synth writes the chart; a mistake is refused by synth and lint alike (exit 1, one message, no stack), nothing written', (plane) => {
+    const root = project(plane);
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+    expect(pkg.scripts.synth).toBe('cdk8s-mesh synth');
+    // What `npm run synth` runs, from the project's directory (cdk8s.yaml names main.ts).
+    const ok = run(root, ['synth']);
+    expect([ok.status, ok.stdout]).toEqual([0, 'wrote 1 chart(s) to dist/\n']);
+    expect(fs.existsSync(path.join(root, 'dist', 'shop.k8s.yaml'))).toBe(true);
+    fs.rmSync(path.join(root, 'dist'), { recursive: true });
+    const chart = path.join(root, 'chart.ts');
+    fs.writeFileSync(chart, fs.readFileSync(chart, 'utf8').replace('canaryWeight: 10,', 'canaryWeight: 120,'));
+    for (const command of ['synth', 'lint']) {
+      const r = run(root, [command]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/shop\/api: canaryWeight is 120; expected /);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    }
+    expect(fs.existsSync(path.join(root, 'dist'))).toBe(false);
+  }, 120_000);
 });

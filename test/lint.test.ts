@@ -220,6 +220,15 @@ describe('the lint CLI', () => {
     expect(run(['lint', '--bogus']).err).toMatch(/unknown option --bogus/);
   });
 
+  test('a file that is not YAML is refused (exit 1, which document, why), not linted as nothing', () => {
+    const file = join(dir, 'broken.yaml');
+    writeFileSync(file, 'apiVersion: v1\nkind: Service\nmetadata: {name: web\n');
+    const r = run(['lint', file]);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/broken\.yaml#1: Flow map .*expected YAML that parses \(the file was not linted\)/);
+    expect(r.out).not.toMatch(/mesh lint: 0 error/);
+  });
+
   test('files are linted one by one; --one-cluster reads them as one cluster', () => {
     // One chart on both data planes: fine on its own, conflicting when read as one cluster.
     const out = join(dir, 'dist');

@@ -1,4 +1,4 @@
-// The cdk8s app: `npx cdk8s synth` writes dist/{{name}}.k8s.yaml.
+// The cdk8s app: `npm run synth` (cdk8s-mesh synth) writes dist/{{name}}.k8s.yaml; plain `cdk8s synth` works too, without mesh lint.
 import { App } from 'cdk8s';
 import { DataPlane } from 'cdk8s-mesh';
 import { AppChart } from './chart';
