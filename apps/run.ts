@@ -25,13 +25,13 @@ export function lintBeforeWrite(app: App): void {
  * user's input, so print its message (construct path, value, expectation) without a
  * stack trace and return 1; lint errors likewise. Anything else is our bug and keeps its stack.
  */
-export function runSynth(build: () => void, command?: string): number {
+export function runSynth(build: () => void): number {
   try {
     build();
     return 0;
   } catch (e) {
     if (isRefusal(e)) {
-      process.stderr.write(`cdk8s-mesh${command ? ` ${command}` : ''}: ${e.message}\n`);
+      process.stderr.write(`cdk8s-mesh: ${e.message}\n`);
       return 1;
     }
     throw e;

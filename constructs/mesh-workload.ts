@@ -126,6 +126,7 @@ export class MeshWorkload extends Construct implements ServiceRef {
   readonly serviceName: string;
   readonly serviceNamespace?: string;
   readonly servicePorts?: readonly number[];
+  readonly noService?: string;
   readonly portName?: string;
   /** Labels on the pod template. */
   readonly podLabels: Readonly<Record<string, string>>;
@@ -171,6 +172,11 @@ export class MeshWorkload extends Construct implements ServiceRef {
       }
     }
     const wantsService = props.service ?? props.port !== undefined;
+    if (!wantsService) {
+      this.noService = props.port === undefined
+        ? `has no port, and without a port it has no Service (give ${props.app} its container port)`
+        : 'has no Service (its service prop is false)';
+    }
     if (wantsService && props.port === undefined) check.fail('port', undefined, 'a container port when service is true');
     const portName = props.portName ?? 'http';
     // Container port names are IANA_SVC_NAMEs: at most 15 characters.

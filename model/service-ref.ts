@@ -20,6 +20,12 @@ export interface ServiceRef {
    * @default - unknown: a route's port is not checked
    */
   readonly servicePorts?: readonly number[];
+  /**
+   * Why there is no Kubernetes Service behind this reference (a workload without a port, or
+   * with `service: false`): a route to it would reach nothing, so routes to it are refused.
+   * @default - there is a Service
+   */
+  readonly noService?: string;
 }
 
 /** A destination outside the project's constructs, named by host (e.g. `api.example.com`). */

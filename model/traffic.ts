@@ -273,14 +273,17 @@ export function checkServiceRef(check: Check, field: string, ref: unknown): asse
 
 /** Subset and port of a destination must exist on the object it points at. */
 function checkTarget(check: Check, field: string, to: ServiceRef, subset: unknown, port: unknown) {
+  if (to.noService) check.fail(`${field}.to`, to.serviceName, `a destination with a Service: ${to.serviceName} ${to.noService}`);
   if (subset !== undefined) {
-    checkDns1123Label(check, `${field}.subset`, subset);
+    // Whether it is a defined subset first, whatever else is wrong with the name: the
+    // defined ones are what the user needs to see.
     const known = to.subsetNames ?? [];
-    if (!known.includes(subset)) {
+    if (!known.includes(subset as string)) {
       check.fail(`${field}.subset`, subset, known.length
         ? `a subset defined for ${to.serviceName} (${known.join(', ')})`
         : `no subset: ${to.serviceName} has no DestinationRule subsets`);
     }
+    checkDns1123Label(check, `${field}.subset`, subset);
   }
   if (port !== undefined) {
     check.port(`${field}.port`, port);

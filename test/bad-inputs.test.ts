@@ -6,6 +6,7 @@ import { Chart, Testing } from 'cdk8s';
 import {
   CanaryRelease, CanaryReleaseProps, DestinationPolicy, JaegerAddon, MeshGateway, MeshNamespace, MeshTracing, MeshWorkload, MeshWorkloadProps, TrafficRoute, WebTier,
 } from '../constructs';
+import { DataPlane, MeshChart } from '../constructs';
 import { MeshValidationError, ServiceRef } from '../model';
 
 // Every bad input is refused while the construct is built, with a MeshValidationError
@@ -28,6 +29,8 @@ const cases: Case[] = [
   ['fractional weight', vs({ route: [{ to: svc, subset: 'v1', weight: 33.5 }, { to: svc, subset: 'v2', weight: 66.5 }] }), 33.5, /integer/],
   ['missing weight among several', vs({ route: [{ to: svc, subset: 'v1', weight: 100 }, { to: svc, subset: 'v2' }] }), undefined, /a weight on every destination/],
   ['unknown subset', vs({ route: [{ to: svc, subset: 'v9' }] }), 'v9', /a subset defined for reviews \(v1, v2\)/],
+  // The defined subsets are listed whatever else is wrong with the name given.
+  ['a subset that is neither defined nor a DNS label', vs({ route: [{ to: svc, subset: 'V9_x' }] }), 'V9_x', /a subset defined for reviews \(v1, v2\)/],
   ['subset on a service without subsets', vs({ route: [{ to: { serviceName: 'ratings' }, subset: 'v1' }] }), 'v1', /ratings has no DestinationRule subsets/],
   ['port the service does not have', vs({ route: [{ to: svc, port: 8080 }] }), 8080, /a port of reviews \(9080\)/],
   ['timeout below 1ms', vs({ route: [r1], timeout: '0.0001s' }), '0.0001s', /at least 1ms/],
@@ -114,6 +117,18 @@ describe('bad input is refused at synth time', () => {
     expect(err.value).toEqual(value);
     expect(err.message).toMatch(expected);
     expect(err.message).toContain('; expected ');
+  });
+});
+
+describe('a route to a workload that has no Service is refused, on every data plane', () => {
+  test.each([DataPlane.ISTIO, DataPlane.NODE_SIDECAR, DataPlane.GATEWAY_API])('%s', (dataPlane) => {
+    const chart = new MeshChart(Testing.app(), 'test', { dataPlane });
+    const worker = new MeshWorkload(chart, 'worker', { app: 'worker', image: 'worker:1' });
+    const quiet = new MeshWorkload(chart, 'quiet', { app: 'quiet', image: 'quiet:1', port: 8080, service: false });
+    expect(() => new TrafficRoute(chart, 'bad', { name: 'worker', hosts: ['worker.example.com'], http: [{ route: [{ to: worker }] }] }))
+      .toThrow('test/bad: http[0].route[0].to is "worker"; expected a destination with a Service: worker has no port, and without a port it has no Service (give worker its container port)');
+    expect(() => new TrafficRoute(chart, 'bad2', { name: 'quiet', hosts: ['quiet.example.com'], http: [{ route: [{ to: quiet }] }] }))
+      .toThrow(/test\/bad2: http\[0\]\.route\[0\]\.to is "quiet"; expected a destination with a Service: quiet has no Service \(its service prop is false\)/);
   });
 });
 
