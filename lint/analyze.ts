@@ -423,22 +423,23 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
       else credentials.set(`${nsOf(g.obj)}/${c}`, g);
     }
   }
-  // Gateways that claim the same selector, port and host.
-  const claims = new Map<string, Manifest>();
+  // Gateways that claim the same selector, port and host: once per pair, on the later one,
+  // naming both (three gateways on one host are three pairs, not six findings).
+  const claims = new Map<string, Manifest[]>();
   const reported010 = new Set<string>();
   for (const g of gateways) {
     const sel = JSON.stringify(Object.entries(g.obj.spec?.selector ?? {}).sort());
     for (const s of g.obj.spec?.servers ?? []) {
       for (const h of s.hosts ?? []) {
         const k = `${sel}|${s.port?.number}|${h}`;
-        const prev = claims.get(k);
-        if (prev && prev !== g) {
-          if (!reported010.has(`${k}|${prev.obj.metadata.name}`)) {
-            reported010.add(`${k}|${prev.obj.metadata.name}`);
-            report('MESH010', prev, `gateway ${prev.obj.metadata.name} and ${g.obj.metadata.name} both claim host ${h} on port ${s.port?.number} of the same gateway pods; merge them or use distinct hosts`);
-          }
-          report('MESH010', g, `gateway ${g.obj.metadata.name} and ${prev.obj.metadata.name} both claim host ${h} on port ${s.port?.number} of the same gateway pods; merge them or use distinct hosts`);
-        } else claims.set(k, g);
+        const before = claims.get(k) ?? [];
+        for (const prev of before) {
+          const pair = `${k}|${prev.obj.metadata.name}|${g.obj.metadata.name}`;
+          if (prev === g || reported010.has(pair)) continue;
+          reported010.add(pair);
+          report('MESH010', g, `gateways ${prev.obj.metadata.name} and ${g.obj.metadata.name} both claim host ${h} on port ${s.port?.number} of the same gateway pods; merge them or use distinct hosts`);
+        }
+        if (!before.includes(g)) claims.set(k, [...before, g]);
       }
     }
   }

@@ -100,6 +100,16 @@ test('MESH012 leaves UDP ports alone (Istio does not proxy them)', () => {
   expect(codes(o)).not.toContain('MESH012');
 });
 
+test('MESH010: conflicting gateways are reported once per pair, naming both', () => {
+  const o = edit((x) => { x.push(gw('shop-gateway-2', ['shop.example.com']), gw('shop-gateway-3', ['shop.example.com'])); });
+  const found = analyze(o.map((obj) => ({ obj }))).filter((f) => f.code === 'MESH010').map((f) => `${f.object.name}: ${f.message.split(' both')[0]}`);
+  expect(found).toEqual([
+    'shop-gateway-2: gateways shop-gateway and shop-gateway-2',
+    'shop-gateway-3: gateways shop-gateway and shop-gateway-3',
+    'shop-gateway-3: gateways shop-gateway-2 and shop-gateway-3',
+  ]);
+});
+
 test('at least 20 checks, each with a test', () => {
   expect(CHECKS.length).toBeGreaterThanOrEqual(20);
   expect([...new Set(CASES.map(([c]) => c))].sort()).toEqual(CHECKS.map((c) => c.code).sort());
