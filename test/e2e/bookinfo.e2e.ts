@@ -139,12 +139,16 @@ describe('bookinfo (node sidecar): the eight Bookinfo charts, applied one after 
     expect(count(await pages(10, { user: 'jasonx' }))).toEqual({ 'details v1, reviews v1': 10 });
   });
 
-  test('one request, every hop: the x-request-id the client sent and one b3 trace id reach productpage, details, reviews and ratings; each hop is a child span of its caller', async () => {
+  test('one request, every hop: the x-request-id the gateway gives it and one b3 trace id reach productpage, details, reviews and ratings; each hop is a child span of its caller', async () => {
     const [page] = await pages(1, { user: 'jason', requestId: 'e2e-bookinfo-0001' }) as Page[];
     const hops = [page, page.details, page.reviews, page.reviews.ratings!];
+    // An edge request's x-request-id is the gateway's own (Envoy regenerates it for external
+    // requests), never the client's; the sidecars then keep it at every hop.
+    const id = page.requestId;
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(hops.map((h) => [h.service, h.requestId, h.user])).toEqual([
-      ['productpage', 'e2e-bookinfo-0001', 'jason'], ['details', 'e2e-bookinfo-0001', 'jason'],
-      ['reviews', 'e2e-bookinfo-0001', 'jason'], ['ratings', 'e2e-bookinfo-0001', 'jason'],
+      ['productpage', id, 'jason'], ['details', id, 'jason'],
+      ['reviews', id, 'jason'], ['ratings', id, 'jason'],
     ]);
     // The gateway started the trace; each caller's proxy made a new span whose parent is the caller's.
     expect(page.trace.traceId).toMatch(/^[0-9a-f]{32}$/);
@@ -279,7 +283,9 @@ describe('bookinfo (node sidecar): the eight Bookinfo charts, applied one after 
       expect(byName('ratings.bookinfo.svc.cluster.local:9080/*')).toMatchObject({
         service: 'reviews.bookinfo', kind: 'client', parent: page.reviews.trace.spanId, id: page.reviews.ratings!.trace.spanId,
       });
-      expect(spans.map((x) => x.requestId)).toEqual(spans.map(() => 'e2e-trace-0001'));
+      // The gateway's fresh x-request-id (not the client's e2e-trace-0001), on every span.
+      expect(page.requestId).not.toBe('e2e-trace-0001');
+      expect(spans.map((x) => x.requestId)).toEqual(spans.map(() => page.requestId));
       expect(spans).toHaveLength(4);
       // The UI where the seed needed it: NodePort 30686 on the node, under /jaeger.
       const node = (await kubectlOk(['get', 'nodes', '-o', 'jsonpath={.items[0].status.addresses[?(@.type=="InternalIP")].address}'])).trim();
