@@ -109,7 +109,7 @@ describe('edge requests are sanitised as an Istio ingress gateway does', () => {
     } finally { await gw.stop('SIGKILL'); }
   });
 
-  test('--preserve-external-request-id keeps the client\'s id; a sidecar keeps its app\'s', async () => {
+  test('--preserve-external-request-id keeps the client\'s id', async () => {
     const api = await back('api');
     const { gw, port } = await startGateway(table, 'edge/gw', [...resolveTo({ [`${API}:8080`]: api.port }), '--preserve-external-request-id']);
     try {

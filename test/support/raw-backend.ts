@@ -3,6 +3,7 @@
 // bytes make, not what a forgiving server would make of them.
 import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
+import { HTTPParser as UpstreamParser } from '../../apps/sidecar/upstream';
 
 interface Parser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
@@ -10,9 +11,10 @@ interface Parser {
   close(): void;
   [callback: number]: unknown;
 }
+// The binding the proxy's upstream client loads (and checks the shape of), here as a request parser.
+const HTTPParser = UpstreamParser as unknown as { new(): Parser; REQUEST: number; kOnHeaders: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number };
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const common = require('_http_common') as { HTTPParser: { new(): Parser; REQUEST: number; kOnHeaders: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number }; methods: string[] };
-const { HTTPParser, methods } = common;
+const { methods } = require('_http_common') as { methods: string[] };
 
 export interface RawRequest { method: string; url: string; headers: string[]; body: string }
 
