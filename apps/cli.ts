@@ -6,7 +6,7 @@ import { CHART_VARIANTS, ChartVariant, createVariant } from '../charts';
 import { analyze, Finding, formatText } from '../lint/analyze';
 import { lintApp, manifestsFromFiles, manifestsOf } from '../lint/sources';
 import { Base, ChartChange, chartFiles, commentBody, diffMarkdown, diffPlans, objectNames, planOf, PlanBaseError, chartPlan, ChartPlan, planMarkdown, trafficSvg, postStickyComment, resolveBase, short } from '../plan';
-import { isRefusal, lintBeforeWrite, runSynth } from './run';
+import { isRefusal, lintBeforeWrite, refuseInvalid, runSynth } from './run';
 import { entryOfCdk8sYaml, loadUserApp } from './user-app';
 
 const USAGE: Record<string, string> = {
@@ -194,6 +194,7 @@ function lint(args: string[]): number {
     if (charts.length || !files.length) {
       const app = loadApp(flags['--app'] as string | undefined, 'dist');
       select('lint', app, charts);
+      refuseInvalid(app);
       findings = lintApp(app);
     }
     if (flags['--one-cluster']) findings.push(...analyze(manifestsFromFiles(files)));

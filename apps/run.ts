@@ -1,7 +1,8 @@
 import { App } from 'cdk8s';
 import { formatText } from '../lint/analyze';
+import { validationErrorsOf } from '../constructs/mesh';
 import { lintApp } from '../lint/sources';
-import { MeshValidationError } from '../model';
+import { MeshRefusals, MeshValidationError } from '../model';
 
 const CDK8S_VALIDATION = 'Validation failed with the following errors';
 
@@ -13,11 +14,22 @@ export class MeshLintError extends Error {}
  * errors stop the synth before any file is written (each names its construct path).
  */
 export function lintBeforeWrite(app: App): void {
+  refuseInvalid(app);
   const findings = lintApp(app);
   const shown = findings.filter((f) => f.severity !== 'info');
   if (shown.length) process.stderr.write(`${formatText(shown)}\n`);
   const errors = findings.filter((f) => f.severity === 'error');
   if (errors.length) throw new MeshLintError(`mesh lint found ${errors.length} error(s); nothing was written (run \`npx cdk8s-mesh lint\` for details)`);
+}
+
+/**
+ * The constructs' validations, as cdk8s runs them before writing, but all of them at once
+ * in our format: a MeshRefusals with the count and every message (construct path, value,
+ * expectation). Synth, lint and the Pulumi resource call this first.
+ */
+export function refuseInvalid(app: App): void {
+  const problems = validationErrorsOf(app);
+  if (problems.length) throw new MeshRefusals(problems, app.charts.length === 1 ? `chart ${app.charts[0].node.id}` : 'the app');
 }
 
 /**
@@ -45,6 +57,6 @@ export function runSynth(build: () => void): number {
  * command answers these the same way: the message, exit status 1.
  */
 export function isRefusal(e: unknown): e is Error {
-  return e instanceof MeshValidationError || e instanceof MeshLintError
+  return e instanceof MeshValidationError || e instanceof MeshRefusals || e instanceof MeshLintError
     || (e instanceof Error && (e.message.startsWith(CDK8S_VALIDATION) || e.name === 'YAMLParseError'));
 }

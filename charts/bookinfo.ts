@@ -1,5 +1,5 @@
 import { Construct } from 'constructs';
-import { BookinfoApp, BookinfoAppProps, BookinfoScenario, DataPlane, JaegerAddon, MeshChart, MeshChartProps, MeshNamespace, MeshTracing } from '../constructs';
+import { BookinfoApp, BookinfoAppProps, BookinfoScenario, JaegerAddon, MeshChart, MeshChartProps, MeshNamespace, MeshTracing } from '../constructs';
 
 export interface BookinfoChartProps extends MeshChartProps {
   /** @default "all-v1" */
@@ -29,10 +29,8 @@ export class BookinfoChart extends MeshChart {
       namespace: ns, scenario: props.scenario ?? 'all-v1', images: props.images, gateway: props.gateway, mutualTls: props.mutualTls,
     });
     if (props.tracing) {
-      // Without Istio nobody else creates istio-system: the chart does, on the node sidecar only.
-      const jaeger = new JaegerAddon(this, 'jaeger', {
-        ui: { serviceType: 'NodePort', nodePort: 30686 }, createNamespace: this.dataPlane === DataPlane.NODE_SIDECAR,
-      });
+      // Without Istio nobody else creates istio-system: JaegerAddon writes it there by default.
+      const jaeger = new JaegerAddon(this, 'jaeger', { ui: { serviceType: 'NodePort', nodePort: 30686 } });
       new MeshTracing(this, 'tracing', { collector: jaeger, samplingPercentage: 100 });
     }
   }

@@ -19,11 +19,20 @@ export interface DestinationPolicyProps {
   readonly trafficPolicy?: TrafficPolicy;
 }
 
-/** Subsets and traffic policy for one service (Istio: a DestinationRule). */
-export class DestinationPolicy extends Construct {
+/**
+ * Subsets and traffic policy for one service (Istio: a DestinationRule). It is also a
+ * destination: `{ to: policy, subset: 'v1' }` routes to the service with its subsets known.
+ */
+export class DestinationPolicy extends Construct implements ServiceRef {
   readonly name: string;
   readonly subsets: readonly SubsetModel[];
   readonly trafficPolicy?: TrafficPolicyModel;
+  readonly serviceName: string;
+  readonly serviceNamespace?: string;
+  readonly servicePorts?: readonly number[];
+  /** The subsets' names: routes to this policy may name them. */
+  readonly subsetNames: readonly string[];
+  readonly noService?: string;
 
   constructor(scope: Construct, id: string, props: DestinationPolicyProps) {
     super(scope, id);
@@ -37,6 +46,11 @@ export class DestinationPolicy extends Construct {
     this.subsets = buildSubsets(this.node.path, props.subsets ?? []);
     this.trafficPolicy = buildTrafficPolicy(check, 'trafficPolicy', props.trafficPolicy);
     if (this.subsets.length === 0 && !this.trafficPolicy) check.fail('props', props, 'subsets or a trafficPolicy (an empty policy does nothing)');
+    this.serviceName = props.service.serviceName;
+    this.serviceNamespace = props.service.serviceNamespace;
+    this.servicePorts = props.service.servicePorts;
+    this.noService = props.service.noService;
+    this.subsetNames = this.subsets.map((s) => s.name);
     rendererOf(this).renderDestinationPolicy(this, 'Resource', {
       name: this.name, namespace, service: props.service, subsets: this.subsets, trafficPolicy: this.trafficPolicy,
     });

@@ -8,6 +8,8 @@ registerRenderer(DataPlane.NODE_SIDECAR, nodeSidecarRenderer);
 registerRenderer(DataPlane.GATEWAY_API, gatewayApiRenderer);
 
 export * from './mesh';
+export type { DroppedFeature } from './capability-gate';
+export { DROPPABLE_FEATURES } from './capability-gate';
 export * from './mesh-namespace';
 export * from './mesh-workload';
 export * from './traffic-route';

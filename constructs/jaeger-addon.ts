@@ -4,7 +4,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { stringify } from 'yaml';
 import { Check, checkDns1123Label } from '../model';
-import { DataPlane, rendererOf } from './mesh';
+import { DataPlane, MeshChart, rendererOf } from './mesh';
 import { WorkloadResources } from './mesh-workload';
 import { canonicalMemory, containerResources, omitServerDefaults, restrictedContainer } from './server-form';
 
@@ -62,9 +62,11 @@ export interface JaegerAddonProps {
   /** The Jaeger container's CPU and memory. @default { cpuMillis: { request: 100, limit: 1000 }, memoryMiB: { request: 256, limit: 1024 } } */
   readonly resources?: WorkloadResources;
   /**
-   * Also write the Namespace object. Off by default: on a cluster with Istio, `istio-system`
-   * belongs to Istio's installation, and deleting this chart must not delete it.
-   * @default false
+   * Also write the Namespace object. Off where the chart's data plane has Istio installed
+   * (Istio, or Gateway API with mesh "istio" or "istio-ambient"): there `istio-system`
+   * belongs to Istio's installation, and deleting this chart must not delete it. On where
+   * nothing else creates it (node-sidecar, Gateway API on Linkerd or another mesh).
+   * @default - true off Istio, false with Istio
    */
   readonly createNamespace?: boolean;
 }
@@ -144,7 +146,7 @@ export class JaegerAddon extends Construct {
     this.zipkinHost = `zipkin.${namespace}.svc.cluster.local`;
     this.collectorHost = `jaeger-collector.${namespace}.svc.cluster.local`;
     const labels = { app: 'jaeger' };
-    if (props.createNamespace) new kplus.Namespace(this, 'Namespace', { metadata: { name: namespace } });
+    if (props.createNamespace ?? !withIstio(this)) new kplus.Namespace(this, 'Namespace', { metadata: { name: namespace } });
 
     const config = new kplus.ConfigMap(this, 'Config', {
       metadata: { name: 'jaeger', namespace, labels },
@@ -249,4 +251,12 @@ function jaegerConfig(storage: JaegerStorage, basePath: string): string {
     processors: { batch: {} },
     exporters: { jaeger_storage_exporter: { trace_storage: 'traces' } },
   });
+}
+
+/** Whether the data plane of `c`'s chart comes with an Istio installation (which owns istio-system). */
+function withIstio(c: Construct): boolean {
+  const chart = c.node.scopes.find((s): s is MeshChart => MeshChart.isMeshChart(s));
+  const plane = chart?.dataPlane ?? DataPlane.ISTIO;
+  if (plane === DataPlane.GATEWAY_API) return ['istio', 'istio-ambient'].includes(chart!.gatewayApi.mesh ?? 'istio');
+  return plane === DataPlane.ISTIO;
 }

@@ -1,6 +1,10 @@
 import { ApiObject, Chart, ChartProps } from 'cdk8s';
 import { Construct, IConstruct } from 'constructs';
-import { Check, GatewayServerModel, MeshValidationError, ServiceRef, SubsetModel, TrafficPolicyModel, TrafficRouteModel } from '../model';
+import {
+  Check, DataPlaneName, FeatureUse, gatewayFeatures, GatewayServerModel, MeshValidationError, policyFeatures, policyWithout,
+  refusalMessages, routeFeatures, routeWithout, ServiceRef, SubsetModel, TrafficPolicyModel, TrafficRouteModel,
+} from '../model';
+import { checkDropUnsupported, DroppedFeature, gate } from './capability-gate';
 import { describeObject, duplicateObjects } from '../lint/analyze';
 import type { MeshNamespace } from './mesh-namespace';
 import type { MeshWorkload } from './mesh-workload';
@@ -127,6 +131,15 @@ export interface MeshChartProps extends ChartProps {
   readonly sidecar?: NodeSidecarOptions;
   /** Used when `dataPlane` is GATEWAY_API. @default - see GatewayApiOptions */
   readonly gatewayApi?: GatewayApiOptions;
+  /**
+   * Features of the capability table this chart accepts losing on a data plane that cannot
+   * carry them (ids such as "policy.outlierDetection" or "route.fault", or "*" for every
+   * droppable one). Each dropped item is a lint warning (MESH034) and is listed in the plan
+   * under "Not applied on this data plane". Match conditions and gateway servers are never
+   * dropped (requests would go elsewhere).
+   * @default - none: what the data plane cannot carry is refused at synth
+   */
+  readonly dropUnsupported?: readonly string[];
 }
 
 const MESH_CHART = Symbol.for('cdk8s-mesh.MeshChart');
@@ -152,25 +165,78 @@ export function renderingCallsOf(chart: MeshChart): readonly MeshRenderingCall[]
   return RENDERINGS.get(chart) ?? [];
 }
 
-/** The renderer, with every route, policy and gateway it is given recorded for renderingCallsOf. */
-function recording(chart: MeshChart, inner: MeshRenderer): MeshRenderer {
+const REFUSALS = new WeakMap<MeshChart, string[]>();
+const DROPS = new WeakMap<MeshChart, DroppedFeature[]>();
+
+/** What the chart let its data plane drop (MeshChartProps.dropUnsupported), in construct order. */
+export function droppedIn(chart: MeshChart): readonly DroppedFeature[] {
+  return DROPS.get(chart) ?? [];
+}
+
+/**
+ * The renderer behind the capability gate, with every call recorded for renderingCallsOf.
+ * Each route, policy and gateway is checked against the capability table first; features
+ * the chart accepts losing are taken out of the model before the renderer (and the
+ * recording, so the plan's Istio twin) sees it. Refusals, the gate's and the renderer's,
+ * are collected rather than thrown, and the chart's validation reports them all at once.
+ */
+function gated(chart: MeshChart, inner: MeshRenderer, accept: readonly string[]): MeshRenderer {
   const calls: MeshRenderingCall[] = [];
+  const refusals: string[] = [];
+  const drops: DroppedFeature[] = [];
   RENDERINGS.set(chart, calls);
+  REFUSALS.set(chart, refusals);
+  DROPS.set(chart, drops);
+  const plane = inner.dataPlane as DataPlaneName;
+  const options = { 'gatewayApi.trafficPolicies': chart.gatewayApi.trafficPolicies };
   const below = (scope: Construct) => scope.node.scopes.slice(chart.node.scopes.length).map((c) => c.node.id);
+  const run = (scope: Construct, uses: readonly FeatureUse[], render: (dropped: readonly DroppedFeature[]) => void) => {
+    const { dropped, problems } = gate(scope.node.path, plane, options, accept, uses);
+    refusals.push(...problems.map((p) => p.message));
+    drops.push(...dropped);
+    try {
+      render(dropped);
+    } catch (e) {
+      const messages = refusalMessages(e);
+      if (!messages) throw e;
+      refusals.push(...messages);
+    }
+  };
+  const asUses = (d: readonly DroppedFeature[]): FeatureUse[] => d.map((x) => ({ feature: x.feature, field: x.field, value: x.value }));
   return {
     dataPlane: inner.dataPlane,
     enrollNamespace: (ns) => inner.enrollNamespace(ns),
     enrollWorkload: (w) => inner.enrollWorkload(w),
-    renderRoute: (scope, id, rendering) => { calls.push({ method: 'renderRoute', scopePath: below(scope), id, rendering }); inner.renderRoute(scope, id, rendering); },
-    renderDestinationPolicy: (scope, id, rendering) => { calls.push({ method: 'renderDestinationPolicy', scopePath: below(scope), id, rendering }); inner.renderDestinationPolicy(scope, id, rendering); },
-    renderGateway: (scope, id, rendering) => { calls.push({ method: 'renderGateway', scopePath: below(scope), id, rendering }); inner.renderGateway(scope, id, rendering); },
+    renderRoute: (scope, id, r) => run(scope, routeFeatures(r.model), (dropped) => {
+      const rendering = dropped.length ? { ...r, model: routeWithout(r.model, asUses(dropped)) } : r;
+      calls.push({ method: 'renderRoute', scopePath: below(scope), id, rendering });
+      inner.renderRoute(scope, id, rendering);
+    }),
+    renderDestinationPolicy: (scope, id, p) => run(scope, policyFeatures(p.trafficPolicy, p.subsets), (dropped) => {
+      const rendering = dropped.length ? { ...p, ...policyWithout(p.trafficPolicy, p.subsets, asUses(dropped)) } : p;
+      calls.push({ method: 'renderDestinationPolicy', scopePath: below(scope), id, rendering });
+      inner.renderDestinationPolicy(scope, id, rendering);
+    }),
+    renderGateway: (scope, id, g) => run(scope, gatewayFeatures(g.servers), () => {
+      calls.push({ method: 'renderGateway', scopePath: below(scope), id, rendering: g });
+      inner.renderGateway(scope, id, g);
+    }),
     ...(inner.renderTracing ? {
-      renderTracing: (scope: Construct, id: string, rendering: TracingRendering) => {
+      renderTracing: (scope: Construct, id: string, rendering: TracingRendering) => run(scope, [], () => {
         calls.push({ method: 'renderTracing', scopePath: below(scope), id, rendering });
         inner.renderTracing!(scope, id, rendering);
-      },
+      }),
     } : {}),
   };
+}
+
+/**
+ * Every validation error of the constructs in `scope`, as cdk8s would collect them before
+ * writing: a MeshChart's own (its refusals and duplicate objects) name their construct
+ * paths; other constructs' messages get theirs in brackets, as cdk8s writes them.
+ */
+export function validationErrorsOf(scope: IConstruct): string[] {
+  return scope.node.findAll().flatMap((c) => c.node.validate().map((e) => (MeshChart.isMeshChart(c) ? e : `[${c.node.path}] ${e}`)));
 }
 
 /** A cdk8s Chart that knows which data plane its mesh constructs render for. */
@@ -192,6 +258,7 @@ export class MeshChart extends Chart {
     // Checked before Chart reads them: the chart's path is not known to `this` yet.
     const check = new Check([scope.node.path, id].filter(Boolean).join('/'));
     check.shape('', props, { namespace: 'string?', labels: 'stringMap?', disableResourceNameHashes: 'boolean?', sidecar: 'object?', gatewayApi: 'object?' });
+    const accept = checkDropUnsupported(check, props.dropUnsupported);
     if (props.sidecar) check.shape('sidecar', props.sidecar, { image: 'string?', outboundTrafficPolicy: 'string?', pick: 'string?', gatewayServiceType: 'string?', clusterDomain: 'string?' });
     if (props.gatewayApi) check.shape('gatewayApi', props.gatewayApi, { gatewayClassName: 'string?', channel: 'string?', mesh: 'string?', trafficPolicies: 'string?' });
     super(scope, id, props);
@@ -203,10 +270,10 @@ export class MeshChart extends Chart {
       throw new MeshValidationError(this.node.path, 'dataPlane', props.dataPlane, `one of the registered data planes (${[...factories.keys()].join(', ')})`);
     }
     Object.defineProperty(this, MESH_CHART, { value: true });
-    this.renderer = recording(this, factory(this));
-    // Two objects with one identity would be written to one file and the second would
-    // silently replace the first on apply: refuse at synth, naming both constructs.
-    this.node.addValidation({ validate: () => duplicatesIn(this).map((d) => d.message) });
+    this.renderer = gated(this, factory(this), accept);
+    // Refusals collected while rendering, then two objects with one identity (written to
+    // one file, the second would silently replace the first on apply): all refused at synth.
+    this.node.addValidation({ validate: () => [...(REFUSALS.get(this) ?? []), ...duplicatesIn(this).map((d) => d.message)] });
   }
 }
 

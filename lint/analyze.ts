@@ -62,6 +62,7 @@ export const CHECKS: readonly CheckInfo[] = [
   { code: 'MESH032', severity: 'warning', title: 'two Gateways serve one TLS certificate (HTTP/2 connection reuse gives 404s)', istioctl: 'IST0138' },
   { code: 'MESH030', severity: 'warning', title: 'gateway route to a host whose mesh route splits by subset: ingress traffic skips the split', istioctl: 'IST0140' },
   { code: 'MESH033', severity: 'error', title: 'header operation on Host that Istio refuses (removed, on a response, or the authority set twice)' },
+  { code: 'MESH034', severity: 'warning', title: 'feature not applied on the chart\'s data plane (dropped as its dropUnsupported allows; charts only)' },
 ];
 const SEVERITY = new Map(CHECKS.map((c) => [c.code, c.severity]));
 

@@ -114,3 +114,43 @@ const SHAPES: Record<ShapeBase, { test: (v: unknown) => boolean; expected: strin
   strings: { test: (v) => Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0), expected: 'an array of non-empty strings' },
   stringMap: { test: (v) => isPlainObject(v) && Object.values(v).every((x) => typeof x === 'string'), expected: 'an object of string values' },
 };
+
+/**
+ * Every refusal of a chart (or an app) at once: a count and the list, each message naming
+ * its construct path, value and expectation. Synth, lint and the Pulumi resource throw it
+ * before anything is written, so one run shows every problem.
+ */
+export class MeshRefusals extends Error {
+  constructor(public readonly problems: readonly string[], scope = 'the app') {
+    super(`${problems.length} problem(s) in ${scope}, refused at synth (nothing is written):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'MeshRefusals';
+  }
+}
+
+/** The messages of a refusal: one for a MeshValidationError, each one of a MeshRefusals; undefined for anything else (our bug). */
+export function refusalMessages(e: unknown): string[] | undefined {
+  if (e instanceof MeshRefusals) return [...e.problems];
+  if (e instanceof MeshValidationError) return [e.message];
+  return undefined;
+}
+
+/**
+ * Run every step, even after one is refused, and throw the refusals together (a
+ * MeshRefusals) once all have run: a chart with four problems shows four in one run.
+ * Anything that is not a refusal is our bug and is rethrown at once.
+ */
+export function allRefusals<T>(steps: ReadonlyArray<() => T>): T[] {
+  const problems: string[] = [];
+  const out: T[] = [];
+  for (const step of steps) {
+    try {
+      out.push(step());
+    } catch (e) {
+      const m = refusalMessages(e);
+      if (!m) throw e;
+      problems.push(...m);
+    }
+  }
+  if (problems.length) throw new MeshRefusals(problems);
+  return out;
+}

@@ -9,3 +9,4 @@ export * from './gateway';
 export * from './route-table';
 export * from './conventions';
 export * from './version';
+export * from './capabilities';

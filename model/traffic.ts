@@ -281,7 +281,7 @@ function checkTarget(check: Check, field: string, to: ServiceRef, subset: unknow
     if (!known.includes(subset as string)) {
       check.fail(`${field}.subset`, subset, known.length
         ? `a subset defined for ${to.serviceName} (${known.join(', ')})`
-        : `no subset: ${to.serviceName} has no DestinationRule subsets`);
+        : `no subset, or a destination that knows its subsets: this reference to ${to.serviceName} has none (route to the DestinationPolicy that defines them: { to: policy, subset: ${JSON.stringify(subset)} })`);
     }
     checkDns1123Label(check, `${field}.subset`, subset);
   }

@@ -71,6 +71,13 @@ export function planMarkdown(plan: TrafficPlan, header: PlanHeader): string {
     out.push('');
   }
 
+  if (plan.notApplied?.length) {
+    out.push('## Not applied on this data plane', '', 'The chart accepts losing these (dropUnsupported): they are in its model, but neither in the rules above nor in what its data plane runs.', '');
+    out.push('| construct | field | value | feature | why |', '| --- | --- | --- | --- | --- |');
+    for (const n of plan.notApplied) out.push(`| ${cell(n.path)} | ${cell(n.field)} | ${cell(n.value)} | ${n.feature} | ${cell(n.why)} |`);
+    out.push('');
+  }
+
   out.push('## Lint', '');
   if (plan.findings.length === 0) out.push('No findings.', '');
   else {

@@ -41,6 +41,9 @@ export interface PlanService { readonly host: string; readonly ports: readonly n
 /** A Telemetry's tracing: which extension providers get spans, for how many requests. */
 export interface PlanTracing { readonly telemetry: string; readonly namespace: string; readonly providers: readonly string[]; readonly samplingPercentage?: number }
 
+/** One feature a chart's data plane does not carry, dropped as the chart allowed. */
+export interface PlanNotApplied { readonly path: string; readonly field: string; readonly value: string; readonly feature: string; readonly why: string }
+
 export interface TrafficPlan {
   readonly hosts: readonly PlanHost[];
   readonly tracing: readonly PlanTracing[];
@@ -49,6 +52,8 @@ export interface TrafficPlan {
   readonly services: readonly PlanService[];
   readonly calls: readonly PlanCall[];
   readonly findings: readonly Finding[];
+  /** What the chart let its data plane drop (MeshChartProps.dropUnsupported); absent for plans of YAML. */
+  readonly notApplied?: readonly PlanNotApplied[];
   /** Objects by kind, for the header. */
   readonly counts: Readonly<Record<string, number>>;
 }

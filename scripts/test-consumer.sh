@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm run test:consumer`: cdk8s-mesh as a user gets it. `npm pack`, then outside the
 # repository: `npx cdk8s-mesh init` from the tarball, `npm install` (dependencies from
-# the registry), `npm run synth` (the scaffold's cdk8s-mesh synth), the project's own jest tests (YAML snapshot, lint,
+# the registry), `npm run synth` (the scaffold's cdk8s-mesh synth; also for scaffolds on
+# the node-sidecar and Gateway API data planes), the project's own jest tests (YAML snapshot, lint,
 # the Pulumi program under mocks), `cdk8s-mesh lint`. Nothing may come from this
 # repository's sources or dev dependencies: the project lives under a fresh temp dir.
 # Prints "consumer: ..." with timings and install sizes; exit status non-zero on failure.
@@ -31,6 +32,17 @@ npm run synth >/dev/null
 test -s dist/shop.k8s.yaml
 grep -q 'kind: VirtualService' dist/shop.k8s.yaml
 t3=$(date +%s.%N)
+# The same scaffold on the two other data planes, each through its own `npm run synth`
+# (sharing this install: the dependencies are the same).
+for plane in node-sidecar gateway-api; do
+  (cd "$work" && shop/node_modules/.bin/cdk8s-mesh init "shop-$plane" --data-plane "$plane" --mesh-spec "file:$tarball" >/dev/null)
+  ln -s "$work/shop/node_modules" "$work/shop-$plane/node_modules"
+  (cd "$work/shop-$plane" && npm run synth >/dev/null)
+done
+grep -q 'name: mesh-routes' "$work/shop-node-sidecar/dist/shop-node-sidecar.k8s.yaml"
+! grep -q 'networking.istio.io' "$work/shop-node-sidecar/dist/shop-node-sidecar.k8s.yaml"
+grep -q 'kind: HTTPRoute' "$work/shop-gateway-api/dist/shop-gateway-api.k8s.yaml"
+echo "consumer: the scaffold synthesized on istio, node-sidecar and gateway-api"
 # The first run records the snapshot, as a user's first `npm test` does (jest would not under CI=true).
 npx jest --ci=false --json --outputFile="$results" 2>&1 | tail -5
 node -e "const r=require('$results'); process.exit(r.numFailedTests ? 1 : 0)"

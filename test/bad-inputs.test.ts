@@ -31,7 +31,7 @@ const cases: Case[] = [
   ['unknown subset', vs({ route: [{ to: svc, subset: 'v9' }] }), 'v9', /a subset defined for reviews \(v1, v2\)/],
   // The defined subsets are listed whatever else is wrong with the name given.
   ['a subset that is neither defined nor a DNS label', vs({ route: [{ to: svc, subset: 'V9_x' }] }), 'V9_x', /a subset defined for reviews \(v1, v2\)/],
-  ['subset on a service without subsets', vs({ route: [{ to: { serviceName: 'ratings' }, subset: 'v1' }] }), 'v1', /ratings has no DestinationRule subsets/],
+  ['subset on a service without subsets', vs({ route: [{ to: { serviceName: 'ratings' }, subset: 'v1' }] }), 'v1', /this reference to ratings has none \(route to the DestinationPolicy that defines them: \{ to: policy, subset: "v1" \}\)/],
   ['port the service does not have', vs({ route: [{ to: svc, port: 8080 }] }), 8080, /a port of reviews \(9080\)/],
   ['timeout below 1ms', vs({ route: [r1], timeout: '0.0001s' }), '0.0001s', /at least 1ms/],
   ['timeout that is not a duration', vs({ route: [r1], timeout: 'banana' }), 'banana', /a duration such as/],

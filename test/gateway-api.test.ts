@@ -6,13 +6,13 @@ import { CHART_VARIANTS, CHARTS, GATEWAY_API_INEXPRESSIBLE } from '../charts';
 import {
   CanaryRelease, DataPlane, DestinationPolicy, GatewayApiOptions, MeshChart, MeshGateway, MeshNamespace, MeshWorkload, TrafficRoute,
 } from '../constructs';
-import { MeshValidationError, ServiceRef } from '../model';
+import { ServiceRef } from '../model';
 import { crdError } from './support/schemas';
-import { find, K8sObject, ofKind, synthVariant } from './support/synth';
+import { find, K8sObject, meshSynth, ofKind, refusalsOf, synthVariant } from './support/synth';
 
 const gwChart = (gatewayApi: GatewayApiOptions = {}, namespace = 'shop') =>
   new MeshChart(Testing.app(), 'c', { dataPlane: DataPlane.GATEWAY_API, namespace, gatewayApi });
-const synth = (chart: MeshChart) => Testing.synth(chart) as K8sObject[];
+const synth = (chart: MeshChart) => meshSynth(chart);
 const reviews: ServiceRef = { serviceName: 'reviews', subsetNames: ['v1', 'v2'], servicePorts: [9080] };
 
 /** A chart with reviews v1/v2 behind one Service and their subsets, plus whatever `add` builds. */
@@ -29,10 +29,7 @@ function shop(add: (c: MeshChart) => void, gatewayApi: GatewayApiOptions = {}): 
   return objs;
 }
 const route = (objs: K8sObject[], name: string) => find(objs, 'HTTPRoute', name, 'shop').spec;
-const refusal = (f: () => unknown): MeshValidationError => {
-  try { f(); } catch (e) { if (e instanceof MeshValidationError) return e; throw e; }
-  throw new Error('no MeshValidationError');
-};
+const refusal = refusalsOf;
 
 describe('every chart on the Gateway API data plane', () => {
   const variants = CHART_VARIANTS.filter((v) => v.dataPlane === DataPlane.GATEWAY_API);
@@ -57,7 +54,7 @@ describe('every chart on the Gateway API data plane', () => {
   test.each(Object.entries(GATEWAY_API_INEXPRESSIBLE))('%s is refused at synth, naming the construct and the feature (%s)', (name) => {
     const entry = CHARTS.find((c) => c.name === name)!;
     const e = refusal(() => entry.create(new App(), `${name}-gateway-api`, { dataPlane: DataPlane.GATEWAY_API }));
-    expect(e.message).toMatch(new RegExp(`^${name}-gateway-api/\\S+: http\\[0\\]\\.fault is "(delay|abort)"; expected no fault injection on the Gateway API data plane`));
+    expect(e.message).toMatch(new RegExp(`^${name}-gateway-api/\\S+: http\\[0\\]\\.fault is "(delay|abort)"; expected no fault injection \\(delay, abort\\) on the gateway-api data plane \\(HTTPRoute has no fault filter\\)`));
   });
 
   test('a Bookinfo scenario routes as on Istio: jason to reviews-v2 by header (outranks the catch-all), everyone else to reviews-v1', () => {
@@ -249,8 +246,8 @@ describe('what HTTPRoute cannot express is refused at synth, with the construct 
   test.each([
     ['fault delay', { route: [r1], fault: { delay: { fixedDelay: '7s', percentage: 100 } } }, /^c\/r: http\[0\]\.fault is "delay"; expected no fault injection/],
     ['withoutHeaders', { match: [{ withoutHeaders: { 'end-user': { exact: 'jason' } } }], route: [r1] }, /^c\/r: http\[0\]\.match\[0\]\.withoutHeaders is \["end-user"\]; expected no withoutHeaders/],
-    ['ignoreUriCase', { match: [{ uri: { prefix: '/a' }, ignoreUriCase: true }], route: [r1] }, /ignoreUriCase is true; expected case-sensitive URI matches/],
-    ['port match', { match: [{ port: 9080 }], route: [r1] }, /match\[0\]\.port is 9080; expected no port match/],
+    ['ignoreUriCase', { match: [{ uri: { prefix: '/a' }, ignoreUriCase: true }], route: [r1] }, /ignoreUriCase is true; expected no ignoreUriCase on the gateway-api data plane \(HTTPRouteMatch has no case-insensitive path\)/],
+    ['port match', { match: [{ port: 9080 }], route: [r1] }, /match\[0\]\.port is 9080; expected no port match on the gateway-api data plane/],
     ['method by regex', { match: [{ method: { regex: 'GET|HEAD' } }], route: [r1] }, /method is "GET\|HEAD"; expected an exact method/],
     ['retries on the standard channel', { route: [r1], retries: { attempts: 2 } }, /http\[0\]\.retries is "2 attempts"; expected no retries on the Gateway API standard channel .*gatewayApi\.channel to "experimental"/],
     ['a sub-millisecond timeout', { route: [r1], timeout: '1.5ms' }, /http\[0\]\.timeout is "0\.0015s"; expected a whole number of milliseconds/],
@@ -282,14 +279,14 @@ describe('what HTTPRoute cannot express is refused at synth, with the construct 
 
   test('an external host as a mesh route host (GAMMA attaches to Services)', () => {
     const e = refusal(() => shop((c) => new TrafficRoute(c, 'r', { name: 'ext', hosts: ['api.example.com'], http: [{ route: [r1] }] })));
-    expect(e.message).toMatch(/^c\/r: hosts\[0\] is "api\.example\.com"; expected a Service host/);
+    expect(e.message).toMatch(/^c\/r: hosts\[0\] is "api\.example\.com"; expected no host or destination outside the cluster .* \(GAMMA routes attach to Services/);
   });
 
   test('traffic policies: refused by default; with trafficPolicies "istio" emitted as DestinationRules for the Service hosts', () => {
     const withPolicy = (opts: GatewayApiOptions) => shop((c) => new DestinationPolicy(c, 'lb', {
       name: 'details', service: { serviceName: 'details', servicePorts: [9080] }, trafficPolicy: { loadBalancer: 'LEAST_REQUEST' } as never,
     }), opts);
-    expect(refusal(() => withPolicy({})).message).toMatch(/^c\/lb: trafficPolicy is "loadBalancer"; expected no traffic policy on the Gateway API data plane .*trafficPolicies to "istio"/);
+    expect(refusal(() => withPolicy({})).message).toMatch(/^c\/lb: trafficPolicy\.loadBalancer is "LEAST_REQUEST"; expected no trafficPolicy\.loadBalancer on the gateway-api data plane \(HTTPRoute has no traffic policy\); instead: gatewayApi\.trafficPolicies "istio"/);
     const objs = withPolicy({ trafficPolicies: 'istio' });
     expect(find(objs, 'DestinationRule', 'details', 'shop').spec).toEqual({ host: 'details', trafficPolicy: { loadBalancer: { simple: 'LEAST_REQUEST' } } });
   });

@@ -110,9 +110,11 @@ test('MESH010: conflicting gateways are reported once per pair, naming both', ()
   ]);
 });
 
+// MESH034 (what a chart let its data plane drop) is known from a chart, not from manifests: test/capabilities.test.ts.
+const CHART_ONLY = ['MESH034'];
 test('at least 20 checks, each with a test', () => {
   expect(CHECKS.length).toBeGreaterThanOrEqual(20);
-  expect([...new Set(CASES.map(([c]) => c))].sort()).toEqual(CHECKS.map((c) => c.code).sort());
+  expect([...new Set(CASES.map(([c]) => c))].sort()).toEqual(CHECKS.map((c) => c.code).filter((c) => !CHART_ONLY.includes(c)).sort());
 });
 
 describe.each(CASES)('%s', (code, trip, fix) => {

@@ -6,12 +6,12 @@ import {
 } from '../constructs';
 import { externalHost, RouteTable } from '../model';
 import { parseRouteTable } from '../apps/sidecar/table';
-import { find, K8sObject, ofKind, synthVariant, variant } from './support/synth';
+import { find, K8sObject, meshSynth, ofKind, refusalsOf, synthVariant, variant } from './support/synth';
 
 const sidecarVariants = CHART_VARIANTS.filter((v) => v.dataPlane === DataPlane.NODE_SIDECAR);
 const containers = (d: K8sObject) => d.spec.template.spec.containers as Array<Record<string, any>>;
 const tableOf = (cm: K8sObject): RouteTable => parseRouteTable(cm.data['routes.json'], `${cm.metadata.namespace ?? ''}/${cm.metadata.name}`);
-const synth = (chart: MeshChart) => Testing.synth(chart) as K8sObject[];
+const synth = (chart: MeshChart) => meshSynth(chart);
 const sidecarChart = (props: ConstructorParameters<typeof MeshChart>[2] = {}) =>
   new MeshChart(Testing.app(), 'c', { dataPlane: DataPlane.NODE_SIDECAR, ...props });
 
@@ -176,24 +176,36 @@ describe('node-sidecar rendering', () => {
     expect(r2.fault).toEqual({ abort: { httpStatus: 500, percentage: 50 } });
   });
 
-  test('subsets of a service the chart does not define are refused, naming the construct', () => {
-    const chart = sidecarChart();
-    expect(() => new DestinationPolicy(chart, 'dr', { name: 'ext', service: externalHost('api.example.com'), subsets: [{ name: 'v1' }] }))
-      .toThrow(/^c\/dr: service is "api.example.com"; expected a Service of this chart/);
-    const ref = { serviceName: 'elsewhere', subsetNames: ['v1'] };
-    expect(() => new DestinationPolicy(chart, 'dr2', { name: 'x', service: ref, subsets: [{ name: 'v1' }] }))
-      .toThrow(/^c\/dr2: service is "elsewhere"; expected a Service named "elsewhere" defined in this chart/);
+  test('subsets of a service the chart does not define are refused, naming the construct: both in one run', () => {
+    const { problems } = refusalsOf(() => {
+      const chart = sidecarChart();
+      new DestinationPolicy(chart, 'dr', { name: 'ext', service: externalHost('api.example.com'), subsets: [{ name: 'v1' }] });
+      new DestinationPolicy(chart, 'dr2', { name: 'x', service: { serviceName: 'elsewhere', subsetNames: ['v1'] }, subsets: [{ name: 'v1' }] });
+      return chart;
+    });
+    expect(problems).toEqual([
+      expect.stringMatching(/^c\/dr: service is "api.example.com"; expected a Service of this chart/),
+      expect.stringMatching(/^c\/dr2: service is "elsewhere"; expected a Service named "elsewhere" defined in this chart/),
+    ]);
   });
 
-  test('gateways the node proxy cannot serve are refused: TLS passthrough, a second gateway on one selector', () => {
-    const chart = sidecarChart();
-    expect(() => new MeshGateway(chart, 'pt', { name: 'pt', servers: [{ port: 443, protocol: 'TLS', hosts: ['*'], tls: { mode: 'PASSTHROUGH' } }] }))
-      .toThrow(/^c\/pt: servers\[0\]\.protocol is "TLS"; expected HTTP or HTTPS/);
-    expect(() => new MeshGateway(chart, 'both', { name: 'both', selector: { app: 'both' }, servers: [{ port: 80, hosts: ['*'] }, { port: 8080, name: 'http-alt', hosts: ['*'] }] }))
-      .toThrow(/^c\/both: servers\[1\]\.port is 8080; expected a port whose listener \(8080\) differs from servers\[0\]'s \(80\)/);
-    new MeshGateway(chart, 'one', { name: 'one', servers: [{ port: 80, hosts: ['a.example.com'] }] });
-    expect(() => new MeshGateway(chart, 'two', { name: 'two', servers: [{ port: 80, protocol: 'HTTPS', hosts: ['b.example.com'], tls: { mode: 'SIMPLE', credentialName: 'b' } }] }))
-      .toThrow(/^c\/two: servers\[0\]\.port is 80; expected a port that does not clash with gateway default\/one's HTTP server on port 80: both select the same gateway pods \(one\)/);
+  test('gateways the node proxy cannot serve are refused, every one in one run: TLS passthrough, a namespace-restricted host, clashing listeners', () => {
+    const { problems } = refusalsOf(() => {
+      const chart = sidecarChart();
+      new MeshGateway(chart, 'pt', { name: 'pt', servers: [{ port: 443, protocol: 'TLS', hosts: ['*'], tls: { mode: 'PASSTHROUGH' } }] });
+      new MeshGateway(chart, 'nsh', { name: 'nsh', selector: { app: 'nsh' }, servers: [{ port: 80, hosts: ['shop/a.example.com'] }] });
+      new MeshGateway(chart, 'both', { name: 'both', selector: { app: 'both' }, servers: [{ port: 80, hosts: ['*'] }, { port: 8080, name: 'http-alt', hosts: ['*'] }] });
+      new MeshGateway(chart, 'one', { name: 'one', servers: [{ port: 80, hosts: ['a.example.com'] }] });
+      new MeshGateway(chart, 'two', { name: 'two', servers: [{ port: 80, protocol: 'HTTPS', hosts: ['b.example.com'], tls: { mode: 'SIMPLE', credentialName: 'b' } }] });
+      return chart;
+    });
+    expect(problems).toEqual([
+      expect.stringMatching(/^c\/pt: servers\[0\]\.protocol is "TLS"; expected no server protocol TLS on the node-sidecar data plane \(the node-sidecar gateway serves HTTP\/1.1 and TLS-terminated HTTPS only\); instead: DataPlane.ISTIO$/),
+      expect.stringMatching(/^c\/pt: servers\[0\]\.tls\.mode is "PASSTHROUGH"; expected no server tls.mode PASSTHROUGH on the node-sidecar data plane/),
+      expect.stringMatching(/^c\/nsh: servers\[0\]\.hosts\[0\] is "shop\/a.example.com"; expected no server host with a namespace \(ns\/host\) on the node-sidecar data plane/),
+      expect.stringMatching(/^c\/both: servers\[1\]\.port is 8080; expected a port whose listener \(8080\) differs from servers\[0\]'s \(80\)/),
+      expect.stringMatching(/^c\/two: servers\[0\]\.port is 80; expected a port that does not clash with gateway default\/one's HTTP server on port 80: both select the same gateway pods \(pt\)/),
+    ]);
   });
 
   test('two gateways on one selector share one proxy Deployment and Service, as Istio\'s ingress pods do', () => {

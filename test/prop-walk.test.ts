@@ -84,7 +84,7 @@ const EXAMPLES: Example[] = [
   {
     construct: 'MeshChart', props: 'MeshChartProps', standalone: true,
     variants: [
-      () => ({ dataPlane: DataPlane.NODE_SIDECAR, namespace: 'shop', labels: { team: 'a' }, disableResourceNameHashes: true, sidecar: { image: 'proxy:1', outboundTrafficPolicy: 'REGISTRY_ONLY', pick: 'random', gatewayServiceType: 'NodePort', clusterDomain: 'example.local' } }),
+      () => ({ dataPlane: DataPlane.NODE_SIDECAR, namespace: 'shop', labels: { team: 'a' }, disableResourceNameHashes: true, sidecar: { image: 'proxy:1', outboundTrafficPolicy: 'REGISTRY_ONLY', pick: 'random', gatewayServiceType: 'NodePort', clusterDomain: 'example.local' }, dropUnsupported: ['policy.outlierDetection', 'route.fault'] }),
       () => ({ dataPlane: DataPlane.GATEWAY_API, namespace: 'shop', gatewayApi: { gatewayClassName: 'cilium', channel: 'experimental', mesh: 'istio-ambient', trafficPolicies: 'istio' } }),
     ],
     build: (scope, id, props) => new MeshChart(scope, id, props as never),

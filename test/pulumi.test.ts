@@ -133,7 +133,7 @@ describe('MeshChartResource runs the same checks as synth', () => {
         new MeshWorkload(chart, 'b', { app: 'cart', image: 'c:1', port: 8080, deploymentName: 'cart-2' });
         return chart;
       },
-    })).toThrow(/chart dup is invalid:\n {2}\[dup\] Service shop\/cart is defined twice/);
+    })).toThrow(/^1 problem\(s\) in chart dup, refused at synth \(nothing is written\):\n {2}- Service shop\/cart is defined twice/);
   });
   test('lint warnings become Pulumi warnings on the component', async () => {
     const warn = jest.spyOn(pulumi.log, 'warn').mockImplementation(() => Promise.resolve());

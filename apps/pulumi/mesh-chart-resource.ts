@@ -1,8 +1,10 @@
 import { App, Chart } from 'cdk8s';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import { analyze, Finding, formatText } from '../../lint/analyze';
-import { manifestsOf } from '../../lint/sources';
+import { validationErrorsOf } from '../../constructs/mesh';
+import { Finding, formatText } from '../../lint/analyze';
+import { lintChart } from '../../lint/sources';
+import { MeshRefusals } from '../../model';
 
 /** A synthesized Kubernetes object, as `cdk8s synth` writes it. */
 export interface KubeObject {
@@ -44,9 +46,9 @@ export function synthChart(build: (app: App) => Chart): KubeObject[] {
 export function synthAndLint(build: (app: App) => Chart): { objects: KubeObject[]; warnings: Finding[] } {
   const app = new App({ outdir: '/nonexistent' }); // never written: toJson only
   const chart = build(app);
-  const invalid = chart.node.findAll().flatMap((c) => c.node.validate().map((e) => `[${c.node.path}] ${e}`));
-  if (invalid.length) throw new Error(`cdk8s-mesh: chart ${chart.node.id} is invalid:\n  ${invalid.join('\n  ')}`);
-  const findings = analyze(manifestsOf(chart));
+  const invalid = validationErrorsOf(chart);
+  if (invalid.length) throw new MeshRefusals(invalid, `chart ${chart.node.id}`);
+  const findings = lintChart(chart);
   const errors = findings.filter((f) => f.severity === 'error');
   if (errors.length) throw new Error(`cdk8s-mesh: mesh lint found ${errors.length} error(s) in chart ${chart.node.id}; nothing was registered:\n${formatText(errors)}`);
   return { objects: chart.toJson() as KubeObject[], warnings: findings.filter((f) => f.severity === 'warning') };

@@ -1,6 +1,6 @@
 import { Lazy } from 'cdk8s';
 import { Construct } from 'constructs';
-import { Check, Duration, HeaderMatchModel, hostFor, HttpHeaders, MatchModel, MeshValidationError, RuleModel, ServiceRef, StringMatchModel } from '../../model';
+import { allRefusals, Check, Duration, HeaderMatchModel, hostFor, HttpHeaders, MatchModel, MeshValidationError, RuleModel, ServiceRef, StringMatchModel } from '../../model';
 import { hostRewrite } from '../../model/host-header';
 import { IstioRenderer, renderTrafficPolicy } from '../istio/renderer';
 import { DestinationRule } from '../istio/resources';
@@ -148,12 +148,12 @@ export class GatewayApiRenderer implements MeshRenderer {
   renderRoute(scope: Construct, id: string, r: RouteRendering): void {
     const check: Check = new Check(scope.node.path);
     const routeNs = this.ns(r.namespace);
-    const rules = this.rules(check, r.model.http, routeNs);
     const gateways = r.model.gateways.filter((g) => g !== 'mesh');
     const mesh = r.model.gateways.length === 0 || r.model.gateways.includes('mesh');
+    const rules = this.rules(check, r.model.http, routeNs);
     if (mesh) {
       // GAMMA: the route attaches to the Services its hosts name.
-      const parentRefs = r.model.hosts.map((h, i) => this.serviceParent(check, `hosts[${i}]`, h, routeNs));
+      const parentRefs = r.model.hosts.map((h) => this.serviceParent(h, routeNs));
       new HttpRoute(scope, id, { metadata: { name: r.name, namespace: r.namespace }, spec: { parentRefs, rules } });
     }
     if (gateways.length) {
@@ -184,19 +184,15 @@ export class GatewayApiRenderer implements MeshRenderer {
   }
 
   /** A GAMMA parentRef: the Service a mesh host names. */
-  private serviceParent(check: Check, field: string, h: ServiceRef | string, routeNs: string): GwParentRef {
+  private serviceParent(h: ServiceRef | string, routeNs: string): GwParentRef {
     let name: string;
     let namespace: string;
     if (typeof h !== 'string') {
-      if (h.serviceName.includes('.')) check.fail(field, h.serviceName, 'a Service of the cluster (GAMMA routes attach to Services; external hosts have no Gateway API mesh route)');
       name = h.serviceName;
       namespace = h.serviceNamespace ?? routeNs;
     } else {
+      // A host that is not a Service (an external name) is refused by the capability gate.
       const parts = h.toLowerCase().replace(/\.$/, '').split('.');
-      const svcSuffix = parts.length === 2 || (parts.length >= 3 && parts[2] === 'svc');
-      if (parts.length > 1 && !svcSuffix) {
-        check.fail(field, h, 'a Service host ("name", "name.namespace" or "name.namespace.svc.<domain>"): GAMMA routes attach to Services, and external hosts have no Gateway API mesh route');
-      }
       name = parts[0];
       namespace = parts[1] ?? routeNs;
     }
@@ -206,21 +202,19 @@ export class GatewayApiRenderer implements MeshRenderer {
   private rules(check: Check, http: readonly RuleModel[], routeNs: string): GwHttpRouteRule[] {
     // Gateway API picks the most specific rule, not the first: refuse orders it would change.
     const blocks = http.flatMap((r, i) => (r.match.length ? r.match : [undefined]).map((m) => ({ i, m })));
-    for (const a of blocks) {
-      for (const b of blocks) {
-        if (b.i <= a.i || !mayOverlap(a.m, b.m) || compare(precedence(b.m), precedence(a.m)) <= 0) continue;
-        check.fail(`http[${b.i}].match`, describeMatch(b.m),
-          `a rule that does not outrank the earlier http[${a.i}] (${describeMatch(a.m)}) for requests both match: Gateway API chooses the most specific rule (exact path, longest prefix, method, most headers, most query parameters), not the first; put http[${b.i}] first or make the matches exclusive`);
-      }
-    }
-    return http.flatMap((r, i) => this.rule(check, `http[${i}]`, r, routeNs));
+    const order = blocks.flatMap((a) => blocks
+      .filter((b) => b.i > a.i && mayOverlap(a.m, b.m) && compare(precedence(b.m), precedence(a.m)) > 0)
+      .map((b) => () => check.fail(`http[${b.i}].match`, describeMatch(b.m),
+        `a rule that does not outrank the earlier http[${a.i}] (${describeMatch(a.m)}) for requests both match: Gateway API chooses the most specific rule (exact path, longest prefix, method, most headers, most query parameters), not the first; put http[${b.i}] first or make the matches exclusive`)));
+    return allRefusals([...order, ...http.map((r, i) => () => this.rule(check, `http[${i}]`, r, routeNs))]).flat();
   }
 
   private rule(check: Check, f: string, r: RuleModel, routeNs: string): GwHttpRouteRule[] {
-    if (r.fault) {
-      check.fail(`${f}.fault`, r.fault.delay ? 'delay' : 'abort', 'no fault injection on the Gateway API data plane (HTTPRoute has no fault filter; render fault scenarios with DataPlane.ISTIO or NODE_SIDECAR)');
-    }
-    const matches = r.match.map((m, k) => this.match(check, `${f}.match[${k}]`, m));
+    const [matches, backendRefs, mirror] = allRefusals<unknown>([
+      () => allRefusals(r.match.map((m, k) => () => this.match(check, `${f}.match[${k}]`, m))),
+      () => allRefusals(r.route.map((d, k) => () => ({ ...this.backend(check, `${f}.route[${k}]`, d, routeNs), ...(r.route.length > 1 ? { weight: d.weight } : {}) }))),
+      () => r.mirror && this.backend(check, `${f}.mirror`, r.mirror, routeNs),
+    ]) as [GwHttpRouteMatch[], GwBackendRef[], GwBackendRef | undefined];
     const filters: GwHttpRouteFilter[] = [];
     // Host set or added is Istio's authority rewrite: on Gateway API that is URLRewrite's
     // hostname (the model allows one Host per rule, and never with rewrite.authority).
@@ -259,9 +253,8 @@ export class GatewayApiRenderer implements MeshRenderer {
     if (r.mirror) {
       const percent = r.mirror.percentage;
       if (!Number.isInteger(percent)) check.fail(`${f}.mirror.percentage`, percent, 'a whole percentage (HTTPRoute RequestMirror percent is an integer)');
-      filters.push({ type: 'RequestMirror', requestMirror: { backendRef: this.backend(check, `${f}.mirror`, r.mirror, routeNs), ...(percent !== 100 ? { percent } : {}) } });
+      filters.push({ type: 'RequestMirror', requestMirror: { backendRef: mirror!, ...(percent !== 100 ? { percent } : {}) } });
     }
-    const backendRefs = r.route.map((d, k) => ({ ...this.backend(check, `${f}.route[${k}]`, d, routeNs), ...(r.route.length > 1 ? { weight: d.weight } : {}) }));
     const timeouts = {
       ...(r.timeout ? { request: gatewayApiDuration(check, `${f}.timeout`, r.timeout) } : {}),
       ...(r.retries?.perTryTimeout ? { backendRequest: gatewayApiDuration(check, `${f}.retries.perTryTimeout`, r.retries.perTryTimeout) } : {}),
@@ -295,9 +288,7 @@ export class GatewayApiRenderer implements MeshRenderer {
   }
 
   private match(check: Check, f: string, m: MatchModel): GwHttpRouteMatch {
-    if (Object.keys(m.withoutHeaders).length) check.fail(`${f}.withoutHeaders`, Object.keys(m.withoutHeaders), 'no withoutHeaders (HTTPRoute matches cannot negate a header)');
-    if (m.ignoreUriCase) check.fail(`${f}.ignoreUriCase`, true, 'case-sensitive URI matches (HTTPRoute has no ignoreUriCase)');
-    if (m.port !== undefined) check.fail(`${f}.port`, m.port, 'no port match (on Gateway API the port is chosen by the parentRef or the Gateway listener)');
+    // withoutHeaders, ignoreUriCase and a port match are refused by the capability gate.
     const path = m.uri && { type: m.uri.kind === 'exact' ? 'Exact' as const : m.uri.kind === 'prefix' ? 'PathPrefix' as const : 'RegularExpression' as const, value: m.uri.value };
     if (m.method && (m.method.kind !== 'exact' || !GW_METHODS.includes(m.method.value))) {
       check.fail(`${f}.method`, m.method.value, `an exact method, one of ${GW_METHODS.join(', ')} (HTTPRoute matches methods exactly)`);
@@ -338,7 +329,6 @@ export class GatewayApiRenderer implements MeshRenderer {
 
   /** A Service backendRef (a subset is its per-version Service), with a ReferenceGrant when it is in another namespace. */
   private backend(check: Check, f: string, d: { to: ServiceRef; subset?: string; port?: number }, routeNs: string): GwBackendRef {
-    if (d.to.serviceName.includes('.')) check.fail(`${f}.to`, d.to.serviceName, 'a Service of the cluster (backendRefs name Services; external hosts need a ServiceEntry or an ExternalName Service)');
     const ns = d.to.serviceNamespace ?? routeNs;
     const name = d.subset ? subsetServiceName(d.to.serviceName, d.subset) : d.to.serviceName;
     let port = d.port ?? (d.to.servicePorts?.length === 1 ? d.to.servicePorts[0] : undefined);
@@ -377,12 +367,8 @@ export class GatewayApiRenderer implements MeshRenderer {
     const policies = [{ field: 'trafficPolicy', host: p.service, policy: p.trafficPolicy },
       ...p.subsets.map((s) => ({ field: `subsets.${s.name}.trafficPolicy`, host: { ...p.service, serviceName: subsetServiceName(p.service.serviceName, s.name) }, policy: s.trafficPolicy ?? p.trafficPolicy }))]
       .filter((x) => x.policy !== undefined);
+    // Without gatewayApi.trafficPolicies "istio" the capability gate has refused these, or dropped them as the chart allowed.
     if (policies.length === 0) return;
-    if ((this.options.trafficPolicies ?? 'error') === 'error') {
-      const first = policies[0];
-      new Check(scope.node.path).fail(first.field, Object.entries(first.policy!).filter(([, v]) => v !== undefined).map(([k]) => k).join(', '),
-        'no traffic policy on the Gateway API data plane (load balancer, connection pool, outlier detection and TLS have no HTTPRoute form; set gatewayApi.trafficPolicies to "istio" to emit them as Istio DestinationRules)');
-    }
     // Istio applies DestinationRules to Gateway API traffic: one per Service host (subsets are Services here).
     for (const x of policies) {
       new DestinationRule(scope, x.host === p.service ? id : `${id}-${x.host.serviceName}`, {
@@ -393,18 +379,11 @@ export class GatewayApiRenderer implements MeshRenderer {
   }
 
   renderGateway(scope: Construct, id: string, g: GatewayRendering): void {
-    const check: Check = new Check(scope.node.path);
     const namespace = this.ns(g.namespace);
     const listeners: Array<GwListener & { hosts: string[]; redirect: boolean }> = [];
-    g.servers.forEach((s, i) => {
-      const f = `servers[${i}]`;
-      if (s.protocol !== 'HTTP' && s.protocol !== 'HTTPS') check.fail(`${f}.protocol`, s.protocol, 'HTTP or HTTPS (other protocols need GRPCRoute, TCPRoute or TLSRoute, which this data plane does not render)');
-      if (s.tls && s.tls.mode !== 'SIMPLE') check.fail(`${f}.tls.mode`, s.tls.mode, 'SIMPLE (a Gateway API listener terminates TLS with certificateRefs; MUTUAL, PASSTHROUGH and ISTIO_MUTUAL have no standard form)');
-      const hosts = s.hosts.map((h, j) => {
-        const [hostNs, host] = h.includes('/') ? h.split('/') : ['*', h];
-        if (hostNs !== '*' && hostNs !== '.') check.fail(`${f}.hosts[${j}]`, h, 'a host without a namespace restriction ("host", "*/host" or "./host"): Gateway API restricts route namespaces per listener, not per host');
-        return host;
-      });
+    g.servers.forEach((s) => {
+      // Protocols other than HTTP(S), TLS modes other than SIMPLE and "ns/host" hosts are refused by the capability gate.
+      const hosts = s.hosts.map((h) => (h.includes('/') ? h.split('/')[1] : h));
       const named = hosts.includes('*') ? ['*'] : hosts;
       named.forEach((h, j) => listeners.push({
         name: named.length === 1 ? s.name : `${s.name}-${j}`,

@@ -138,8 +138,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
     const check: Check = new Check(scope.node.path);
     const namespace = this.ns(g.namespace);
     g.servers.forEach((s, i) => {
-      if (s.protocol !== 'HTTP' && s.protocol !== 'HTTPS') check.fail(`servers[${i}].protocol`, s.protocol, 'HTTP or HTTPS (the node-sidecar gateway serves HTTP/1.1 and simple TLS)');
-      if (s.tls && s.tls.mode !== 'SIMPLE') check.fail(`servers[${i}].tls.mode`, s.tls.mode, 'SIMPLE (the node-sidecar gateway terminates TLS with a Secret)');
+      // Protocols other than HTTP(S), TLS modes other than SIMPLE and "ns/host" hosts are refused by the capability gate.
       // Ports below 1024 move up by 8000: 80 and 8080 on one gateway would share a listener.
       const clash = g.servers.findIndex((o, j) => j < i && listenPort(o.port) === listenPort(s.port));
       if (clash >= 0) check.fail(`servers[${i}].port`, s.port, `a port whose listener (${listenPort(s.port)}) differs from servers[${clash}]'s (${g.servers[clash].port}): the non-root proxy listens 8000 higher below 1024`);

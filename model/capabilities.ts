@@ -1,0 +1,227 @@
+// What each data plane carries of the traffic model: one table that the renderers ask
+// (through the chart's gate in constructs/capability-gate.ts), that lint and the plan quote
+// for what a chart dropped, and that the README's per-plane table is generated from.
+// Plain data; no cdk8s.
+import type { GatewayServerModel } from './gateway';
+import type { SubsetModel, TrafficPolicyModel } from './policy';
+import type { TrafficRouteModel } from './traffic';
+
+/** The data planes by the names `DataPlane` gives them (the model does not import the constructs). */
+export type DataPlaneName = 'istio' | 'node-sidecar' | 'gateway-api';
+export const DATA_PLANE_NAMES: readonly DataPlaneName[] = ['istio', 'node-sidecar', 'gateway-api'];
+
+/**
+ * How one data plane carries one feature: as Istio does; with a difference the user should
+ * know (said in `note`); or not at all (`why`, and what to do `instead`). `enabledBy` names
+ * a chart option under which an unsupported feature is carried after all.
+ */
+export type Support =
+  | { readonly level: 'supported' }
+  | { readonly level: 'differs'; readonly note: string }
+  | {
+    readonly level: 'unsupported';
+    readonly why: string;
+    readonly instead: string;
+    readonly enabledBy?: { readonly option: string; readonly value: string; readonly note: string };
+  };
+
+export type FeatureArea = 'route rule' | 'match' | 'destination policy' | 'gateway server' | 'tracing and addons';
+
+/** One feature of the traffic model and how each data plane carries it. */
+export interface Feature {
+  /** Stable id, used in `MeshChartProps.dropUnsupported` and in lint and plan output. */
+  readonly id: string;
+  readonly area: FeatureArea;
+  /** What the user writes, in the README's words. */
+  readonly title: string;
+  /**
+   * Whether a chart may accept losing it on a data plane that cannot carry it. Never for a
+   * match condition or a gateway server: without it requests would go elsewhere.
+   */
+  readonly droppable: boolean;
+  readonly planes: Readonly<Record<DataPlaneName, Support>>;
+}
+
+const YES: Support = { level: 'supported' };
+const differs = (note: string): Support => ({ level: 'differs', note });
+const no = (why: string, instead: string, enabledBy?: { option: string; value: string; note: string }): Support =>
+  ({ level: 'unsupported', why, instead, ...(enabledBy ? { enabledBy } : {}) });
+
+const NODE_POLICY = 'the node sidecar sends each request to the Service\'s ClusterIP, where kube-proxy picks the pod per connection: it has no per-endpoint pool to balance, limit or eject';
+const GW_POLICY = 'HTTPRoute has no traffic policy';
+const GW_POLICY_ISTIO = { option: 'gatewayApi.trafficPolicies', value: 'istio', note: 'emitted as Istio DestinationRules for the Service hosts, which Istio applies to Gateway API traffic' };
+const GW_POLICY_INSTEAD = 'gatewayApi.trafficPolicies "istio" (emitted as Istio DestinationRules, which Istio applies to Gateway API traffic)';
+const ISTIO_OR_GW = 'DataPlane.ISTIO, or DataPlane.GATEWAY_API with gatewayApi.trafficPolicies "istio" on a cluster with Istio';
+const GW_MATCH = (what: string): Support => no(`HTTPRouteMatch has no ${what}`, 'DataPlane.ISTIO or NODE_SIDECAR, or a match Gateway API has (path, headers, query parameters, exact method)');
+const NON_HTTP = (p: string): Feature => ({
+  id: `gateway.protocol.${p}`, area: 'gateway server', title: `server protocol ${p}`, droppable: false,
+  planes: {
+    'istio': YES,
+    'node-sidecar': no('the node-sidecar gateway serves HTTP/1.1 and TLS-terminated HTTPS only', 'DataPlane.ISTIO'),
+    'gateway-api': no(p === 'HTTP2' ? 'a Gateway listener has no HTTP2 protocol (HTTP/2 to a backend is chosen by its Service\'s appProtocol)' : `a ${p} listener needs ${p === 'GRPC' ? 'GRPCRoute' : p === 'TCP' ? 'TCPRoute' : 'TLSRoute'}, which this renderer does not write`, 'DataPlane.ISTIO'),
+  },
+});
+const SERVER_TLS = (mode: string): Feature => ({
+  id: `gateway.tls.${mode}`, area: 'gateway server', title: `server tls.mode ${mode}`, droppable: false,
+  planes: {
+    'istio': YES,
+    'node-sidecar': no('the node-sidecar gateway terminates TLS with a Secret (SIMPLE) only', 'DataPlane.ISTIO'),
+    'gateway-api': no('a standard Gateway listener terminates TLS with certificateRefs (SIMPLE) only', 'DataPlane.ISTIO'),
+  },
+});
+
+/** Every feature of the traffic model, against every data plane. */
+export const CAPABILITIES: readonly Feature[] = [
+  { id: 'route.weights', area: 'route rule', title: 'weighted destinations', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('exact smooth round robin per proxy (or random: sidecar.pick)'), 'gateway-api': YES } },
+  { id: 'route.subset', area: 'route rule', title: 'destination subset', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('each subset is a per-version Service `<service>-<subset>` selecting its labels'), 'gateway-api': differs('each subset is a per-version Service `<service>-<subset>` (a backendRef is a Service)') } },
+  { id: 'route.order', area: 'route rule', title: 'rule order (first match wins)', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('Gateway API picks the most specific rule; an order it would change is refused') } },
+  { id: 'route.timeout', area: 'route rule', title: 'timeout', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('timeouts.request, in whole milliseconds') } },
+  { id: 'route.retries', area: 'route rule', title: 'retries', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('the retry field, experimental channel only (gatewayApi.channel), status codes only; perTryTimeout is timeouts.backendRequest') } },
+  { id: 'route.fault', area: 'route rule', title: 'fault injection (delay, abort)', droppable: true, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': no('HTTPRoute has no fault filter', 'DataPlane.ISTIO or NODE_SIDECAR for fault scenarios') } },
+  { id: 'route.mirror', area: 'route rule', title: 'mirror', droppable: true, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('RequestMirror; the percentage must be whole') } },
+  { id: 'route.redirect', area: 'route rule', title: 'redirect', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('RequestRedirect; the uri replaces the full path') } },
+  { id: 'route.rewrite', area: 'route rule', title: 'rewrite (uri, authority)', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('URLRewrite: ReplacePrefixMatch after a prefix match (one rule per match block), ReplaceFullPath otherwise') } },
+  { id: 'route.headers', area: 'route rule', title: 'request and response header operations', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('Request/ResponseHeaderModifier; a Host set or added is URLRewrite hostname') } },
+  { id: 'route.externalHost', area: 'route rule', title: 'host or destination outside the cluster (a name with dots that is not a Service)', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': no('GAMMA routes attach to Services and backendRefs name Services', 'DataPlane.ISTIO, or an ExternalName Service') } },
+  { id: 'match.uri', area: 'match', title: 'uri exact, prefix, regex', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('a prefix is PathPrefix, which matches whole path segments (/api matches /api/v1, not /apiv2)') } },
+  { id: 'match.method', area: 'match', title: 'method', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('exact methods only (a prefix or regex is refused)') } },
+  { id: 'match.headers', area: 'match', title: 'headers, queryParams', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('Exact or RegularExpression: a prefix p is the RE2 p.* with p quoted, presence is .*') } },
+  { id: 'match.withoutHeaders', area: 'match', title: 'withoutHeaders', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': GW_MATCH('negated header condition') } },
+  { id: 'match.ignoreUriCase', area: 'match', title: 'ignoreUriCase', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': GW_MATCH('case-insensitive path') } },
+  { id: 'match.port', area: 'match', title: 'port match', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': GW_MATCH('port condition (the parentRef or listener chooses the port)') } },
+  { id: 'policy.loadBalancer', area: 'destination policy', title: 'trafficPolicy.loadBalancer', droppable: true, planes: { 'istio': YES, 'node-sidecar': no(NODE_POLICY, ISTIO_OR_GW), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
+  { id: 'policy.connectionPool', area: 'destination policy', title: 'trafficPolicy.connectionPool', droppable: true, planes: { 'istio': YES, 'node-sidecar': no(NODE_POLICY, ISTIO_OR_GW), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
+  { id: 'policy.outlierDetection', area: 'destination policy', title: 'trafficPolicy.outlierDetection', droppable: true, planes: { 'istio': YES, 'node-sidecar': no(NODE_POLICY, ISTIO_OR_GW), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
+  { id: 'policy.tls', area: 'destination policy', title: 'trafficPolicy.tls', droppable: true, planes: { 'istio': YES, 'node-sidecar': no('the node sidecar does not originate TLS (ISTIO_MUTUAL needs Istio\'s workload certificates)', 'DataPlane.ISTIO'), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
+  { id: 'gateway.protocol.HTTP', area: 'gateway server', title: 'server protocol HTTP, HTTPS (tls.mode SIMPLE), httpsRedirect', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('ports below 1024 listen 8000 higher in the non-root proxy; the Service keeps the port'), 'gateway-api': differs('one listener per server and host; the selector is the GatewayClass controller\'s') } },
+  NON_HTTP('HTTP2'), NON_HTTP('GRPC'), NON_HTTP('TCP'), NON_HTTP('TLS'),
+  SERVER_TLS('MUTUAL'), SERVER_TLS('PASSTHROUGH'), SERVER_TLS('ISTIO_MUTUAL'),
+  { id: 'gateway.hostNamespace', area: 'gateway server', title: 'server host with a namespace (ns/host)', droppable: false, planes: { 'istio': YES, 'node-sidecar': no('the node-sidecar gateway does not restrict which namespaces\' routes bind to a host', 'hosts "host" or "*/host", or DataPlane.ISTIO'), 'gateway-api': no('Gateway API restricts route namespaces per listener, not per host', 'hosts "host" or "*/host"') } },
+  { id: 'tracing', area: 'tracing and addons', title: 'MeshTracing (Zipkin or OpenTelemetry)', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('the proxy reports Zipkin v2 JSON, or OTLP/HTTP JSON to the collector\'s port 4318'), 'gateway-api': differs('Istio\'s Telemetry, with gatewayApi.mesh "istio" or "istio-ambient" only') } },
+  { id: 'addon.jaeger', area: 'tracing and addons', title: 'JaegerAddon', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('its Namespace is written too (createNamespace defaults to true: no Istio installation creates istio-system)'), 'gateway-api': differs('its Namespace is written unless gatewayApi.mesh is "istio" or "istio-ambient" (createNamespace)') } },
+];
+
+const BY_ID = new Map(CAPABILITIES.map((f) => [f.id, f]));
+
+/** A feature by id; unknown ids are our bug. */
+export function feature(id: string): Feature {
+  const f = BY_ID.get(id);
+  if (!f) throw new Error(`cdk8s-mesh: no feature ${id} in the capability table`);
+  return f;
+}
+
+/** One use of a feature in a chart: which one, the field it is written in, and its value. */
+export interface FeatureUse {
+  readonly feature: string;
+  readonly field: string;
+  readonly value: unknown;
+}
+
+const isExternal = (name: string) => name.includes('.') && !/^[^.]+\.[^.]+(\.svc(\..*)?)?$/.test(name);
+
+/** The features a route's model uses, each with its field (as in the construct's props). */
+export function routeFeatures(m: TrafficRouteModel): FeatureUse[] {
+  const out: FeatureUse[] = [];
+  const onMesh = m.gateways.length === 0 || m.gateways.includes('mesh');
+  m.hosts.forEach((h, i) => {
+    const external = typeof h === 'string' ? h !== '*' && isExternal(h) : h.serviceName.includes('.');
+    if (onMesh && external) out.push({ feature: 'route.externalHost', field: `hosts[${i}]`, value: typeof h === 'string' ? h : h.serviceName });
+  });
+  m.http.forEach((r, i) => {
+    const f = `http[${i}]`;
+    r.match.forEach((x, k) => {
+      const mf = `${f}.match[${k}]`;
+      if (Object.keys(x.withoutHeaders).length) out.push({ feature: 'match.withoutHeaders', field: `${mf}.withoutHeaders`, value: Object.keys(x.withoutHeaders) });
+      if (x.ignoreUriCase) out.push({ feature: 'match.ignoreUriCase', field: `${mf}.ignoreUriCase`, value: true });
+      if (x.port !== undefined) out.push({ feature: 'match.port', field: `${mf}.port`, value: x.port });
+    });
+    if (r.fault) out.push({ feature: 'route.fault', field: `${f}.fault`, value: r.fault.delay && r.fault.abort ? 'delay and abort' : r.fault.delay ? 'delay' : 'abort' });
+    if (r.mirror) {
+      out.push({ feature: 'route.mirror', field: `${f}.mirror`, value: r.mirror.to.serviceName });
+      if (r.mirror.to.serviceName.includes('.')) out.push({ feature: 'route.externalHost', field: `${f}.mirror.to`, value: r.mirror.to.serviceName });
+    }
+    r.route.forEach((d, k) => {
+      if (d.to.serviceName.includes('.')) out.push({ feature: 'route.externalHost', field: `${f}.route[${k}].to`, value: d.to.serviceName });
+    });
+  });
+  return out;
+}
+
+const POLICY_FIELDS = ['loadBalancer', 'connectionPool', 'outlierDetection', 'tls'] as const;
+
+/** The policy features a destination policy uses: its own trafficPolicy's and each subset's. */
+export function policyFeatures(trafficPolicy: TrafficPolicyModel | undefined, subsets: readonly SubsetModel[]): FeatureUse[] {
+  const uses = (prefix: string, p: TrafficPolicyModel | undefined) => POLICY_FIELDS
+    .filter((k) => p?.[k] !== undefined)
+    .map((k) => ({ feature: `policy.${k}`, field: `${prefix}.${k}`, value: p![k] }));
+  return [...uses('trafficPolicy', trafficPolicy), ...subsets.flatMap((s, i) => uses(`subsets[${i}].trafficPolicy`, s.trafficPolicy))];
+}
+
+/** The server features a gateway uses. */
+export function gatewayFeatures(servers: readonly GatewayServerModel[]): FeatureUse[] {
+  return servers.flatMap((s, i) => {
+    const f = `servers[${i}]`;
+    const out: FeatureUse[] = [];
+    out.push({ feature: s.protocol === 'HTTPS' ? 'gateway.protocol.HTTP' : `gateway.protocol.${s.protocol}`, field: `${f}.protocol`, value: s.protocol });
+    if (s.tls && s.tls.mode !== 'SIMPLE') out.push({ feature: `gateway.tls.${s.tls.mode}`, field: `${f}.tls.mode`, value: s.tls.mode });
+    s.hosts.forEach((h, j) => {
+      const ns = h.includes('/') ? h.split('/')[0] : '*';
+      if (ns !== '*' && ns !== '.') out.push({ feature: 'gateway.hostNamespace', field: `${f}.hosts[${j}]`, value: h });
+    });
+    return out;
+  });
+}
+
+/** A route's model without the uses that were dropped (only droppable features: fault, mirror). */
+export function routeWithout(m: TrafficRouteModel, dropped: readonly FeatureUse[]): TrafficRouteModel {
+  if (dropped.length === 0) return m;
+  const gone = new Set(dropped.map((d) => d.field));
+  return {
+    ...m,
+    http: m.http.map((r, i) => {
+      const { fault, mirror, ...rest } = r;
+      return {
+        ...rest,
+        ...(fault && !gone.has(`http[${i}].fault`) ? { fault } : {}),
+        ...(mirror && !gone.has(`http[${i}].mirror`) ? { mirror } : {}),
+      };
+    }),
+  };
+}
+
+/** A policy without the fields that were dropped; a trafficPolicy left empty is undefined. */
+export function policyWithout(
+  trafficPolicy: TrafficPolicyModel | undefined, subsets: readonly SubsetModel[], dropped: readonly FeatureUse[],
+): { trafficPolicy?: TrafficPolicyModel; subsets: readonly SubsetModel[] } {
+  if (dropped.length === 0) return { trafficPolicy, subsets };
+  const gone = new Set(dropped.map((d) => d.field));
+  const strip = (prefix: string, p: TrafficPolicyModel | undefined): TrafficPolicyModel | undefined => {
+    if (!p) return undefined;
+    const kept = Object.fromEntries(POLICY_FIELDS.filter((k) => p[k] !== undefined && !gone.has(`${prefix}.${k}`)).map((k) => [k, p[k]]));
+    return Object.keys(kept).length ? kept as TrafficPolicyModel : undefined;
+  };
+  return {
+    trafficPolicy: strip('trafficPolicy', trafficPolicy),
+    subsets: subsets.map((s, i) => {
+      const { trafficPolicy: tp, ...rest } = s;
+      const kept = strip(`subsets[${i}].trafficPolicy`, tp);
+      return kept ? { ...rest, trafficPolicy: kept } : rest;
+    }),
+  };
+}
+
+/** The support of `id` on `plane` under the chart's options (an `enabledBy` option turns "unsupported" into "differs"). */
+export function supportOf(id: string, plane: DataPlaneName, options: Readonly<Record<string, string | undefined>> = {}): Support {
+  const s = feature(id).planes[plane];
+  if (s.level === 'unsupported' && s.enabledBy && options[s.enabledBy.option] === s.enabledBy.value) return differs(s.enabledBy.note);
+  return s;
+}
+
+/** The README's table: one row per feature, one column per data plane. */
+export function capabilityTableMarkdown(): string {
+  const cell = (s: Support) => (s.level === 'supported' ? 'yes'
+    : s.level === 'differs' ? `yes: ${s.note}`
+      : `**no**: ${s.why}${s.enabledBy ? `; yes with ${s.enabledBy.option} "${s.enabledBy.value}": ${s.enabledBy.note}` : ` (instead: ${s.instead})`}`);
+  const rows = CAPABILITIES.map((f) => `| ${f.area} | ${f.title} | \`${f.id}\`${f.droppable ? ' (droppable)' : ''} | ${DATA_PLANE_NAMES.map((p) => cell(f.planes[p]).replace(/\|/g, '\\|')).join(' | ')} |`);
+  return ['| area | feature | id | istio | node-sidecar | gateway-api |', '| --- | --- | --- | --- | --- | --- |', ...rows].join('\n');
+}
