@@ -5,7 +5,7 @@ import { DataPlane, MeshChart, MeshTracing } from '../constructs';
 import { CHART_VARIANTS, ChartVariant, createVariant } from '../charts';
 import { analyze, Finding, formatText } from '../lint/analyze';
 import { lintApp, manifestsFromFiles, manifestsOf } from '../lint/sources';
-import { Base, ChartChange, chartFiles, commentBody, diffMarkdown, diffPlans, objectNames, planOf, PlanBaseError, chartPlan, ChartPlan, planMarkdown, trafficSvg, postStickyComment, resolveBase, short } from '../plan';
+import { Base, istioFormOf, ChartChange, chartFiles, commentBody, diffMarkdown, diffPlans, objectNames, planOf, PlanBaseError, chartPlan, ChartPlan, planMarkdown, trafficSvg, postStickyComment, resolveBase, short } from '../plan';
 import { isRefusal, lintBeforeWrite, refuseInvalid, runSynth } from './run';
 import { entryOfCdk8sYaml, loadUserApp } from './user-app';
 
@@ -58,8 +58,10 @@ what its proxies load from ConfigMap mesh-routes.
 out in a temporary worktree and synthesized there): per host, rules added, removed or
 changed, weight shifts as "v1 90% -> 70% (-20)", timeouts, retries and faults added or
 removed, hosts and objects that appear or disappear, and one summary line per chart, as
-Markdown on stdout. Charts on the Istio data plane are compared (a node-sidecar chart
-carries its twin's rules). Exit 1 when --max-weight-shift N is exceeded or, with
+Markdown on stdout. Charts on every data plane are compared (node-sidecar route tables
+and Gateway API HTTPRoutes read as the VirtualServices they stand for; this package's own
+-node-sidecar and -gateway-api variants are skipped: they carry their Istio chart's
+rules). Exit 1 when --max-weight-shift N is exceeded or, with
 --fail-on-route-removal, a rule or host is removed, except on hosts given with --allow.
 --comment FILE also writes a pull-request comment: the changes, a Mermaid graph of the
 hosts that changed, their charts' lint findings and the gates' verdict.
@@ -295,22 +297,22 @@ function planDiff(args: string[], allow: readonly string[]): number {
       console.error('cdk8s-mesh plan --diff: head (this checkout) failed to synthesize (its error is above)');
       return 1;
     }
-    const gates: string[] = [];
+    const gates = new Set<string>(); // one line per host, rule and destination
     for (const { id, diff } of diffs) {
       for (const x of diff.hosts) {
         const host = x.host.split(' ')[0];
         if (allow.some((a) => host === a || host === short(a))) continue;
         for (const sh of x.shifts) {
-          if (maxShift !== undefined && Math.abs(sh.to - sh.from) > maxShift) gates.push(`${id}: ${sh.destination} moved ${Math.abs(sh.to - sh.from)} points (more than ${maxShift})`);
+          if (maxShift !== undefined && Math.abs(sh.to - sh.from) > maxShift) gates.add(`${id}: ${host} ${sh.rule}: ${sh.destination} moved ${Math.abs(sh.to - sh.from)} points, ${sh.from}% -> ${sh.to}% (more than ${maxShift})`);
         }
-        if (flags['--fail-on-route-removal'] && x.rulesRemoved > 0) gates.push(`${id}: ${host}: ${x.rulesRemoved} rule(s) removed`);
+        if (flags['--fail-on-route-removal'] && x.rulesRemoved > 0) gates.add(`${id}: ${host}: ${x.rulesRemoved} rule(s) removed`);
       }
     }
     const text = `## Traffic changes against ${base.description}\n\n${diffs.map(({ id, diff }) => diffMarkdown(id, diff)).join('\n') || 'No traffic change.\n'}`;
     process.stdout.write(text);
-    if (flags['--comment']) writeFileSync(flags['--comment'] as string, commentBody(base.description, diffs, text, gates));
-    if (gates.length) {
-      process.stdout.write(`\n**Refused by the plan gates:**\n${gates.map((g) => `- ${g}`).join('\n')}\n`);
+    if (flags['--comment']) writeFileSync(flags['--comment'] as string, commentBody(base.description, diffs, text, [...gates]));
+    if (gates.size) {
+      process.stdout.write(`\n**Refused by the plan gates:**\n${[...gates].map((g) => `- ${g}`).join('\n')}\n`);
       return 1;
     }
     return 0;
@@ -321,20 +323,22 @@ function planDiff(args: string[], allow: readonly string[]): number {
 
 /**
  * Each chart of the app against its file in the base directory, for the charts that
- * changed. Istio-data-plane charts only: a node-sidecar chart of this package carries
- * its twin's rules.
+ * changed, on whatever data plane: both sides are read from their YAML, a node-sidecar
+ * route table or Gateway API HTTPRoutes as the VirtualServices they stand for. This
+ * package's own -node-sidecar and -gateway-api variants are skipped: each carries its
+ * Istio chart's rules, whose diff is shown once.
  */
 function diffCharts(app: App, baseDir: string, names: readonly string[]): ChartChange[] {
-  const isTwin = (id: string) => id.endsWith(`-${DataPlane.NODE_SIDECAR}`) && variant(id) !== undefined;
+  const isTwin = (id: string) => (id.endsWith(`-${DataPlane.NODE_SIDECAR}`) || id.endsWith(`-${DataPlane.GATEWAY_API}`)) && variant(id) !== undefined;
   const baseFiles = chartFiles(baseDir);
-  const heads = new Map(app.charts.filter((c) => !isTwin(c.node.id)).map((c) => [c.node.id, manifestsOf(c)]));
+  const heads = new Map(app.charts.filter((c) => !isTwin(c.node.id)).map((c) => [c.node.id, istioFormOf(manifestsOf(c))]));
   const ids = [...new Set([...heads.keys(), ...[...baseFiles.keys()].filter((k) => !names.length || names.includes(k))])]
     .filter((id) => !isTwin(id)).sort();
   const out: ChartChange[] = [];
   for (const id of ids) {
     const h = heads.get(id);
     const file = baseFiles.get(id);
-    const b = file ? manifestsFromFiles([file]) : undefined;
+    const b = file ? istioFormOf(manifestsFromFiles([file])) : undefined;
     const head = h && planOf(h);
     const diff = diffPlans(b && planOf(b), head, { base: objectNames((b ?? []).map((m) => m.obj)), head: objectNames((h ?? []).map((m) => m.obj)) });
     if (diff.summary !== 'no traffic change') out.push({ id: `${id}${!b ? ' (new chart)' : !h ? ' (chart removed)' : ''}`, diff, head });

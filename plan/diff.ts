@@ -5,7 +5,14 @@ import { describeObject, K8s } from '../lint/analyze';
 import { short } from './graph';
 import { PlanHost, PlanRule, TrafficPlan } from './model';
 
-export interface WeightShift { readonly host: string; readonly destination: string; readonly from: number; readonly to: number }
+export interface WeightShift {
+  readonly host: string;
+  /** The rule, by its position in the head and its match in words: "rule 2 (header end-user = jason)". */
+  readonly rule: string;
+  readonly destination: string;
+  readonly from: number;
+  readonly to: number;
+}
 
 export interface HostDiff {
   readonly host: string;
@@ -28,7 +35,7 @@ const when = (r: PlanRule) => (r.match.length ? r.match.join('; or ') : 'every r
 const destName = (d: { host: string; subset?: string; port?: number }) => `${short(d.host)}${d.subset ? ` ${d.subset}` : ''}${d.port ? ` :${d.port}` : ''}`;
 const signed = (n: number) => (n > 0 ? `+${n}` : String(n));
 
-function ruleDiff(host: string, base: PlanRule, head: PlanRule): { lines: string[]; shifts: WeightShift[] } {
+function ruleDiff(host: string, rule: string, base: PlanRule, head: PlanRule): { lines: string[]; shifts: WeightShift[] } {
   const lines: string[] = [];
   const shifts: WeightShift[] = [];
   const baseW = new Map(base.destinations.map((d) => [destName(d), d.percent]));
@@ -38,7 +45,7 @@ function ruleDiff(host: string, base: PlanRule, head: PlanRule): { lines: string
     const to = headW.get(name) ?? 0;
     if (from !== to) {
       lines.push(`${name} ${from}% -> ${to}% (${signed(to - from)})`);
-      shifts.push({ host, destination: name, from, to });
+      shifts.push({ host, rule, destination: name, from, to });
     }
   }
   for (const p of head.policies) if (!base.policies.includes(p)) lines.push(`added: ${p}`);
@@ -64,7 +71,7 @@ function hostDiff(base: PlanHost | undefined, head: PlanHost | undefined): HostD
       lines.push(`rule ${i + 1} added: ${when(r)} -> ${r.destinations.map((d) => `${destName(d)} ${d.percent}%`).join(', ') || '(no route)'}${r.policies.length ? ` (${r.policies.join('; ')})` : ''}`);
       return;
     }
-    const d = ruleDiff(name, b.r, r);
+    const d = ruleDiff(name, `rule ${i + 1} (${when(r)})`, b.r, r);
     if (b.i !== i) lines.push(`rule "${when(r)}" moved from ${b.i + 1} to ${i + 1}`);
     for (const l of d.lines) lines.push(`rule ${i + 1} (${when(r)}): ${l}`);
     shifts.push(...d.shifts);

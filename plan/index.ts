@@ -8,3 +8,4 @@ export * from './diff';
 export * from './base';
 export * from './comment';
 export * from './github';
+export * from './native';

@@ -64,7 +64,7 @@ test('plan --diff --comment: the marker, the changes, a graph of the changed hos
   const body = fs.readFileSync(file, 'utf8');
   expect(body.startsWith(`${COMMENT_MARKER}\n## Mesh traffic plan\n`)).toBe(true);
   expect(body).toContain(`Against directory ${dir}: 1 chart changes traffic.`);
-  expect(body).toContain('**Refused by the plan gates:**\n- bookinfo-reviews-80-20: reviews.bookinfo v1 moved 15 points (more than 10)');
+  expect(body).toContain('**Refused by the plan gates:**\n- bookinfo-reviews-80-20: reviews.bookinfo rule 1 (every request): reviews.bookinfo v1 moved 15 points, 95% -> 80% (more than 10)');
   expect(body).toContain('  - rule 1 (every request): reviews.bookinfo v1 95% -> 80% (-15)');
   const graph = body.slice(body.indexOf('```mermaid'), body.lastIndexOf('```'));
   expect(graph).toContain('("reviews.bookinfo")');
@@ -122,7 +122,7 @@ describe('the GitHub Action', () => {
     };
     const refused = await run('bash', ['-e', '-c', script], env);
     expect(refused.code).toBe(1);
-    expect(gh.comments[1].body).toContain('moved 15 points (more than 10)');
+    expect(gh.comments[1].body).toContain('moved 15 points, 95% -> 80% (more than 10)');
     const allowed = await run('bash', ['-e', '-c', script], { ...env, ALLOW: 'reviews.bookinfo' });
     expect(allowed.code).toBe(0);
     expect(gh.comments).toHaveLength(2); // the same comment, updated

@@ -3,10 +3,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Chart, Testing } from 'cdk8s';
-import { DestinationPolicy, MeshNamespace, MeshWorkload, TrafficRoute } from '../constructs';
+import { CHART_VARIANTS, createVariant } from '../charts';
+import { DataPlane, DestinationPolicy, MeshNamespace, MeshWorkload, TrafficRoute } from '../constructs';
 import { HttpRule } from '../model';
-import { manifestsOf } from '../lint/sources';
-import { diffMarkdown, diffPlans, objectNames, PlanDiff, planOf } from '../plan';
+import { istioManifestsOf, manifestsOf } from '../lint/sources';
+import { diffMarkdown, diffPlans, istioFormOf, objectNames, PlanDiff, planOf } from '../plan';
 
 const REPO = path.join(__dirname, '..');
 const BIN = path.join(REPO, 'bin', 'cdk8s-mesh.js');
@@ -74,6 +75,18 @@ describe('plan --diff: what a change does to traffic', () => {
   });
 });
 
+describe('plan --diff reads node-sidecar and Gateway API YAML as the Istio objects of the same model', () => {
+  const rules = (p: ReturnType<typeof planOf>) => p.hosts.map((h) => ({
+    host: `${h.host} (${h.bindings.join(', ')})`,
+    // A port the renderers write for a one-port Service, the model need not name: compared without ports.
+    rules: h.rules.map((r) => ({ match: r.match, to: r.destinations.map((d) => `${d.host} ${d.subset ?? ''} ${d.percent}%`), policies: r.policies })),
+  })).sort((a, b) => a.host.localeCompare(b.host));
+  test.each(CHART_VARIANTS.filter((v) => v.dataPlane !== DataPlane.ISTIO).map((v) => [v.id, v]))('%s: its own YAML, read back, plans as its Istio twin', (_id, v) => {
+    const c = createVariant(Testing.app(), v);
+    expect(rules(planOf(istioFormOf(manifestsOf(c))))).toEqual(rules(planOf(istioManifestsOf(c))));
+  });
+});
+
 describe('cdk8s-mesh plan --diff from the command line', () => {
   const run = (args: string[], cwd = REPO) => spawnSync(process.execPath, [BIN, 'plan', ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
 
@@ -85,9 +98,26 @@ describe('cdk8s-mesh plan --diff from the command line', () => {
     const refused = run(['--diff', dir, '--max-weight-shift', '10', 'bookinfo-reviews-80-20']);
     expect(refused.status).toBe(1);
     expect(refused.stdout).toContain('reviews.bookinfo v1 95% -> 80% (-15)');
-    expect(refused.stdout).toContain('- bookinfo-reviews-80-20: reviews.bookinfo v1 moved 15 points (more than 10)');
+    expect(refused.stdout).toContain('- bookinfo-reviews-80-20: reviews.bookinfo rule 1 (every request): reviews.bookinfo v1 moved 15 points, 95% -> 80% (more than 10)');
     expect(run(['--diff', dir, '--max-weight-shift', '10', '--allow', 'reviews.bookinfo', 'bookinfo-reviews-80-20']).status).toBe(0);
     expect(run(['--diff', dir, '--max-weight-shift', '20', 'bookinfo-reviews-80-20']).status).toBe(0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 120_000);
+
+  test('gates on every data plane: a 20-point shift on istio, node-sidecar and gateway-api charts, each gate line once, naming host and rule', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plan-planes-'));
+    const app = path.join(__dirname, 'fixtures', 'three-planes-app.ts');
+    const env = (w: number) => ({ ...process.env, SHOP_V1_WEIGHT: String(w) });
+    expect(spawnSync(process.execPath, [BIN, 'synth', '--app', app, '--out', dir], { cwd: REPO, encoding: 'utf8', env: env(80) }).status).toBe(0);
+    const same = spawnSync(process.execPath, [BIN, 'plan', '--diff', dir, '--app', app, '--max-weight-shift', '10'], { cwd: REPO, encoding: 'utf8', env: env(80) });
+    expect([same.status, same.stdout]).toEqual([0, expect.stringContaining('No traffic change.')]);
+    const shifted = spawnSync(process.execPath, [BIN, 'plan', '--diff', dir, '--app', app, '--max-weight-shift', '10'], { cwd: REPO, encoding: 'utf8', env: env(60) });
+    expect(shifted.status).toBe(1);
+    const gates = shifted.stdout.split('**Refused by the plan gates:**\n')[1].trim().split('\n');
+    expect(gates).toEqual(['istio', 'node-sidecar', 'gateway-api'].flatMap((p) => [
+      `- shop-${p}: reviews.shop rule 2 (every request): reviews.shop v1 moved 20 points, 80% -> 60% (more than 10)`,
+      `- shop-${p}: reviews.shop rule 2 (every request): reviews.shop v2 moved 20 points, 20% -> 40% (more than 10)`,
+    ]).sort((a, b) => a.localeCompare(b)));
     fs.rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 
