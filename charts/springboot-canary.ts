@@ -24,7 +24,6 @@ export class SpringbootCanaryChart extends MeshChart {
     const clientNs = new MeshNamespace(this, 'istioclient', { name: 'istioclient' });
     // Spring Boot's embedded Tomcat writes under /tmp; the JVM needs more than the default limits.
     const jvm = {
-      port: 8080,
       writablePaths: ['/tmp'],
       resources: { cpuMillis: { request: 100, limit: 1000 }, memoryMiB: { request: 256, limit: 512 } },
       startupSeconds: 90,
@@ -32,7 +31,7 @@ export class SpringbootCanaryChart extends MeshChart {
     this.release = new CanaryRelease(this, 'springbootapp', {
       app: 'springbootapp',
       serviceName: 'springbootapp-svc',
-      port: jvm.port,
+      port: 8080,
       namespace: appNs,
       stable: { version: 'v1', image: props.images?.v1 ?? IMAGES.springbootV1, ...jvm },
       canary: { version: 'v2', image: props.images?.v2 ?? IMAGES.springbootV2, ...jvm },

@@ -6,6 +6,7 @@ import { IngressGateway, IngressGatewayProps } from './ingress-gateway';
 import { MeshNamespace } from './mesh-namespace';
 import { MeshWorkload, MeshWorkloadProps } from './mesh-workload';
 import { TrafficRoute } from './traffic-route';
+import { refuseUnknownProps } from './known-props';
 
 /**
  * The traffic scenarios of Istio's Bookinfo tasks (samples/bookinfo/networking).
@@ -100,6 +101,8 @@ export class BookinfoApp extends Construct {
     super(scope, id);
     const check: Check = new Check(this.node.path);
     check.shape('', props, { images: 'object?', destinationRules: 'boolean?', upstreamSubsets: 'boolean?', mutualTls: 'boolean?' });
+    // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
+    if (new.target === BookinfoApp) refuseUnknownProps(this.node.path, 'BookinfoAppProps', props);
     if (props.gateway !== undefined && props.gateway !== false) {
       check.shape('gateway', props.gateway, { selector: 'stringMap?', hosts: 'strings?', https: 'object?', port: 'number?', httpsRedirect: 'boolean?' });
     }

@@ -4,6 +4,7 @@ import { DestinationPolicy } from './destination-policy';
 import { MeshNamespace } from './mesh-namespace';
 import { MeshWorkload, MeshWorkloadProps } from './mesh-workload';
 import { TrafficRoute } from './traffic-route';
+import { refuseUnknownProps } from './known-props';
 
 /** One version of the released app. */
 export interface CanaryVersionProps extends Omit<MeshWorkloadProps, 'app' | 'namespace' | 'mesh' | 'port' | 'service' | 'serviceName' | 'servicePort' | 'portName' | 'version'> {
@@ -78,6 +79,8 @@ export class CanaryRelease extends Construct implements ServiceRef {
       canaryWeight: 'number?', steps: 'array?', currentStep: 'number?', canaryHeader: 'object?', retries: 'object?', trafficPolicy: 'object?',
       routeName: 'string?', policyName: 'string?',
     });
+    // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
+    if (new.target === CanaryRelease) refuseUnknownProps(this.node.path, 'CanaryReleaseProps', props);
     check.port('port', props.port);
     // The Service belongs to the release: name, port and namespace are set once, on the
     // release. The same value repeated on a version is harmless; a different one would be ignored.

@@ -4,6 +4,7 @@ import {
   SubsetModel, TrafficPolicy, TrafficPolicyModel,
 } from '../model';
 import { rendererOf } from './mesh';
+import { refuseUnknownProps } from './known-props';
 
 /** Subsets and traffic policy of one Service (Istio: one DestinationRule). */
 export interface DestinationPolicyProps {
@@ -38,6 +39,8 @@ export class DestinationPolicy extends Construct implements ServiceRef {
     super(scope, id);
     const check: Check = new Check(this.node.path);
     check.object('props', props);
+    // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
+    if (new.target === DestinationPolicy) refuseUnknownProps(this.node.path, 'DestinationPolicyProps', props);
     checkDns1123Subdomain(check, 'name', props.name);
     if (!props.service || typeof props.service.serviceName !== 'string') check.fail('service', props.service, 'a service object (MeshWorkload, CanaryRelease, ...)');
     const namespace = props.namespace ?? props.service.serviceNamespace;

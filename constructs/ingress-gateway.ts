@@ -2,6 +2,7 @@ import { Construct } from 'constructs';
 import { Check, GatewayServer, HttpRule } from '../model';
 import { MeshGateway } from './mesh-gateway';
 import { TrafficRoute } from './traffic-route';
+import { refuseUnknownProps } from './known-props';
 
 /** A gateway and the route bound to it, in one construct. */
 export interface IngressGatewayProps {
@@ -39,6 +40,8 @@ export class IngressGateway extends Construct {
     super(scope, id);
     const check: Check = new Check(this.node.path);
     check.shape('', props, { name: 'string', routeName: 'string?', namespace: 'string?', selector: 'stringMap?', hosts: 'strings?', https: 'object?', routes: 'array' });
+    // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
+    if (new.target === IngressGateway) refuseUnknownProps(this.node.path, 'IngressGatewayProps', props);
     if (props.http !== undefined && props.http !== false) check.shape('http', props.http, { port: 'number?', httpsRedirect: 'boolean?' });
     const hosts = props.hosts ?? ['*'];
     const servers: GatewayServer[] = [];

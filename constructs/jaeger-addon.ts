@@ -7,6 +7,7 @@ import { Check, checkDns1123Label } from '../model';
 import { DataPlane, MeshChart, rendererOf } from './mesh';
 import { WorkloadResources } from './mesh-workload';
 import { canonicalMemory, containerResources, omitServerDefaults, restrictedContainer } from './server-form';
+import { refuseUnknownProps } from './known-props';
 
 /**
  * The Jaeger image of Istio's own addon (istio/istio samples/addons/jaeger.yaml: Jaeger v2,
@@ -101,6 +102,8 @@ export class JaegerAddon extends Construct {
     super(scope, id);
     const check: Check = new Check(this.node.path);
     check.shape('', props, { namespace: 'string?', image: 'string?', storage: 'object?', ui: 'object?', resources: 'object?', createNamespace: 'boolean?' });
+    // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
+    if (new.target === JaegerAddon) refuseUnknownProps(this.node.path, 'JaegerAddonProps', props);
     const namespace = props.namespace ?? 'istio-system';
     checkDns1123Label(check, 'namespace', namespace);
     const image = props.image ?? DEFAULT_JAEGER_IMAGE;

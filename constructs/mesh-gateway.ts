@@ -1,6 +1,7 @@
 import { Construct } from 'constructs';
 import { buildGatewayServers, Check, checkDns1123Label, checkDns1123Subdomain, checkLabelValue, GatewayServer, GatewayServerModel } from '../model';
 import { rendererOf } from './mesh';
+import { refuseUnknownProps } from './known-props';
 
 /** Istio's default ingress gateway deployment (istioctl / demo profile). */
 export const DEFAULT_GATEWAY_SELECTOR: Readonly<Record<string, string>> = { istio: 'ingressgateway' };
@@ -27,6 +28,8 @@ export class MeshGateway extends Construct {
     super(scope, id);
     const check: Check = new Check(this.node.path);
     check.object('props', props);
+    // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
+    if (new.target === MeshGateway) refuseUnknownProps(this.node.path, 'MeshGatewayProps', props);
     checkDns1123Subdomain(check, 'name', props.name);
     if (props.namespace !== undefined) checkDns1123Label(check, 'namespace', props.namespace);
     const selector = props.selector ?? DEFAULT_GATEWAY_SELECTOR;

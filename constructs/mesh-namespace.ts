@@ -2,6 +2,7 @@ import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { Check, checkDns1123Label } from '../model';
 import { rendererOf } from './mesh';
+import { refuseUnknownProps } from './known-props';
 
 /** A Namespace the chart owns and whether it injects the mesh proxy into every pod. */
 export interface MeshNamespaceProps {
@@ -28,6 +29,8 @@ export class MeshNamespace extends Construct {
     super(scope, id);
     const check: Check = new Check(this.node.path);
     check.shape('', props, { name: 'string', injection: 'boolean?', labels: 'stringMap?' });
+    // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
+    if (new.target === MeshNamespace) refuseUnknownProps(this.node.path, 'MeshNamespaceProps', props);
     checkDns1123Label(check, 'name', props.name);
     this.name = props.name;
     this.injects = props.injection ?? true;

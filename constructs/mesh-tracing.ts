@@ -3,6 +3,7 @@ import { stringify } from 'yaml';
 import { Check, checkDns1123Label, checkHost } from '../model';
 import { JAEGER_PORTS, JaegerAddon } from './jaeger-addon';
 import { rendererOf, TracingRendering } from './mesh';
+import { refuseUnknownProps } from './known-props';
 
 /** A tracing backend that is not a JaegerAddon of the chart: its Zipkin and OTLP addresses. */
 export interface TracingCollector {
@@ -54,6 +55,8 @@ export class MeshTracing extends Construct {
     super(scope, id);
     const check: Check = new Check(this.node.path);
     check.shape('', props, { collector: 'object', protocol: 'string?', samplingPercentage: 'number?', providerName: 'string?', rootNamespace: 'string?' });
+    // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
+    if (new.target === MeshTracing) refuseUnknownProps(this.node.path, 'MeshTracingProps', props);
     const protocol = props.protocol ?? 'zipkin';
     check.oneOf('protocol', protocol, ['zipkin', 'opentelemetry']);
     const samplingPercentage = props.samplingPercentage ?? 1;

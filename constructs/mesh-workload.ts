@@ -9,6 +9,7 @@ import {
 import { rendererOf } from './mesh';
 import { MeshNamespace } from './mesh-namespace';
 import { canonicalMemory, containerResources, omitServerDefaults, restrictedContainer } from './server-form';
+import { refuseUnknownProps } from './known-props';
 
 // Defined in model/conventions.ts (lint checks the same rules); re-exported for construct users.
 export { PORT_NAME_PROTOCOLS, PROXY_RESERVED_PORTS, PROXY_UID } from '../model';
@@ -141,6 +142,8 @@ export class MeshWorkload extends Construct implements ServiceRef {
       mesh: 'boolean?', podLabels: 'stringMap?', podAnnotations: 'stringMap?', security: 'object?', resources: 'object?',
       writablePaths: 'strings?', emptyDirs: 'array?', serviceLabels: 'stringMap?', calls: 'array?', startupSeconds: 'number?',
     });
+    // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
+    if (new.target === MeshWorkload) refuseUnknownProps(this.node.path, 'MeshWorkloadProps', props);
     if (props.security) check.shape('security', props.security, { user: 'number?', group: 'number?', readOnlyRootFilesystem: 'boolean?' });
     if (props.resources) {
       check.shape('resources', props.resources, { cpuMillis: 'object?', memoryMiB: 'object?' });

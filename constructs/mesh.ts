@@ -5,6 +5,7 @@ import {
   refusalMessages, routeFeatures, routeWithout, ServiceRef, SubsetModel, TrafficPolicyModel, TrafficRouteModel,
 } from '../model';
 import { checkDropUnsupported, DroppedFeature, gate } from './capability-gate';
+import { refuseUnknownProps } from './known-props';
 import { describeObject, duplicateObjects } from '../lint/analyze';
 import type { MeshNamespace } from './mesh-namespace';
 import type { MeshWorkload } from './mesh-workload';
@@ -258,6 +259,8 @@ export class MeshChart extends Chart {
     // Checked before Chart reads them: the chart's path is not known to `this` yet.
     const check = new Check([scope.node.path, id].filter(Boolean).join('/'));
     check.shape('', props, { namespace: 'string?', labels: 'stringMap?', disableResourceNameHashes: 'boolean?', sidecar: 'object?', gatewayApi: 'object?' });
+    // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
+    if (new.target === MeshChart) refuseUnknownProps(check.where, 'MeshChartProps', props);
     const accept = checkDropUnsupported(check, props.dropUnsupported);
     if (props.sidecar) check.shape('sidecar', props.sidecar, { image: 'string?', outboundTrafficPolicy: 'string?', pick: 'string?', gatewayServiceType: 'string?', clusterDomain: 'string?' });
     if (props.gatewayApi) check.shape('gatewayApi', props.gatewayApi, { gatewayClassName: 'string?', channel: 'string?', mesh: 'string?', trafficPolicies: 'string?' });

@@ -2,6 +2,7 @@ import { ApiObject, Chart } from 'cdk8s';
 import { Construct } from 'constructs';
 import { buildTrafficRoute, Check, checkDns1123Label, checkDns1123Subdomain, MeshValidationError, TrafficRouteModel, TrafficRouteSpec } from '../model';
 import { rendererOf } from './mesh';
+import { refuseUnknownProps } from './known-props';
 
 /** Rules for a set of hosts (Istio: one VirtualService). */
 export interface TrafficRouteProps extends TrafficRouteSpec {
@@ -24,6 +25,8 @@ export class TrafficRoute extends Construct {
     super(scope, id);
     const check: Check = new Check(this.node.path);
     check.object('props', props);
+    // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
+    if (new.target === TrafficRoute) refuseUnknownProps(this.node.path, 'TrafficRouteProps', props);
     checkDns1123Subdomain(check, 'name', props.name);
     if (props.namespace !== undefined) checkDns1123Label(check, 'namespace', props.namespace);
     this.name = props.name;

@@ -4,6 +4,7 @@ import { Check, checkDns1123Label, checkLabelValue, ServiceRef } from '../model'
 import { MeshNamespace } from './mesh-namespace';
 import { MeshWorkload, MeshWorkloadProps } from './mesh-workload';
 import { TrafficRoute } from './traffic-route';
+import { refuseUnknownProps } from './known-props';
 
 /** One backend of a WebTier: a workload with its own Service, and its traffic share. */
 export interface WebBackendProps extends Omit<MeshWorkloadProps, 'namespace' | 'mesh' | 'port'> {
@@ -59,6 +60,8 @@ export class WebTier extends Construct {
     super(scope, id);
     const check: Check = new Check(this.node.path);
     check.shape('', props, { backends: 'array', front: 'object?', client: 'object?', tierLabel: 'object?', mesh: 'boolean?' });
+    // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
+    if (new.target === WebTier) refuseUnknownProps(this.node.path, 'WebTierProps', props);
     check.array('backends', props.backends, 1);
     props.backends.forEach((b, i) => check.shape(`backends[${i}]`, b, { app: 'string', weight: 'number?', podLabels: 'stringMap?' }));
     if (props.client) check.shape('client', props.client, { calls: 'array?' });

@@ -5,6 +5,7 @@
 // accept a value (an optional prop left out) or refuse it with a MeshValidationError
 // naming its construct path; any other error (a TypeError, a cdk8s error) fails, and so
 // does accepting a value of the wrong type or leaving out a required prop.
+import { readFileSync } from 'node:fs';
 import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
@@ -13,6 +14,8 @@ import {
 } from '../constructs';
 import { Duration, MeshValidationError } from '../model';
 import { PropPath, propPaths } from './support/prop-paths';
+import { GENERATED, propPathsModule } from '../scripts/prop-paths';
+import { PROP_PATHS } from '../constructs/prop-paths.generated';
 
 /** Everything a valid example may refer to, made fresh in each chart. */
 interface World { chart: Chart; ns: MeshNamespace; api: MeshWorkload; reviews: MeshWorkload; sa: kplus.ServiceAccount; ratings: CanaryRelease }
@@ -240,6 +243,26 @@ function badValues(good: unknown, optional: boolean): Array<[string, unknown, bo
   ];
 }
 
+test('constructs/prop-paths.generated.ts, the known keys refused at run time, is current (npm run docs:props)', () => {
+  expect(readFileSync(GENERATED, 'utf8')).toBe(propPathsModule());
+  expect(Object.keys(PROP_PATHS).sort()).toEqual(EXAMPLES.map((e) => e.props).sort());
+});
+
+test('from JavaScript: a TCP route beside http is refused, not dropped; a misspelt key names the one meant; every unknown key in one run', () => {
+  const refused = (props: object) => {
+    const c = new MeshChart(Testing.app(), 'c');
+    try { new TrafficRoute(c, 'r', props as never); } catch (e) { return (e as Error).message; }
+    return 'accepted';
+  };
+  const http = [{ route: [{ to: { serviceName: 'web' } }] }];
+  expect(refused({ name: 'web', hosts: ['web'], http, tcp: [{ route: [] }] }))
+    .toBe('c/r: tcp is [{"route":[]}]; expected a prop that TrafficRouteProps declares (gateways, hosts, http, name, namespace)');
+  expect(refused({ name: 'web', hosts: ['web'], http: [{ ...http[0], timout: '1s' }] }))
+    .toBe('c/r: http[0].timout is "1s"; expected a prop that TrafficRouteProps (at http[]) declares: did you mean "timeout"? (fault, headers, match, mirror, name, redirect, retries, rewrite, route, timeout)');
+  expect(refused({ name: 'web', hosts: ['web'], htpp: http, gateway: ['g'] }))
+    .toMatch(/^2 problem\(s\) in c\/r, refused at synth \(nothing is written\):\n {2}- c\/r: htpp is .*did you mean "http"\?.*\n {2}- c\/r: gateway is \["g"\]; .*did you mean "gateways"\?/);
+});
+
 describe.each(EXAMPLES)('$construct', (ex) => {
   const declared = propPaths(ex.props);
   const declaredSet = new Set(declared.map((p) => p.path));
@@ -253,6 +276,35 @@ describe.each(EXAMPLES)('$construct', (ex) => {
     return () => ex.build(w.chart, ID, mutate ? mutate(props) : props);
   };
   const where = ex.standalone ? CHART_ID : `${CHART_ID}/${ID}`;
+
+  test('a key the props interface does not declare is refused, at any depth, with the nearest valid name', () => {
+    // Each object the examples pass (not records: those keys are the user's), with one of its keys misspelt.
+    const props = ex.standalone ? ex.variants[0]({} as World) : ex.variants[0](world());
+    const objects = [[] as string[], ...leaves(props).map((at) => at.slice(0, -1))]
+      .filter((at, i, all) => all.findIndex((x) => x.join('.') === at.join('.')) === i)
+      .filter((at) => {
+        const v = at.length ? get(props, at) : props;
+        const decl = normalize(at, declaredSet);
+        return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype
+          && Object.keys(v).length > 0 && declared.some((d) => d.path.startsWith(decl ? `${decl}.` : ''))
+          && !declared.some((d) => d.path.startsWith(`${decl}{}`));
+      });
+    expect(objects.length).toBeGreaterThan(0);
+    const failures: string[] = [];
+    for (const at of objects) {
+      const obj = (at.length ? get(props, at) : props) as Record<string, unknown>;
+      const key = Object.keys(obj).sort((a, b) => b.length - a.length)[0];
+      const typo = `${key.slice(0, -1)}${key.slice(-1) === 'x' ? 'y' : 'x'}`;
+      const field = [...at, typo].join('.').replace(/\.(\d+)(?=\.|$)/g, '[$1]');
+      let error: unknown;
+      try {
+        make(0, (p) => (at.length ? set(p, at, { ...obj, [typo]: obj[key] }) : { ...p, [typo]: p[key] }))();
+      } catch (e) { error = e; }
+      if (!(error instanceof MeshValidationError)) failures.push(`${field}: ${error === undefined ? 'accepted' : (error as Error).message}`);
+      else if (error.where !== where || error.field !== field || !error.expected.includes(`did you mean "${key}"?`)) failures.push(`${field}: ${error.message}`);
+    }
+    expect(failures).toEqual([]);
+  });
 
   test('the examples are valid and use every declared prop', () => {
     const used = new Set<string>();
