@@ -66,6 +66,11 @@ export const CHECKS: readonly CheckInfo[] = [
 ];
 const SEVERITY = new Map(CHECKS.map((c) => [c.code, c.severity]));
 
+/** Namespaces istioctl analyze leaves alone (they hold the cluster's and Istio's own objects). */
+const SYSTEM_NAMESPACES = new Set(['kube-system', 'kube-public', 'kube-node-lease', 'local-path-storage', 'istio-system']);
+/** Node and locality labels: Istio matches them against the endpoint's node, not the pod's labels. */
+const isTopologyLabel = (k: string) => /^(topology\.kubernetes\.io|topology\.istio\.io|failure-domain\.beta\.kubernetes\.io|node\.kubernetes\.io)\//.test(k) || k === 'kubernetes.io/hostname';
+
 const WORKLOAD_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job'];
 const isIstio = (o: K8s, kind: string) => o.kind === kind && /^networking\.istio\.io\//.test(o.apiVersion);
 const nsOf = (o: { metadata: { namespace?: string } }) => o.metadata.namespace ?? 'default';
@@ -136,6 +141,8 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
   const vss = of((o) => isIstio(o, 'VirtualService'));
   const drs = of((o) => isIstio(o, 'DestinationRule'));
   const gateways = of((o) => isIstio(o, 'Gateway'));
+  // Hosts a ServiceEntry adds to the registry: destinations and DestinationRules may name them.
+  const serviceEntryHosts = new Set<string>(of((o) => isIstio(o, 'ServiceEntry')).flatMap((m) => m.obj.spec?.hosts ?? []));
   const serviceByHost = new Map(services.map((s) => [`${s.obj.metadata.name}.${nsOf(s.obj)}.svc.cluster.local`, s]));
   const podsOf = (svc: K8s) => pods.filter((p) => p.namespace === nsOf(svc) && matches(svc.spec?.selector, p.labels));
   const nsInjects = (ns: string) => namespaces.get(ns)?.obj.metadata.labels?.['istio-injection'] === 'enabled' || !!namespaces.get(ns)?.obj.metadata.labels?.['istio.io/rev'];
@@ -146,11 +153,16 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
   };
 
   // --- workloads and Services
+  const podNamespaces = new Set(pods.map((p) => p.namespace));
   for (const s of services) {
     const sel = s.obj.spec?.selector;
-    if (sel && Object.keys(sel).length && s.obj.spec?.type !== 'ExternalName' && podsOf(s.obj).length === 0 && !s.obj.metadata.labels?.['mesh.cdk8s.io/subset-of']) {
+    // Only where the input has workloads of that namespace: else the pods are simply elsewhere (cannot know).
+    if (sel && Object.keys(sel).length && s.obj.spec?.type !== 'ExternalName' && podNamespaces.has(nsOf(s.obj)) && podsOf(s.obj).length === 0 && !s.obj.metadata.labels?.['mesh.cdk8s.io/subset-of']) {
       report('MESH001', s, `selector ${JSON.stringify(sel)} matches no pod template in namespace ${nsOf(s.obj)}; give the pods these labels or fix the selector`);
     }
+    // As istioctl: system namespaces, Istio's own control plane and gateway-managed Services are not the user's to name.
+    const labels = s.obj.metadata.labels ?? {};
+    if (SYSTEM_NAMESPACES.has(nsOf(s.obj)) || s.obj.spec?.type === 'ExternalName' || labels.istio !== undefined || labels.release === 'istio' || labels['gateway.istio.io/managed'] !== undefined) continue;
     for (const p of s.obj.spec?.ports ?? []) {
       const name: string | undefined = p.name;
       // Istio proxies TCP only: a UDP/SCTP port's name does not matter to it.
@@ -223,6 +235,18 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
   const reported007 = new Set<string>();
   const gwName = (g: string, ns: string) => (g.includes('/') ? g : `${ns}/${g}`);
   const gatewayByName = new Map(gateways.map((g) => [`${nsOf(g.obj)}/${g.obj.metadata.name}`, g]));
+  // A VirtualService may bind to a Gateway API Gateway (Istio's own controller serves both kinds).
+  const k8sGateways = new Set(of((o) => o.kind === 'Gateway' && /^gateway\.networking\.k8s\.io\//.test(o.apiVersion)).map((g) => `${nsOf(g.obj)}/${g.obj.metadata.name}`));
+  // Where a VirtualService applies (exportTo): '*' for every namespace, else the namespaces named ('.' its own).
+  const exportedTo = (vs: Manifest): Set<string> | '*' => {
+    const to: string[] = vs.obj.spec?.exportTo ?? ['*'];
+    return to.includes('*') ? '*' : new Set(to.map((x) => (x === '.' ? nsOf(vs.obj) : x)));
+  };
+  const overlap = (a: Manifest, b: Manifest) => {
+    const x = exportedTo(a);
+    const y = exportedTo(b);
+    return x === '*' || y === '*' || [...x].some((n) => y.has(n));
+  };
   // host -> subsets that mesh routes send traffic to (weight above 0).
   const routedSubsets = new Map<string, Set<string>>();
   for (const vs of vss) {
@@ -249,25 +273,40 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
       }
       routedHosts.add(host);
       const prev = meshHostOwners.get(host);
-      if (prev && prev !== vs) {
+      // Two rules for one host clash only where both are visible (exportTo), as istioctl judges.
+      if (prev && prev !== vs && overlap(prev, vs)) {
         // Both sides are told, as istioctl does: either may be the one to change.
         if (!reported007.has(`${host}|${prev.path}|${prev.obj.metadata.name}`)) {
           reported007.add(`${host}|${prev.path}|${prev.obj.metadata.name}`);
           report('MESH007', prev, `host ${host} is also routed by VirtualService ${nsOf(vs.obj)}/${vs.obj.metadata.name}; sidecars use only one of them: merge the rules`);
         }
         report('MESH007', vs, `host ${host} is also routed by VirtualService ${nsOf(prev.obj)}/${prev.obj.metadata.name}; sidecars use only one of them: merge the rules`);
-      } else meshHostOwners.set(host, vs);
+      } else if (!prev) meshHostOwners.set(host, vs);
     }
+    // As istioctl (IST0132): each gateway the rule binds to must serve at least one of its hosts; a
+    // server host "ns/host" serves only rules of that namespace ("." the gateway's own).
+    const matchHost = (gh: string, h: string) => gh === '*' || gh === h || (gh.startsWith('*.') && (h.endsWith(gh.slice(1)) || h === gh));
     for (const g of bound.filter((x) => x !== 'mesh')) {
-      const gw = gatewayByName.get(gwName(g, ns));
-      if (!gw) {
-        report('MESH023', vs, `gateway ${g} does not exist (looked for ${gwName(g, ns)}); the rules would never be served`);
+      const name = gwName(g, ns);
+      const gw = gatewayByName.get(name);
+      let gwHosts: string[];
+      if (gw) {
+        gwHosts = (gw.obj.spec?.servers ?? []).flatMap((x: { hosts?: string[] }) => x.hosts ?? []).flatMap((x: string) => {
+          if (!x.includes('/')) return [x];
+          const [hostNs, h] = x.split('/');
+          return hostNs === '*' || hostNs === ns || (hostNs === '.' && nsOf(gw.obj) === ns) ? [h] : [];
+        });
+      } else if (k8sGateways.has(name)) {
+        const k8s = valid.find((m) => m.obj.kind === 'Gateway' && /^gateway\.networking\.k8s\.io\//.test(m.obj.apiVersion) && `${nsOf(m.obj)}/${m.obj.metadata.name}` === name)!;
+        gwHosts = (k8s.obj.spec?.listeners ?? []).map((l: { hostname?: string }) => l.hostname ?? '*');
+      } else {
+        // Istio's generated names for Gateway API Gateways are not to be referenced (istioctl: IST0166).
+        if (!g.includes('~istio-autogenerated-k8s-gateway')) report('MESH023', vs, `gateway ${g} does not exist (looked for ${name}); the rules would never be served`);
         continue;
       }
-      const gwHosts: string[] = (gw.obj.spec?.servers ?? []).flatMap((s: { hosts?: string[] }) => s.hosts ?? []).map((x: string) => (x.includes('/') ? x.split('/')[1] : x));
-      for (const h of spec.hosts ?? []) {
-        const ok = gwHosts.some((gh) => gh === '*' || gh === h || (gh.startsWith('*.') && (h.endsWith(gh.slice(1)) || h === gh)));
-        if (!ok) report('MESH009', vs, `host ${h} is not among the hosts of gateway ${gwName(g, ns)} (${gwHosts.join(', ')}); add it there or remove it here`);
+      const hosts: string[] = spec.hosts ?? [];
+      if (hosts.length && !hosts.some((h) => gwHosts.some((gh) => matchHost(gh, h)))) {
+        report('MESH009', vs, `none of the hosts ${hosts.join(', ')} is among the hosts of gateway ${name} (${gwHosts.join(', ') || 'none for this namespace'}); add one there or bind the rule to another gateway`);
       }
     }
     if (!inMeshVs) {
@@ -320,7 +359,7 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
         const host = fqdn(d.host, ns);
         const svc = serviceByHost.get(host);
         const external = !host.endsWith('.svc.cluster.local');
-        if (!svc && !external) {
+        if (!svc && !external && !serviceEntryHosts.has(d.host) && !serviceEntryHosts.has(host)) {
           const elsewhere = !d.host.includes('.') ? services.filter((s) => s.obj.metadata.name === d.host && nsOf(s.obj) !== ns) : [];
           if (elsewhere.length) report('MESH011', vs, `destination ${d.host} is a short name, which resolves in namespace ${ns}; the Service is in ${elsewhere.map((s) => nsOf(s.obj)).join(', ')}: write ${d.host}.${nsOf(elsewhere[0].obj)}.svc.cluster.local`);
           else report('MESH003', vs, `destination host ${d.host} (${host}) is not a Service in these manifests; fix the name or add the Service`);
@@ -385,11 +424,13 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
     }
     const svc = serviceByHost.get(host);
     if (!svc) {
-      if (host.endsWith('.svc.cluster.local')) report('MESH026', dr, `host ${dr.obj.spec?.host} (${host}) is not a Service in these manifests: the rule applies to nothing; fix the host or add the Service`);
+      // A rule with a workloadSelector applies to those workloads' calls, often to hosts outside the manifests.
+      if (host.endsWith('.svc.cluster.local') && !dr.obj.spec?.workloadSelector && !serviceEntryHosts.has(dr.obj.spec?.host) && !serviceEntryHosts.has(host)) report('MESH026', dr, `host ${dr.obj.spec?.host} (${host}) is not a Service in these manifests: the rule applies to nothing; fix the host or add the Service`);
       continue;
     }
     for (const s of dr.obj.spec?.subsets ?? []) {
-      const selected = podsOf(svc.obj).filter((p) => matches(s.labels, p.labels));
+      const podLabels = Object.fromEntries(Object.entries((s.labels ?? {}) as Record<string, string>).filter(([k]) => !isTopologyLabel(k)));
+      const selected = Object.keys(podLabels).length ? podsOf(svc.obj).filter((p) => matches(podLabels, p.labels)) : podsOf(svc.obj);
       if (selected.length) continue;
       if (routedSubsets.get(host)?.has(s.name)) report('MESH025', dr, `subset ${s.name} (${JSON.stringify(s.labels)}) selects no pod behind ${svc.obj.metadata.name}, yet routes send it traffic: those requests fail with 503 (no healthy upstream); fix the labels or deploy that version`);
       else report('MESH005', dr, `subset ${s.name} (${JSON.stringify(s.labels)}) selects no pod behind ${svc.obj.metadata.name}; nothing routes to it yet, but a route that does will fail: fix the labels, deploy the version or drop the subset`);

@@ -186,6 +186,53 @@ describe('the seeds\' mistakes, as YAML files through the CLI', () => {
   });
 });
 
+describe('as precise as istioctl: what the input cannot tell is not reported', () => {
+  const codesOf = (objs: K8s[], code: string) => analyze(objs.map((obj) => ({ obj }))).filter((f) => f.code === code).map((f) => `${f.object.namespace ?? ''}/${f.object.name}`);
+  test('MESH001 only where the input has workloads of the Service\'s namespace (else its pods are elsewhere)', () => {
+    expect(codesOf([svc('api', { app: 'api' }, undefined, 'other')], 'MESH001')).toEqual([]);
+    expect(codesOf([svc('api', { app: 'api' }, undefined, 'other'), deploy('worker', { app: 'worker' }, {}, 'other')], 'MESH001')).toEqual(['other/api']);
+  });
+  test('MESH012 leaves system namespaces, Istio\'s own Services and ExternalName Services alone', () => {
+    const unnamed = [{ port: 8080 }];
+    const objs = [
+      svc('a', {}, unnamed, 'kube-system'), svc('b', {}, unnamed, 'istio-system'),
+      { ...svc('c', {}, unnamed), metadata: { name: 'c', namespace: 'shop', labels: { istio: 'ingressgateway' } } },
+      { ...svc('d', {}, unnamed), spec: { type: 'ExternalName', externalName: 'd.example.com', ports: unnamed } },
+      svc('e', {}, unnamed),
+    ];
+    expect(codesOf(objs, 'MESH012')).toEqual(['shop/e']);
+  });
+  test('MESH005: subset labels on the node\'s topology select by locality, not by pod label', () => {
+    const o = edit((x) => { find(x, 'DestinationRule', 'web').spec.subsets.push({ name: 'zone-a', labels: { 'topology.kubernetes.io/zone': 'a' } }, { name: 'v3-zone-a', labels: { version: 'v3', 'topology.kubernetes.io/zone': 'a' } }); });
+    expect(codesOf(o, 'MESH005')).toEqual(['shop/web']); // v3 still selects no pod; zone-a alone selects them all
+    expect(analyze(o.map((obj) => ({ obj }))).find((f) => f.code === 'MESH005')!.message).toMatch(/^subset v3-zone-a /);
+  });
+  test('MESH026 and MESH003 know ServiceEntry hosts; a DestinationRule with a workloadSelector may name hosts outside the input', () => {
+    const se: K8s = { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'db', namespace: 'shop' }, spec: { hosts: ['db.shop.svc.cluster.local'], ports: [{ number: 5432, name: 'tcp', protocol: 'TCP' }] } };
+    const objs = [...base(), se, dr('db', { host: 'db' }), dr('cache', { host: 'cache', workloadSelector: { matchLabels: { app: 'web' } } }), dr('gone', { host: 'gone' }),
+      vs('db', { hosts: ['db-alias.example.com'], http: [{ route: [{ destination: { host: 'db.shop.svc.cluster.local' } }] }] })];
+    expect(codesOf(objs, 'MESH026')).toEqual(['shop/gone']);
+    expect(codesOf(objs, 'MESH003')).toEqual([]);
+  });
+  test('MESH007 only where both VirtualServices are visible (exportTo)', () => {
+    const two = (a: string[], b: string[]) => [...base(), vs('web-a', { hosts: ['api.example.com'], exportTo: a, http: [{ route: [{ destination: { host: 'web' } }] }] }),
+      vs('web-b', { hosts: ['api.example.com'], exportTo: b, http: [{ route: [{ destination: { host: 'web' } }] }] }, 'other')];
+    expect(codesOf(two(['.'], ['.']), 'MESH007')).toEqual([]);
+    expect(codesOf(two(['shop'], ['*']), 'MESH007').sort()).toEqual(['other/web-b', 'shop/web-a']);
+  });
+  test('MESH009: each gateway must serve one of the rule\'s hosts (istioctl IST0132); "ns/host" serves that namespace only; Gateway API Gateways exist', () => {
+    const bind = (hosts: string[], gateways: string[], namespace = 'shop') => vs('in', { hosts, gateways, http: [{ route: [{ destination: { host: 'web.shop.svc.cluster.local' } }] }] }, namespace);
+    const gws = [gw('a', ['a.example.com']), gw('b', ['b.example.com']), gw('scoped', ['team/c.example.com'])];
+    expect(codesOf([...base(), ...gws, bind(['a.example.com', 'b.example.com'], ['a', 'b'])], 'MESH009')).toEqual([]);
+    expect(codesOf([...base(), ...gws, bind(['c.example.com'], ['scoped'])], 'MESH009')).toEqual(['shop/in']);
+    expect(codesOf([...base(), ...gws, bind(['c.example.com'], ['shop/scoped'], 'team')], 'MESH009')).toEqual([]);
+    const k8sGw: K8s = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'k', namespace: 'shop' }, spec: { gatewayClassName: 'istio', listeners: [{ name: 'http', port: 80, protocol: 'HTTP', hostname: 'k.example.com' }] } };
+    const objs = [...base(), k8sGw, bind(['k.example.com'], ['k'])];
+    expect([codesOf(objs, 'MESH023'), codesOf(objs, 'MESH009')]).toEqual([[], []]);
+    expect(codesOf([...base(), k8sGw, bind(['x.example.com'], ['k'])], 'MESH009')).toEqual(['shop/in']);
+  });
+});
+
 test('every chart of the project lints clean (no errors, no warnings)', () => {
   const app = new App({ outdir: '/nonexistent' });
   for (const v of CHART_VARIANTS) createVariant(app, v);
@@ -195,6 +242,8 @@ test('every chart of the project lints clean (no errors, no warnings)', () => {
 test('synth stops on lint errors, naming the construct path, before writing', () => {
   const app = Testing.app();
   const chart = new MeshChart(app, 'shop');
+  // A workload of the namespace is in the chart, so a selector that matches none of its pods is a mistake.
+  new ApiObject(chart, 'web', deploy('web', { app: 'web' }, {}, 'default'));
   new ApiObject(chart, 'orphan', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'orphan' }, spec: { selector: { app: 'nobody' }, ports: [{ name: 'http', port: 80, protocol: 'TCP' }] } });
   const write = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
   try {
