@@ -66,11 +66,11 @@ const extra: string[] = [];
 const other: string[] = [];
 for (const c of relevant) {
   const docs = c.files.flatMap((f) => parseAllDocuments(read(f)).map((d, i) => ({ obj: d.toJSON() as K8s, path: `${f.split('/').pop()}#${i + 1}` })))
-    .filter((m) => m.obj && typeof m.obj === 'object' && typeof m.obj.kind === 'string' && m.obj.metadata);
+    .filter((m) => m.obj && typeof m.obj === 'object' && typeof m.obj.kind === 'string');
   const findings = analyze(docs).filter((f) => f.severity !== 'info');
   const unused = [...findings];
-  // A conflict is reported once per pair (MESH010), naming both gateways: it answers for either.
-  const names = (f: Finding, e: Case['expected'][number]) => f.object.name === e.name || (f.code === 'MESH010' && f.message.includes(` ${e.name} `));
+  // A conflict or a shared certificate is reported once per pair (MESH010, MESH032), naming both gateways: it answers for either.
+  const names = (f: Finding, e: Case['expected'][number]) => f.object.name === e.name || (['MESH010', 'MESH032'].includes(f.code) && f.message.includes(` ${e.name} `));
   const same = (f: Finding, e: Case['expected'][number]) => f.object.kind === e.kind && names(f, e)
     && (e.namespace === undefined || (f.object.namespace ?? 'default') === e.namespace) && (ours.get(e.code) ?? []).includes(f.code);
   const wanted = c.expected.filter((e) => ourJob(e.code, c.analyzer));

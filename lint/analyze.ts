@@ -130,7 +130,11 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
     object: { kind: m.obj.kind, name: m.obj.metadata?.name, namespace: m.obj.metadata?.namespace },
     ...(m.path ? { path: m.path } : {}),
   });
-  const valid = manifests.filter((m) => m.obj && typeof m.obj === 'object' && m.obj.kind && m.obj.metadata?.name);
+  // A v1 List (kubectl get -o yaml) holds objects: each item is linted as if written on its own.
+  const expanded = manifests.flatMap((m) => (m.obj?.kind === 'List' && Array.isArray(m.obj.items)
+    ? (m.obj.items as K8s[]).map((obj, i) => ({ obj, ...(m.path ? { path: `${m.path} items[${i}]` } : {}) }))
+    : [m]));
+  const valid = expanded.filter((m) => m.obj && typeof m.obj === 'object' && m.obj.kind && m.obj.metadata?.name);
   const of = (pred: (o: K8s) => boolean) => valid.filter((m) => pred(m.obj));
   for (const { first, again } of duplicateObjects(valid)) {
     report('MESH024', again, `${describeObject(again.obj)} is defined twice${first.path ? `: by ${first.path} and by ${again.path}` : ''}; applying both keeps only the last: rename one (or put it in another namespace)`);
@@ -176,32 +180,33 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
     const labels = m.obj.spec?.template?.metadata?.labels ?? {};
     if (sel && !matches(sel, labels)) report('MESH002', m, `selector ${JSON.stringify(sel)} does not match the pod template's labels ${JSON.stringify(labels)}; the API server refuses it`);
   }
-  // Two Services mapping different ports onto the same targetPort of overlapping pods.
-  const byTarget = new Map<string, Array<{ svc: Manifest; port: number }>>();
+  // Two Services mapping different ports onto the same targetPort of the same pods: reported
+  // on the workload, as istioctl does (IST0137), once per workload and port.
+  const byTarget = new Map<string, { owner: Manifest; list: Array<{ svc: Manifest; port: number }> }>();
+  // Only pods in the mesh: outside it no proxy reads the Services' ports (istioctl skips them too).
   for (const s of services) {
-    const podNames = podsOf(s.obj).map((p) => `${p.namespace}/${p.owner.obj.metadata.name}`);
-    for (const p of s.obj.spec?.ports ?? []) {
-      for (const pod of podNames) {
-        const k = `${pod}:${p.targetPort ?? p.port}`;
-        byTarget.set(k, [...(byTarget.get(k) ?? []), { svc: s, port: p.port }]);
+    for (const pod of podsOf(s.obj).filter(inMesh)) {
+      for (const p of s.obj.spec?.ports ?? []) {
+        const k = `${pod.namespace}/${pod.owner.obj.metadata.name}:${p.targetPort ?? p.port}`;
+        const entry = byTarget.get(k) ?? { owner: pod.owner, list: [] };
+        entry.list.push({ svc: s, port: p.port });
+        byTarget.set(k, entry);
       }
     }
   }
-  const reported013 = new Set<string>();
-  for (const [k, list] of byTarget) {
-    const ports = new Set(list.map((x) => x.port));
-    if (ports.size > 1 && !reported013.has(list.map((x) => x.svc.obj.metadata.name).sort().join())) {
-      reported013.add(list.map((x) => x.svc.obj.metadata.name).sort().join());
-      report('MESH013', list[1].svc, `Services ${list.map((x) => `${x.svc.obj.metadata.name}:${x.port}`).join(' and ')} send different ports to the same target (${k}); Istio sees one port with two protocols or names; use one Service port per targetPort`);
+  for (const [k, { owner, list }] of byTarget) {
+    if (new Set(list.map((x) => x.port)).size > 1) {
+      report('MESH013', owner, `Services ${list.map((x) => `${x.svc.obj.metadata.name}:${x.port}`).join(' and ')} send different ports to the same target (${k}); Istio sees one port with two protocols or names; use one Service port per targetPort`);
     }
   }
   // One Service port number of the same pods, told apart by protocol differently by two Services.
   const protocolOf = (port: { name?: string; appProtocol?: string }) => (port.appProtocol ?? (port.name ?? '').split('-')[0]).toLowerCase() || 'tcp';
-  for (const p of pods) {
+  for (const p of pods.filter(inMesh)) {
     const byPort = new Map<number, Map<string, string>>();
     for (const s of services.filter((x) => nsOf(x.obj) === p.namespace && matches(x.obj.spec?.selector, p.labels))) {
       for (const port of s.obj.spec?.ports ?? []) {
-        if ((port.protocol ?? 'TCP') !== 'TCP') continue;
+        // Istio proxies TCP only (a malformed protocol such as HTTP is still TCP to the proxy).
+        if (port.protocol === 'UDP' || port.protocol === 'SCTP') continue;
         const seen = byPort.get(port.port) ?? new Map<string, string>();
         seen.set(protocolOf(port), s.obj.metadata.name);
         byPort.set(port.port, seen);
@@ -444,7 +449,8 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
     for (const s of services) {
       if (!gwPods.some((p) => p.namespace === nsOf(s.obj) && matches(s.obj.spec?.selector, p.labels))) continue;
       for (const port of s.obj.spec?.ports ?? []) {
-        if ((port.protocol ?? 'TCP') !== 'TCP') continue;
+        // Istio proxies TCP only (a malformed protocol such as HTTP is still TCP to the proxy).
+        if (port.protocol === 'UDP' || port.protocol === 'SCTP') continue;
         exposed.add(port.port);
         if (typeof port.targetPort === 'number') exposed.add(port.targetPort);
       }
@@ -455,36 +461,38 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
       }
     }
   }
-  // One TLS credential on two Gateways.
-  const credentials = new Map<string, Manifest>();
-  for (const g of gateways) {
-    const names = new Set<string>((g.obj.spec?.servers ?? []).map((srv: { tls?: { credentialName?: string } }) => srv.tls?.credentialName).filter(Boolean));
-    for (const c of names) {
-      const prev = credentials.get(`${nsOf(g.obj)}/${c}`);
-      if (prev) report('MESH032', g, `credential ${c} is also served by gateway ${prev.obj.metadata.name}: browsers reuse an HTTP/2 connection for both hosts and get 404s from the wrong gateway; use one Gateway or separate certificates`);
-      else credentials.set(`${nsOf(g.obj)}/${c}`, g);
+  // One TLS credential on two Gateways of one namespace whose pods overlap (one selector within
+  // the other, as istioctl judges): once per pair, on the later one, naming both.
+  const within = (x: Record<string, string>, y: Record<string, string>) => Object.entries(x).every(([k, v]) => y[k] === v);
+  const credentialsOf = (g: Manifest) => new Set<string>((g.obj.spec?.servers ?? []).map((srv: { tls?: { credentialName?: string } }) => srv.tls?.credentialName).filter(Boolean));
+  gateways.forEach((g, i) => {
+    const mine = credentialsOf(g);
+    for (const prev of gateways.slice(0, i)) {
+      const a = prev.obj.spec?.selector ?? {};
+      const b = g.obj.spec?.selector ?? {};
+      if (nsOf(prev.obj) !== nsOf(g.obj) || !(within(a, b) || within(b, a))) continue;
+      const shared = [...credentialsOf(prev)].find((c) => mine.has(c));
+      if (shared) report('MESH032', g, `credential ${shared} is also served by gateway ${prev.obj.metadata.name} on the same pods: browsers reuse an HTTP/2 connection for both hosts and get 404s from the wrong gateway; use one Gateway or separate certificates`);
     }
-  }
-  // Gateways that claim the same selector, port and host: once per pair, on the later one,
-  // naming both (three gateways on one host are three pairs, not six findings).
-  const claims = new Map<string, Manifest[]>();
-  const reported010 = new Set<string>();
-  for (const g of gateways) {
-    const sel = JSON.stringify(Object.entries(g.obj.spec?.selector ?? {}).sort());
-    for (const s of g.obj.spec?.servers ?? []) {
-      for (const h of s.hosts ?? []) {
-        const k = `${sel}|${s.port?.number}|${h}`;
-        const before = claims.get(k) ?? [];
-        for (const prev of before) {
-          const pair = `${k}|${prev.obj.metadata.name}|${g.obj.metadata.name}`;
-          if (prev === g || reported010.has(pair)) continue;
-          reported010.add(pair);
-          report('MESH010', g, `gateways ${prev.obj.metadata.name} and ${g.obj.metadata.name} both claim host ${h} on port ${s.port?.number} of the same gateway pods; merge them or use distinct hosts`);
-        }
-        if (!before.includes(g)) claims.set(k, [...before, g]);
-      }
+  });
+  // Gateways that claim one host on one port of the same gateway pods (equal selectors, or
+  // selectors that both match a pod of the input, as istioctl judges): once per pair, on the
+  // later one, naming both (three gateways on one host are three pairs, not six findings).
+  const samePods = (a: Manifest, b: Manifest) => {
+    const x = a.obj.spec?.selector ?? {};
+    const y = b.obj.spec?.selector ?? {};
+    if (JSON.stringify(Object.entries(x).sort()) === JSON.stringify(Object.entries(y).sort())) return true;
+    return pods.some((p) => matches(x, p.labels) && matches(y, p.labels));
+  };
+  const claimsOf = (g: Manifest) => (g.obj.spec?.servers ?? []).flatMap((s: { port?: { number?: number }; hosts?: string[] }) => (s.hosts ?? []).map((h) => ({ port: s.port?.number, host: h })));
+  gateways.forEach((g, i) => {
+    for (const prev of gateways.slice(0, i)) {
+      if (!samePods(prev, g)) continue;
+      const theirs = claimsOf(prev);
+      const clash = claimsOf(g).find((c: { port?: number; host: string }) => theirs.some((t: { port?: number; host: string }) => t.port === c.port && t.host === c.host));
+      if (clash) report('MESH010', g, `gateways ${prev.obj.metadata.name} and ${g.obj.metadata.name} both claim host ${clash.host} on port ${clash.port} of the same gateway pods; merge them or use distinct hosts`);
     }
-  }
+  });
 
   // --- who is in the mesh
   for (const p of pods) {

@@ -233,6 +233,39 @@ describe('as precise as istioctl: what the input cannot tell is not reported', (
   });
 });
 
+describe('as istioctl judges gateways and workloads', () => {
+  const found = (objs: K8s[], code: string) => analyze(objs.map((obj) => ({ obj }))).filter((f) => f.code === code).map((f) => `${f.object.kind} ${f.object.name}`);
+  const pod = (name: string, labels: Record<string, string>): K8s => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'shop', labels }, spec: { containers: [{ name: 'istio-proxy', image: 'proxy' }] } });
+  const selecting = (g: K8s, selector: Record<string, string>): K8s => ({ ...g, spec: { ...g.spec, selector } });
+  test('MESH010: gateways whose selectors differ but select the same pods of the input conflict; without such a pod they do not', () => {
+    const a = selecting(gw('alpha', ['foo.example.com']), { istio: 'ingressgateway' });
+    const b = selecting(gw('beta', ['foo.example.com']), { istio: 'ingressgateway', team: 'x' });
+    expect(found([a, b], 'MESH010')).toEqual([]);
+    expect(found([a, b, pod('ingress-1', { istio: 'ingressgateway', team: 'x' })], 'MESH010')).toEqual(['Gateway beta']);
+  });
+  test('MESH010 in a v1 List (kubectl get -o yaml): its items are objects like any other', () => {
+    const list: K8s = { apiVersion: 'v1', kind: 'List', metadata: undefined as never, items: [gw('alpha', ['foo.example.com']), gw('beta', ['foo.example.com'])] };
+    expect(found([list], 'MESH010')).toEqual(['Gateway beta']);
+  });
+  test('MESH032: a credential shared by gateways of one namespace whose selectors nest; not across namespaces or disjoint selectors', () => {
+    const tls = (name: string, namespace: string, selector: Record<string, string>): K8s => ({
+      ...gw(name, [`${name}.example.com`], namespace, 443),
+      spec: { selector, servers: [{ port: { number: 443, name: 'https', protocol: 'HTTPS' }, hosts: [`${name}.example.com`], tls: { mode: 'SIMPLE', credentialName: 'wildcard' } }] },
+    });
+    expect(found([tls('a', 'shop', { istio: 'ingressgateway' }), tls('b', 'shop', { istio: 'ingressgateway', team: 'x' })], 'MESH032')).toEqual(['Gateway b']);
+    expect(found([tls('a', 'shop', { istio: 'ingressgateway' }), tls('b', 'other', { istio: 'ingressgateway' })], 'MESH032')).toEqual([]);
+    expect(found([tls('a', 'shop', { istio: 'ingressgateway' }), tls('b', 'shop', { istio: 'eastwest' })], 'MESH032')).toEqual([]);
+  });
+  test('MESH013 and MESH031 are reported on the workload, and only for pods in the mesh', () => {
+    const o = edit((x) => { x.push(svc('web-alt', { app: 'web' }, [{ name: 'http', port: 81, targetPort: 8080 }]), svc('web-tcp', { app: 'web' }, [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'HTTP' }])); });
+    expect(found(o, 'MESH013')).toEqual(['Deployment web-v1', 'Deployment web-v2']);
+    // protocol: HTTP is not Kubernetes', but the port is still TCP to the proxy.
+    expect(found(o, 'MESH031')).toEqual(['Deployment web-v1', 'Deployment web-v2']);
+    const outside = o.map((x) => (x.kind === 'Namespace' ? ns('shop', false) : x));
+    expect([found(outside, 'MESH013'), found(outside, 'MESH031')]).toEqual([[], []]);
+  });
+});
+
 test('every chart of the project lints clean (no errors, no warnings)', () => {
   const app = new App({ outdir: '/nonexistent' });
   for (const v of CHART_VARIANTS) createVariant(app, v);
