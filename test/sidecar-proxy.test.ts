@@ -1,7 +1,9 @@
 // The mesh proxy on loopback: route tables rendered from charts, real backends, real clients.
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import * as http from 'node:http';
 import * as https from 'node:https';
+import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -488,6 +490,23 @@ describe('gateway mode', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
     await expect(get(`http://127.0.0.1:${port}/`)).rejects.toThrow(/ECONNREFUSED/);
     await nginx.close();
+  });
+
+  test('a gateway whose listener cannot open at start does not start (no half-served Gateway that looks ready)', async () => {
+    const chart = new MeshChart(Testing.app(), 'gw', { dataPlane: DataPlane.NODE_SIDECAR });
+    const shop = new MeshWorkload(chart, 'shop', { app: 'shop', image: 'x', port: 8080 });
+    const g = new MeshGateway(chart, 'gw', { name: 'shop-gateway', servers: [{ port: 80, hosts: ['*'] }, { port: 81, name: 'http-81', hosts: ['*'] }] });
+    new TrafficRoute(chart, 'vs', { name: 'shop', hosts: ['*'], gateways: [g.name], http: [{ route: [{ to: shop }] }] });
+    // Port 81's listener (offset + 81) is taken; port 80's is free.
+    const taken = http.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const busy = (taken.address() as AddressInfo).port;
+    try {
+      await expect(startProxy(routeTableOf(Testing.synth(chart) as K8sObject[]), ['--mode', 'gateway', '--gateway', 'default/shop-gateway', '--bind', '127.0.0.1', '--port-offset', String(busy - 8081)]))
+        .rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      await new Promise<void>((r) => taken.close(() => r()));
+    }
   });
 
   test('server hosts, wildcard VirtualService hosts and httpsRedirect', async () => {

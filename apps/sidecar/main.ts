@@ -335,7 +335,12 @@ export async function main(argv: string[]): Promise<number> {
         await listenOn(entry.server, port + portOffset, bindAddress);
       } catch (err) {
         servers.delete(entry.server);
-        if (!listeners.size && !started) throw err;
+        // At start every listener must open, as Envoy's static listeners must (a gateway missing
+        // a port would serve part of its Gateways and look ready); on a reload the ones running stay.
+        if (!started) {
+          for (const l of listeners.values()) l.server.close();
+          throw err;
+        }
         proxy.log('error', 'gateway listener could not be opened', { port: port + portOffset, error: (err as Error).message });
         continue;
       }
