@@ -27,4 +27,7 @@ export { GatewayApiRenderer, gatewayApiDuration, ISTIO_AMBIENT_LABEL, LINKERD_IN
 export * from './ingress-gateway';
 export * from './bookinfo-app';
 export * from './jaeger-addon';
+export * from './prometheus-addon';
+export * from './kiali-addon';
+export type { AddonUi } from './addon-common';
 export * from './mesh-tracing';

@@ -4,7 +4,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { stringify } from 'yaml';
 import { Check, checkDns1123Label } from '../model';
-import { DataPlane, MeshChart, rendererOf } from './mesh';
+import { AddonUi, checkPlacement, checkResources, checkUi, noInjection, withIstio } from './addon-common';
 import { WorkloadResources } from './mesh-workload';
 import { canonicalMemory, containerResources, omitServerDefaults, restrictedContainer } from './server-form';
 import { refuseUnknownProps } from './known-props';
@@ -41,11 +41,7 @@ export type JaegerStorage =
   };
 
 /** How the query UI is reached (Service `tracing`, port 80). */
-export interface JaegerUi {
-  /** The Service type of `tracing`. @default "ClusterIP" */
-  readonly serviceType?: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
-  /** With NodePort: a fixed node port, 30000-32767 (the seed's `kubectl port-forward` found no pod; a fixed port always answers). @default - one the cluster picks */
-  readonly nodePort?: number;
+export interface JaegerUi extends AddonUi {
   /** The UI's base path, as Istio's addon serves it (UI at `<base>/search`). @default "/jaeger" */
   readonly basePath?: string;
 }
@@ -104,10 +100,8 @@ export class JaegerAddon extends Construct {
     check.shape('', props, { namespace: 'string?', image: 'string?', storage: 'object?', ui: 'object?', resources: 'object?', createNamespace: 'boolean?' });
     // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
     if (new.target === JaegerAddon) refuseUnknownProps(this.node.path, 'JaegerAddonProps', props);
-    const namespace = props.namespace ?? 'istio-system';
-    checkDns1123Label(check, 'namespace', namespace);
     const image = props.image ?? DEFAULT_JAEGER_IMAGE;
-    if (/\s/.test(image)) check.fail('image', image, 'an image reference without spaces');
+    const namespace = checkPlacement(check, props.namespace, image);
 
     const storage = props.storage ?? { type: 'memory' };
     check.object('storage', storage);
@@ -123,27 +117,13 @@ export class JaegerAddon extends Construct {
     }
 
     const ui = props.ui ?? {};
-    check.shape('ui', ui, { serviceType: 'string?', nodePort: 'number?', basePath: 'string?' });
-    const serviceType = ui.serviceType ?? 'ClusterIP';
-    check.oneOf('ui.serviceType', serviceType, ['ClusterIP', 'NodePort', 'LoadBalancer']);
-    if (ui.nodePort !== undefined) {
-      if (serviceType === 'ClusterIP') check.fail('ui.nodePort', ui.nodePort, 'no nodePort with serviceType ClusterIP (use NodePort or LoadBalancer)');
-      check.integer('ui.nodePort', ui.nodePort, 30000, 32767);
-    }
+    const { serviceType } = checkUi(check, ui, { basePath: 'string?' });
     const basePath = ui.basePath ?? '/jaeger';
     if (!/^\/[A-Za-z0-9._~/-]*$/.test(basePath) || (basePath.length > 1 && basePath.endsWith('/'))) {
       check.fail('ui.basePath', basePath, 'a path such as "/jaeger" (no trailing slash)');
     }
 
-    const res = props.resources ?? {};
-    check.shape('resources', res, { cpuMillis: 'object?', memoryMiB: 'object?' });
-    for (const k of ['cpuMillis', 'memoryMiB'] as const) if (res[k]) check.shape(`resources.${k}`, res[k], { request: 'number', limit: 'number' });
-    const cpu = res.cpuMillis ?? { request: 100, limit: 1000 };
-    const mem = res.memoryMiB ?? { request: 256, limit: 1024 };
-    check.integer('resources.cpuMillis.request', cpu.request, 1, 1_000_000);
-    check.integer('resources.cpuMillis.limit', cpu.limit, cpu.request, 1_000_000);
-    check.integer('resources.memoryMiB.request', mem.request, 1, 10_000_000);
-    check.integer('resources.memoryMiB.limit', mem.limit, mem.request, 10_000_000);
+    const { cpu, mem } = checkResources(check, props.resources ?? {}, { cpuMillis: { request: 100, limit: 1000 }, memoryMiB: { request: 256, limit: 1024 } });
 
     this.namespace = namespace;
     this.zipkinHost = `zipkin.${namespace}.svc.cluster.local`;
@@ -165,7 +145,7 @@ export class JaegerAddon extends Construct {
       // Istio must not inject a proxy into its own tracing backend (as in Istio's addon);
       // other data planes never inject what is not a MeshWorkload and get no Istio marker.
       podMetadata: {
-        labels: { ...labels, ...(rendererOf(this).dataPlane === DataPlane.ISTIO ? { 'sidecar.istio.io/inject': 'false' } : {}) },
+        labels: { ...labels, ...noInjection(this) },
         annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(JAEGER_PORTS.metrics) },
       },
       securityContext: { ensureNonRoot: true, user: JAEGER_UID, group: JAEGER_UID, fsGroup: JAEGER_UID },
@@ -256,10 +236,3 @@ function jaegerConfig(storage: JaegerStorage, basePath: string): string {
   });
 }
 
-/** Whether the data plane of `c`'s chart comes with an Istio installation (which owns istio-system). */
-function withIstio(c: Construct): boolean {
-  const chart = c.node.scopes.find((s): s is MeshChart => MeshChart.isMeshChart(s));
-  const plane = chart?.dataPlane ?? DataPlane.ISTIO;
-  if (plane === DataPlane.GATEWAY_API) return ['istio', 'istio-ambient'].includes(chart!.gatewayApi.mesh ?? 'istio');
-  return plane === DataPlane.ISTIO;
-}

@@ -9,7 +9,8 @@ import { propPaths } from '../test/support/prop-paths';
 /** The props interface of every construct that takes props. */
 export const PROPS_INTERFACES = [
   'MeshChartProps', 'MeshNamespaceProps', 'MeshWorkloadProps', 'TrafficRouteProps', 'DestinationPolicyProps', 'MeshGatewayProps',
-  'IngressGatewayProps', 'WebTierProps', 'CanaryReleaseProps', 'BookinfoAppProps', 'JaegerAddonProps', 'MeshTracingProps',
+  'IngressGatewayProps', 'WebTierProps', 'CanaryReleaseProps', 'BookinfoAppProps', 'JaegerAddonProps', 'PrometheusAddonProps', 'KialiAddonProps',
+  'MeshTracingProps',
 ] as const;
 
 export const GENERATED = join(__dirname, '..', 'constructs', 'prop-paths.generated.ts');

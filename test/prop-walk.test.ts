@@ -10,7 +10,7 @@ import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import {
-  BookinfoApp, CanaryRelease, DataPlane, DestinationPolicy, IngressGateway, JaegerAddon, MeshChart, MeshGateway, MeshNamespace, MeshTracing, MeshWorkload, TrafficRoute, WebTier,
+  BookinfoApp, CanaryRelease, DataPlane, DestinationPolicy, IngressGateway, JaegerAddon, KialiAddon, PrometheusAddon, MeshChart, MeshGateway, MeshNamespace, MeshTracing, MeshWorkload, TrafficRoute, WebTier,
 } from '../constructs';
 import { Duration, MeshValidationError } from '../model';
 import { PropPath, propPaths } from './support/prop-paths';
@@ -174,6 +174,23 @@ const EXAMPLES: Example[] = [
       () => ({ storage: { type: 'badger', size: '5Gi', storageClassName: 'standard', retention: '24h' }, ui: { serviceType: 'LoadBalancer' } }),
     ],
     build: (s, id, p) => new JaegerAddon(s, id, p as never),
+  },
+  {
+    construct: 'PrometheusAddon', props: 'PrometheusAddonProps',
+    variants: [
+      () => ({ namespace: 'monitoring', image: 'prometheus:2', configReloader: true, configReloaderImage: 'reloader:1', retention: '6h', scrapeInterval: '5s',
+        ui: { serviceType: 'NodePort', nodePort: 30090 }, resources: { cpuMillis: { request: 100, limit: 200 }, memoryMiB: { request: 64, limit: 128 } }, createNamespace: true }),
+    ],
+    build: (s, id, p) => new PrometheusAddon(s, id, p as never),
+  },
+  {
+    construct: 'KialiAddon', props: 'KialiAddonProps',
+    variants: [
+      (w) => ({ namespace: 'monitoring', image: 'kiali:2', prometheus: new PrometheusAddon(w.chart, 'prometheus', { namespace: 'monitoring' }), jaeger: new JaegerAddon(w.chart, 'jaeger', { namespace: 'monitoring' }),
+        istioRootNamespace: 'istio-system', viewOnly: false, ui: { serviceType: 'NodePort', nodePort: 30201 },
+        resources: { cpuMillis: { request: 10, limit: 200 }, memoryMiB: { request: 64, limit: 256 } }, createNamespace: true }),
+    ],
+    build: (s, id, p) => new KialiAddon(s, id, p as never),
   },
   {
     construct: 'MeshTracing', props: 'MeshTracingProps',

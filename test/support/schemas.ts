@@ -7,6 +7,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { VirtualService, DestinationRule, Gateway } from '@kubernetes-models/istio/networking.istio.io/v1beta1';
 import { Telemetry as TelemetryV1alpha1 } from '@kubernetes-models/istio/telemetry.istio.io/v1alpha1';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1';
+import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 
 /**
  * @kubernetes-models/istio@2 (the last for Node 20) knows Telemetry as v1alpha1 only; v1
@@ -33,6 +34,8 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   'networking.istio.io/v1beta1/Gateway': Gateway,
   'telemetry.istio.io/v1/Telemetry': TelemetryV1,
   'v1/PersistentVolumeClaim': PersistentVolumeClaim,
+  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
 };
 
 /** Validate one object against the Kubernetes or Istio schema; returns the error text or undefined. */
