@@ -203,18 +203,18 @@ function gated(chart: MeshChart, inner: MeshRenderer, accept: readonly string[])
       refusals.push(...messages);
     }
   };
-  const asUses = (d: readonly DroppedFeature[]): FeatureUse[] => d.map((x) => ({ feature: x.feature, field: x.field, value: x.value }));
+  const fields = (d: readonly DroppedFeature[]) => new Set(d.map((x) => x.field));
   return {
     dataPlane: inner.dataPlane,
     enrollNamespace: (ns) => inner.enrollNamespace(ns),
     enrollWorkload: (w) => inner.enrollWorkload(w),
     renderRoute: (scope, id, r) => run(scope, routeFeatures(r.model), (dropped) => {
-      const rendering = dropped.length ? { ...r, model: routeWithout(r.model, asUses(dropped)) } : r;
+      const rendering = dropped.length ? { ...r, model: routeWithout(r.model, fields(dropped)) } : r;
       calls.push({ method: 'renderRoute', scopePath: below(scope), id, rendering });
       inner.renderRoute(scope, id, rendering);
     }),
     renderDestinationPolicy: (scope, id, p) => run(scope, policyFeatures(p.trafficPolicy, p.subsets), (dropped) => {
-      const rendering = dropped.length ? { ...p, ...policyWithout(p.trafficPolicy, p.subsets, asUses(dropped)) } : p;
+      const rendering = dropped.length ? { ...p, ...policyWithout(p.trafficPolicy, p.subsets, fields(dropped)) } : p;
       calls.push({ method: 'renderDestinationPolicy', scopePath: below(scope), id, rendering });
       inner.renderDestinationPolicy(scope, id, rendering);
     }),

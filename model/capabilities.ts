@@ -78,7 +78,7 @@ export const CAPABILITIES: readonly Feature[] = [
   { id: 'route.timeout', area: 'route rule', title: 'timeout', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('timeouts.request, in whole milliseconds') } },
   { id: 'route.retries', area: 'route rule', title: 'retries', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('the retry field, experimental channel only (gatewayApi.channel), status codes only; perTryTimeout is timeouts.backendRequest') } },
   { id: 'route.fault', area: 'route rule', title: 'fault injection (delay, abort)', droppable: true, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': no('HTTPRoute has no fault filter', 'DataPlane.ISTIO or NODE_SIDECAR for fault scenarios') } },
-  { id: 'route.mirror', area: 'route rule', title: 'mirror', droppable: true, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('RequestMirror; the percentage must be whole') } },
+  { id: 'route.mirror', area: 'route rule', title: 'mirror', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('RequestMirror; the percentage must be whole') } },
   { id: 'route.redirect', area: 'route rule', title: 'redirect', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('RequestRedirect; the uri replaces the full path') } },
   { id: 'route.rewrite', area: 'route rule', title: 'rewrite (uri, authority)', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('URLRewrite: ReplacePrefixMatch after a prefix match (one rule per match block), ReplaceFullPath otherwise') } },
   { id: 'route.headers', area: 'route rule', title: 'request and response header operations', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('Request/ResponseHeaderModifier; a Host set or added is URLRewrite hostname') } },
@@ -172,29 +172,24 @@ export function gatewayFeatures(servers: readonly GatewayServerModel[]): Feature
   });
 }
 
-/** A route's model without the uses that were dropped (only droppable features: fault, mirror). */
-export function routeWithout(m: TrafficRouteModel, dropped: readonly FeatureUse[]): TrafficRouteModel {
-  if (dropped.length === 0) return m;
-  const gone = new Set(dropped.map((d) => d.field));
+/** A route's model without the faults whose fields were dropped (the one droppable route feature). */
+export function routeWithout(m: TrafficRouteModel, droppedFields: ReadonlySet<string>): TrafficRouteModel {
+  if (droppedFields.size === 0) return m;
   return {
     ...m,
     http: m.http.map((r, i) => {
-      const { fault, mirror, ...rest } = r;
-      return {
-        ...rest,
-        ...(fault && !gone.has(`http[${i}].fault`) ? { fault } : {}),
-        ...(mirror && !gone.has(`http[${i}].mirror`) ? { mirror } : {}),
-      };
+      if (!droppedFields.has(`http[${i}].fault`)) return r;
+      const { fault: _dropped, ...rest } = r;
+      return rest;
     }),
   };
 }
 
 /** A policy without the fields that were dropped; a trafficPolicy left empty is undefined. */
 export function policyWithout(
-  trafficPolicy: TrafficPolicyModel | undefined, subsets: readonly SubsetModel[], dropped: readonly FeatureUse[],
+  trafficPolicy: TrafficPolicyModel | undefined, subsets: readonly SubsetModel[], gone: ReadonlySet<string>,
 ): { trafficPolicy?: TrafficPolicyModel; subsets: readonly SubsetModel[] } {
-  if (dropped.length === 0) return { trafficPolicy, subsets };
-  const gone = new Set(dropped.map((d) => d.field));
+  if (gone.size === 0) return { trafficPolicy, subsets };
   const strip = (prefix: string, p: TrafficPolicyModel | undefined): TrafficPolicyModel | undefined => {
     if (!p) return undefined;
     const kept = Object.fromEntries(POLICY_FIELDS.filter((k) => p[k] !== undefined && !gone.has(`${prefix}.${k}`)).map((k) => [k, p[k]]));

@@ -140,7 +140,7 @@ describe('dropUnsupported: what a chart accepts losing is dropped, then said in 
 
   test('what may not be dropped, and unknown ids, are refused on the chart', () => {
     expect(refusalsOf(() => chart('gateway-api', { dropUnsupported: ['match.port'] })).message)
-      .toMatch(/^c: dropUnsupported\[0\] is "match.port"; expected a feature that may be dropped \(route\.fault, route\.mirror, policy\.loadBalancer, .*requests would go elsewhere/);
+      .toMatch(/^c: dropUnsupported\[0\] is "match.port"; expected a feature that may be dropped \(route\.fault, policy\.loadBalancer, .*requests would go elsewhere/);
     expect(refusalsOf(() => chart('node-sidecar', { dropUnsupported: ['policy.outlier'] })).message)
       .toMatch(/^c: dropUnsupported\[0\] is "policy.outlier"; expected "\*" or a droppable feature id: route\.fault/);
     expect(refusalsOf(() => chart('node-sidecar', { dropUnsupported: 'policy.tls' as never })).message).toMatch(/^c: dropUnsupported is "policy.tls"; expected an array of feature ids/);
