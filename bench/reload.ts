@@ -67,7 +67,7 @@ async function main(): Promise<void> {
       const dir = mkdtempSync(join(tmpdir(), 'reload-bench-'));
       const file = join(dir, 'routes.json');
       writeFileSync(file, JSON.stringify(table(0, false)));
-      const proc = spawn(process.execPath, [SIDECAR, '--config', file, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--reload-interval', '600000',
+      const proc = spawn(process.execPath, [SIDECAR, '--config', file, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--stats', '127.0.0.1:0', '--reload-interval', '600000',
         '--resolve', `${PROBE}:8080=127.0.0.1:${backendPort}`, ...c.args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS } });
       procs.push(proc);
       let log = '';

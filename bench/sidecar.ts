@@ -240,7 +240,7 @@ async function main(): Promise<void> {
   const configFile = join(dir, 'routes.json');
   writeFileSync(configFile, JSON.stringify(table(1000)));
   const sidecar = start(process.execPath, [...SIDECAR_NODE_FLAGS, SIDECAR, '--config', configFile, '--namespace', 'bench',
-    '--listen', `127.0.0.1:${sidecarPort}`, '--admin', `127.0.0.1:${adminPort}`, '--drain-timeout', '100',
+    '--listen', `127.0.0.1:${sidecarPort}`, '--admin', `127.0.0.1:${adminPort}`, '--stats', '127.0.0.1:0', '--drain-timeout', '100',
     '--resolve', `web-v1.bench.svc.cluster.local:80=127.0.0.1:${v1}`, '--resolve', `web-v2.bench.svc.cluster.local:80=127.0.0.1:${v2}`]);
   const peerProcs = PEERS.map((peer, i) => start(process.execPath, [join(__dirname, 'peers', `${peer}.js`), String(peerPorts[i]), String(v1), String(v2)]));
   // The floor (bench/peers/floor-llhttp.js) with the flags the sidecar gets: not a peer.

@@ -12,8 +12,8 @@ export const ROUTE_TABLE_KIND = 'RouteTable';
 /** File name of the table inside the ConfigMap (and so in the mounted directory). */
 export const ROUTE_TABLE_FILE = 'routes.json';
 
-/** The proxy's ports inside a pod (Istio's numbers: 15001 outbound, 15000 admin). */
-export const SIDECAR_PORTS = { outbound: 15001, admin: 15000 } as const;
+/** The proxy's ports inside a pod (Istio's numbers: 15001 outbound, 15000 admin, 15020 merged Prometheus metrics). */
+export const SIDECAR_PORTS = { outbound: 15001, admin: 15000, stats: 15020 } as const;
 /**
  * The preStop wait of meshed pods: the kubelet calls the proxy's admin
  * `/prestop/<s>` before it sends SIGTERM to the app and to the proxy, so that both
@@ -125,6 +125,21 @@ export interface RtGateway {
 export interface RtService {
   readonly host: string;
   readonly ports: readonly number[];
+  /** Who answers behind it, for Istio's `destination_*` metric labels. @default - unknown workload, app and version */
+  readonly telemetry?: RtServiceTelemetry;
+}
+
+/**
+ * What the renderer knows at synth time about the pods behind a Service. Istio learns it
+ * per response from the answering sidecar (metadata exchange); the node sidecar sees only
+ * its own side, so it is written here when it is certain (one workload behind the Service).
+ */
+export interface RtServiceTelemetry {
+  /** The Service clients asked for, fully qualified: the base Service of a per-subset Service. */
+  readonly service: string;
+  readonly workload?: string;
+  readonly app?: string;
+  readonly version?: string;
 }
 
 /** What the node-sidecar renderer writes into the mesh-routes ConfigMap and the proxy reads: services, virtual hosts, gateways. */
@@ -158,6 +173,8 @@ export interface RtTracing {
 
 const HOST = { type: 'string', minLength: 1, maxLength: 253, pattern: '^(\\*|(\\*\\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*)$' };
 const PORT = { type: 'integer', minimum: 1, maximum: 65535 };
+/** A Kubernetes label value (the metric labels are made from them). */
+const LABEL_VALUE = { type: 'string', maxLength: 63, pattern: '^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$' };
 const MS = { type: 'number', exclusiveMinimum: 0, maximum: 86_400_000 };
 const PERCENT = { type: 'number', minimum: 0, maximum: 100 };
 const HEADER_NAME = { type: 'string', pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" };
@@ -195,7 +212,14 @@ export const ROUTE_TABLE_SCHEMA = {
       type: 'array',
       items: {
         type: 'object', additionalProperties: false, required: ['host', 'ports'],
-        properties: { host: HOST, ports: { type: 'array', items: PORT } },
+        properties: {
+          host: HOST,
+          ports: { type: 'array', items: PORT },
+          telemetry: {
+            type: 'object', additionalProperties: false, required: ['service'],
+            properties: { service: HOST, workload: HOST, app: LABEL_VALUE, version: LABEL_VALUE },
+          },
+        },
       },
     },
     virtualHosts: {

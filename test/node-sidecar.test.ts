@@ -37,7 +37,17 @@ describe.each(sidecarVariants.map((v) => [v.id, v]))('%s', (_id, v) => {
     for (const d of meshPods) {
       const [proxy, ...apps] = containers(d);
       expect(proxy.name).toBe('mesh-proxy');
-      expect(proxy.args).toEqual(['--config', '/etc/mesh-proxy/routes.json']);
+      // The app's own scrape target (productpage's /metrics) moves behind the proxy's stats port, merged there as Istio's agent does.
+      const istioAnn = find(istio, 'Deployment', d.metadata.name, d.metadata.namespace).spec.template.metadata.annotations ?? {};
+      const merge = istioAnn['prometheus.io/scrape'] === 'true' ? ['--merge-metrics', `http://127.0.0.1:${istioAnn['prometheus.io/port']}${istioAnn['prometheus.io/path']}`] : [];
+      expect(proxy.args).toEqual(['--config', '/etc/mesh-proxy/routes.json', ...merge]);
+      // Istio's injector's scrape annotations, and who the proxy is in Istio's source_* labels.
+      expect(d.spec.template.metadata.annotations).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '15020', 'prometheus.io/path': '/stats/prometheus' });
+      expect(proxy.ports).toContainEqual({ containerPort: 15020, name: 'mesh-stats' });
+      const labels = d.spec.template.metadata.labels;
+      expect(proxy.env).toEqual(expect.arrayContaining([
+        { name: 'MESH_WORKLOAD_NAME', value: d.metadata.name }, { name: 'MESH_APP', value: labels.app }, { name: 'MESH_VERSION', value: labels.version },
+      ]));
       expect(proxy.volumeMounts).toEqual([{ mountPath: '/etc/mesh-proxy', name: 'mesh-routes', readOnly: true }]);
       expect(proxy.readinessProbe.httpGet).toMatchObject({ path: '/healthz/ready', port: 15000 });
       expect(proxy.lifecycle.postStart.exec.command).toEqual(['node', '/app/main.js', 'wait']);
@@ -147,6 +157,19 @@ describe('node-sidecar rendering', () => {
     expect(JSON.stringify(d)).not.toContain('HTTP_PROXY');
   });
 
+  test('an app that asks to be scraped keeps its metrics, merged behind the proxy\'s stats port; a bad scrape port is refused', () => {
+    const chart = sidecarChart();
+    new MeshWorkload(chart, 'api', { app: 'api', image: 'x', port: 8080, podAnnotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9102', 'prometheus.io/path': 'stats' } });
+    const d = find(synth(chart), 'Deployment', 'api');
+    expect(containers(d)[0].args).toEqual(['--config', '/etc/mesh-proxy/routes.json', '--merge-metrics', 'http://127.0.0.1:9102/stats']);
+    expect(d.spec.template.metadata.annotations).toMatchObject({ 'prometheus.io/port': '15020', 'prometheus.io/path': '/stats/prometheus' });
+    for (const port of ['http', '15020', '70000']) {
+      const bad = sidecarChart();
+      expect(() => new MeshWorkload(bad, 'api', { app: 'api', image: 'x', port: 8080, podAnnotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': port } }))
+        .toThrow(`c/api: podAnnotations.prometheus.io/port is "${port}"; expected the app's metrics port (1-65535, not the proxy's 15000 or 15020)`);
+    }
+  });
+
   test('routes carry matches, retries with Istio\'s default retryOn, faults, mirror, rewrite and header operations', () => {
     const chart = sidecarChart();
     const a = new MeshWorkload(chart, 'a', { app: 'a', image: 'x', port: 8080 });
@@ -217,7 +240,9 @@ describe('node-sidecar rendering', () => {
     expect(ofKind(objs, 'Deployment').map((d) => d.metadata.name).sort()).toEqual(['a-gateway', 'web']);
     const pod = find(objs, 'Deployment', 'a-gateway', 'shop').spec.template.spec;
     expect(pod.containers[0].args).toEqual(['--mode', 'gateway', '--gateway', 'shop/a-gateway,shop/b-gateway', '--config', '/etc/mesh-proxy/routes.json']);
-    expect(pod.containers[0].ports).toEqual([{ containerPort: 8080, name: 'http' }, { containerPort: 15000, name: 'mesh-admin' }, { containerPort: 8443, name: 'https' }]);
+    expect(pod.containers[0].ports).toEqual([
+      { containerPort: 8080, name: 'http' }, { containerPort: 15000, name: 'mesh-admin' }, { containerPort: 15020, name: 'mesh-stats' }, { containerPort: 8443, name: 'https' },
+    ]);
     expect(pod.volumes).toContainEqual({ name: 'tls-b-cert', secret: { secretName: 'b-cert', optional: true } });
     expect(find(objs, 'Service', 'a-gateway', 'shop').spec.ports).toEqual([
       { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }, { name: 'https', port: 443, targetPort: 8443, protocol: 'TCP' },

@@ -110,6 +110,8 @@ describe('MeshTracing', () => {
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
       { name: 'MESH_SERVICE_NAME', value: 'reviews.bookinfo' },
+      // Who it is in Istio's source_* metric labels.
+      { name: 'MESH_WORKLOAD_NAME', value: 'reviews-v2' }, { name: 'MESH_APP', value: 'reviews' }, { name: 'MESH_VERSION', value: 'v2' },
     ]);
     expect(ofKind(objs, 'Telemetry')).toEqual([]);
   });

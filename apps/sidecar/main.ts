@@ -34,6 +34,12 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
   --namespace NS           the pod's namespace (default $POD_NAMESPACE or "default")
   --listen ADDR:PORT       sidecar listener (default 127.0.0.1:15001)
   --admin ADDR:PORT        /healthz/ready, /stats/prometheus, /config_dump, /prestop/SECONDS (default 0.0.0.0:15000)
+  --stats ADDR:PORT        Istio's merged metrics port: /stats/prometheus and /healthz/ready (default 0.0.0.0:15020)
+  --merge-metrics URL      the app's own metrics (its prometheus.io annotations), appended to /stats/prometheus on
+                           the stats port, as Istio's agent merges them
+  --cluster NAME           Istio's cluster ID in the source_cluster label (default $MESH_CLUSTER or "Kubernetes")
+                           The istio_* labels source_workload, source_app and source_version come from
+                           $MESH_WORKLOAD_NAME, $MESH_APP and $MESH_VERSION (the renderer sets them)
   --bind ADDR              gateway listeners' address (default 0.0.0.0)
   --port-offset N          add N to every gateway listen port (local runs)
   --resolve H:P=A:P        connect to A:P for host H port P (repeatable, like curl --resolve)
@@ -125,6 +131,7 @@ export async function main(argv: string[]): Promise<number> {
       'stream-idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' },
       'max-upstream-connections': { type: 'string' }, 'max-pending': { type: 'string' }, 'max-headers-count': { type: 'string' }, 'max-header-bytes': { type: 'string' }, 'path-normalization': { type: 'string' },
       'max-table-bytes': { type: 'string' }, 'preserve-external-request-id': { type: 'boolean' }, 'max-pipelined': { type: 'string' },
+      stats: { type: 'string' }, 'merge-metrics': { type: 'string' }, cluster: { type: 'string' },
     },
     strict: true,
   });
@@ -150,6 +157,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   const listen = hostPort(values.listen ?? `127.0.0.1:${SIDECAR_PORTS.outbound}`, '--listen');
   const admin = hostPort(values.admin ?? `0.0.0.0:${SIDECAR_PORTS.admin}`, '--admin');
+  const stats = hostPort(values.stats ?? `0.0.0.0:${SIDECAR_PORTS.stats}`, '--stats');
+  const mergeUrl = values['merge-metrics'];
+  if (mergeUrl !== undefined && !/^http:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d{1,5}\//.test(mergeUrl)) {
+    throw new ConfigError(`--merge-metrics is "${mergeUrl}"; expected http://127.0.0.1:PORT/PATH (the app in the same pod)`);
+  }
   const portOffset = int(values['port-offset'], '--port-offset', 0);
   const reloadMs = int(values['reload-interval'], '--reload-interval', 2000, 10);
   const drainMs = int(values['drain-timeout'], '--drain-timeout', 5000);
@@ -170,7 +182,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   const maxTableBytes = int(values['max-table-bytes'], '--max-table-bytes', DEFAULT_MAX_TABLE_BYTES, 1024);
   const configPath = values.config;
-  const metrics = new ProxyMetrics();
+  const namespace = values.namespace ?? process.env.POD_NAMESPACE ?? 'default';
+  const podName = process.env.POD_NAME ?? 'mesh-proxy';
+  const metrics = new ProxyMetrics({
+    // A gateway's workload is its Deployment, named after the first Gateway it serves.
+    workload: process.env.MESH_WORKLOAD_NAME || (binding.kind === 'gateway' ? binding.names[0].split('/')[1] : podName),
+    namespace, app: process.env.MESH_APP, version: process.env.MESH_VERSION, cluster: values.cluster ?? process.env.MESH_CLUSTER,
+  });
   /** The file as it was when the table in use was read (taken before reading, so a change while reading shows). */
   const fileId = () => { const st = statSync(configPath); return `${st.ino}:${st.size}:${st.mtimeMs}`; };
   let loadedId = fileId();
@@ -182,11 +200,9 @@ export async function main(argv: string[]): Promise<number> {
   const upstreams = new Upstreams({ resolve, maxConnectionsPerDestination: maxUpstream, maxPendingPerDestination: maxPending, ownPorts, maxHeaderBytes });
   // Filled in once the listeners are bound (ports may be 0: chosen by the kernel).
   const ownEndpoints = new Set<string>();
-  const namespace = values.namespace ?? process.env.POD_NAMESPACE ?? 'default';
   // Who reports the spans, as Istio names Envoy: `<app>.<namespace>` and the node id
   // `sidecar~<pod IP>~<pod>.<namespace>~<namespace>.svc.cluster.local` (the renderer
   // passes the pod's name, IP and app through the downward API).
-  const podName = process.env.POD_NAME ?? 'mesh-proxy';
   const podIp = process.env.POD_IP ?? '127.0.0.1';
   const tracer = new Tracer(metrics, {
     serviceName: process.env.MESH_SERVICE_NAME || `${binding.kind === 'gateway' ? binding.names[0].split('/')[1] : podName}.${namespace}`,
@@ -396,7 +412,21 @@ export async function main(argv: string[]): Promise<number> {
     }
   });
   await listenOn(adminServer, admin.port, admin.host);
-  for (const s of [...servers, adminServer]) addOwn(s);
+  // Istio's agent port: what Prometheus scrapes (the pod's prometheus.io annotations name it).
+  const statsServer = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz/ready') {
+      const ok = !proxy.draining;
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'draining\n');
+    } else if (path === '/stats/prometheus') {
+      void mergedMetrics(metrics, mergeUrl, (m, e) => proxy.log('warn', m, e)).then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        (e) => res.writeHead(500).end(String(e)));
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('stats: /stats/prometheus, /healthz/ready\n');
+    }
+  });
+  await listenOn(statsServer, stats.port, stats.host);
+  for (const s of [...servers, adminServer, statsServer]) addOwn(s);
 
   // Hot reload: a broken file is refused, logged and counted; the last good table keeps serving.
   // The text last refused: the same broken file is refused (logged, counted) once, not on
@@ -488,8 +518,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const s of servers) s.close();
     for (const s of servers) s.closeAllConnections();
     for (const sock of sockets) sock.destroy();
-    adminServer.close();
-    adminServer.closeAllConnections();
+    for (const s of [adminServer, statsServer]) { s.close(); s.closeAllConnections(); }
     await upstreams.close();
     await tracer.close();
     proxy.log('info', 'stopped', { leftInFlight: proxy.inflight });
@@ -500,9 +529,40 @@ export async function main(argv: string[]): Promise<number> {
 
   proxy.log('info', 'listening', {
     mode, binding, namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default',
-    addresses: [...servers].map((s) => s.address()), admin: adminServer.address(), virtualHosts: first.virtualHosts.length,
+    addresses: [...servers].map((s) => s.address()), admin: adminServer.address(), stats: statsServer.address(), virtualHosts: first.virtualHosts.length,
   });
   return -1; // keep running
+}
+
+let lastMergeError: string | undefined;
+/** The proxy's metrics, then the app's (fetched from the pod, 5 s at most, 4 MiB at most): a failing app leaves the proxy's own. */
+async function mergedMetrics(metrics: ProxyMetrics, appUrl: string | undefined, warn: (msg: string, extra: Record<string, unknown>) => void): Promise<string> {
+  if (!appUrl) return metrics.registry.metrics();
+  // The app first, so that this scrape's result is in the proxy's own counters.
+  let app = '';
+  try {
+    const r = await fetch(appUrl, { signal: AbortSignal.timeout(5000), redirect: 'error' });
+    if (!r.ok) throw new Error(`status ${r.status}`);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of r.body ?? []) {
+      size += (c as Uint8Array).length;
+      if (size > 4 * 1024 * 1024) throw new Error('over 4 MiB');
+      chunks.push(Buffer.from(c as Uint8Array));
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    metrics.appScrapes.inc({ result: 'merged' });
+    lastMergeError = undefined;
+    app = text;
+  } catch (e) {
+    metrics.appScrapes.inc({ result: 'failed' });
+    // Said once per kind of failure, not on every scrape (counted in mesh_proxy_app_metrics_scrapes_total).
+    const why = String((e as Error).message ?? e);
+    if (why !== lastMergeError) warn('app metrics not merged', { url: appUrl, error: why });
+    lastMergeError = why;
+  }
+  const own = await metrics.registry.metrics();
+  return app ? `${own}${own.endsWith('\n') ? '' : '\n'}${app}` : own;
 }
 
 // The bundle is also the entry of the worker that checks reloaded tables (table-worker.ts).

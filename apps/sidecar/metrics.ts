@@ -1,5 +1,6 @@
 // Prometheus metrics (prom-client), served on the admin port at /stats/prometheus.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { IstioMetrics, SourceWorkload } from './istio-metrics';
 
 interface PendingCount { labels: { virtual_host: string; destination: string; code: string }; n: number }
 type MetricValue = { labels: Record<string, string | number>; value: number; metricName: string };
@@ -114,6 +115,12 @@ export class ProxyMetrics {
     labelNames: ['virtual_host'] as const,
     registers: [this.registry],
   });
+  readonly appScrapes = new Counter({
+    name: 'mesh_proxy_app_metrics_scrapes_total',
+    help: "Scrapes of the stats port that fetched the app's own metrics to merge, by result (merged, failed)",
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly spansExported = new Counter({
     name: 'mesh_proxy_spans_exported_total',
     help: 'Spans the tracing collector accepted',
@@ -128,8 +135,12 @@ export class ProxyMetrics {
   /** Read at scrape time (see trackInflight), not updated per request. */
   readonly inflight: Gauge;
   private inflightNow: () => number = () => 0;
+  /** Istio's standard metrics (istio_requests_total, ...), beside the proxy's own mesh_proxy_* series. */
+  readonly istio: IstioMetrics;
 
-  constructor() {
+  constructor(source: SourceWorkload = { workload: 'unknown', namespace: 'unknown' }) {
+    this.istio = new IstioMetrics(source);
+    this.istio.register(this.registry);
     this.registry.registerMetric(this.duration as unknown as Parameters<Registry['registerMetric']>[0]);
     collectDefaultMetrics({ register: this.registry, prefix: 'mesh_proxy_' });
     const metrics = this;

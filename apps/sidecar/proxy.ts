@@ -4,6 +4,7 @@ import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { DATA_PLANE_HEADERS, hostRewrite } from '../../model/host-header';
 import { ISTIO_DEFAULT_RETRY_ATTEMPTS, ISTIO_DEFAULT_RETRY_ON, OutboundTrafficPolicy, RtGatewayServer, RtHeaderOps, RtRoute, RtStringMatch } from '../../model/route-table';
+import type { DestinationLabels } from './istio-metrics';
 import { ProxyMetrics } from './metrics';
 import { Binding, CompiledRoute, CompiledTable, CompiledVirtualHost, hostCandidates, RequestView, selectRoute } from './table';
 import { TraceContext, traceContext, Tracer } from './tracing';
@@ -91,6 +92,24 @@ interface RequestRecord {
   upstreamRes?: UpstreamResponse;
   /** The route's overall timeout. */
   timer?: NodeJS.Timeout;
+  /** Istio's destination labels for this request (unknown until a destination is known). */
+  istio?: DestinationLabels;
+  /** The request body's size as sent upstream (streamed bodies count as they go). */
+  body?: { bytes: number };
+}
+
+/** Istio's request_protocol: grpc by content type, else http (the proxy speaks HTTP/1.1). */
+function protocolOf(req: IncomingMessage): string {
+  const ct = req.headers['content-type'];
+  return ct !== undefined && ct.startsWith('application/grpc') ? 'grpc' : 'http';
+}
+
+/** The request line and header block as received (Istio's request size counts headers and body). */
+function headBytes(req: IncomingMessage): number {
+  const raw = req.rawHeaders;
+  let n = (req.method?.length ?? 0) + (req.url?.length ?? 0) + 13; // "M U HTTP/1.1\r\n" and the blank line
+  for (let i = 0; i < raw.length; i++) n += raw[i].length + 2; // ": " after a name, "\r\n" after a value
+  return n;
 }
 
 /** A route destination's metric label and Envoy cluster name, per port. */
@@ -413,6 +432,8 @@ export class MeshProxy {
     this.inflight++;
     const labels: RequestRecord = { virtual_host: 'none', destination: 'none' };
     const socket = req.socket as Socket & { [CURRENT]?: ServerResponse };
+    // Pipelined requests are answered one at a time (Downstream), so the socket's bytes since now are this response's.
+    const written = socket.bytesWritten;
     // One listener for the end of the exchange ('close' comes once): free the upstream side,
     // then count, trace and log.
     res.on('close', () => {
@@ -425,8 +446,11 @@ export class MeshProxy {
       const code = res.headersSent ? String(res.statusCode) : '0';
       const seconds = (performance.now() - started) / 1e3;
       this.metrics.record(labels.virtual_host, labels.destination, code, seconds);
+      // The client left before the whole response was written: Envoy's DC.
+      if (!res.writableFinished) labels.flags ??= 'DC';
+      this.metrics.istio.record(labels.istio ?? this.metrics.istio.unknown, code, labels.flags ?? '-', protocolOf(req),
+        seconds * 1e3, headBytes(req) + (labels.body?.bytes ?? 0), socket.bytesWritten - written);
       if (labels.trace?.sampled && this.opts.tracer) {
-        if (!res.writableFinished) labels.flags ??= 'DC';
         this.opts.tracer.record({
           ctx: labels.trace, kind: listener ? 'SERVER' : 'CLIENT', name: labels.target ? `${labels.knownHost ?? labels.target.host}:${labels.target.port}/*` : `${labels.virtual_host}/*`,
           startUs: Math.round((performance.timeOrigin + started) * 1e3), durationUs: Math.round(seconds * 1e6),
@@ -561,6 +585,7 @@ export class MeshProxy {
     } else {
       if (this.outboundPolicy === 'REGISTRY_ONLY' && !knownHost) {
         labels.destination = 'BlackHoleCluster';
+        labels.istio = this.metrics.istio.blackhole;
         return this.reply(res, 502, otherPortOf
           ? `mesh-proxy: port ${target.port} is not a port of service ${otherPortOf} (it has ${table.services.get(otherPortOf)!.join(', ')}) and outboundTrafficPolicy is REGISTRY_ONLY`
           : `mesh-proxy: ${target.host} is not a service of this mesh and outboundTrafficPolicy is REGISTRY_ONLY`);
@@ -568,6 +593,11 @@ export class MeshProxy {
       labels.virtual_host = knownHost ?? 'PassthroughCluster';
       route = { match: [], destinations: [{ host: knownHost ?? target.host, weight: 1 }] };
     }
+
+    // The destination is picked with the route, before faults (Envoy picks a weighted cluster
+    // when it routes): an aborted request is counted against the destination it would have gone to.
+    const dest = route.destinations.length ? route.destinations[picked?.picker ? picked.picker.next() : 0] : undefined;
+    if (dest) labels.istio = vh || knownHost ? this.metrics.istio.destination(dest.host, table.table) : this.metrics.istio.passthrough;
 
     if (route.fault?.delay && this.chance(route.fault.delay.percentage)) {
       this.metrics.faults.inc({ kind: 'delay' });
@@ -593,7 +623,7 @@ export class MeshProxy {
       return this.reply(res, r.code, `redirect to ${location}`, { location });
     }
 
-    const dest = route.destinations[picked?.picker ? picked.picker.next() : 0];
+    if (!dest) return this.reply(res, 500, 'mesh-proxy: route has neither destinations nor a redirect');
     const upstreamPort = destinationPort(dest, target.port, table.services, vh === undefined && knownHost === undefined);
     if (upstreamPort === undefined) {
       return this.reply(res, 503, `mesh-proxy: destination ${dest.host} has no port and is not a service with a single port (or the request's port)`);
@@ -676,6 +706,7 @@ export class MeshProxy {
     // The body's framing is the proxy's own: Content-Length from what was read (or the
     // client's validated length while streaming), chunked when the length is unknown.
     const bodyLength = Buffer.isBuffer(body) ? body.length : length;
+    if (body !== undefined) labels.body = { bytes: bodyLength ?? 0 };
     if (route.mirror && this.chance(route.mirror.percentage)) this.mirror(route, target, view.method, path, authority, lines, body, bodyLength);
     const head = `host: ${authority}\r\n${lines}`;
 
@@ -700,7 +731,7 @@ export class MeshProxy {
       let reason: string;
       try {
         const up = await this.upstreams.send(
-          { host: dest.host, port: upstreamPort, method: view.method, path, head, body, bodyLength, headersTimeoutMs: perTry },
+          { host: dest.host, port: upstreamPort, method: view.method, path, head, body, bodyLength, headersTimeoutMs: perTry, counter: bodyLength === undefined ? labels.body : undefined },
           labels,
         );
         if (timedOut || res.destroyed) { up.destroy(); return; }
@@ -709,6 +740,8 @@ export class MeshProxy {
           up.discard(); // read and dropped, so the connection can be reused
           reason = String(status);
         } else {
+          // Retries spent on a retriable answer: Envoy passes the last one on, flagged URX.
+          if (attempt > 0 && retriable(policy.retryOn, { status })) labels.flags = 'URX';
           labels.upstreamRes = up;
           res.writeHead(status, responseHeaders(up.rawHeaders, this.via, responseOps, this.draining));
           // The body streams through; an upstream that dies mid-body cuts the client off too.
@@ -730,6 +763,7 @@ export class MeshProxy {
           return this.reply(res, 503, ERROR_BODY[kind], { 'x-envoy-overloaded': 'true' });
         }
         if (!(mayRetry && retriable(policy.retryOn, { error: kind }))) {
+          if (attempt > 0 && retriable(policy.retryOn, { error: kind })) labels.flags = labels.flags ? `${labels.flags},URX` : 'URX';
           return this.reply(res, kind === 'per-try-timeout' ? 504 : 503, ERROR_BODY[kind]);
         }
         reason = kind;

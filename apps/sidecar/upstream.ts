@@ -71,6 +71,8 @@ export interface UpstreamRequest {
   readonly bodyLength?: number;
   /** Time allowed until the response headers arrive. @default - none */
   readonly headersTimeoutMs?: number;
+  /** Counts a chunked stream's bytes as they are sent (for the request size metric). */
+  readonly counter?: { bytes: number };
 }
 
 // -----------------------------------------------------------------------------
@@ -295,7 +297,7 @@ class Connection {
       this.sent = true;
     } else {
       this.socket.write(head, 'latin1');
-      this.stream(r.body, chunked ? undefined : r.bodyLength);
+      this.stream(r.body, chunked ? undefined : r.bodyLength, r.counter);
     }
   }
 
@@ -304,13 +306,14 @@ class Connection {
    * the attempt. With a Content-Length (`length`), exactly that many bytes go out or the
    * connection is closed: it is never reused after a body that did not match its framing.
    */
-  private stream(body: Readable, length: number | undefined): void {
+  private stream(body: Readable, length: number | undefined, counter?: { bytes: number }): void {
     const sock = this.socket;
     const chunked = length === undefined;
     let written = 0;
     const onData = (c: Buffer) => {
       if (!c.length) return;
       written += c.length;
+      if (counter) counter.bytes += c.length;
       if (!chunked && written > length) { this.attempt?.destroy(codeError('ECONNABORTED', 'request body longer than its Content-Length')); return; }
       const ok = chunked ? (sock.write(`${c.length.toString(16)}\r\n`), sock.write(c), sock.write('\r\n')) : sock.write(c);
       if (!ok) body.pause();

@@ -4,7 +4,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct, IConstruct } from 'constructs';
 import {
   Check, PACKAGE_VERSION, DestinationModel, ISTIO_DEFAULT_RETRY_ON, MeshValidationError, ROUTE_TABLE_API_VERSION,
-  ROUTE_TABLE_DIR, ROUTE_TABLE_FILE, ROUTE_TABLE_KIND, RouteTable, RtGateway, RtTracing, RtMatch, RtRoute, RtVirtualHost, RuleModel,
+  ROUTE_TABLE_DIR, ROUTE_TABLE_FILE, ROUTE_TABLE_KIND, RouteTable, RtGateway, RtServiceTelemetry, RtTracing, RtMatch, RtRoute, RtVirtualHost, RuleModel,
   PRESTOP_WAIT_SECONDS, ServiceRef, SIDECAR_PORTS,
 } from '../../model';
 import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RouteRendering, TracingRendering } from '../mesh';
@@ -30,13 +30,37 @@ export const NO_PROXY = 'localhost,127.0.0.1,::1,kubernetes.default.svc,kubernet
 const CONFIG_PATH = `${ROUTE_TABLE_DIR}/${ROUTE_TABLE_FILE}`;
 
 /** The proxy's environment: its namespace, and who it is in the spans it reports (Istio's `<app>.<namespace>`, the pod's name and IP). */
-function proxyEnv(serviceName: string): Record<string, kplus.EnvValue> {
+function proxyEnv(serviceName: string, workload: { name: string; app?: string; version?: string }): Record<string, kplus.EnvValue> {
   return {
     POD_NAMESPACE: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE),
     POD_NAME: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAME),
     POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP),
     MESH_SERVICE_NAME: kplus.EnvValue.fromValue(serviceName),
+    // Istio's source_workload, source_app and source_version labels.
+    MESH_WORKLOAD_NAME: kplus.EnvValue.fromValue(workload.name),
+    ...(workload.app ? { MESH_APP: kplus.EnvValue.fromValue(workload.app) } : {}),
+    ...(workload.version ? { MESH_VERSION: kplus.EnvValue.fromValue(workload.version) } : {}),
   };
+}
+
+/** The annotations Istio's injector writes so that Prometheus scrapes the agent's merged metrics. */
+const SCRAPE_ANNOTATIONS: Readonly<Record<string, string>> = {
+  'prometheus.io/scrape': 'true', 'prometheus.io/port': String(SIDECAR_PORTS.stats), 'prometheus.io/path': '/stats/prometheus',
+};
+
+/**
+ * The app's own metrics, when its pod asked Prometheus to scrape it: the proxy merges them
+ * into its stats port, as Istio's agent does, since the annotations now name the proxy.
+ */
+function appMetricsUrl(check: Check, annotations: Readonly<Record<string, string>>): string | undefined {
+  if (annotations['prometheus.io/scrape'] !== 'true' || !annotations['prometheus.io/port']) return undefined;
+  const port = annotations['prometheus.io/port'];
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535 || Number(port) === SIDECAR_PORTS.stats || Number(port) === SIDECAR_PORTS.admin) {
+    check.fail('podAnnotations.prometheus.io/port', port, `the app's metrics port (1-65535, not the proxy's ${SIDECAR_PORTS.admin} or ${SIDECAR_PORTS.stats}): the proxy merges the app's metrics into its own`);
+  }
+  const path = annotations['prometheus.io/path'] ?? '/metrics';
+  if (!/^\/?[\x21-\x7e]*$/.test(path)) check.fail('podAnnotations.prometheus.io/path', path, 'a URL path without spaces or control characters');
+  return `http://127.0.0.1:${port}${path.startsWith('/') ? path : `/${path}`}`;
 }
 
 function securityContext(): kplus.ContainerSecurityContextProps {
@@ -94,13 +118,14 @@ export class NodeSidecarRenderer implements MeshRenderer {
     for (const [k, v] of [['HTTP_PROXY', proxyUrl], ['http_proxy', proxyUrl], ['NO_PROXY', NO_PROXY], ['no_proxy', NO_PROXY]]) {
       w.container.env.addVariable(k, kplus.EnvValue.fromValue(v));
     }
+    const appMetrics = appMetricsUrl(new Check(w.node.path), (w.deployment.podMetadata.toJson().annotations ?? {}) as Record<string, string>);
     const proxy = w.deployment.addContainer({
       name: SIDECAR_CONTAINER,
       image: this.image,
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-      args: ['--config', CONFIG_PATH, ...(this.options.pick ? ['--pick', this.options.pick] : [])],
-      envVariables: proxyEnv(`${w.app}.${this.ns(w.namespace)}`),
-      ports: [{ number: SIDECAR_PORTS.admin, name: 'mesh-admin' }],
+      args: ['--config', CONFIG_PATH, ...(this.options.pick ? ['--pick', this.options.pick] : []), ...(appMetrics ? ['--merge-metrics', appMetrics] : [])],
+      envVariables: proxyEnv(`${w.app}.${this.ns(w.namespace)}`, { name: w.deployment.name, app: w.app, version: w.version }),
+      ports: [{ number: SIDECAR_PORTS.admin, name: 'mesh-admin' }, { number: SIDECAR_PORTS.stats, name: 'mesh-stats' }],
       readiness: kplus.Probe.fromHttpGet('/healthz/ready', { port: SIDECAR_PORTS.admin, periodSeconds: CdkDuration.seconds(5) }),
       // Blocks the next container's start until the proxy is ready (kubelet runs
       // postStart before starting the next container), as Istio's
@@ -123,6 +148,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
       preStop: { httpGet: { path: PRESTOP_PATH, port: k8s.IntOrString.fromNumber(SIDECAR_PORTS.admin), scheme: 'HTTP' } },
     }));
     w.addPodAnnotation('mesh.cdk8s.io/proxy', 'node-sidecar');
+    for (const [k, v] of Object.entries(SCRAPE_ANNOTATIONS)) w.addPodAnnotation(k, v);
   }
 
   renderRoute(_scope: Construct, _id: string, route: RouteRendering): void {
@@ -170,6 +196,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
       }
     }
     if (!pods.container.ports.some((p) => p.number === SIDECAR_PORTS.admin)) pods.container.addPort({ number: SIDECAR_PORTS.admin, name: 'mesh-admin' });
+    if (!pods.container.ports.some((p) => p.number === SIDECAR_PORTS.stats)) pods.container.addPort({ number: SIDECAR_PORTS.stats, name: 'mesh-stats' });
     for (const s of g.servers) {
       if (!s.tls?.credentialName || pods.credentials.has(s.tls.credentialName)) continue;
       pods.credentials.add(s.tls.credentialName);
@@ -196,7 +223,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
       metadata: { name: g.name, namespace: g.namespace, labels },
       replicas: 1,
       select: false,
-      podMetadata: { labels, annotations: { 'mesh.cdk8s.io/proxy': 'node-gateway' } },
+      podMetadata: { labels, annotations: { 'mesh.cdk8s.io/proxy': 'node-gateway', ...SCRAPE_ANNOTATIONS } },
       securityContext: { ensureNonRoot: true, user: SIDECAR_UID, group: SIDECAR_UID, fsGroup: SIDECAR_UID },
     });
     deployment.select(kplus.LabelSelector.of({ labels }));
@@ -207,7 +234,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
       image: this.image,
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
       args: this.gatewayArgs([`${namespace}/${g.name}`]),
-      envVariables: proxyEnv(`${g.name}.${namespace}`),
+      envVariables: proxyEnv(`${g.name}.${namespace}`, { name: g.name, app: labels.app, version: labels.version }),
       readiness: kplus.Probe.fromHttpGet('/healthz/ready', { port: SIDECAR_PORTS.admin, periodSeconds: CdkDuration.seconds(5) }),
       securityContext: securityContext(),
       resources: {
@@ -267,11 +294,15 @@ export class NodeSidecarRenderer implements MeshRenderer {
 
   /** The chart's rules as the proxy reads them. Produced at synth time, once all constructs exist. */
   routeTable(): RouteTable {
+    const workloads = this.chart.node.findAll()
+      .filter((c: IConstruct): c is ApiObject => c instanceof ApiObject && WORKLOAD_KINDS.has(c.kind) && Chart.of(c) === this.chart)
+      .map((o) => ({ name: o.name, namespace: this.ns(o.metadata.namespace), labels: ((o.toJson().spec?.template?.metadata?.labels) ?? {}) as Record<string, string> }));
     const services = this.chart.node.findAll()
       .filter((c: IConstruct): c is ApiObject => c instanceof ApiObject && c.kind === 'Service' && Chart.of(c) === this.chart)
       .map((svc) => {
-        const spec = svc.toJson().spec as { ports?: Array<{ port: number }> };
-        return { host: this.fqdn(svc.name, svc.metadata.namespace), ports: (spec.ports ?? []).map((p) => p.port) };
+        const spec = svc.toJson().spec as { ports?: Array<{ port: number }>; selector?: Record<string, string> };
+        const telemetry = this.telemetryOf(svc, spec.selector, workloads);
+        return { host: this.fqdn(svc.name, svc.metadata.namespace), ports: (spec.ports ?? []).map((p) => p.port), ...(telemetry ? { telemetry } : {}) };
       });
     const virtualHosts: RtVirtualHost[] = this.routes.map((r) => {
       const ns = this.ns(r.namespace);
@@ -303,6 +334,24 @@ export class NodeSidecarRenderer implements MeshRenderer {
       gateways,
       ...(this.tracing ? { tracing: this.tracing } : {}),
     };
+  }
+
+  /**
+   * Istio's destination labels for a Service: its base Service (for a per-subset Service)
+   * and, when exactly one workload of the chart is behind it, that workload's name, app and
+   * version (Istio reads them from the answering pod; the proxy cannot, so only what is certain).
+   */
+  private telemetryOf(svc: ApiObject, selector: Record<string, string> | undefined, workloads: ReadonlyArray<{ name: string; namespace: string; labels: Record<string, string> }>): RtServiceTelemetry | undefined {
+    const ns = this.ns(svc.metadata.namespace);
+    const base = svc.metadata.getLabel('mesh.cdk8s.io/subset-of');
+    const service = this.fqdn(base ?? svc.name, svc.metadata.namespace);
+    const sel = Object.entries(selector ?? {});
+    const behind = sel.length ? workloads.filter((w) => w.namespace === ns && sel.every(([k, v]) => w.labels[k] === v)) : [];
+    if (behind.length !== 1) return base ? { service } : undefined;
+    const l = behind[0].labels;
+    const app = l.app ?? l['app.kubernetes.io/name'];
+    const version = l.version ?? l['app.kubernetes.io/version'];
+    return { service, workload: behind[0].name, ...(app ? { app } : {}), ...(version ? { version } : {}) };
   }
 
   private upstream(to: ServiceRef, subset: string | undefined, port: number | undefined, ns: string): { host: string; port?: number } {
@@ -351,6 +400,9 @@ function redirectOf(r: NonNullable<RuleModel['redirect']>): NonNullable<RtRoute[
   const { redirectCode, ...rest } = r;
   return { ...rest, code: redirectCode ?? 301 };
 }
+
+/** What Istio counts as a workload (the pods' owner). */
+const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet']);
 
 /** Non-root processes cannot bind ports below 1024: move them up by 8000, as Istio's gateways do. */
 export function listenPort(port: number): number {

@@ -64,6 +64,8 @@ export async function deadPort(): Promise<number> {
 export interface RunningProxy {
   readonly port: number;
   readonly admin: number;
+  /** Istio's merged metrics port (15020 in a pod). */
+  readonly stats: number;
   readonly proc: ChildProcess;
   readonly configFile: string;
   readonly log: string[];
@@ -84,13 +86,13 @@ export async function startProxy(table: RouteTable | string, args: string[] = []
   // A sidecar keeps serving for its whole drain period after SIGTERM (5 s): tests that do
   // not look at draining stop it sooner.
   const drain = args.includes('--drain-timeout') ? [] : ['--drain-timeout', '200'];
-  const proc = spawn(process.execPath, [SIDECAR_BUNDLE, '--config', configFile, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...drain, ...args], {
+  const proc = spawn(process.execPath, [SIDECAR_BUNDLE, '--config', configFile, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...(args.includes('--stats') ? [] : ['--stats', '127.0.0.1:0']), ...drain, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: IMAGE_NODE_OPTIONS, ...env },
   });
   running.add(proc);
   const log: string[] = [];
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => { running.delete(proc); r(code); }));
-  const ports = await new Promise<{ port: number; admin: number }>((resolve, reject) => {
+  const ports = await new Promise<{ port: number; admin: number; stats: number }>((resolve, reject) => {
     let buf = '';
     proc.stderr!.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -101,7 +103,7 @@ export async function startProxy(table: RouteTable | string, args: string[] = []
         log.push(line);
         try {
           const j = JSON.parse(line);
-          if (j.msg === 'listening') resolve({ port: j.addresses[0]?.port, admin: j.admin.port });
+          if (j.msg === 'listening') resolve({ port: j.addresses[0]?.port, admin: j.admin.port, stats: j.stats?.port });
         } catch { /* not JSON */ }
       }
     });
