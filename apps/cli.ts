@@ -6,6 +6,7 @@ import { CHART_VARIANTS, ChartVariant, createVariant } from '../charts';
 import { analyze, Finding, formatText } from '../lint/analyze';
 import { lintApp, manifestsFromFiles, manifestsOf } from '../lint/sources';
 import { Base, istioFormOf, ChartChange, chartFiles, commentBody, diffMarkdown, diffPlans, objectNames, planOf, PlanBaseError, chartPlan, ChartPlan, planMarkdown, trafficSvg, postStickyComment, resolveBase, short } from '../plan';
+import { durationMs, fromPrometheus, fromProxies, GateOptions, Observed, ObserveSourceError, observeJson, observeMarkdown, observeReport, observeText } from '../observe';
 import { isRefusal, lintBeforeWrite, refuseInvalid, runSynth } from './run';
 import { entryOfCdk8sYaml, loadUserApp } from './user-app';
 
@@ -80,6 +81,31 @@ its Telemetry names, with the collector's address. meshConfig is not a namespace
 merge the fragment into your IstioOperator (spec.meshConfig) or istiod's Helm values.
 One YAML document per MeshTracing, on stdout.
 `,
+  observe: `usage: cdk8s-mesh observe [CHART] (--prometheus URL | --proxy URL...) [--window DURATION]
+                       [--max-deviation P] [--max-error-rate P] [--min-requests N] [--host HOST]...
+                       [--format text|markdown|json] [--app FILE]
+
+What the mesh did next to what the chart plans: for each host of CHART (needed when the
+app has several), every destination its rules name, with the share the plan gives it,
+the share of requests it got, the deviation in points, its error rate (5xx or no
+answer), response codes, Envoy's response flags (UT upstream timeout, UF connection
+failure, FI fault abort, ...), p50 and p99. Read from Istio's standard metrics
+(istio_requests_total, istio_request_duration_milliseconds, reporter="source"), which
+Istio's proxies and the node sidecar both export, so it works on every data plane:
+  --prometheus URL    Prometheus's HTTP API (e.g. the PrometheusAddon's service), over
+                      --window (a Prometheus duration, default 5m)
+  --proxy URL         a proxy's stats port (http://POD:15020), repeatable, when there is
+                      no Prometheus: totals since the proxies started, or with --window,
+                      the difference of two reads that far apart (observe waits)
+A host whose rules split traffic by match (a header rule, then a default) has no single
+planned split: Istio's metrics carry no rule, so its shares are shown, not compared.
+Gates, for a canary step in CI/CD (exit 1 when one fails):
+  --max-deviation P   a destination's share is off the plan by more than P points
+  --max-error-rate P  a destination fails more than P% of its requests
+  --min-requests N    a host with traffic, or named with --host, has fewer than N requests (default 1)
+  --host HOST         judge and show only HOST (as the plan names it; repeatable)
+Exit status: 0, 1 when a gate fails, 2 on bad arguments, 3 when the metrics could not be read.
+`,
   sidecar: `usage: cdk8s-mesh sidecar --config FILE [...]
 
 Run the mesh proxy; \`cdk8s-mesh sidecar --help\` lists its options.
@@ -91,7 +117,7 @@ The app: --app FILE (a program that builds a cdk8s App and calls app.synth(), or
 module exporting \`charts\`), else the entry of ./cdk8s.yaml, else this package's own
 scenario charts.
 `;
-for (const c of ['charts', 'synth', 'lint', 'plan', 'mesh-config']) USAGE[c] += APP_HELP;
+for (const c of ['charts', 'synth', 'lint', 'plan', 'mesh-config', 'observe']) USAGE[c] += APP_HELP;
 
 const OVERVIEW = `usage: cdk8s-mesh <command> [--help]
 
@@ -108,6 +134,9 @@ commands:
                       its graph as dist/<chart>.traffic.svg
   plan --diff BASE    what changes traffic against a directory or git ref
   github-comment FILE post a plan comment on the pull request (GitHub Actions)
+  observe [CHART] --prometheus URL | --proxy URL...
+                      planned split next to the observed one, errors, flags, latency;
+                      --max-deviation P gates a canary step
   mesh-config [CHART...]
                       the meshConfig fragment (tracing provider) for Istio's installation
   sidecar --config FILE [...]
@@ -364,6 +393,79 @@ async function githubComment(args: string[]): Promise<number> {
   return 0;
 }
 
+/** Repeatable flags taken out of argv (parse() keeps the last value of a flag). */
+function takeRepeated(command: string, args: string[], names: readonly string[]): { rest: string[]; values: Record<string, string[]> } {
+  const values: Record<string, string[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const name = names.find((n) => a === n || a.startsWith(`${n}=`));
+    if (!name) { rest.push(a); continue; }
+    const v = a === name ? args[++i] : a.slice(name.length + 1);
+    if (v === undefined || v === '') throw new UsageError(command, `${name} needs a value`);
+    values[name].push(v);
+  }
+  return { rest, values };
+}
+
+function percentFlag(command: string, flags: Record<string, string | true>, name: string): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || !Number.isFinite(n) || n < 0 || n > 100) throw new UsageError(command, `${name} is ${JSON.stringify(v)}; expected a number of percent (points) from 0 to 100`);
+  return n;
+}
+
+async function observe(args: string[]): Promise<number> {
+  const { rest, values } = takeRepeated('observe', args, ['--proxy', '--host']);
+  const { flags, positional } = parse('observe', rest, ['--prometheus', '--window', '--max-deviation', '--max-error-rate', '--min-requests', '--format', '--app']);
+  const format = (flags['--format'] as string | undefined) ?? 'text';
+  if (!['text', 'markdown', 'json'].includes(format)) throw new UsageError('observe', `--format is ${JSON.stringify(format)}; expected text, markdown or json`);
+  const prometheus = flags['--prometheus'] as string | undefined;
+  const proxies = values['--proxy'];
+  if ((prometheus === undefined) === (proxies.length === 0)) throw new UsageError('observe', 'give --prometheus URL or --proxy URL (one or more), not both');
+  for (const u of [prometheus, ...proxies].filter((x): x is string => x !== undefined)) {
+    if (!URL.canParse(u) || !/^https?:$/.test(new URL(u).protocol)) throw new UsageError('observe', `${JSON.stringify(u)} is not an http(s) URL`);
+  }
+  const windowFlag = flags['--window'] as string | undefined;
+  const windowMs = windowFlag === undefined ? undefined : durationMs(windowFlag);
+  if (windowFlag !== undefined && windowMs === undefined) throw new UsageError('observe', `--window is ${JSON.stringify(windowFlag)}; expected a duration such as 30s, 5m or 1h`);
+  const minFlag = flags['--min-requests'] as string | undefined;
+  if (minFlag !== undefined && !/^\d+$/.test(minFlag)) throw new UsageError('observe', `--min-requests is ${JSON.stringify(minFlag)}; expected a whole number`);
+  const gate: GateOptions = {
+    maxDeviation: percentFlag('observe', flags, '--max-deviation'), maxErrorRate: percentFlag('observe', flags, '--max-error-rate'),
+    ...(minFlag !== undefined ? { minRequests: Number(minFlag) } : {}), hosts: values['--host'],
+  };
+  if (positional.length > 1) throw new UsageError('observe', `one chart at a time; got ${positional.join(', ')}`);
+  let planned: ChartPlan | undefined;
+  let dataPlane = '';
+  const status = runSynth(() => {
+    const app = loadApp(flags['--app'] as string | undefined, 'dist');
+    const ids = app.charts.map((c) => c.node.id);
+    if (!positional.length && ids.length !== 1) throw new UsageError('observe', `name the chart to observe; the charts are: ${ids.join(', ')}`);
+    select('observe', app, positional);
+    const chart = app.charts[0];
+    dataPlane = String(MeshChart.isMeshChart(chart) ? chart.dataPlane : DataPlane.ISTIO);
+    planned = chartPlan(chart);
+  });
+  if (status !== 0 || !planned) return status;
+  const plan = planned.plan;
+  const unknownHosts = values['--host'].filter((h) => !plan.hosts.some((x) => x.host === h));
+  if (unknownHosts.length) throw new UsageError('observe', `${unknownHosts.join(', ')}: not a host of chart ${planned.header.chart}; its hosts are: ${plan.hosts.map((h) => h.host).join(', ')}`);
+  const services = [...new Set(plan.hosts.flatMap((h) => h.rules.flatMap((r) => r.destinations.map((d) => d.host))))];
+  let observed: Observed;
+  try {
+    observed = prometheus !== undefined ? await fromPrometheus(prometheus, services, windowFlag ?? '5m') : await fromProxies(proxies, windowMs);
+  } catch (e) {
+    if (!(e instanceof ObserveSourceError)) throw e;
+    process.stderr.write(`cdk8s-mesh observe: ${e.message}\n`);
+    return 3;
+  }
+  const report = observeReport(planned.header.chart, dataPlane, plan, observed, gate);
+  process.stdout.write(format === 'json' ? observeJson(report) : format === 'markdown' ? observeMarkdown(report) : observeText(report));
+  return report.gate && !report.gate.passed ? 1 : 0;
+}
+
 /** The `cdk8s-mesh` command line. Returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -397,6 +499,8 @@ export async function main(argv: string[]): Promise<number> {
         return await githubComment(rest);
       case 'mesh-config':
         return meshConfig(rest);
+      case 'observe':
+        return await observe(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -1,0 +1,4 @@
+export * from './exposition';
+export * from './format';
+export * from './report';
+export * from './sources';
