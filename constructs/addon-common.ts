@@ -1,6 +1,8 @@
 // What the observability addons (Jaeger, Prometheus, Kiali) share: the UI Service's type
 // and node port, resources, the image reference, and whether an Istio installation owns
 // their namespace.
+import { ApiObject, Chart } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { Check, checkDns1123Label } from '../model';
 import { DataPlane, MeshChart, rendererOf } from './mesh';
@@ -53,6 +55,18 @@ export function withIstio(c: Construct): boolean {
   const plane = chart?.dataPlane ?? DataPlane.ISTIO;
   if (plane === DataPlane.GATEWAY_API) return ['istio', 'istio-ambient'].includes(chart!.gatewayApi.mesh ?? 'istio');
   return plane === DataPlane.ISTIO;
+}
+
+/**
+ * The addon's Namespace, when it should write one (`create`, else off Istio) and the chart
+ * does not write it already: the three addons share `istio-system` by default, and a
+ * chart with Jaeger, Prometheus and Kiali writes that Namespace once.
+ */
+export function addonNamespace(addon: Construct, namespace: string, create: boolean | undefined): void {
+  if (!(create ?? !withIstio(addon))) return;
+  const chart = Chart.of(addon);
+  const written = chart.node.findAll().some((c) => c instanceof ApiObject && c.kind === 'Namespace' && c.name === namespace && Chart.of(c) === chart);
+  if (!written) new kplus.Namespace(addon, 'Namespace', { metadata: { name: namespace } });
 }
 
 /** Istio must not inject a proxy into its own addons (as its samples do); other data planes get no Istio marker. */

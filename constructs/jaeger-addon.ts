@@ -4,7 +4,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { stringify } from 'yaml';
 import { Check, checkDns1123Label } from '../model';
-import { AddonUi, checkPlacement, checkResources, checkUi, noInjection, withIstio } from './addon-common';
+import { AddonUi, addonNamespace, checkPlacement, checkResources, checkUi, noInjection } from './addon-common';
 import { WorkloadResources } from './mesh-workload';
 import { canonicalMemory, containerResources, omitServerDefaults, restrictedContainer } from './server-form';
 import { refuseUnknownProps } from './known-props';
@@ -63,7 +63,7 @@ export interface JaegerAddonProps {
    * (Istio, or Gateway API with mesh "istio" or "istio-ambient"): there `istio-system`
    * belongs to Istio's installation, and deleting this chart must not delete it. On where
    * nothing else creates it (node-sidecar, Gateway API on Linkerd or another mesh).
-   * @default - true off Istio, false with Istio
+   * @default - true off Istio (once per chart: addons sharing a namespace write it once), false with Istio
    */
   readonly createNamespace?: boolean;
 }
@@ -129,7 +129,7 @@ export class JaegerAddon extends Construct {
     this.zipkinHost = `zipkin.${namespace}.svc.cluster.local`;
     this.collectorHost = `jaeger-collector.${namespace}.svc.cluster.local`;
     const labels = { app: 'jaeger' };
-    if (props.createNamespace ?? !withIstio(this)) new kplus.Namespace(this, 'Namespace', { metadata: { name: namespace } });
+    addonNamespace(this, namespace, props.createNamespace);
 
     const config = new kplus.ConfigMap(this, 'Config', {
       metadata: { name: 'jaeger', namespace, labels },

@@ -4,7 +4,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { stringify } from 'yaml';
 import { Check, checkDns1123Label } from '../model';
-import { AddonUi, checkPlacement, checkResources, checkUi, noInjection, withIstio } from './addon-common';
+import { AddonUi, addonNamespace, checkPlacement, checkResources, checkUi, noInjection } from './addon-common';
 import { JaegerAddon } from './jaeger-addon';
 import { refuseUnknownProps } from './known-props';
 import type { WorkloadResources } from './mesh-workload';
@@ -44,7 +44,7 @@ export interface KialiAddonProps {
   /**
    * Also write the Namespace object. Off where the chart's data plane has Istio installed
    * (it owns istio-system), on where nothing else creates it.
-   * @default - true off Istio, false with Istio
+   * @default - true off Istio (once per chart: addons sharing a namespace write it once), false with Istio
    */
   readonly createNamespace?: boolean;
 }
@@ -90,7 +90,7 @@ export class KialiAddon extends Construct {
 
     this.namespace = namespace;
     const labels = { app: 'kiali' };
-    if (props.createNamespace ?? !withIstio(this)) new kplus.Namespace(this, 'Namespace', { metadata: { name: namespace } });
+    addonNamespace(this, namespace, props.createNamespace);
 
     const account = new k8s.KubeServiceAccount(this, 'ServiceAccount', { metadata: { name: 'kiali', namespace, labels } });
     const write = viewOnly ? READ : [...READ, 'patch'];
@@ -145,6 +145,8 @@ export class KialiAddon extends Construct {
         annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(KIALI_PORTS.metrics), 'prometheus.io/scheme': 'http', 'kiali.io/dashboards': 'go,kiali' },
       },
       serviceAccount: kplus.ServiceAccount.fromServiceAccountName(this, 'Account', account.name),
+      // Kiali reads the cluster's objects with the ServiceAccount's token (cdk8s-plus mounts none by default).
+      automountServiceAccountToken: true,
       securityContext: { ensureNonRoot: true, user: KIALI_UID, group: KIALI_UID, fsGroup: KIALI_UID },
     });
     this.deployment.select(kplus.LabelSelector.of({ labels }));

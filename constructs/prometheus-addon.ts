@@ -4,7 +4,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { stringify } from 'yaml';
 import { Check } from '../model';
-import { AddonUi, checkPlacement, checkResources, checkUi, noInjection, withIstio } from './addon-common';
+import { AddonUi, addonNamespace, checkPlacement, checkResources, checkUi, noInjection } from './addon-common';
 import { refuseUnknownProps } from './known-props';
 import type { WorkloadResources } from './mesh-workload';
 import { canonicalMemory, containerResources, omitServerDefaults, restrictedContainer } from './server-form';
@@ -39,7 +39,7 @@ export interface PrometheusAddonProps {
   /**
    * Also write the Namespace object. Off where the chart's data plane has Istio installed
    * (it owns istio-system), on where nothing else creates it.
-   * @default - true off Istio, false with Istio
+   * @default - true off Istio (once per chart: addons sharing a namespace write it once), false with Istio
    */
   readonly createNamespace?: boolean;
 }
@@ -91,7 +91,7 @@ export class PrometheusAddon extends Construct {
     this.url = `http://prometheus.${namespace}.svc.cluster.local:${PROMETHEUS_PORT}`;
     // The addon's selector labels (its Helm chart's), on every object.
     const labels = { 'app.kubernetes.io/component': 'server', 'app.kubernetes.io/name': 'prometheus', 'app.kubernetes.io/instance': 'prometheus' };
-    if (props.createNamespace ?? !withIstio(this)) new kplus.Namespace(this, 'Namespace', { metadata: { name: namespace } });
+    addonNamespace(this, namespace, props.createNamespace);
 
     const account = new k8s.KubeServiceAccount(this, 'ServiceAccount', { metadata: { name: 'prometheus', namespace, labels } });
     // Discovery of nodes, Services, endpoints and pods cluster-wide, as the addon's ClusterRole allows.
@@ -125,6 +125,8 @@ export class PrometheusAddon extends Construct {
       securityContext: { ensureNonRoot: true, user: PROMETHEUS_UID, group: PROMETHEUS_UID, fsGroup: PROMETHEUS_UID },
       // Enough for the TSDB to close its head block on shutdown (the addon's 300 s).
       terminationGracePeriod: CdkDuration.seconds(300),
+      // Kubernetes discovery reads the API with the ServiceAccount's token (cdk8s-plus mounts none by default).
+      automountServiceAccountToken: true,
     });
     this.deployment.select(kplus.LabelSelector.of({ labels }));
     ApiObject.of(this.deployment).addJsonPatch(JsonPatch.remove('/spec/template/metadata/labels/cdk8s.io~1metadata.addr'));
@@ -206,12 +208,19 @@ function annotated(kind: 'pod' | 'service', slow: boolean): object[] {
   ];
 }
 
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3, y: 31536000e3 };
+/** A Prometheus duration ("1m30s") in milliseconds. */
+function promDurationMs(d: string): number {
+  return [...d.matchAll(/(\d+)(ms|s|m|h|d|w|y)/g)].reduce((a, m) => a + Number(m[1]) * UNIT_MS[m[2]], 0);
+}
+
 /** prometheus.yml: the addon's scrape jobs (API servers, nodes, cAdvisor, annotated pods and Services). */
 export function prometheusConfig(scrapeInterval: string): string {
   const nodeLabels = { action: 'labelmap', regex: '__meta_kubernetes_node_label_(.+)' };
   const job = (name: string, role: string, rest: object) => ({ job_name: name, kubernetes_sd_configs: [{ role }], ...rest });
   return stringify({
-    global: { evaluation_interval: '1m', scrape_interval: scrapeInterval, scrape_timeout: '10s' },
+    // The addon's 10 s timeout, or the interval when shorter: Prometheus refuses a timeout above the interval.
+    global: { evaluation_interval: '1m', scrape_interval: scrapeInterval, scrape_timeout: promDurationMs(scrapeInterval) < 10_000 ? scrapeInterval : '10s' },
     rule_files: ['/etc/config/recording_rules.yml', '/etc/config/alerting_rules.yml'],
     scrape_configs: [
       job('kubernetes-api-servers', 'endpoints', {

@@ -80,7 +80,10 @@ describe('PrometheusAddon, as Istio\'s addon', () => {
     const d = find(o, 'Deployment', 'prometheus');
     expect(d.spec.template.spec.containers.map((x: { name: string }) => x.name)).toEqual(['prometheus-server']);
     expect(containerOf(d, 'prometheus-server').args[0]).toBe('--storage.tsdb.retention.time=6h');
-    expect(parse(find(o, 'ConfigMap', 'prometheus').data['prometheus.yml']).global.scrape_interval).toBe('5s');
+    // The addon's 10 s timeout would be above a 5 s interval, which Prometheus refuses (found running it): the timeout follows.
+    expect(parse(find(o, 'ConfigMap', 'prometheus').data['prometheus.yml']).global).toMatchObject({ scrape_interval: '5s', scrape_timeout: '5s' });
+    expect(parse(find(meshSynth((() => { const c3 = chart(); new PrometheusAddon(c3, 'p', { scrapeInterval: '1m' }); return c3; })()), 'ConfigMap', 'prometheus').data['prometheus.yml']).global)
+      .toMatchObject({ scrape_interval: '1m', scrape_timeout: '10s' });
     expect(find(o, 'Service', 'prometheus').spec).toEqual(expect.objectContaining({ type: 'NodePort', ports: [expect.objectContaining({ nodePort: 30090 })] }));
     expect(refusalsOf(() => new PrometheusAddon(chart(), 'p', { retention: 'forever' })).message).toMatch(/^obs\/p: retention is "forever"; expected a Prometheus duration/);
     expect(refusalsOf(() => new PrometheusAddon(chart(), 'p', { ui: { nodePort: 30090 } })).message).toMatch(/^obs\/p: ui.nodePort is 30090; expected no nodePort with serviceType ClusterIP/);
@@ -140,12 +143,23 @@ describe('KialiAddon, as Istio\'s addon, pointed at the Prometheus and Jaeger ad
   });
 });
 
-test('off Istio the addons write their namespace (nothing else creates istio-system); with Istio they do not', () => {
+test('off Istio the addons write their namespace once (nothing else creates istio-system); with Istio they do not', () => {
   const namespaces = (props: MeshChartProps) => {
     const c = chart(props);
-    new KialiAddon(c, 'kiali', { prometheus: new PrometheusAddon(c, 'prometheus', { createNamespace: false }), createNamespace: undefined });
+    const jaeger = new JaegerAddon(c, 'jaeger');
+    new KialiAddon(c, 'kiali', { prometheus: new PrometheusAddon(c, 'prometheus'), jaeger });
     return ofKind(meshSynth(c), 'Namespace').map((n) => n.metadata.name);
   };
   expect(namespaces({})).toEqual([]);
+  // The README's example: three addons in one chart, one Namespace (it was written three times, refused as duplicates).
   expect(namespaces({ dataPlane: DataPlane.NODE_SIDECAR })).toEqual(['istio-system']);
+});
+
+test('Prometheus and Kiali get their ServiceAccount token (they read the API); Jaeger does not', () => {
+  const c = chart({ dataPlane: DataPlane.NODE_SIDECAR });
+  const jaeger = new JaegerAddon(c, 'jaeger');
+  new KialiAddon(c, 'kiali', { prometheus: new PrometheusAddon(c, 'prometheus'), jaeger });
+  const o = meshSynth(c);
+  expect(['prometheus', 'kiali', 'jaeger'].map((n) => [n, find(o, 'Deployment', n).spec.template.spec.automountServiceAccountToken]))
+    .toEqual([['prometheus', true], ['kiali', true], ['jaeger', false]]);
 });
