@@ -20,6 +20,10 @@
 #   docker.io/jaegertracing/jaeger:2.17.0  stand-in for Jaeger v2 (images/jaeger.js): Zipkin and OTLP/HTTP
 #                                         receivers, the query API under the configured base path,
 #                                         /status; UID 10001 as upstream's
+#   localhost/prometheus:2.42             the real Prometheus (Debian's 2.42) on the Node base, UID 65534 as
+#                                         upstream's; Debian builds it without Kubernetes discovery, so its
+#                                         entrypoint (images/prometheus-k8s-sd.js) serves kubernetes_sd_configs
+#                                         as http_sd_configs from the API server, then runs it
 #   docker.io/nginxinc/nginx-unprivileged:1.27-alpine
 #                                         Debian's nginx 1.22 run the unprivileged way (8080, /tmp)
 #
@@ -33,7 +37,7 @@ why="$(check_host)" || die "$why"
 mkdir -p "$IMAGE_DIR"
 LOG="$CACHE_DIR/images.log"
 APT_LOG="$LOG"
-apt_install buildah busybox nginx-light >/dev/null || die "installing buildah, busybox, nginx-light failed"
+apt_install buildah busybox nginx-light prometheus >/dev/null || die "installing buildah, busybox, nginx-light, prometheus failed"
 exec 9>"$CACHE_DIR/.images.lock"
 flock 9
 
@@ -181,6 +185,23 @@ build_jaeger() {
     --entrypoint '["node", "/app/jaeger.js"]' --cmd '[]' "$c"
   "${BUILDAH[@]}" commit --quiet --rm "$c" "$1" >/dev/null
 }
+# prometheus NAME: Debian's Prometheus binary, its web assets and the discovery wrapper (with the
+# project's own `yaml` package, which it needs to rewrite the configuration).
+build_prometheus() {
+  local r c; r="$(mktemp -d)"
+  copy_with_libs "$r" /usr/bin/prometheus /bin/prometheus
+  mkdir -p "$r/usr/share/prometheus" "$r/etc/prometheus" "$r/app/node_modules" "$r/prometheus"
+  cp -a /usr/share/prometheus/web "$r/usr/share/prometheus/web"
+  cp -a /etc/prometheus/console_libraries /etc/prometheus/consoles "$r/etc/prometheus/"
+  cp -a "$PROJECT_DIR/node_modules/yaml" "$r/app/node_modules/yaml"
+  install -m 644 "$CLUSTER_DIR/images/prometheus-k8s-sd.js" "$r/app/prometheus-k8s-sd.js"
+  c="$("${BUILDAH[@]}" from --quiet localhost/mesh-node-base:20)"
+  "${BUILDAH[@]}" copy --quiet "$c" "$r" / >/dev/null
+  "${BUILDAH[@]}" config --user 65534:65534 --port 9090 --workingdir /prometheus \
+    --entrypoint '["node", "/app/prometheus-k8s-sd.js"]' --cmd '["--config.file=/etc/prometheus/prometheus.yml"]' "$c"
+  "${BUILDAH[@]}" commit --quiet --rm "$c" "$1" >/dev/null
+  rm -rf "$r"
+}
 build_tomcat() { build_standin "$1" tomcat-app v1; }
 build_springboot_v1() { build_standin "$1" springbootapp v1; }
 build_springboot_v2() { build_standin "$1" springbootapp v2; }
@@ -232,6 +253,11 @@ do_jaeger() {
   do_node_base
   image docker.io/jaegertracing/jaeger:2.17.0 jaeger "$NODE_HASH" build_jaeger
 }
+do_prometheus() {
+  do_node_base
+  image localhost/prometheus:2.42 prometheus \
+    "$(echo "$NODE_HASH $(dpkg-query -W -f='${Version}' prometheus) $(node -p "require('$PROJECT_DIR/node_modules/yaml/package.json').version")" | hash_of)" build_prometheus
+}
 do_nginx() {
   image docker.io/nginxinc/nginx-unprivileged:1.27-alpine nginx-unprivileged \
     "$(echo "$BASE_HASH $(dpkg-query -W -f='${Version}' nginx)" | hash_of)" build_nginx
@@ -248,7 +274,8 @@ for what in "$@"; do
     bookinfo) do_bookinfo ;;
     nginx) do_nginx ;;
     jaeger) do_jaeger ;;
-    all) do_pause; do_busybox; do_proxy; do_standins; do_bookinfo; do_jaeger; do_nginx ;;
-    *) die "unknown image set '$what' (all, pause, base, proxy, busybox, standins, bookinfo, jaeger, nginx)" ;;
+    prometheus) do_prometheus ;;
+    all) do_pause; do_busybox; do_proxy; do_standins; do_bookinfo; do_jaeger; do_nginx; do_prometheus ;;
+    *) die "unknown image set '$what' (all, pause, base, proxy, busybox, standins, bookinfo, jaeger, nginx, prometheus)" ;;
   esac
 done

@@ -21,7 +21,7 @@ POD_CIDR=10.244.0.0/24
 SERVICE_CIDR=10.96.0.0/12
 DNS_IP=10.96.0.10
 NODE_NAME=mesh-node
-# Control-plane ports on 127.0.0.1 (outside the NodePort range 30000-32767).
+# Control-plane ports on 127.0.0.1, the API server on the bridge address (outside the NodePort range 30000-32767).
 ETCD_PORT=22379
 ETCD_PEER_PORT=22380
 APISERVER_PORT=36443

@@ -43,7 +43,7 @@ fi
 if iptables-save 2>/dev/null | grep -q '^:KUBE-'; then
   die "iptables already has KUBE-* chains (another Kubernetes node on this machine?); not starting"
 fi
-for port in "127.0.0.1:$ETCD_PORT" "127.0.0.1:$ETCD_PEER_PORT" "127.0.0.1:$APISERVER_PORT" 127.0.0.1:10248 127.0.0.1:10249 127.0.0.1:10256; do
+for port in "127.0.0.1:$ETCD_PORT" "127.0.0.1:$ETCD_PEER_PORT" "127.0.0.1:$APISERVER_PORT" "$BRIDGE_IP:$APISERVER_PORT" 127.0.0.1:10248 127.0.0.1:10249 127.0.0.1:10256; do
   if listening "$port"; then die "$port is already in use"; fi
 done
 ip link show "$BRIDGE" >/dev/null 2>&1 && die "a bridge $BRIDGE exists already (not ours: no cluster is recorded)"
@@ -141,7 +141,7 @@ kind: Config
 clusters:
 - name: mesh-k8s
   cluster:
-    server: https://127.0.0.1:${APISERVER_PORT}
+    server: https://${BRIDGE_IP}:${APISERVER_PORT}
     certificate-authority-data: $(base64 -w0 <"$PKI/ca.crt")
 users:
 - name: mesh-admin
@@ -166,7 +166,7 @@ wait_for "etcd" etcd sh -c "curl -fsS --max-time 2 http://127.0.0.1:$ETCD_PORT/h
 
 start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-  --bind-address=127.0.0.1 --advertise-address="$BRIDGE_IP" --secure-port="$APISERVER_PORT" --insecure-port=0 \
+  --bind-address="$BRIDGE_IP" --advertise-address="$BRIDGE_IP" --secure-port="$APISERVER_PORT" --insecure-port=0 \
   --cert-dir="$PKI" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
   --client-ca-file="$PKI/ca.crt" --token-auth-file="$PKI/tokens.csv" --authorization-mode=Node,RBAC \
   --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
@@ -291,6 +291,21 @@ start kube-proxy "$BIN_DIR/kube-proxy" --kubeconfig="$KUBECONFIG_FILE" --proxy-m
   --oom-score-adj=0 --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0s \
   --conntrack-tcp-timeout-close-wait=0s --profiling=false --v=1
 
+# ---------------------------------------------------------------- the API from pods
+# The API server listens on the bridge address, which only this machine and its pods
+# reach; Service `kubernetes` (10.96.0.1:443) leads there (the endpoint reconciler is off,
+# as the API server's own address is not a pod's). In-cluster clients (Prometheus's
+# discovery, the addons) use it with their ServiceAccount's token.
+kc apply -f - >/dev/null <<EOF || failed "creating the kubernetes Endpoints"
+apiVersion: v1
+kind: Endpoints
+metadata: { name: kubernetes, namespace: default }
+subsets:
+- addresses: [{ ip: $BRIDGE_IP }]
+  ports:
+  - { name: https, port: $APISERVER_PORT, protocol: TCP }
+EOF
+
 # ---------------------------------------------------------------- DNS
 # A Service kube-dns (10.96.0.10) without selector whose Endpoints point at dnsmasq.
 kc apply -f - >/dev/null <<EOF || failed "creating the kube-dns Service"
@@ -330,4 +345,4 @@ done
 trap - INT TERM
 ELAPSED="$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
 echo "$ELAPSED" >"$RUN_DIR/up-seconds"
-say "up in ${ELAPSED}s: node $NODE_NAME Ready, API https://127.0.0.1:$APISERVER_PORT; export KUBECONFIG=$KUBECONFIG_FILE"
+say "up in ${ELAPSED}s: node $NODE_NAME Ready, API https://$BRIDGE_IP:$APISERVER_PORT; export KUBECONFIG=$KUBECONFIG_FILE"

@@ -14,6 +14,7 @@ import { createHash } from 'crypto';
 import { chartFile, useChart } from './support/chart';
 import { rawHttp, secureDefaults, useOutsideClient } from './support/checks';
 import { execIn, K8sObject, kubectl, kubectlOk, podsOf, readManifest, shIn, waitAvailable } from './support/kube';
+import { observe, usePrometheus, windowSince } from './support/prometheus';
 
 const GATEWAY = 'http://bookinfo-gateway.bookinfo:8080';
 
@@ -25,6 +26,10 @@ interface Hop {
 interface Page extends Hop { details: Hop; reviews: Hop & { ratings?: Hop; stars?: string } }
 
 const outside = useOutsideClient();
+// One Prometheus for the file, deployed before the charts (its own namespace: the tracing test removes istio-system).
+const prometheus = usePrometheus();
+const REVIEWS = 'reviews.bookinfo.svc.cluster.local';
+const reviewsScraped = `sum(istio_requests_total{reporter="source",destination_service="${REVIEWS}"})`;
 
 const unescape = (s: string) => s.replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 
@@ -171,10 +176,27 @@ describe('bookinfo (node sidecar): the eight Bookinfo charts, applied one after 
     expect((others[0] as Page).reviews.stars).toBe('red');
   });
 
-  test('bookinfo-reviews-80-20: 100 pages show reviews exactly 80 v1 / 20 v2', async () => {
+  test('bookinfo-reviews-80-20: 200 pages show reviews exactly 80 v1 / 20 v2; observe shows 80/20 +/- 5 from Prometheus', async () => {
     expect(await applyChart('bookinfo-reviews-80-20')).toEqual(['configmap/mesh-routes']);
-    expect(count(await pages(100))).toEqual({ 'details v1, reviews v1': 80, 'details v1, reviews v2 (ratings v1)': 20 });
-  }, 300_000);
+    // Every call to reviews so far, as productpage's proxy counts it (its stats port, Istio's 15020).
+    const productpage = (await podsOf(chart.deployments.filter((d) => d.metadata.name === 'productpage-v1')))[0];
+    const stats = await shIn(productpage, 'mesh-proxy', 'wget -q -O - http://127.0.0.1:15020/stats/prometheus');
+    const before = stats.split('\n').filter((l) => l.startsWith('istio_requests_total{') && l.includes(`destination_service="${REVIEWS}"`))
+      .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+    // productpage's own /metrics (its pod's annotations) merged into the same answer, as Istio's agent does.
+    expect(stats).toMatch(/^bookinfo_pages_total \d+$/m);
+    await prometheus.until(reviewsScraped, (s) => (s[0]?.value ?? 0) >= before);
+    const t0 = Date.now();
+    expect(count(await pages(200))).toEqual({ 'details v1, reviews v1': 160, 'details v1, reviews v2 (ratings v1)': 40 });
+    await prometheus.until(reviewsScraped, (s) => (s[0]?.value ?? 0) >= before + 200);
+    const r = await observe(prometheus, 'bookinfo-reviews-80-20-node-sidecar', ['--window', windowSince(t0), '--host', REVIEWS, '--max-deviation', '5']);
+    process.stdout.write(`e2e: observe bookinfo-reviews-80-20-node-sidecar, exit ${r.status}:\n${r.text}`);
+    expect(r.status).toBe(0);
+    const [host] = r.report.hosts;
+    expect(host.requests).toBeGreaterThanOrEqual(190);
+    expect(host.destinations.map((d: { subset: string; observedPercent: number }) => [d.subset, Math.abs(d.observedPercent - (d.subset === 'v1' ? 80 : 20)) <= 5]))
+      .toEqual([['v1', true], ['v2', true]]);
+  }, 400_000);
 
   test('bookinfo-reviews-50-v3: 100 pages show reviews exactly 50 v1 / 50 v3', async () => {
     expect(await applyChart('bookinfo-reviews-50-v3')).toEqual(['configmap/mesh-routes']);

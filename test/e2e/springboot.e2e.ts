@@ -6,8 +6,30 @@
  */
 import { useChart } from './support/chart';
 import { kubectl, kubectlOk, Pod, podsOf, shIn, tally } from './support/kube';
+import { observe, PrometheusInCluster, usePrometheus, windowSince } from './support/prometheus';
 
 const URL = 'http://springbootapp-svc.springistiodemo:8080/hello';
+const SERVICE = 'springbootapp-svc.springistiodemo.svc.cluster.local';
+
+// One Prometheus for the file, deployed before the charts: it scrapes the client's proxy from its first request.
+const prometheus = usePrometheus();
+
+/** The client proxy's istio_requests_total for the service, as Prometheus last scraped it. */
+const scraped = (pod: Pod) => `sum(istio_requests_total{reporter="source",destination_service="${SERVICE}",pod="${pod.name}"})`;
+
+/**
+ * The seed's observation step: `n` more calls, then `cdk8s-mesh observe` over a window
+ * that holds exactly them (it starts at a scrape that saw everything before).
+ */
+async function observed(p: PrometheusInCluster, client: Pod, chart: string, n: number, args: string[]) {
+  const before = (await p.query(scraped(client)))[0]?.value ?? 0;
+  const t0 = Date.now();
+  const answers = versions(await requests(client, n));
+  await p.until(scraped(client), (s) => (s[0]?.value ?? 0) >= before + n);
+  const r = await observe(p, chart, ['--window', windowSince(t0), ...args]);
+  process.stdout.write(`e2e: observe ${chart} (${n} calls: ${JSON.stringify(answers)}), exit ${r.status}:\n${r.text}`);
+  return { ...r, answers };
+}
 
 /** N requests from the client with busybox wget: one line each, the body or "FAILED <status>". */
 function requests(pod: Pod, n: number): Promise<string> {
@@ -94,6 +116,20 @@ describe('springboot-canary', () => {
     }).toEqual({ v1: 70, v2: 30 });
   });
 
+  test('observe: Prometheus (PrometheusAddon) shows v1 at 70 +/- 5% of 300 calls and the --max-deviation 5 gate passes', async () => {
+    const client = chart.pod('busyclient');
+    // Everything the earlier tests sent has been scraped: the window starts after it.
+    await prometheus.until(scraped(client), (s) => (s[0]?.value ?? 0) >= 100);
+    const r = await observed(prometheus, client, 'springboot-canary-node-sidecar', 300, ['--max-deviation', '5']);
+    expect(r.status).toBe(0);
+    const host = r.report.hosts.find((h: { host: string }) => h.host === SERVICE);
+    expect(host.requests).toBeGreaterThanOrEqual(200);
+    const v1 = host.destinations.find((d: { subset: string }) => d.subset === 'v1');
+    expect(Math.abs(v1.observedPercent - 70)).toBeLessThanOrEqual(5);
+    expect(v1.codes).toEqual({ 200: expect.any(Number) });
+    expect(r.report.gate.passed).toBe(true);
+  }, 240_000);
+
   test('a new split applied as the ConfigMap only is served without a restart; a broken table is refused and counted', async () => {
     const client = chart.pod('busyclient');
     const restarts = async () => (await kubectlOk(['get', 'pod', client.name, '-n', client.namespace, '-o', 'jsonpath={.status.containerStatuses[*].restartCount}'])).trim();
@@ -154,5 +190,18 @@ describe('springboot-canary-timeout', () => {
     const before = await counted(client, { code: '504' });
     expect(versions(await requests(client, 20))).toEqual({ 'FAILED HTTP/1.1 504': 20 });
     expect(await counted(client, { virtual_host: 'springistiodemo/springbootapp-svc-vs', code: '504' }) - before).toBe(20);
+  }, 240_000);
+
+  test('observe: every version the stand-ins make slow fails with 504 and UT (upstream timeout); the gate fails', async () => {
+    const client = (await podsOf(chart.deployments.filter((d) => d.metadata.name === 'busyclient')))[0];
+    await prometheus.until(scraped(client), (s) => (s[0]?.value ?? 0) >= 20);
+    const r = await observed(prometheus, client, 'springboot-canary-timeout-node-sidecar', 200, ['--max-deviation', '5', '--max-error-rate', '5']);
+    expect(r.answers).toEqual({ 'FAILED HTTP/1.1 504': 200 });
+    expect(r.status).toBe(1);
+    const host = r.report.hosts.find((h: { host: string }) => h.host === SERVICE);
+    for (const d of host.destinations) {
+      expect([d.subset, Object.keys(d.codes), Object.keys(d.flags), d.errorPercent]).toEqual([d.subset, ['504'], ['UT'], 100]);
+    }
+    expect(r.report.gate.failures.filter((f: string) => /failed 100% of its \d+ requests/.test(f))).toHaveLength(2);
   }, 240_000);
 });

@@ -133,11 +133,18 @@ async function productReviews(headers) {
   return outcome(r, 'Sorry, product reviews are currently unavailable for this book.');
 }
 
+let pagesServed = 0;
 async function productpage(req, res, url) {
   const user = userOf(req);
   const path = url.pathname;
   if (path === '/' || path === '/index.html') return send(res, 200, '<html><body><a href="/productpage">productpage</a></body></html>\n', 'text/html');
   if (path === '/health') return send(res, 200, { status: 'Product page is healthy' });
+  // Upstream's productpage exports Prometheus metrics (its pod is annotated for them):
+  // the node sidecar merges them into its stats port, as Istio's agent does.
+  if (path === '/metrics') {
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+    return res.end(`# HELP bookinfo_pages_total Product pages served\n# TYPE bookinfo_pages_total counter\nbookinfo_pages_total ${pagesServed}\n`);
+  }
   if (path.startsWith('/static/')) return send(res, 200, `/* ${path} */\n`, 'text/css');
   if (path === '/login') {
     if (req.method !== 'POST') return send(res, 405, { error: 'POST /login with username=<name>' });
@@ -154,6 +161,7 @@ async function productpage(req, res, url) {
   // The API calls one service each, as upstream's does; the page calls details and reviews.
   const api = path === '/api/v1/products/0' ? 'details' : (path.match(/^\/api\/v1\/products\/0\/(reviews|ratings)$/) ?? [])[1];
   if (path === '/productpage' || api) {
+    if (path === '/productpage') pagesServed++;
     const headers = forwardedHeaders(req, user);
     const t0 = Date.now();
     const details = () => call('details', '/details/0', headers, TIMEOUTS.details)
