@@ -214,7 +214,7 @@ function promDurationMs(d: string): number {
   return [...d.matchAll(/(\d+)(ms|s|m|h|d|w|y)/g)].reduce((a, m) => a + Number(m[1]) * UNIT_MS[m[2]], 0);
 }
 
-/** prometheus.yml: the addon's scrape jobs (API servers, nodes, cAdvisor, annotated pods and Services). */
+/** prometheus.yml: the addon's scrape jobs (API servers, nodes, cAdvisor, annotated pods and Services, probed Services, itself, a pushgateway). */
 export function prometheusConfig(scrapeInterval: string): string {
   const nodeLabels = { action: 'labelmap', regex: '__meta_kubernetes_node_label_(.+)' };
   const job = (name: string, role: string, rest: object) => ({ job_name: name, kubernetes_sd_configs: [{ role }], ...rest });
@@ -236,6 +236,24 @@ export function prometheusConfig(scrapeInterval: string): string {
       job('kubernetes-pods-slow', 'pod', { honor_labels: true, relabel_configs: annotated('pod', true), scrape_interval: '5m', scrape_timeout: '30s' }),
       job('kubernetes-service-endpoints', 'endpoints', { honor_labels: true, relabel_configs: annotated('service', false) }),
       job('kubernetes-service-endpoints-slow', 'endpoints', { honor_labels: true, relabel_configs: annotated('service', true), scrape_interval: '5m', scrape_timeout: '30s' }),
+      // Services annotated prometheus.io/probe, probed through a blackbox exporter at `blackbox` (the addon's; not installed by it).
+      job('kubernetes-services', 'service', {
+        honor_labels: true, metrics_path: '/probe', params: { module: ['http_2xx'] },
+        relabel_configs: [
+          { action: 'keep', regex: 'true', source_labels: ['__meta_kubernetes_service_annotation_prometheus_io_probe'] },
+          { source_labels: ['__address__'], target_label: '__param_target' },
+          { replacement: 'blackbox', target_label: '__address__' },
+          { source_labels: ['__param_target'], target_label: 'instance' },
+          { action: 'labelmap', regex: '__meta_kubernetes_service_label_(.+)' },
+          { source_labels: ['__meta_kubernetes_namespace'], target_label: 'namespace' },
+          { source_labels: ['__meta_kubernetes_service_name'], target_label: 'service' },
+        ],
+      }),
+      { job_name: 'prometheus', static_configs: [{ targets: ['localhost:9090'] }] },
+      job('prometheus-pushgateway', 'service', {
+        honor_labels: true,
+        relabel_configs: [{ action: 'keep', regex: 'pushgateway', source_labels: ['__meta_kubernetes_service_annotation_prometheus_io_probe'] }],
+      }),
     ],
   });
 }

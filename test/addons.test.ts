@@ -64,8 +64,11 @@ describe('PrometheusAddon, as Istio\'s addon', () => {
     expect(config.global).toEqual({ evaluation_interval: '1m', scrape_interval: '15s', scrape_timeout: '10s' });
     expect(config.scrape_configs.map((j: { job_name: string }) => j.job_name)).toEqual([
       'kubernetes-api-servers', 'kubernetes-nodes', 'kubernetes-nodes-cadvisor', 'kubernetes-pods', 'kubernetes-pods-slow',
-      'kubernetes-service-endpoints', 'kubernetes-service-endpoints-slow',
+      'kubernetes-service-endpoints', 'kubernetes-service-endpoints-slow', 'kubernetes-services', 'prometheus', 'prometheus-pushgateway',
     ]);
+    // The probe job sends annotated Services to the addon's blackbox exporter.
+    const probe = config.scrape_configs.find((j: { job_name: string }) => j.job_name === 'kubernetes-services');
+    expect([probe.metrics_path, probe.params, probe.relabel_configs[2]]).toEqual(['/probe', { module: ['http_2xx'] }, { replacement: 'blackbox', target_label: '__address__' }]);
     // The job that reads Istio's (and the node sidecar's) scrape annotations on pods.
     const pods = config.scrape_configs.find((j: { job_name: string }) => j.job_name === 'kubernetes-pods');
     expect(pods.relabel_configs[0]).toEqual({ action: 'keep', regex: true, source_labels: ['__meta_kubernetes_pod_annotation_prometheus_io_scrape'] });
