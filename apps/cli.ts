@@ -6,7 +6,8 @@ import { CHART_VARIANTS, ChartVariant, createVariant } from '../charts';
 import { analyze, Finding, formatText } from '../lint/analyze';
 import { lintApp, manifestsFromFiles, manifestsOf } from '../lint/sources';
 import { Base, istioFormOf, ChartChange, chartFiles, commentBody, diffMarkdown, diffPlans, objectNames, planOf, PlanBaseError, chartPlan, ChartPlan, planMarkdown, trafficSvg, postStickyComment, resolveBase, short } from '../plan';
-import { durationMs, fromPrometheus, fromProxies, GateOptions, Observed, ObserveSourceError, observeJson, observeMarkdown, observeReport, observeText } from '../observe';
+import { prometheusDurationMs } from '../model';
+import { fromPrometheus, fromProxies, GateOptions, Observed, ObserveSourceError, observeJson, observeMarkdown, observeReport, observeText } from '../observe';
 import { isRefusal, lintBeforeWrite, refuseInvalid, runSynth } from './run';
 import { entryOfCdk8sYaml, loadUserApp } from './user-app';
 
@@ -428,7 +429,7 @@ async function observe(args: string[]): Promise<number> {
     if (!URL.canParse(u) || !/^https?:$/.test(new URL(u).protocol)) throw new UsageError('observe', `${JSON.stringify(u)} is not an http(s) URL`);
   }
   const windowFlag = flags['--window'] as string | undefined;
-  const windowMs = windowFlag === undefined ? undefined : durationMs(windowFlag);
+  const windowMs = windowFlag === undefined ? undefined : prometheusDurationMs(windowFlag);
   if (windowFlag !== undefined && windowMs === undefined) throw new UsageError('observe', `--window is ${JSON.stringify(windowFlag)}; expected a duration such as 30s, 5m or 1h`);
   const minFlag = flags['--min-requests'] as string | undefined;
   if (minFlag !== undefined && !/^\d+$/.test(minFlag)) throw new UsageError('observe', `--min-requests is ${JSON.stringify(minFlag)}; expected a whole number`);

@@ -3,7 +3,7 @@ import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { stringify } from 'yaml';
-import { Check } from '../model';
+import { Check, prometheusDurationMs } from '../model';
 import { AddonUi, addonNamespace, checkPlacement, checkResources, checkUi, noInjection } from './addon-common';
 import { refuseUnknownProps } from './known-props';
 import type { WorkloadResources } from './mesh-workload';
@@ -208,19 +208,13 @@ function annotated(kind: 'pod' | 'service', slow: boolean): object[] {
   ];
 }
 
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3, y: 31536000e3 };
-/** A Prometheus duration ("1m30s") in milliseconds. */
-function promDurationMs(d: string): number {
-  return [...d.matchAll(/(\d+)(ms|s|m|h|d|w|y)/g)].reduce((a, m) => a + Number(m[1]) * UNIT_MS[m[2]], 0);
-}
-
 /** prometheus.yml: the addon's scrape jobs (API servers, nodes, cAdvisor, annotated pods and Services, probed Services, itself, a pushgateway). */
 export function prometheusConfig(scrapeInterval: string): string {
   const nodeLabels = { action: 'labelmap', regex: '__meta_kubernetes_node_label_(.+)' };
   const job = (name: string, role: string, rest: object) => ({ job_name: name, kubernetes_sd_configs: [{ role }], ...rest });
   return stringify({
     // The addon's 10 s timeout, or the interval when shorter: Prometheus refuses a timeout above the interval.
-    global: { evaluation_interval: '1m', scrape_interval: scrapeInterval, scrape_timeout: promDurationMs(scrapeInterval) < 10_000 ? scrapeInterval : '10s' },
+    global: { evaluation_interval: '1m', scrape_interval: scrapeInterval, scrape_timeout: (prometheusDurationMs(scrapeInterval) ?? 10_000) < 10_000 ? scrapeInterval : '10s' },
     rule_files: ['/etc/config/recording_rules.yml', '/etc/config/alerting_rules.yml'],
     scrape_configs: [
       job('kubernetes-api-servers', 'endpoints', {

@@ -72,3 +72,12 @@ export class Duration {
   toString(): string { return this.toIstio(); }
   toJSON(): string { return this.toIstio(); }
 }
+
+const PROMETHEUS_UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3, y: 31536000e3 };
+
+/** A Prometheus duration ("5m", "1h30m", "15d") in milliseconds; undefined when it is not one or is zero. */
+export function prometheusDurationMs(d: string): number | undefined {
+  if (!/^(\d+(ms|s|m|h|d|w|y))+$/.test(d)) return undefined;
+  const ms = [...d.matchAll(/(\d+)(ms|s|m|h|d|w|y)/g)].reduce((a, m) => a + Number(m[1]) * PROMETHEUS_UNIT_MS[m[2]], 0);
+  return ms > 0 ? ms : undefined;
+}

@@ -52,8 +52,10 @@ export function parseExposition(text: string): Sample[] {
       rest = line.slice(space + 1).trim();
     }
     // A value, then an optional timestamp.
-    const value = Number(rest.split(/\s+/)[0].replace(/^\+Inf$/, 'Infinity').replace(/^-Inf$/, '-Infinity'));
-    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(name) || Number.isNaN(value) && !/^NaN/.test(rest)) throw new Error(`not a sample line: ${JSON.stringify(line.slice(0, 200))}`);
+    // Special values in any case, as Prometheus's float parser reads them (prom-client writes "Nan").
+    const word = rest.split(/\s+/)[0];
+    const value = /^[+-]?inf$/i.test(word) ? (word.startsWith('-') ? -Infinity : Infinity) : /^nan$/i.test(word) ? NaN : Number(word);
+    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(name) || (Number.isNaN(value) && !/^nan$/i.test(word))) throw new Error(`not a sample line: ${JSON.stringify(line.slice(0, 200))}`);
     out.push({ name, labels, value });
   }
   return out;

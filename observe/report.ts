@@ -1,5 +1,6 @@
 // Planned next to observed: for each host of a chart's traffic plan, the split its rules
 // ask for and the split, errors, response flags and latency the source proxies reported.
+import { short } from '../plan/graph';
 import type { PlanHost, PlanRule, TrafficPlan } from '../plan/model';
 import type { LatencyHistogram, Observed, RequestCount } from './sources';
 
@@ -132,11 +133,6 @@ export function observeReport(chart: string, dataPlane: string, plan: TrafficPla
     chart, dataPlane, source: observed.source, hosts,
     ...(gate && (gate.maxDeviation !== undefined || gate.maxErrorRate !== undefined) ? { gate: { options: gate, passed: failures.length === 0, failures } } : {}),
   };
-}
-
-/** `name.ns.svc.cluster.local` → `name.ns`, as the plan shows hosts. */
-function short(host: string): string {
-  return host.replace(/\.svc\.cluster\.local$/, '');
 }
 
 function destinationReport(plan: TrafficPlan, service: string, subset: string | undefined, observed: Observed, split: PlanRule | undefined): DestinationReport {

@@ -33,14 +33,6 @@ export class ObserveSourceError extends Error {}
 
 const DEST = ['destination_service', 'destination_version', 'destination_workload'] as const;
 
-/** A Prometheus duration (5m, 30s, 1h30m), in milliseconds; undefined when it is not one. */
-export function durationMs(s: string): number | undefined {
-  const m = /^((\d+)h)?((\d+)m)?((\d+)s)?$/.exec(s);
-  if (!m || s === '') return undefined;
-  const ms = (Number(m[2] ?? 0) * 3600 + Number(m[4] ?? 0) * 60 + Number(m[6] ?? 0)) * 1000;
-  return ms > 0 ? ms : undefined;
-}
-
 const regexQuote = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** A PromQL double-quoted string's content: backslashes and quotes escaped (a regex's `\.` is written `\\.`). */
 const promString = (s: string) => s.replace(/[\\"]/g, '\\$&');

@@ -9,6 +9,7 @@ import { createVariant } from '../charts';
 import {
   fromPrometheus, fromProxies, Observed, observeJson, observeMarkdown, observeReport, observeText, parseExposition, promQueries, quantile,
 } from '../observe';
+import { prometheusDurationMs } from '../model';
 import { chartPlan } from '../plan';
 import { Backend, backend, resolveTo, routeTableOf, RunningProxy, startProxy, viaProxy } from './support/sidecar';
 import { synthVariant, variant } from './support/synth';
@@ -172,6 +173,13 @@ describe('the exposition and the quantiles', () => {
       { name: 'z', labels: { le: '+Inf' }, value: Infinity },
     ]);
     expect(() => parseExposition('x{a="1" 3\n')).toThrow(/unterminated labels in "x\{a=/);
+    // prom-client writes NaN as "Nan" (its event-loop lag before a sample): read, not refused.
+    expect(parseExposition('mesh_proxy_nodejs_eventloop_lag_mean_seconds Nan\nq NaN\nw -inf\n').map((x) => x.value)).toEqual([NaN, NaN, -Infinity]);
+    expect(() => parseExposition('x banana\n')).toThrow(/not a sample line: "x banana"/);
+  });
+
+  test('windows are Prometheus durations', () => {
+    expect(['30s', '1h30m', '2d', '0s', '5x', '', '1.5m'].map(prometheusDurationMs)).toEqual([30_000, 5_400_000, 172_800_000, undefined, undefined, undefined, undefined]);
   });
 
   test('histogram_quantile as Prometheus computes it', () => {

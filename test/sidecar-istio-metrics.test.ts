@@ -4,6 +4,7 @@
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { RouteTable } from '../model';
+import { parseExposition, Sample } from '../observe';
 import { Backend, backend, get, resolveTo, routeTableOf, RunningProxy, sleep, startProxy, viaProxy } from './support/sidecar';
 import { synthVariant, variant } from './support/synth';
 
@@ -22,23 +23,10 @@ const ISTIO_DOC_LABELS = [
 // Envoy's default histogram buckets, which Istio keeps for istio_* histograms.
 const ENVOY_BUCKETS = ['0.5', '1', '5', '10', '25', '50', '100', '250', '500', '1000', '2500', '5000', '10000', '30000', '60000', '300000', '600000', '1800000', '3600000', '+Inf'];
 
-interface Sample { name: string; labels: Record<string, string>; value: number }
-
-/** Parses a Prometheus text exposition (label values here hold no escaped quotes). */
+/** The TYPE lines (observe's parser reads samples only) and the samples. */
 function parse(text: string): { types: Map<string, string>; samples: Sample[] } {
-  const types = new Map<string, string>();
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    const t = /^# TYPE (\S+) (\S+)$/.exec(line);
-    if (t) { types.set(t[1], t[2]); continue; }
-    if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`not a sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"/g)) labels[l[1]] = l[2];
-    samples.push({ name: m[1], labels, value: Number(m[3]) });
-  }
-  return { types, samples };
+  const types = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1], m[2]] as [string, string]));
+  return { types, samples: parseExposition(text) };
 }
 
 async function scrape(proxy: RunningProxy): Promise<{ types: Map<string, string>; samples: Sample[] }> {
