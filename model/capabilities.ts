@@ -90,6 +90,7 @@ export const CAPABILITIES: readonly Feature[] = [
   { id: 'match.ignoreUriCase', area: 'match', title: 'ignoreUriCase', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': GW_MATCH('case-insensitive path') } },
   { id: 'match.port', area: 'match', title: 'port match', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': GW_MATCH('port condition (the parentRef or listener chooses the port)') } },
   { id: 'policy.loadBalancer', area: 'destination policy', title: 'trafficPolicy.loadBalancer', droppable: true, planes: { 'istio': YES, 'node-sidecar': no(NODE_POLICY, ISTIO_OR_GW), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
+  { id: 'policy.consistentHash', area: 'destination policy', title: 'trafficPolicy.consistentHash (sticky sessions)', droppable: true, planes: { 'istio': YES, 'node-sidecar': no(NODE_POLICY, ISTIO_OR_GW), 'gateway-api': no(`${GW_POLICY} (session persistence is an experimental BackendLBPolicy, cookie-based only)`, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
   { id: 'policy.connectionPool', area: 'destination policy', title: 'trafficPolicy.connectionPool', droppable: true, planes: { 'istio': YES, 'node-sidecar': no(NODE_POLICY, ISTIO_OR_GW), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
   { id: 'policy.outlierDetection', area: 'destination policy', title: 'trafficPolicy.outlierDetection', droppable: true, planes: { 'istio': YES, 'node-sidecar': no(NODE_POLICY, ISTIO_OR_GW), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
   { id: 'policy.tls', area: 'destination policy', title: 'trafficPolicy.tls', droppable: true, planes: { 'istio': YES, 'node-sidecar': no('the node sidecar does not originate TLS (ISTIO_MUTUAL needs Istio\'s workload certificates)', 'DataPlane.ISTIO'), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
@@ -147,7 +148,7 @@ export function routeFeatures(m: TrafficRouteModel): FeatureUse[] {
   return out;
 }
 
-const POLICY_FIELDS = ['loadBalancer', 'connectionPool', 'outlierDetection', 'tls'] as const;
+const POLICY_FIELDS = ['loadBalancer', 'consistentHash', 'connectionPool', 'outlierDetection', 'tls'] as const;
 
 /** The policy features a destination policy uses: its own trafficPolicy's and each subset's. */
 export function policyFeatures(trafficPolicy: TrafficPolicyModel | undefined, subsets: readonly SubsetModel[]): FeatureUse[] {

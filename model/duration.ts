@@ -41,7 +41,7 @@ export class Duration {
    * Accept a Duration or Istio's string form, and require at least 1ms
    * (Istio's CRDs reject anything shorter for timeouts, delays and intervals).
    */
-  static check(check: Check, field: string, value: unknown): Duration {
+  static check(check: Check, field: string, value: unknown, opts: { zero?: boolean } = {}): Duration {
     let d: Duration | undefined;
     if (value instanceof Duration) d = value;
     else if (typeof value === 'string') {
@@ -50,7 +50,8 @@ export class Duration {
     if (!d || !Number.isSafeInteger(d.nanos)) {
       check.fail(field, value, 'a duration such as "0.002s", "7s", "1m" or Duration.millis(2)');
     }
-    if (d.nanos < 1_000_000) check.fail(field, value, 'a duration of at least 1ms');
+    if (opts.zero && d.nanos === 0) return d;
+    if (d.nanos < 1_000_000) check.fail(field, value, opts.zero ? '0s or a duration of at least 1ms' : 'a duration of at least 1ms');
     return d;
   }
 

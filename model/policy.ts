@@ -4,6 +4,25 @@ import { checkDns1123Label, checkLabelValue } from './names';
 
 export type LoadBalancer = 'ROUND_ROBIN' | 'RANDOM' | 'LEAST_REQUEST' | 'PASSTHROUGH';
 export const LOAD_BALANCERS: readonly LoadBalancer[] = ['ROUND_ROBIN', 'RANDOM', 'LEAST_REQUEST', 'PASSTHROUGH'];
+/** Where a consistent hash takes its key from (exactly one), and the hashing structure (Istio's ConsistentHashLB). */
+export interface ConsistentHash {
+  /** Hash on this request header's value. */
+  readonly httpHeaderName?: string;
+  /**
+   * Hash on this cookie. With a `ttl`, a request without the cookie gets one (Set-Cookie on
+   * its response, as Envoy does); a ttl of 0 makes it a session cookie.
+   */
+  readonly httpCookie?: { readonly name: string; readonly path?: string; readonly ttl?: Duration | string };
+  /** Hash on the client's address. */
+  readonly useSourceIp?: boolean;
+  /** Hash on this query parameter's value. */
+  readonly httpQueryParameterName?: string;
+  /** A ring of virtual nodes (Envoy's ring hash). @default - a ring of at least 1024 entries */
+  readonly ringHash?: { readonly minimumRingSize?: number };
+  /** A Maglev lookup table, whose size must be prime. @default - ring hash */
+  readonly maglev?: { readonly tableSize?: number };
+}
+
 export type TlsMode = 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
 export const TLS_MODES: readonly TlsMode[] = ['DISABLE', 'SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'];
 
@@ -14,6 +33,8 @@ export interface ConnectionPool {
     readonly maxConnections?: number;
     /** @default 10s */
     readonly connectTimeout?: Duration | string;
+    /** TCP keepalive probes on upstream connections. @default - the operating system's (off) */
+    readonly tcpKeepalive?: { readonly probes?: number; readonly time?: Duration | string; readonly interval?: Duration | string };
   };
   readonly http?: {
     readonly http1MaxPendingRequests?: number;
@@ -35,12 +56,16 @@ export interface OutlierDetection {
   readonly baseEjectionTime?: Duration | string;
   /** @default 10 */
   readonly maxEjectionPercent?: number;
+  /** Below this share of healthy endpoints, nothing is ejected and every endpoint gets traffic. @default 0 */
+  readonly minHealthPercent?: number;
 }
 
 /** Load balancer, connection pool, outlier detection and TLS for a destination (Istio TrafficPolicy). */
 export interface TrafficPolicy {
-  /** @default - Istio's default (LEAST_REQUEST since 1.14) */
+  /** A simple load balancer; not with `consistentHash`. @default - Istio's default (LEAST_REQUEST since 1.14) */
   readonly loadBalancer?: LoadBalancer;
+  /** Sticky sessions: a hash of the request picks the endpoint; not with `loadBalancer`. @default - none */
+  readonly consistentHash?: ConsistentHash;
   readonly connectionPool?: ConnectionPool;
   readonly outlierDetection?: OutlierDetection;
   /** TLS to the upstream; ISTIO_MUTUAL for mesh mTLS. @default - auto mTLS */
@@ -60,8 +85,12 @@ export interface Subset {
 /** A validated traffic policy. */
 export interface TrafficPolicyModel {
   readonly loadBalancer?: LoadBalancer;
+  readonly consistentHash?: ConsistentHashModel;
   readonly connectionPool?: {
-    readonly tcp?: { readonly maxConnections?: number; readonly connectTimeout?: Duration };
+    readonly tcp?: {
+      readonly maxConnections?: number; readonly connectTimeout?: Duration;
+      readonly tcpKeepalive?: { readonly probes?: number; readonly time?: Duration; readonly interval?: Duration };
+    };
     readonly http?: {
       readonly http1MaxPendingRequests?: number; readonly http2MaxRequests?: number;
       readonly maxRequestsPerConnection?: number; readonly maxRetries?: number; readonly idleTimeout?: Duration;
@@ -70,9 +99,24 @@ export interface TrafficPolicyModel {
   readonly outlierDetection?: {
     readonly consecutive5xxErrors?: number; readonly consecutiveGatewayErrors?: number;
     readonly interval?: Duration; readonly baseEjectionTime?: Duration; readonly maxEjectionPercent?: number;
+    readonly minHealthPercent?: number;
   };
   readonly tls?: TlsMode;
 }
+/** A validated consistent hash: one key source, and ring hash unless Maglev was asked for. */
+export interface ConsistentHashModel {
+  readonly httpHeaderName?: string;
+  readonly httpCookie?: { readonly name: string; readonly path?: string; readonly ttl?: Duration };
+  readonly useSourceIp?: boolean;
+  readonly httpQueryParameterName?: string;
+  readonly ringHash?: { readonly minimumRingSize?: number };
+  readonly maglev?: { readonly tableSize?: number };
+}
+
+/** Envoy's bounds: a ring of at most 8M entries; a Maglev table of a prime size, 65537 by default. */
+export const MAX_RING_SIZE = 8_388_608;
+export const DEFAULT_MAGLEV_TABLE_SIZE = 65_537;
+export const DEFAULT_MIN_RING_SIZE = 1024;
 /** A validated subset. */
 export interface SubsetModel { readonly name: string; readonly labels: Readonly<Record<string, string>>; readonly trafficPolicy?: TrafficPolicyModel }
 
@@ -90,6 +134,8 @@ export function buildTrafficPolicy(check: Check, field: string, p: unknown): Tra
   if (p === undefined) return undefined;
   check.object(field, p);
   if (p.loadBalancer !== undefined) check.oneOf(`${field}.loadBalancer`, p.loadBalancer, LOAD_BALANCERS);
+  if (p.loadBalancer !== undefined && p.consistentHash !== undefined) check.fail(`${field}.consistentHash`, p.consistentHash, `no consistentHash beside loadBalancer ${String(p.loadBalancer)} (Istio takes one of simple and consistentHash)`);
+  const consistentHash = p.consistentHash === undefined ? undefined : buildConsistentHash(check, `${field}.consistentHash`, p.consistentHash);
   if (p.tls !== undefined) check.oneOf(`${field}.tls`, p.tls, TLS_MODES);
   let connectionPool: TrafficPolicyModel['connectionPool'];
   if (p.connectionPool !== undefined) {
@@ -103,6 +149,7 @@ export function buildTrafficPolicy(check: Check, field: string, p: unknown): Tra
       tcp: tcp && {
         maxConnections: optInt(check, `${field}.connectionPool.tcp.maxConnections`, tcp.maxConnections, 1),
         connectTimeout: optDuration(check, `${field}.connectionPool.tcp.connectTimeout`, tcp.connectTimeout),
+        tcpKeepalive: tcp.tcpKeepalive === undefined ? undefined : keepalive(check, `${field}.connectionPool.tcp.tcpKeepalive`, tcp.tcpKeepalive),
       },
       http: http && {
         http1MaxPendingRequests: optInt(check, `${field}.connectionPool.http.http1MaxPendingRequests`, http.http1MaxPendingRequests, 1),
@@ -123,9 +170,67 @@ export function buildTrafficPolicy(check: Check, field: string, p: unknown): Tra
       interval: optDuration(check, `${field}.outlierDetection.interval`, od.interval),
       baseEjectionTime: optDuration(check, `${field}.outlierDetection.baseEjectionTime`, od.baseEjectionTime),
       maxEjectionPercent: optInt(check, `${field}.outlierDetection.maxEjectionPercent`, od.maxEjectionPercent, 0, 100),
+      minHealthPercent: optInt(check, `${field}.outlierDetection.minHealthPercent`, od.minHealthPercent, 0, 100),
     };
   }
-  return { loadBalancer: p.loadBalancer as LoadBalancer | undefined, connectionPool, outlierDetection, tls: p.tls as TlsMode | undefined };
+  return { loadBalancer: p.loadBalancer as LoadBalancer | undefined, consistentHash, connectionPool, outlierDetection, tls: p.tls as TlsMode | undefined };
+}
+
+function keepalive(check: Check, field: string, k: unknown) {
+  check.object(field, k);
+  return {
+    probes: optInt(check, `${field}.probes`, k.probes, 1),
+    time: optDuration(check, `${field}.time`, k.time),
+    interval: optDuration(check, `${field}.interval`, k.interval),
+  };
+}
+
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  for (let i = 2; i * i <= n; i++) if (n % i === 0) return false;
+  return true;
+}
+
+const HASH_KEYS = ['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName'] as const;
+// An HTTP token (RFC 9110 5.6.2): header and cookie names.
+const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+
+function buildConsistentHash(check: Check, field: string, h: unknown): ConsistentHashModel {
+  check.object(field, h);
+  const keys = HASH_KEYS.filter((k) => h[k] !== undefined && h[k] !== false);
+  if (keys.length !== 1) check.fail(field, h, `exactly one hash key of ${HASH_KEYS.join(', ')} (${keys.length ? `${keys.join(' and ')} given` : 'none given: nothing to hash'})`);
+  if (h.httpHeaderName !== undefined && (typeof h.httpHeaderName !== 'string' || !TOKEN.test(h.httpHeaderName))) check.fail(`${field}.httpHeaderName`, h.httpHeaderName, 'an HTTP header name');
+  if (h.httpQueryParameterName !== undefined) check.nonEmptyString(`${field}.httpQueryParameterName`, h.httpQueryParameterName);
+  if (h.useSourceIp !== undefined && typeof h.useSourceIp !== 'boolean') check.fail(`${field}.useSourceIp`, h.useSourceIp, 'true or false');
+  let httpCookie: ConsistentHashModel['httpCookie'];
+  if (h.httpCookie !== undefined) {
+    const c = h.httpCookie;
+    check.object(`${field}.httpCookie`, c);
+    if (typeof c.name !== 'string' || !TOKEN.test(c.name)) check.fail(`${field}.httpCookie.name`, c.name, 'a cookie name (an HTTP token)');
+    if (c.path !== undefined && (typeof c.path !== 'string' || !/^\/[\x21-\x3a\x3c-\x7e]*$/.test(c.path))) check.fail(`${field}.httpCookie.path`, c.path, 'a cookie path: "/" then printable characters other than ";"');
+    httpCookie = { name: c.name, ...(c.path !== undefined ? { path: c.path as string } : {}), ...(c.ttl !== undefined ? { ttl: Duration.check(check, `${field}.httpCookie.ttl`, c.ttl, { zero: true }) } : {}) };
+  }
+  if (h.ringHash !== undefined && h.maglev !== undefined) check.fail(`${field}.maglev`, h.maglev, 'no maglev beside ringHash (one hashing structure)');
+  let ringHash: ConsistentHashModel['ringHash'];
+  let maglev: ConsistentHashModel['maglev'];
+  if (h.ringHash !== undefined) {
+    check.object(`${field}.ringHash`, h.ringHash);
+    ringHash = { minimumRingSize: optInt(check, `${field}.ringHash.minimumRingSize`, h.ringHash.minimumRingSize, 1, MAX_RING_SIZE) };
+  }
+  if (h.maglev !== undefined) {
+    check.object(`${field}.maglev`, h.maglev);
+    const size = optInt(check, `${field}.maglev.tableSize`, h.maglev.tableSize, 2, 5_000_011);
+    if (size !== undefined && !isPrime(size)) check.fail(`${field}.maglev.tableSize`, size, 'a prime number (Envoy refuses other sizes), e.g. 65537');
+    maglev = { tableSize: size };
+  }
+  return {
+    ...(h.httpHeaderName !== undefined ? { httpHeaderName: h.httpHeaderName as string } : {}),
+    ...(httpCookie ? { httpCookie } : {}),
+    ...(h.useSourceIp ? { useSourceIp: true } : {}),
+    ...(h.httpQueryParameterName !== undefined ? { httpQueryParameterName: h.httpQueryParameterName as string } : {}),
+    ...(ringHash ? { ringHash } : {}),
+    ...(maglev ? { maglev } : {}),
+  };
 }
 
 /** Validate subsets: DNS-1123 names, unique, label selectors that are valid and distinct. */

@@ -40,6 +40,7 @@ const EXAMPLES: Record<string, { add: (c: MeshChart, reviews: ServiceRef) => unk
   'match.ignoreUriCase': { add: route({ match: [{ uri: { prefix: '/api' }, ignoreUriCase: true }] }), field: 'http[0].match[0].ignoreUriCase' },
   'match.port': { add: route({ match: [{ port: 9080 }] }), field: 'http[0].match[0].port' },
   'policy.loadBalancer': { add: policy({ loadBalancer: 'LEAST_REQUEST' }), field: 'trafficPolicy.loadBalancer' },
+  'policy.consistentHash': { add: policy({ consistentHash: { httpHeaderName: 'x-user' } }), field: 'trafficPolicy.consistentHash' },
   'policy.connectionPool': { add: policy({ connectionPool: { tcp: { maxConnections: 1 } } }), field: 'trafficPolicy.connectionPool' },
   'policy.outlierDetection': { add: policy({ outlierDetection: { consecutive5xxErrors: 1 } }), field: 'trafficPolicy.outlierDetection' },
   'policy.tls': { add: policy({ tls: 'ISTIO_MUTUAL' }), field: 'trafficPolicy.tls' },

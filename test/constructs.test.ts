@@ -9,6 +9,7 @@ import {
 } from '../constructs';
 import { Duration, externalHost } from '../model';
 import { find, K8sObject, ofKind } from './support/synth';
+import { crdError } from './support/schemas';
 
 const synth = (c: Chart) => Testing.synth(c) as K8sObject[];
 const podMeta = (d: K8sObject) => d.spec.template.metadata;
@@ -191,6 +192,29 @@ describe('DestinationPolicy (Istio)', () => {
       },
       subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' }, trafficPolicy: { loadBalancer: { simple: 'RANDOM' } } }],
     });
+  });
+});
+
+describe('DestinationPolicy consistentHash (Istio)', () => {
+  test('sticky sessions by cookie become loadBalancer.consistentHash, valid for Istio\'s CRD', () => {
+    const c = new Chart(Testing.app(), 't');
+    const web = new MeshWorkload(c, 'w', { app: 'web', image: 'w:1', port: 8080 });
+    new DestinationPolicy(c, 'dr', {
+      name: 'web',
+      service: web,
+      trafficPolicy: {
+        consistentHash: { httpCookie: { name: 'session', path: '/', ttl: '1h' }, ringHash: { minimumRingSize: 2048 } },
+        connectionPool: { tcp: { tcpKeepalive: { time: '2m' } } },
+        outlierDetection: { consecutive5xxErrors: 3, minHealthPercent: 50 },
+      },
+    });
+    const dr = find(synth(c), 'DestinationRule', 'web');
+    expect(dr.spec.trafficPolicy).toEqual({
+      loadBalancer: { consistentHash: { httpCookie: { name: 'session', path: '/', ttl: '1h' }, ringHash: { minimumRingSize: 2048 } } },
+      connectionPool: { tcp: { tcpKeepalive: { time: '2m' } } },
+      outlierDetection: { consecutive5xxErrors: 3, minHealthPercent: 50 },
+    });
+    expect(crdError(dr)).toBeUndefined();
   });
 });
 

@@ -157,6 +157,31 @@ describe('destination policy', () => {
     expect(p.outlierDetection!.interval!.toIstio()).toBe('5m');
     expect(p.tls).toBe('ISTIO_MUTUAL');
   });
+  test('consistent hash: one key, a cookie ttl as a duration, Maglev of a prime size', () => {
+    const p = buildTrafficPolicy(new Check('t'), 'trafficPolicy', {
+      consistentHash: { httpCookie: { name: 'user', path: '/', ttl: '10s' }, maglev: { tableSize: 65537 } },
+      outlierDetection: { minHealthPercent: 50 },
+      connectionPool: { tcp: { tcpKeepalive: { probes: 3, time: '60s', interval: '10s' } } },
+    })!;
+    expect(p.consistentHash).toEqual({ httpCookie: { name: 'user', path: '/', ttl: expect.anything() }, maglev: { tableSize: 65537 } });
+    expect(p.consistentHash!.httpCookie!.ttl!.millis).toBe(10_000);
+    expect(p.outlierDetection!.minHealthPercent).toBe(50);
+    expect(p.connectionPool!.tcp!.tcpKeepalive!.time!.millis).toBe(60_000);
+  });
+  test.each([
+    [{ loadBalancer: 'RANDOM', consistentHash: { useSourceIp: true } }, /t: trafficPolicy.consistentHash is .*no consistentHash beside loadBalancer RANDOM/],
+    [{ consistentHash: {} }, /exactly one hash key .*none given/],
+    [{ consistentHash: { httpHeaderName: 'x-user', useSourceIp: true } }, /httpHeaderName and useSourceIp given/],
+    [{ consistentHash: { httpHeaderName: 'x user' } }, /consistentHash.httpHeaderName is .*an HTTP header name/],
+    [{ consistentHash: { httpCookie: { name: 'a;b' } } }, /httpCookie.name is .*a cookie name/],
+    [{ consistentHash: { httpCookie: { name: 'u', path: '/a;b' } } }, /httpCookie.path/],
+    [{ consistentHash: { useSourceIp: true, maglev: { tableSize: 65536 } } }, /maglev.tableSize is 65536.*a prime number/],
+    [{ consistentHash: { useSourceIp: true, ringHash: {}, maglev: {} } }, /no maglev beside ringHash/],
+    [{ consistentHash: { useSourceIp: true, ringHash: { minimumRingSize: 9_000_000 } } }, /ringHash.minimumRingSize/],
+    [{ outlierDetection: { minHealthPercent: 101 } }, /minHealthPercent/],
+  ])('a bad consistent hash or policy is refused: %j', (policy, message) => {
+    expect(() => buildTrafficPolicy(new Check('t'), 'trafficPolicy', policy)).toThrow(message);
+  });
 });
 
 describe('gateway servers', () => {

@@ -57,9 +57,16 @@ const version = (w: World, v: string) => {
 };
 const trafficPolicy = {
   loadBalancer: 'LEAST_REQUEST', tls: 'ISTIO_MUTUAL',
-  connectionPool: { tcp: { maxConnections: 100, connectTimeout: '1s' }, http: { http1MaxPendingRequests: 10, http2MaxRequests: 100, idleTimeout: '60s', maxRequestsPerConnection: 5, maxRetries: 3 } },
-  outlierDetection: { consecutive5xxErrors: 5, consecutiveGatewayErrors: 3, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 50 },
+  connectionPool: { tcp: { maxConnections: 100, connectTimeout: '1s', tcpKeepalive: { probes: 3, time: '60s', interval: '10s' } }, http: { http1MaxPendingRequests: 10, http2MaxRequests: 100, idleTimeout: '60s', maxRequestsPerConnection: 5, maxRetries: 3 } },
+  outlierDetection: { consecutive5xxErrors: 5, consecutiveGatewayErrors: 3, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 50, minHealthPercent: 0 },
 };
+/** The other load balancers: a consistent hash (not beside loadBalancer), one per key and structure. */
+const hashPolicies = [
+  { consistentHash: { httpHeaderName: 'x-user', ringHash: { minimumRingSize: 1024 } } },
+  { consistentHash: { httpCookie: { name: 'session', path: '/', ttl: '0s' }, maglev: { tableSize: 65537 } } },
+  { consistentHash: { useSourceIp: true } },
+  { consistentHash: { httpQueryParameterName: 'user' } },
+];
 /** HTTP rules that, together, use every field of the rule model. */
 const rules = (w: World) => [
   {
@@ -112,7 +119,8 @@ const EXAMPLES: Example[] = [
   },
   {
     construct: 'DestinationPolicy', props: 'DestinationPolicyProps',
-    variants: [(w) => ({ name: 'reviews', namespace: 'shop', service: w.reviews, trafficPolicy, subsets: [{ name: 'v1', labels: { version: 'v1' }, trafficPolicy }] })],
+    variants: [(w) => ({ name: 'reviews', namespace: 'shop', service: w.reviews, trafficPolicy, subsets: [{ name: 'v1', labels: { version: 'v1' }, trafficPolicy }, ...hashPolicies.map((p, i) => ({ name: `h${i}`, trafficPolicy: p }))] }),
+      ...hashPolicies.map((trafficPolicy) => (w: World) => ({ name: 'reviews', service: w.reviews, trafficPolicy }))],
     build: (s, id, p) => new DestinationPolicy(s, id, p as never),
   },
   {
@@ -155,6 +163,7 @@ const EXAMPLES: Example[] = [
       (w) => ({ app: 'web', port: 8080, namespace: 'shop', stable: { version: 'v1', image: 'web:1' }, canary: { version: 'v2', image: 'web:2' }, steps: [10, 50, 100], currentStep: 1, canaryHeader: { name: 'x-canary', match: { prefix: 'y' } } }),
       (w) => ({ app: 'web', port: 8080, stable: { version: 'v1', image: 'web:1' }, canary: { version: 'v2', image: 'web:2' }, canaryWeight: 10, canaryHeader: { name: 'x-canary', match: { regex: 'y.*' } }, timeout: Duration.parse('1s') }),
       (w) => ({ app: 'web', port: 8080, stable: { version: 'v1', image: 'web:1' }, canary: { version: 'v2', image: 'web:2' }, canaryWeight: 10, canaryHeader: { name: 'x-canary', match: { present: true } } }),
+      ...hashPolicies.map((trafficPolicy) => () => ({ app: 'web', port: 8080, stable: { version: 'v1', image: 'web:1' }, canary: { version: 'v2', image: 'web:2' }, canaryWeight: 10, trafficPolicy })),
     ],
     build: (s, id, p) => new CanaryRelease(s, id, p as never),
   },

@@ -1,11 +1,11 @@
 import { Construct } from 'constructs';
-import { Duration, HeaderMatchModel, hostFor, HttpHeaders, RuleModel, ServiceRef, TrafficPolicyModel } from '../../model';
+import { ConsistentHashModel, Duration, HeaderMatchModel, hostFor, HttpHeaders, RuleModel, ServiceRef, TrafficPolicyModel } from '../../model';
 import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshRenderer, RouteRendering, TracingRendering } from '../mesh';
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 import {
   DestinationRule, Gateway, IstioDestination, IstioHeaderOperations, IstioHttpRoute, IstioStringMatch,
-  IstioTrafficPolicy, Telemetry, VirtualService,
+  IstioConsistentHash, IstioTrafficPolicy, Telemetry, VirtualService,
 } from './resources';
 
 /** Istio's injection controls (namespace label, pod label and annotation). */
@@ -79,9 +79,13 @@ export function renderTrafficPolicy(p: TrafficPolicyModel | undefined): IstioTra
   const cp = p.connectionPool;
   const od = p.outlierDetection;
   return compact({
-    loadBalancer: p.loadBalancer && { simple: p.loadBalancer },
+    loadBalancer: p.loadBalancer ? { simple: p.loadBalancer } : p.consistentHash && { consistentHash: consistentHash(p.consistentHash) },
     connectionPool: cp && compact({
-      tcp: cp.tcp && compact({ maxConnections: cp.tcp.maxConnections, connectTimeout: d(cp.tcp.connectTimeout) }),
+      tcp: cp.tcp && compact({
+        maxConnections: cp.tcp.maxConnections,
+        connectTimeout: d(cp.tcp.connectTimeout),
+        tcpKeepalive: cp.tcp.tcpKeepalive && compact({ probes: cp.tcp.tcpKeepalive.probes, time: d(cp.tcp.tcpKeepalive.time), interval: d(cp.tcp.tcpKeepalive.interval) }),
+      }),
       http: cp.http && compact({
         http1MaxPendingRequests: cp.http.http1MaxPendingRequests,
         http2MaxRequests: cp.http.http2MaxRequests,
@@ -96,8 +100,20 @@ export function renderTrafficPolicy(p: TrafficPolicyModel | undefined): IstioTra
       interval: d(od.interval),
       baseEjectionTime: d(od.baseEjectionTime),
       maxEjectionPercent: od.maxEjectionPercent,
+      minHealthPercent: od.minHealthPercent,
     }),
     tls: p.tls && { mode: p.tls },
+  });
+}
+
+function consistentHash(h: ConsistentHashModel): IstioConsistentHash {
+  return compact({
+    httpHeaderName: h.httpHeaderName,
+    httpCookie: h.httpCookie && compact({ name: h.httpCookie.name, path: h.httpCookie.path, ttl: d(h.httpCookie.ttl) }),
+    useSourceIp: h.useSourceIp,
+    httpQueryParameterName: h.httpQueryParameterName,
+    ringHash: h.ringHash && compact({ ...h.ringHash }),
+    maglev: h.maglev && compact({ ...h.maglev }),
   });
 }
 

@@ -59,11 +59,23 @@ export interface VirtualServiceSpec {
   readonly exportTo?: string[];
 }
 
+/** Istio's ConsistentHashLB. */
+export interface IstioConsistentHash {
+  readonly httpHeaderName?: string;
+  readonly httpCookie?: { readonly name: string; readonly path?: string; readonly ttl?: string };
+  readonly useSourceIp?: boolean;
+  readonly httpQueryParameterName?: string;
+  readonly ringHash?: { readonly minimumRingSize?: number };
+  readonly maglev?: { readonly tableSize?: number };
+}
 /** Istio's TrafficPolicy of a DestinationRule or subset. */
 export interface IstioTrafficPolicy {
-  readonly loadBalancer?: { readonly simple: string };
+  readonly loadBalancer?: { readonly simple: string } | { readonly consistentHash: IstioConsistentHash };
   readonly connectionPool?: {
-    readonly tcp?: { readonly maxConnections?: number; readonly connectTimeout?: string };
+    readonly tcp?: {
+      readonly maxConnections?: number; readonly connectTimeout?: string;
+      readonly tcpKeepalive?: { readonly probes?: number; readonly time?: string; readonly interval?: string };
+    };
     readonly http?: {
       readonly http1MaxPendingRequests?: number; readonly http2MaxRequests?: number;
       readonly maxRequestsPerConnection?: number; readonly maxRetries?: number; readonly idleTimeout?: string;
@@ -72,6 +84,7 @@ export interface IstioTrafficPolicy {
   readonly outlierDetection?: {
     readonly consecutive5xxErrors?: number; readonly consecutiveGatewayErrors?: number;
     readonly interval?: string; readonly baseEjectionTime?: string; readonly maxEjectionPercent?: number;
+    readonly minHealthPercent?: number;
   };
   readonly tls?: { readonly mode: string };
 }
