@@ -239,9 +239,17 @@ async function main(): Promise<void> {
 
   const configFile = join(dir, 'routes.json');
   writeFileSync(configFile, JSON.stringify(table(1000)));
+  // Endpoints as in a pod: from a source (here the static file; in a pod the EndpointSlices),
+  // balanced by the proxy. BENCH_ENDPOINTS=none measures the ClusterIP path (--resolve) instead.
+  const endpointsArgs = process.env.BENCH_ENDPOINTS === 'none'
+    ? ['--resolve', `web-v1.bench.svc.cluster.local:80=127.0.0.1:${v1}`, '--resolve', `web-v2.bench.svc.cluster.local:80=127.0.0.1:${v2}`]
+    : ['--endpoints', join(dir, 'endpoints.json')];
+  writeFileSync(join(dir, 'endpoints.json'), JSON.stringify({
+    apiVersion: 'mesh.cdk8s.io/v1alpha1', kind: 'Endpoints',
+    clusters: { 'web-v1.bench.svc.cluster.local:80': [{ address: '127.0.0.1', port: v1 }], 'web-v2.bench.svc.cluster.local:80': [{ address: '127.0.0.1', port: v2 }] },
+  }));
   const sidecar = start(process.execPath, [...SIDECAR_NODE_FLAGS, SIDECAR, '--config', configFile, '--namespace', 'bench',
-    '--listen', `127.0.0.1:${sidecarPort}`, '--admin', `127.0.0.1:${adminPort}`, '--stats', '127.0.0.1:0', '--drain-timeout', '100',
-    '--resolve', `web-v1.bench.svc.cluster.local:80=127.0.0.1:${v1}`, '--resolve', `web-v2.bench.svc.cluster.local:80=127.0.0.1:${v2}`]);
+    '--listen', `127.0.0.1:${sidecarPort}`, '--admin', `127.0.0.1:${adminPort}`, '--stats', '127.0.0.1:0', '--drain-timeout', '100', ...endpointsArgs]);
   const peerProcs = PEERS.map((peer, i) => start(process.execPath, [join(__dirname, 'peers', `${peer}.js`), String(peerPorts[i]), String(v1), String(v2)]));
   // The floor (bench/peers/floor-llhttp.js) with the flags the sidecar gets: not a peer.
   const floor = start(process.execPath, [...SIDECAR_NODE_FLAGS.filter((f) => !f.startsWith('--cpu-prof')), join(__dirname, 'peers', 'floor-llhttp.js'), String(floorPort), String(v1), String(v2)]);
@@ -252,7 +260,7 @@ async function main(): Promise<void> {
   const script = join(dir, 'forward-proxy.lua');
   writeFileSync(script, 'wrk.path = "http://web/"\nwrk.headers["Host"] = "web"\n');
 
-  console.log(`sidecar bench: ${SECONDS}s per run, 1 KB responses, 1,000-host route table, 2 cores shared by load generator and servers`);
+  console.log(`sidecar bench: ${SECONDS}s per run, 1 KB responses, 1,000-host route table, endpoints ${process.env.BENCH_ENDPOINTS === 'none' ? 'none (ClusterIP path)' : 'from a static file'}, 2 cores shared by load generator and servers`);
   const targets: Array<[string, string, string?]> = [
     ['direct', `http://127.0.0.1:${v1}/`], ['nginx 80/20', `http://127.0.0.1:${front}/`],
     ...PEERS.map((peer, i) => [peer, `http://127.0.0.1:${peerPorts[i]}/`] as [string, string]),

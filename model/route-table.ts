@@ -125,8 +125,53 @@ export interface RtGateway {
 export interface RtService {
   readonly host: string;
   readonly ports: readonly number[];
+  /** The ports' names, in the order of `ports` (EndpointSlices name their ports after the Service's). @default - unnamed */
+  readonly portNames?: readonly string[];
+  /** How the proxy balances, limits and ejects the Service's endpoints (its DestinationRule's policy). @default - Istio's defaults */
+  readonly policy?: RtTrafficPolicy;
   /** Who answers behind it, for Istio's `destination_*` metric labels. @default - unknown workload, app and version */
   readonly telemetry?: RtServiceTelemetry;
+}
+
+/** The load balancers (Istio's simple ones). */
+export type RtLoadBalancer = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH';
+
+/** A DestinationRule's traffic policy as the proxy applies it to one Service's endpoints. */
+export interface RtTrafficPolicy {
+  /** @default LEAST_REQUEST (Istio's default) */
+  readonly loadBalancer?: RtLoadBalancer;
+  /** Instead of `loadBalancer`: one hash key, ring hash unless `maglev`. */
+  readonly consistentHash?: {
+    readonly httpHeaderName?: string;
+    /** With `ttlMs`, a request without the cookie gets one (0: a session cookie). */
+    readonly httpCookie?: { readonly name: string; readonly path?: string; readonly ttlMs?: number };
+    readonly useSourceIp?: boolean;
+    readonly httpQueryParameterName?: string;
+    readonly ringHash?: { readonly minimumRingSize?: number };
+    readonly maglev?: { readonly tableSize?: number };
+  };
+  /** Envoy's circuit breakers and connection settings; unset fields take the proxy's flags (Envoy's defaults). */
+  readonly connectionPool?: {
+    readonly maxConnections?: number;
+    readonly connectTimeoutMs?: number;
+    /** TCP keepalive after this long idle (Node sets the first probe's delay; count and interval are the kernel's). */
+    readonly tcpKeepalive?: { readonly timeMs?: number; readonly probes?: number; readonly intervalMs?: number };
+    readonly http1MaxPendingRequests?: number;
+    readonly http2MaxRequests?: number;
+    /** 0: unlimited. */
+    readonly maxRequestsPerConnection?: number;
+    readonly maxRetries?: number;
+    readonly idleTimeoutMs?: number;
+  };
+  /** Envoy's outlier detection; fields as Istio's, defaults as Istio's. */
+  readonly outlierDetection?: {
+    readonly consecutive5xxErrors?: number;
+    readonly consecutiveGatewayErrors?: number;
+    readonly intervalMs?: number;
+    readonly baseEjectionTimeMs?: number;
+    readonly maxEjectionPercent?: number;
+    readonly minHealthPercent?: number;
+  };
 }
 
 /**
@@ -197,6 +242,27 @@ const HEADER_OPS = {
   },
 };
 const UPSTREAM_PROPS = { host: HOST, port: PORT };
+const COUNT = { type: 'integer', minimum: 0, maximum: 4_294_967_295 };
+const obj = (properties: Record<string, unknown>, required: string[] = []) => ({ type: 'object', additionalProperties: false, required, properties });
+const TRAFFIC_POLICY = obj({
+  loadBalancer: { enum: ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'PASSTHROUGH'] },
+  consistentHash: obj({
+    httpHeaderName: HEADER_NAME,
+    httpCookie: obj({ name: HEADER_NAME, path: { type: 'string', pattern: '^/[\\x21-\\x3a\\x3c-\\x7e]*$' }, ttlMs: { type: 'number', minimum: 0, maximum: 315_360_000_000 } }, ['name']),
+    useSourceIp: { type: 'boolean' },
+    httpQueryParameterName: { type: 'string', minLength: 1 },
+    ringHash: obj({ minimumRingSize: { type: 'integer', minimum: 1, maximum: 8_388_608 } }),
+    maglev: obj({ tableSize: { type: 'integer', minimum: 2, maximum: 5_000_011 } }),
+  }),
+  connectionPool: obj({
+    maxConnections: COUNT, connectTimeoutMs: MS, tcpKeepalive: obj({ timeMs: MS, probes: COUNT, intervalMs: MS }),
+    http1MaxPendingRequests: COUNT, http2MaxRequests: COUNT, maxRequestsPerConnection: COUNT, maxRetries: COUNT, idleTimeoutMs: MS,
+  }),
+  outlierDetection: obj({
+    consecutive5xxErrors: COUNT, consecutiveGatewayErrors: COUNT, intervalMs: MS, baseEjectionTimeMs: MS,
+    maxEjectionPercent: PERCENT, minHealthPercent: PERCENT,
+  }),
+});
 
 export const ROUTE_TABLE_SCHEMA = {
   $id: 'https://cdk8s-mesh.dev/schemas/route-table.json',
@@ -215,6 +281,8 @@ export const ROUTE_TABLE_SCHEMA = {
         properties: {
           host: HOST,
           ports: { type: 'array', items: PORT },
+          portNames: { type: 'array', items: { type: 'string', maxLength: 63 } },
+          policy: TRAFFIC_POLICY,
           telemetry: {
             type: 'object', additionalProperties: false, required: ['service'],
             properties: { service: HOST, workload: HOST, app: LABEL_VALUE, version: LABEL_VALUE },

@@ -18,6 +18,8 @@ import { Tracer } from './tracing';
 import { Binding, compileTable, ConfigError, parseRouteTable } from './table';
 import { checkTable, readTableFile, runTableWorker } from './table-worker';
 import { Upstreams } from './upstream';
+import { Clusters } from './clusters';
+import { EndpointSource, FileEndpoints, KubernetesEndpoints } from './endpoints';
 
 /** After the drain period the proxy stays while requests come; this long without one ends it. */
 const DRAIN_QUIET_MS = 1000;
@@ -44,6 +46,13 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
   --port-offset N          add N to every gateway listen port (local runs)
   --resolve H:P=A:P        connect to A:P for host H port P (repeatable, like curl --resolve)
   --outbound-policy P      ALLOW_ANY or REGISTRY_ONLY (default: the table's)
+  --endpoints SOURCE       where the pods behind Services come from: kubernetes (EndpointSlices, list and watch with
+                           the token in --token-file), a file (JSON: {"apiVersion": "mesh.cdk8s.io/v1alpha1",
+                           "kind": "Endpoints", "clusters": {"host:port": [{"address", "port", "ready"?, "terminating"?}]}},
+                           reloaded when it changes), or none (default: every request to the Service's name, kube-proxy picks)
+  --api-server URL         the Kubernetes API (default https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)
+  --token-file FILE        the projected ServiceAccount token (default /var/run/secrets/mesh-proxy/token)
+  --ca-file FILE           the API server's CA (default /var/run/secrets/mesh-proxy/ca.crt)
   --pick round-robin|random  weighted split: smooth round robin (exact) or random
   --reload-interval MS     how often the config file is checked (default 2000; SIGHUP reloads now)
   --drain-timeout MS       on SIGTERM, keep serving at least this long (default 5000, Istio's terminationDrainDuration)
@@ -132,6 +141,7 @@ export async function main(argv: string[]): Promise<number> {
       'max-upstream-connections': { type: 'string' }, 'max-pending': { type: 'string' }, 'max-headers-count': { type: 'string' }, 'max-header-bytes': { type: 'string' }, 'path-normalization': { type: 'string' },
       'max-table-bytes': { type: 'string' }, 'preserve-external-request-id': { type: 'boolean' }, 'max-pipelined': { type: 'string' },
       stats: { type: 'string' }, 'merge-metrics': { type: 'string' }, cluster: { type: 'string' },
+      endpoints: { type: 'string' }, 'api-server': { type: 'string' }, 'token-file': { type: 'string' }, 'ca-file': { type: 'string' },
     },
     strict: true,
   });
@@ -204,6 +214,17 @@ export async function main(argv: string[]): Promise<number> {
   // `sidecar~<pod IP>~<pod>.<namespace>~<namespace>.svc.cluster.local` (the renderer
   // passes the pod's name, IP and app through the downward API).
   const podIp = process.env.POD_IP ?? '127.0.0.1';
+  const clusters = new Clusters(endpointSource(values, metrics), upstreams.defaults, {
+    ejected: (cluster, e, ms, reason) => {
+      metrics.outlier.inc({ cluster, event: 'ejected' });
+      log('warn', 'outlier ejected', { cluster, endpoint: `${e.address}:${e.port}`, ms, reason });
+    },
+    returned: (cluster, e) => {
+      metrics.outlier.inc({ cluster, event: 'returned' });
+      log('info', 'outlier returned', { cluster, endpoint: `${e.address}:${e.port}` });
+    },
+  });
+  clusters.setTable(first);
   const tracer = new Tracer(metrics, {
     serviceName: process.env.MESH_SERVICE_NAME || `${binding.kind === 'gateway' ? binding.names[0].split('/')[1] : podName}.${namespace}`,
     nodeId: `${binding.kind === 'gateway' ? 'router' : 'sidecar'}~${podIp}~${podName}.${namespace}~${namespace}.svc.cluster.local`,
@@ -215,7 +236,7 @@ export async function main(argv: string[]): Promise<number> {
   const proxy = new MeshProxy({
     namespace, tracer, downstream,
     binding, outboundTrafficPolicy: policy, ownEndpoints, maxBufferBytes: maxBuffer, accessLog: values['access-log'] === true,
-    maxHeadersCount, pathNormalization, preserveExternalRequestId: values['preserve-external-request-id'] === true,
+    maxHeadersCount, pathNormalization, preserveExternalRequestId: values['preserve-external-request-id'] === true, clusters,
   }, upstreams, metrics, compile(first));
 
   // Servers: bounded header size and header read time; malformed requests get a clear 4xx.
@@ -407,8 +428,13 @@ export async function main(argv: string[]): Promise<number> {
         mode, binding, namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default',
         table: proxy.table.table,
       }, null, 2));
+    } else if (path === '/clusters') {
+      // Envoy's admin /clusters, as JSON: each cluster's endpoints, in-flight requests and ejections.
+      const out: Record<string, unknown> = {};
+      for (const c of clusters.all()) out[c.key] = { source: clusters.source?.kind ?? 'cluster-ip', balanced: c.balanced, active: c.active, connections: c.pool.connections, pending: c.pool.pending, hosts: c.snapshot() };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(out, null, 2)}\n`);
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('admin: /healthz/ready, /stats/prometheus, /config_dump, /prestop/SECONDS\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('admin: /healthz/ready, /stats/prometheus, /config_dump, /clusters, /prestop/SECONDS\n');
     }
   });
   await listenOn(adminServer, admin.port, admin.host);
@@ -519,6 +545,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const s of servers) s.closeAllConnections();
     for (const sock of sockets) sock.destroy();
     for (const s of [adminServer, statsServer]) { s.close(); s.closeAllConnections(); }
+    clusters.close();
     await upstreams.close();
     await tracer.close();
     proxy.log('info', 'stopped', { leftInFlight: proxy.inflight });
@@ -532,6 +559,40 @@ export async function main(argv: string[]): Promise<number> {
     addresses: [...servers].map((s) => s.address()), admin: adminServer.address(), stats: statsServer.address(), virtualHosts: first.virtualHosts.length,
   });
   return -1; // keep running
+}
+
+function log(level: 'info' | 'warn' | 'error', msg: string, extra: Record<string, unknown> = {}): void {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...extra })}\n`);
+}
+
+/**
+ * The endpoint source `--endpoints` asks for. Kubernetes without a token or CA (no API
+ * access granted): requests go to the Services' names, said once here and in the
+ * mesh_proxy_endpoint_source metric.
+ */
+function endpointSource(values: { endpoints?: string; 'api-server'?: string; 'token-file'?: string; 'ca-file'?: string }, metrics: ProxyMetrics): EndpointSource | undefined {
+  const want = values.endpoints ?? 'none';
+  let source: EndpointSource | undefined;
+  if (want === 'kubernetes') {
+    const host = process.env.KUBERNETES_SERVICE_HOST;
+    const server = values['api-server'] ?? (host ? `https://${host.includes(':') ? `[${host}]` : host}:${process.env.KUBERNETES_SERVICE_PORT ?? '443'}` : undefined);
+    const tokenFile = values['token-file'] ?? '/var/run/secrets/mesh-proxy/token';
+    const caFile = values['ca-file'] ?? '/var/run/secrets/mesh-proxy/ca.crt';
+    try {
+      if (!server) throw new Error('no --api-server and no KUBERNETES_SERVICE_HOST');
+      source = new KubernetesEndpoints({ server, tokenFile, caFile, log });
+    } catch (e) {
+      log('warn', 'no access to the Kubernetes API: requests go to each Service\'s ClusterIP (no load balancing, outlier detection or per-endpoint pools)', { error: (e as Error).message });
+    }
+  } else if (want !== 'none') {
+    const file = new FileEndpoints(want);
+    watchFile(want, { interval: 1000, persistent: false }, () => {
+      try { file.reload(); log('info', 'endpoints reloaded', { file: want }); } catch (e) { log('error', 'endpoints file refused; the last good one stays', { error: (e as Error).message }); }
+    });
+    source = file;
+  }
+  metrics.endpointSource.set({ source: source?.kind ?? 'cluster-ip' }, 1);
+  return source;
 }
 
 let lastMergeError: string | undefined;

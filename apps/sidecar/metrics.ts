@@ -132,6 +132,18 @@ export class ProxyMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly outlier = new Counter({
+    name: 'mesh_proxy_outlier_detection_total',
+    help: 'Endpoints ejected by outlier detection and returned after their ejection time, by cluster (host:port) and event',
+    labelNames: ['cluster', 'event'] as const,
+    registers: [this.registry],
+  });
+  readonly endpointSource = new Gauge({
+    name: 'mesh_proxy_endpoint_source',
+    help: 'Where the proxy learns endpoints (1 for the one in use): kubernetes, file, or cluster-ip (no endpoints: each Service\'s name, kube-proxy picks)',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
   /** Read at scrape time (see trackInflight), not updated per request. */
   readonly inflight: Gauge;
   private inflightNow: () => number = () => 0;

@@ -10,6 +10,7 @@ import { Binding, CompiledRoute, CompiledTable, CompiledVirtualHost, hostCandida
 import { TraceContext, traceContext, Tracer } from './tracing';
 import { Downstream, OVERLOADED } from './downstream';
 import { Attempt, cutOff, isLoopback, UpstreamError, UpstreamResponse, Upstreams } from './upstream';
+import { Cluster, Clusters, Host, NO_HEALTHY_UPSTREAM } from './clusters';
 
 export { OVERLOADED };
 
@@ -56,6 +57,8 @@ export interface ProxyOptions {
   readonly preserveExternalRequestId?: boolean;
   /** Serves pipelined requests one at a time and keeps track of idle connections. @default - each request as it comes */
   readonly downstream?: Downstream;
+  /** Endpoints, load balancing, outlier detection and pools per Service. @default - every request to the Service's name (ClusterIP) */
+  readonly clusters?: Clusters;
 }
 
 /** A gateway port: the servers of the Gateways that share it, and which Gateway each belongs to. */
@@ -96,6 +99,11 @@ interface RequestRecord {
   istio?: DestinationLabels;
   /** The request body's size as sent upstream (streamed bodies count as they go). */
   body?: { bytes: number };
+  /** The cluster the request went to, and the endpoint of the attempt in flight (their in-flight counts). */
+  cluster?: Cluster;
+  host?: Host;
+  /** A retry of this request is in flight (counted in the cluster's retries). */
+  retrying?: boolean;
 }
 
 /** Istio's request_protocol: grpc by content type, else http (the proxy speaks HTTP/1.1). */
@@ -438,6 +446,8 @@ export class MeshProxy {
     // then count, trace and log.
     res.on('close', () => {
       this.inflight--;
+      if (labels.cluster) { labels.cluster.active--; if (labels.retrying) labels.cluster.retries--; }
+      if (labels.host) labels.host.active--;
       if (socket[CURRENT] === res) socket[CURRENT] = undefined;
       if (labels.timer) clearTimeout(labels.timer);
       // The client went away, or the proxy answered by itself (408, 504): free the upstream
@@ -639,6 +649,26 @@ export class MeshProxy {
       labels.upstreamCluster = knownHost ? `outbound|${upstreamPort}||${dest.host}` : 'PassthroughCluster';
     }
 
+    // The Service's cluster: its endpoints, balancer, outlier detection and circuit breakers.
+    const clusters = this.opts.clusters;
+    let cluster: Cluster | undefined;
+    let hash: number | undefined;
+    let setCookie: string | undefined;
+    if (clusters && (vh || knownHost)) {
+      clusters.setTable(table.table);
+      cluster = clusters.get(dest.host, upstreamPort);
+    }
+    if (cluster) {
+      if (cluster.active >= cluster.maxRequests) {
+        labels.flags = 'UO';
+        this.metrics.overflows.inc({ limit: 'upstream_requests' });
+        return this.reply(res, 503, ERROR_BODY.overflow, { 'x-envoy-overloaded': 'true' });
+      }
+      cluster.active++;
+      labels.cluster = cluster;
+      if (cluster.policy.consistentHash) ({ hash, setCookie } = cluster.hashOf({ headers: req.headers, path: target.path, remoteAddress: req.socket.remoteAddress }));
+    }
+
     // Headers for the upstream: the client's in their order and case, minus hop-by-hop
     // ones and those the proxy writes itself, then the proxy's, then the route's operations.
     const plan = opsPlan(route.headers?.request);
@@ -724,26 +754,52 @@ export class MeshProxy {
     const deadline = route.timeoutMs === undefined ? undefined : Date.now() + route.timeoutMs;
     const responseOps = route.headers?.response;
 
+    // Hosts earlier attempts failed on: a retry goes to another (Istio's previous_hosts predicate).
+    let tried: Set<Host> | undefined;
+    const ended = (host: Host | undefined) => {
+      if (labels.retrying) { cluster!.retries--; labels.retrying = false; }
+      if (host && labels.host === host) { host.active--; labels.host = undefined; }
+    };
     for (let attempt = 0; ; attempt++) {
       const left = deadline === undefined ? undefined : Math.max(1, deadline - Date.now());
       const perTry = policy.perTryTimeoutMs === undefined ? left : Math.min(policy.perTryTimeoutMs, left ?? Infinity);
-      const mayRetry = attempt < attempts;
+      // Envoy's max_retries: retries in flight to the cluster, all requests together.
+      const mayRetry = attempt < attempts && (!cluster || cluster.retries < cluster.maxRetries);
+      let host: Host | undefined;
+      if (cluster) {
+        const picked = cluster.pick(hash, tried);
+        if (picked === NO_HEALTHY_UPSTREAM) {
+          ended(undefined);
+          labels.flags = 'UH';
+          return this.reply(res, 503, 'no healthy upstream');
+        }
+        host = picked;
+        if (host) { host.active++; labels.host = host; (tried ??= new Set()).add(host); }
+      }
       let reason: string;
       try {
         const up = await this.upstreams.send(
-          { host: dest.host, port: upstreamPort, method: view.method, path, head, body, bodyLength, headersTimeoutMs: perTry, counter: bodyLength === undefined ? labels.body : undefined },
+          {
+            host: dest.host, port: upstreamPort, method: view.method, path, head, body, bodyLength, headersTimeoutMs: perTry, counter: bodyLength === undefined ? labels.body : undefined,
+            endpoint: host?.endpoint, pool: cluster?.pool,
+          },
           labels,
         );
         if (timedOut || res.destroyed) { up.destroy(); return; }
         const status = up.statusCode;
+        if (host) cluster!.record(host, { status });
         if (mayRetry && retriable(policy.retryOn, { status })) {
           up.discard(); // read and dropped, so the connection can be reused
+          ended(host);
           reason = String(status);
         } else {
+          if (labels.retrying) { cluster!.retries--; labels.retrying = false; }
           // Retries spent on a retriable answer: Envoy passes the last one on, flagged URX.
           if (attempt > 0 && retriable(policy.retryOn, { status })) labels.flags = 'URX';
           labels.upstreamRes = up;
-          res.writeHead(status, responseHeaders(up.rawHeaders, this.via, responseOps, this.draining));
+          const headers = responseHeaders(up.rawHeaders, this.via, responseOps, this.draining);
+          if (setCookie) headers.push('set-cookie', setCookie);
+          res.writeHead(status, headers);
           // The body streams through; an upstream that dies mid-body cuts the client off too.
           up.pipe(res);
           return;
@@ -752,6 +808,9 @@ export class MeshProxy {
         if (timedOut || res.destroyed) return;
         if (res.headersSent) { cutOff(res); return; }
         const kind = classify(err);
+        // A failure of the endpoint itself counts toward its ejection (Envoy counts local-origin failures as 5xx).
+        if (host && (kind === 'connect-failure' || kind === 'reset' || kind === 'per-try-timeout')) cluster!.record(host, { localFailure: true });
+        ended(host);
         if (kind !== 'self') this.metrics.upstreamFailures.inc({ kind });
         // Every resend is the retry policy's decision, as in Envoy: a reset on a reused
         // keep-alive connection may have reached the upstream, so it is resent only when
@@ -772,6 +831,7 @@ export class MeshProxy {
       // Envoy's backoff: 25ms base, doubling, jittered, at most 250ms.
       await sleep(Math.min(250, 25 * 2 ** attempt) * (0.5 + this.random() / 2));
       if (res.destroyed || timedOut) return;
+      if (cluster) { cluster.retries++; labels.retrying = true; }
     }
   }
 

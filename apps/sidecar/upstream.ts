@@ -51,9 +51,57 @@ function codeError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
+/** 2^32-1: what Istio writes for a circuit breaker a DestinationRule leaves unset. */
+export const UNLIMITED = 4_294_967_295;
+
+/** Envoy's circuit breakers and connection settings for one cluster, shared by its endpoints. */
+export interface PoolSettings {
+  readonly maxConnections: number;
+  /** Requests waiting for a connection. */
+  readonly maxPending: number;
+  /** 0: unlimited. */
+  readonly maxRequestsPerConnection: number;
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  /** TCP keepalive after this long idle; undefined: off. */
+  readonly keepAliveMs?: number;
+  /** Requests in flight (Envoy's max_requests; checked by the caller). */
+  readonly maxRequests?: number;
+  /** Retries in flight (Envoy's max_retries; checked by the caller). */
+  readonly maxRetries?: number;
+}
+
+/** The connections of one cluster: its settings and the counts its circuit breakers read. */
+export class Pool {
+  connections = 0;
+  pending = 0;
+  /** @internal Destinations with requests waiting, served as connections free up. */
+  readonly waiting = new Set<Destination>();
+  /** @internal */ readonly destinations = new Set<Destination>();
+
+  constructor(readonly settings: PoolSettings) {}
+
+  /** A connection slot freed up: the oldest waiter of another endpoint gets it. */
+  /** @internal */
+  kick(): void {
+    for (const d of this.waiting) {
+      if (this.connections >= this.settings.maxConnections) return;
+      d.openForQueue();
+    }
+  }
+
+  close(): void {
+    for (const d of [...this.destinations]) d.close();
+  }
+}
+
 export interface UpstreamRequest {
   readonly host: string;
   readonly port: number;
+  /** Connect here instead of to host:port (the endpoint a cluster picked); Host stays. */
+  readonly endpoint?: { readonly address: string; readonly port: number };
+  /** The cluster's pool; without one, each host:port has its own with the proxy's defaults. */
+  readonly pool?: Pool;
   readonly method: string;
   /** The request line's target: a path with its query. It must hold no whitespace or control characters. */
   readonly path: string;
@@ -245,9 +293,13 @@ class Connection {
   private executing = false;
   connected = false;
 
-  constructor(readonly dest: Destination, host: string, port: number, lookup: typeof dns.lookup | undefined, connectTimeoutMs: number, maxHeaderBytes: number) {
+  /** Requests started on this connection (maxRequestsPerConnection). */
+  requests = 0;
+
+  constructor(readonly dest: Destination, host: string, port: number, lookup: typeof dns.lookup | undefined, connectTimeoutMs: number, maxHeaderBytes: number, keepAliveMs?: number) {
     this.socket = net.connect({ host, port, lookup });
     this.socket.setNoDelay(true);
+    if (keepAliveMs !== undefined) this.socket.setKeepAlive(true, keepAliveMs);
     const connectTimer = setTimeout(() => this.destroy(new UpstreamError('MESH_CONNECT_TIMEOUT', `connect to ${dest.key} timed out`)), connectTimeoutMs);
     this.socket.once('connect', () => { this.connected = true; clearTimeout(connectTimer); });
     this.socket.on('data', (d: Buffer) => this.onData(d));
@@ -273,6 +325,7 @@ class Connection {
   }
 
   start(a: Attempt): void {
+    this.requests++;
     this.attempt = a;
     a.conn = this;
     this.sent = false;
@@ -397,6 +450,8 @@ class Connection {
     this.response = undefined;
     if (a) a.conn = undefined;
     if (!this.keepAlive || this.closed) { this.destroy(codeError('ECONNRESET', 'connection not reusable')); return; }
+    const max = this.dest.pool.settings.maxRequestsPerConnection;
+    if (max > 0 && this.requests >= max) { this.destroy(codeError('ECONNRESET', 'maxRequestsPerConnection reached')); return; }
     this.socket.resume();
     this.dest.idle(this);
   }
@@ -421,13 +476,15 @@ class Connection {
   }
 }
 
-/** Connections to one host:port, its idle list (LIFO) and its queue of waiting attempts. */
+/** Connections to one endpoint (host:port) of a pool, its idle list (LIFO) and its queue of waiting attempts. */
 class Destination {
   private readonly free: Connection[] = [];
   private readonly conns = new Set<Connection>();
   private readonly queue: Attempt[] = [];
 
-  constructor(readonly key: string, private readonly host: string, private readonly port: number, private readonly pool: Upstreams) {}
+  constructor(readonly key: string, private readonly host: string, private readonly port: number, private readonly upstreams: Upstreams, readonly pool: Pool) {
+    pool.destinations.add(this);
+  }
 
   get size(): number { return this.conns.size; }
   get waiting(): number { return this.queue.length; }
@@ -437,57 +494,90 @@ class Destination {
     // The sweep closes idle connections only every so often; the bound is kept here exactly,
     // so that none is reused as the upstream's own keep-alive timeout (Node's 5 s) closes it.
     const now = performance.now();
+    const limits = this.pool.settings;
     while (this.free.length) {
       const c = this.free.pop()!;
       if (c.closed) continue;
-      if (now - c.idleSince > this.pool.idleTimeoutMs) { c.destroy(codeError('ECONNRESET', 'idle timeout')); continue; }
+      if (now - c.idleSince > limits.idleTimeoutMs) { c.destroy(codeError('ECONNRESET', 'idle timeout')); continue; }
       c.start(a);
       return;
     }
-    if (this.conns.size < this.pool.maxConnections) { this.open().start(a); return; }
-    if (this.queue.length >= this.pool.maxPending) {
-      a.settle(new UpstreamError('MESH_OVERFLOW', `${this.key}: ${this.conns.size} connections and ${this.queue.length} pending requests (the limits)`));
+    if (this.pool.connections < limits.maxConnections) { this.open().start(a); return; }
+    if (this.pool.pending >= limits.maxPending) {
+      a.settle(new UpstreamError('MESH_OVERFLOW', `${this.key}: ${this.pool.connections} connections and ${this.pool.pending} pending requests (the limits)`));
       return;
     }
     this.queue.push(a);
+    this.pool.pending++;
+    this.pool.waiting.add(this);
   }
 
   private open(): Connection {
-    const c = new Connection(this, this.host, this.port, this.pool.lookupFor(this.port), this.pool.connectTimeoutMs, this.pool.maxHeaderBytes);
+    const s = this.pool.settings;
+    const c = new Connection(this, this.host, this.port, this.upstreams.lookupFor(this.port), s.connectTimeoutMs, this.upstreams.maxHeaderBytes, s.keepAliveMs);
     this.conns.add(c);
+    this.pool.connections++;
     return c;
   }
 
-  idle(c: Connection): void {
+  private dequeue(): Attempt | undefined {
     const next = this.queue.shift();
+    if (next) this.pool.pending--;
+    if (!this.queue.length) this.pool.waiting.delete(this);
+    return next;
+  }
+
+  /** @internal A slot is free in the pool: open a connection for the first waiting attempt. */
+  openForQueue(): void {
+    const next = this.dequeue();
+    if (next) this.open().start(next);
+  }
+
+  idle(c: Connection): void {
+    const next = this.dequeue();
     if (next) { c.start(next); return; }
+    // Another endpoint of the pool waits for a slot while all are taken: this idle one makes room.
+    if (this.pool.waiting.size && this.pool.connections >= this.pool.settings.maxConnections) {
+      c.destroy(codeError('ECONNRESET', 'closed for a waiting request to another endpoint'));
+      return;
+    }
     c.idleSince = performance.now();
     this.free.push(c);
   }
 
   gone(c: Connection): void {
-    this.conns.delete(c);
+    if (!this.conns.delete(c)) return;
+    this.pool.connections--;
     const i = this.free.indexOf(c);
     if (i >= 0) this.free.splice(i, 1);
     // A connection closed while others waited: open one in its place.
-    const next = this.queue.shift();
-    if (next) this.open().start(next);
+    if (this.queue.length) this.openForQueue();
+    else this.pool.kick();
   }
 
   unqueue(a: Attempt): void {
     const i = this.queue.indexOf(a);
-    if (i >= 0) this.queue.splice(i, 1);
+    if (i >= 0) {
+      this.queue.splice(i, 1);
+      this.pool.pending--;
+      if (!this.queue.length) this.pool.waiting.delete(this);
+    }
   }
 
-  /** Close connections idle for longer than `ms`; true when nothing is left. */
-  sweep(now: number, ms: number): boolean {
+  /** Close connections idle for longer than the pool's idle timeout; true when nothing is left. */
+  sweep(now: number): boolean {
+    const ms = this.pool.settings.idleTimeoutMs;
     for (const c of [...this.free]) if (now - c.idleSince > ms) c.destroy(codeError('ECONNRESET', 'idle timeout'));
-    return this.conns.size === 0 && this.queue.length === 0;
+    const empty = this.conns.size === 0 && this.queue.length === 0;
+    if (empty) this.pool.destinations.delete(this);
+    return empty;
   }
 
   close(): void {
-    for (const a of this.queue.splice(0)) a.settle(codeError('ECONNABORTED', 'proxy shutting down'));
+    for (const a of this.queue.splice(0)) { this.pool.pending--; a.settle(codeError('ECONNABORTED', 'proxy shutting down')); }
+    this.pool.waiting.delete(this);
     for (const c of [...this.conns]) c.destroy(codeError('ECONNABORTED', 'proxy shutting down'));
+    this.pool.destinations.delete(this);
   }
 }
 
@@ -499,6 +589,8 @@ export class Upstreams {
   readonly idleTimeoutMs: number;
   private readonly destinations = new Map<string, Destination>();
   private readonly sweeper: NodeJS.Timeout;
+  /** The pool settings of destinations without a cluster (the proxy's flags). */
+  readonly defaults: PoolSettings;
 
   constructor(private readonly options: UpstreamOptions) {
     this.maxConnections = options.maxConnectionsPerDestination ?? 1024;
@@ -506,10 +598,16 @@ export class Upstreams {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.maxHeaderBytes = options.maxHeaderBytes ?? 60 * 1024;
     const idleMs = this.idleTimeoutMs = options.idleTimeoutMs ?? 4000;
+    this.defaults = {
+      maxConnections: this.maxConnections, maxPending: this.maxPending, maxRequestsPerConnection: 0,
+      connectTimeoutMs: this.connectTimeoutMs, idleTimeoutMs: idleMs,
+      // Istio's circuit-breaker defaults for these two (Envoy's own are 1024 and 3).
+      maxRequests: UNLIMITED, maxRetries: UNLIMITED,
+    };
     // One timer for every idle connection, not one per socket.
     this.sweeper = setInterval(() => {
       const now = performance.now();
-      for (const [k, d] of this.destinations) if (d.sweep(now, idleMs)) this.destinations.delete(k);
+      for (const [k, d] of this.destinations) if (d.sweep(now)) this.destinations.delete(k);
     }, Math.min(1000, idleMs / 2));
     this.sweeper.unref();
   }
@@ -526,9 +624,9 @@ export class Upstreams {
   send(r: UpstreamRequest, holder?: { current?: Attempt }): Promise<UpstreamResponse> {
     const key = `${r.host}:${r.port}`;
     const target = this.options.resolve.get(key);
-    let host = r.host;
-    let port = r.port;
-    if (target) {
+    let host = r.endpoint?.address ?? r.host;
+    let port = r.endpoint?.port ?? r.port;
+    if (target && !r.endpoint) {
       const i = target.lastIndexOf(':');
       host = target.slice(0, i).replace(/^\[|\]$/g, '');
       port = Number(target.slice(i + 1));
@@ -545,9 +643,11 @@ export class Upstreams {
       if (r.headersTimeoutMs !== undefined) {
         a.timer = setTimeout(() => a.destroy(new UpstreamError('MESH_PER_TRY_TIMEOUT', `no response headers from ${key} within ${r.headersTimeoutMs}ms`)), r.headersTimeoutMs);
       }
-      const dkey = `${host}:${port}`;
+      // One pool per cluster: a pod behind two Services (a subset's and the base) has a pool in each, as in Envoy.
+      const dkey = r.pool ? `${key}|${host}:${port}` : `${host}:${port}`;
       let d = this.destinations.get(dkey);
-      if (!d) { d = new Destination(key === dkey ? key : `${key} (${dkey})`, host, port, this); this.destinations.set(dkey, d); }
+      if (d && r.pool && d.pool !== r.pool) { this.destinations.delete(dkey); d = undefined; }
+      if (!d) { d = new Destination(key === `${host}:${port}` ? key : `${key} (${host}:${port})`, host, port, this, r.pool ?? new Pool(this.defaults)); this.destinations.set(dkey, d); }
       d.dispatch(a);
     });
   }
