@@ -106,6 +106,11 @@ export class Cluster {
   readonly maxRetries: number;
   private hosts: Host[] = [];
   private endpoints?: readonly Endpoint[];
+  /** The source's version the hosts were read at (-1: never). */
+  private seen = -1;
+  /** Ready hosts, and those of them not ejected: made again only when endpoints or ejections change. */
+  private ready: Host[] = [];
+  private healthy?: Host[];
   private rr: number;
   private hashTable?: Ring | Maglev;
   private outlierTimer?: NodeJS.Timeout;
@@ -133,8 +138,12 @@ export class Cluster {
 
   /** The hosts as of the source's current endpoints; undefined when the source does not know them. */
   private current(): Host[] | undefined {
-    const eps = this.source?.get(this.host, this.port);
-    if (eps === undefined) return undefined;
+    const source = this.source;
+    if (!source) return undefined;
+    if (source.version === this.seen) return this.endpoints && this.hosts;
+    this.seen = source.version;
+    const eps = source.get(this.host, this.port);
+    if (eps === undefined) { this.endpoints = undefined; return undefined; }
     if (eps !== this.endpoints) {
       // Hosts that stay keep their counters and ejection (a resync must not pardon a failing pod).
       const old = new Map(this.hosts.map((h) => [`${h.endpoint.address}:${h.endpoint.port}`, h]));
@@ -144,6 +153,8 @@ export class Cluster {
       });
       this.endpoints = eps;
       this.hashTable = undefined;
+      this.ready = this.hosts.filter((h) => h.endpoint.ready);
+      this.healthy = undefined;
     }
     return this.hosts;
   }
@@ -160,13 +171,16 @@ export class Cluster {
    */
   pick(hash: number | undefined, tried?: ReadonlySet<Host>): Host | undefined | typeof NO_HEALTHY_UPSTREAM {
     if (this.policy.loadBalancer === 'PASSTHROUGH') return undefined;
-    const hosts = this.current();
-    if (hosts === undefined) return undefined;
-    const ready = hosts.filter((h) => h.endpoint.ready);
+    if (this.current() === undefined) return undefined;
+    const ready = this.ready;
     if (ready.length === 0) return NO_HEALTHY_UPSTREAM;
-    let healthy = ready.filter((h) => h.ejectedUntil === 0);
-    // Panic (Istio's minHealthPercent): too few healthy hosts, and every ready one gets traffic.
-    if (this.outlier && healthy.length * 100 < this.outlier.minHealthPercent * ready.length) healthy = ready;
+    let healthy = this.healthy;
+    if (!healthy) {
+      healthy = ready.filter((h) => h.ejectedUntil === 0);
+      // Panic (Istio's minHealthPercent): too few healthy hosts, and every ready one gets traffic.
+      if (this.outlier && healthy.length * 100 < this.outlier.minHealthPercent * ready.length) healthy = ready;
+      this.healthy = healthy;
+    }
     if (healthy.length === 0) return NO_HEALTHY_UPSTREAM;
     // Hosts not tried yet, when there are any: Istio's previous_hosts predicate re-picks up to
     // 5 times and may still land on the same host; leaving them out makes "another" certain.
@@ -235,12 +249,12 @@ export class Cluster {
   }
 
   /** An attempt on `h` ended: a status, or a locally originated failure (connect, reset, timeout). */
-  record(h: Host, outcome: { status?: number; localFailure?: boolean }): void {
+  record(h: Host, status: number, localFailure: boolean): void {
     const o = this.outlier;
     if (!o) return;
-    const s = outcome.status ?? 0;
-    const is5xx = outcome.localFailure === true || s >= 500;
-    const gateway = outcome.localFailure === true || s === 502 || s === 503 || s === 504;
+    const s = status;
+    const is5xx = localFailure || s >= 500;
+    const gateway = localFailure || s === 502 || s === 503 || s === 504;
     if (!is5xx) { h.consecutive5xx = 0; h.consecutiveGateway = 0; return; }
     h.consecutive5xx++;
     if (gateway) h.consecutiveGateway++;
@@ -258,6 +272,7 @@ export class Cluster {
     h.ejections++;
     const ms = Math.min(o.baseEjectionTimeMs * h.ejections, Math.max(o.baseEjectionTimeMs, MAX_EJECTION_MS));
     h.ejectedUntil = performance.now() + ms;
+    this.healthy = undefined;
     h.consecutive5xx = 0;
     h.consecutiveGateway = 0;
     this.events.ejected(this.key, h.endpoint, ms, reason);
@@ -272,7 +287,7 @@ export class Cluster {
     const now = performance.now();
     let any = false;
     for (const h of this.hosts) {
-      if (h.ejectedUntil !== 0 && now >= h.ejectedUntil) { h.ejectedUntil = 0; this.events.returned(this.key, h.endpoint); }
+      if (h.ejectedUntil !== 0 && now >= h.ejectedUntil) { h.ejectedUntil = 0; this.healthy = undefined; this.events.returned(this.key, h.endpoint); }
       else if (h.ejectedUntil === 0 && h.ejections > 0) h.ejections--;
       if (h.ejectedUntil !== 0 || h.ejections > 0) any = true;
     }
@@ -306,7 +321,8 @@ export function cookieValue(header: string | string[] | undefined, name: string)
 
 /** The clusters of the route table in use, made on first use and replaced with the table. */
 export class Clusters {
-  private readonly byKey = new Map<string, Cluster>();
+  /** By host, then port: no key string to build per request. */
+  private readonly byHost = new Map<string, Map<number, Cluster>>();
   private policies = new Map<string, RtTrafficPolicy>();
   private table?: RouteTable;
 
@@ -318,30 +334,33 @@ export class Clusters {
     this.table = table;
     this.source?.setTable?.(table);
     const next = new Map(table.services.map((s) => [s.host.toLowerCase(), s.policy ?? {}]));
-    for (const [key, c] of this.byKey) {
-      const host = key.slice(0, key.lastIndexOf(':'));
-      if (JSON.stringify(next.get(host)) !== JSON.stringify(c.policy)) { c.close(); this.byKey.delete(key); }
+    for (const [host, byPort] of this.byHost) {
+      for (const [port, c] of byPort) {
+        if (JSON.stringify(next.get(host)) !== JSON.stringify(c.policy)) { c.close(); byPort.delete(port); }
+      }
+      if (!byPort.size) this.byHost.delete(host);
     }
     this.policies = next;
   }
 
   /** The cluster of a known Service host and port; undefined for hosts the table does not know. */
   get(host: string, port: number): Cluster | undefined {
-    const key = `${host}:${port}`;
-    let c = this.byKey.get(key);
+    let byPort = this.byHost.get(host);
+    const c = byPort?.get(port);
     if (c) return c;
     const policy = this.policies.get(host);
     if (policy === undefined) return undefined;
-    c = new Cluster(key, host, port, policy, this.source, this.defaults, this.events, this.random);
-    this.byKey.set(key, c);
-    return c;
+    const made = new Cluster(`${host}:${port}`, host, port, policy, this.source, this.defaults, this.events, this.random);
+    if (!byPort) { byPort = new Map(); this.byHost.set(host, byPort); }
+    byPort.set(port, made);
+    return made;
   }
 
-  all(): IterableIterator<Cluster> { return this.byKey.values(); }
+  *all(): IterableIterator<Cluster> { for (const byPort of this.byHost.values()) yield* byPort.values(); }
 
   close(): void {
-    for (const c of this.byKey.values()) c.close();
-    this.byKey.clear();
+    for (const c of this.all()) c.close();
+    this.byHost.clear();
     this.source?.close();
   }
 }

@@ -21,6 +21,8 @@ export interface Endpoint {
 export interface EndpointSource {
   /** `kubernetes`, `file`; the source the proxy uses when it has none is `cluster-ip`. */
   readonly kind: string;
+  /** Goes up on every change: a caller whose copy is of this version need not ask again. */
+  readonly version: number;
   /**
    * The endpoints of `host:port` (the Service port), or undefined when this source does not
    * know the Service (yet): the proxy then connects to the Service's name. The same array
@@ -72,6 +74,7 @@ export function parseEndpointsFile(text: string, source: string): Map<string, En
 /** Endpoints from a file; `reload()` re-reads it (main.ts watches it). */
 export class FileEndpoints implements EndpointSource {
   readonly kind = 'file';
+  version = 0;
   private clusters: Map<string, Endpoint[]>;
 
   constructor(private readonly path: string) {
@@ -86,6 +89,7 @@ export class FileEndpoints implements EndpointSource {
       if (old && JSON.stringify(old) === JSON.stringify(list)) next.set(k, old);
     }
     this.clusters = next;
+    this.version++;
   }
 
   get(host: string, port: number): readonly Endpoint[] | undefined {
@@ -132,6 +136,7 @@ const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
  */
 export class KubernetesEndpoints implements EndpointSource {
   readonly kind = 'kubernetes';
+  version = 0;
   /** Per namespace: the Service names followed, and the slices seen, by slice name. */
   private readonly namespaces = new Map<string, { services: string[]; slices: Map<string, Slice>; synced: boolean; stop: () => void }>();
   /** `host:port` -> port name, from the route table. */
@@ -161,6 +166,7 @@ export class KubernetesEndpoints implements EndpointSource {
     }
     this.portNames = portNames;
     this.cache.clear();
+    this.version++;
     for (const [ns, st] of this.namespaces) {
       const names = [...(wanted.get(ns) ?? [])].sort();
       if (names.join(',') !== st.services.join(',')) { st.stop(); this.namespaces.delete(ns); }
@@ -260,6 +266,7 @@ export class KubernetesEndpoints implements EndpointSource {
 
   private changed(): void {
     this.cache.clear();
+    this.version++;
     this.opts.onChange?.();
   }
 

@@ -774,7 +774,7 @@ export class MeshProxy {
           return this.reply(res, 503, 'no healthy upstream');
         }
         host = picked;
-        if (host) { host.active++; labels.host = host; (tried ??= new Set()).add(host); }
+        if (host) { host.active++; labels.host = host; }
       }
       let reason: string;
       try {
@@ -787,10 +787,11 @@ export class MeshProxy {
         );
         if (timedOut || res.destroyed) { up.destroy(); return; }
         const status = up.statusCode;
-        if (host) cluster!.record(host, { status });
+        if (host) cluster!.record(host, status, false);
         if (mayRetry && retriable(policy.retryOn, { status })) {
           up.discard(); // read and dropped, so the connection can be reused
           ended(host);
+          if (host) (tried ??= new Set()).add(host);
           reason = String(status);
         } else {
           if (labels.retrying) { cluster!.retries--; labels.retrying = false; }
@@ -809,8 +810,9 @@ export class MeshProxy {
         if (res.headersSent) { cutOff(res); return; }
         const kind = classify(err);
         // A failure of the endpoint itself counts toward its ejection (Envoy counts local-origin failures as 5xx).
-        if (host && (kind === 'connect-failure' || kind === 'reset' || kind === 'per-try-timeout')) cluster!.record(host, { localFailure: true });
+        if (host && (kind === 'connect-failure' || kind === 'reset' || kind === 'per-try-timeout')) cluster!.record(host, 0, true);
         ended(host);
+        if (host) (tried ??= new Set()).add(host);
         if (kind !== 'self') this.metrics.upstreamFailures.inc({ kind });
         // Every resend is the retry policy's decision, as in Envoy: a reset on a reused
         // keep-alive connection may have reached the upstream, so it is resent only when

@@ -78,6 +78,8 @@ export class Pool {
   /** @internal Destinations with requests waiting, served as connections free up. */
   readonly waiting = new Set<Destination>();
   /** @internal */ readonly destinations = new Set<Destination>();
+  /** @internal The destination of each endpoint (endpoint objects live as long as their source's copy). */
+  readonly byEndpoint = new WeakMap<object, Destination>();
 
   constructor(readonly settings: PoolSettings) {}
 
@@ -478,6 +480,8 @@ class Connection {
 
 /** Connections to one endpoint (host:port) of a pool, its idle list (LIFO) and its queue of waiting attempts. */
 class Destination {
+  /** No longer in the Upstreams' map (swept, replaced or closed): not to be dispatched to. */
+  closed = false;
   private readonly free: Connection[] = [];
   private readonly conns = new Set<Connection>();
   private readonly queue: Attempt[] = [];
@@ -569,7 +573,7 @@ class Destination {
     const ms = this.pool.settings.idleTimeoutMs;
     for (const c of [...this.free]) if (now - c.idleSince > ms) c.destroy(codeError('ECONNRESET', 'idle timeout'));
     const empty = this.conns.size === 0 && this.queue.length === 0;
-    if (empty) this.pool.destinations.delete(this);
+    if (empty) { this.pool.destinations.delete(this); this.closed = true; }
     return empty;
   }
 
@@ -578,6 +582,7 @@ class Destination {
     this.pool.waiting.delete(this);
     for (const c of [...this.conns]) c.destroy(codeError('ECONNABORTED', 'proxy shutting down'));
     this.pool.destinations.delete(this);
+    this.closed = true;
   }
 }
 
@@ -622,6 +627,11 @@ export class Upstreams {
    * put in `holder.current` first, so that the caller can abort it.
    */
   send(r: UpstreamRequest, holder?: { current?: Attempt }): Promise<UpstreamResponse> {
+    // A cluster's endpoint: its pool's destination, found without building a key.
+    if (r.endpoint && r.pool) {
+      const d = r.pool.byEndpoint.get(r.endpoint);
+      if (d && !d.closed) return this.dispatch(r, d, holder);
+    }
     const key = `${r.host}:${r.port}`;
     const target = this.options.resolve.get(key);
     let host = r.endpoint?.address ?? r.host;
@@ -635,19 +645,24 @@ export class Upstreams {
     if (this.options.ownPorts?.has(port) && isLoopback(host)) {
       return Promise.reject(new UpstreamError('MESH_SELF', `${key} is this proxy's own port`));
     }
+    // One pool per cluster: a pod behind two Services (a subset's and the base) has a pool in each, as in Envoy.
+    const dkey = r.pool ? `${key}|${host}:${port}` : `${host}:${port}`;
+    let d = this.destinations.get(dkey);
+    if (d && r.pool && d.pool !== r.pool) { this.destinations.delete(dkey); d.closed = true; d = undefined; }
+    if (!d) { d = new Destination(key === `${host}:${port}` ? key : `${key} (${host}:${port})`, host, port, this, r.pool ?? new Pool(this.defaults)); this.destinations.set(dkey, d); }
+    if (r.endpoint && r.pool) r.pool.byEndpoint.set(r.endpoint, d);
+    return this.dispatch(r, d, holder);
+  }
+
+  private dispatch(r: UpstreamRequest, d: Destination, holder: { current?: Attempt } | undefined): Promise<UpstreamResponse> {
     const a = new Attempt(r);
     if (holder) holder.current = a;
     return new Promise<UpstreamResponse>((resolve, reject) => {
       a.resolve = resolve;
       a.reject = reject;
       if (r.headersTimeoutMs !== undefined) {
-        a.timer = setTimeout(() => a.destroy(new UpstreamError('MESH_PER_TRY_TIMEOUT', `no response headers from ${key} within ${r.headersTimeoutMs}ms`)), r.headersTimeoutMs);
+        a.timer = setTimeout(() => a.destroy(new UpstreamError('MESH_PER_TRY_TIMEOUT', `no response headers from ${d.key} within ${r.headersTimeoutMs}ms`)), r.headersTimeoutMs);
       }
-      // One pool per cluster: a pod behind two Services (a subset's and the base) has a pool in each, as in Envoy.
-      const dkey = r.pool ? `${key}|${host}:${port}` : `${host}:${port}`;
-      let d = this.destinations.get(dkey);
-      if (d && r.pool && d.pool !== r.pool) { this.destinations.delete(dkey); d = undefined; }
-      if (!d) { d = new Destination(key === `${host}:${port}` ? key : `${key} (${host}:${port})`, host, port, this, r.pool ?? new Pool(this.defaults)); this.destinations.set(dkey, d); }
       d.dispatch(a);
     });
   }
