@@ -23,7 +23,7 @@ export function chartPlan(chart: Chart): ChartPlan {
     chart: id,
     dataPlane: dataPlane === DataPlane.ISTIO ? String(dataPlane)
       : dataPlane === DataPlane.GATEWAY_API ? `${dataPlane}: these rules are HTTPRoutes (GAMMA for mesh hosts) and Gateways, subsets per-version Services; they are shown as the Istio objects of the same model`
-        : `${dataPlane}: its proxies load these rules from ConfigMap mesh-routes; they are shown as the Istio objects of the same model`,
+        : `${dataPlane}: its proxies load these rules from ConfigMap mesh-routes and balance over the EndpointSlices they watch (Role mesh-proxy-endpoints; without API access, each Service's ClusterIP, where the policies below do not apply); they are shown as the Istio objects of the same model`,
   };
   const dropped = MeshChart.isMeshChart(chart) ? droppedIn(chart) : [];
   const plan = planOf(istioManifestsOf(chart));

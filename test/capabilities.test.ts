@@ -88,37 +88,37 @@ describe('dropUnsupported: what a chart accepts losing is dropped, then said in 
   const withPolicy = (plane: DataPlaneName, dropUnsupported?: string[]) => shop(chart(plane, { dropUnsupported }), (c, reviews) => {
     new DestinationPolicy(c, 'dr', {
       name: 'reviews', service: reviews,
-      trafficPolicy: { loadBalancer: 'RANDOM', outlierDetection: { consecutive5xxErrors: 3 } },
-      subsets: [{ name: 'v1' }, { name: 'v2', trafficPolicy: { connectionPool: { tcp: { maxConnections: 10 } } } }],
+      trafficPolicy: { loadBalancer: 'RANDOM', outlierDetection: { consecutive5xxErrors: 3 }, tls: 'SIMPLE' },
+      subsets: [{ name: 'v1' }, { name: 'v2', trafficPolicy: { connectionPool: { tcp: { maxConnections: 10 } }, tls: 'ISTIO_MUTUAL' } }],
     });
     new TrafficRoute(c, 'r', { name: 'reviews', hosts: [reviews], http: [{ route: [{ to: reviews, subset: 'v1', weight: 80 }, { to: reviews, subset: 'v2', weight: 20 }] }] });
   });
 
-  test('node-sidecar: refused without it, all three policy fields in one run', () => {
+  test('node-sidecar: upstream TLS refused without it, both uses in one run (the endpoint policies are carried)', () => {
     expect(refusalsOf(() => withPolicy('node-sidecar')).problems.map((p) => p.split(' is ')[0])).toEqual([
-      'c/dr: trafficPolicy.loadBalancer', 'c/dr: trafficPolicy.outlierDetection', 'c/dr: subsets[1].trafficPolicy.connectionPool',
+      'c/dr: trafficPolicy.tls', 'c/dr: subsets[1].trafficPolicy.tls',
     ]);
   });
 
-  test('node-sidecar with ["*"]: synthesized; three MESH034 warnings at the construct path; the plan lists them and no longer shows them as applied', () => {
+  test('node-sidecar with ["*"]: synthesized; MESH034 warnings at the construct path; the plan lists them and shows only what is applied', () => {
     const c = withPolicy('node-sidecar', ['*']);
     expect(() => meshSynth(c)).not.toThrow();
     const warnings = lintChart(c).filter((f) => f.code === 'MESH034');
     expect(warnings.map((w) => [w.severity, w.path, w.message.split(' (')[0]])).toEqual([
-      ['warning', 'c/dr', 'trafficPolicy.loadBalancer'],
-      ['warning', 'c/dr', 'trafficPolicy.outlierDetection'],
-      ['warning', 'c/dr', 'subsets[1].trafficPolicy.connectionPool'],
+      ['warning', 'c/dr', 'trafficPolicy.tls'],
+      ['warning', 'c/dr', 'subsets[1].trafficPolicy.tls'],
     ]);
-    expect(warnings[0].message).toMatch(/is not applied on the node-sidecar data plane: the node sidecar sends each request to the Service's ClusterIP/);
+    expect(warnings[0].message).toMatch(/is not applied on the node-sidecar data plane: the node sidecar does not originate TLS/);
     const plan = chartPlan(c).plan;
     expect(plan.notApplied?.map((n) => `${n.path} ${n.field} ${n.feature}`)).toEqual([
-      'c/dr trafficPolicy.loadBalancer policy.loadBalancer', 'c/dr trafficPolicy.outlierDetection policy.outlierDetection',
-      'c/dr subsets[1].trafficPolicy.connectionPool policy.connectionPool',
+      'c/dr trafficPolicy.tls policy.tls', 'c/dr subsets[1].trafficPolicy.tls policy.tls',
     ]);
-    expect(plan.policies.flatMap((p) => [...p.policies, ...p.subsets.flatMap((s) => s.policies)])).toEqual([]);
+    const applied = plan.policies.flatMap((p) => [...p.policies, ...p.subsets.flatMap((s) => s.policies)]);
+    expect(applied.some((x) => /TLS/.test(x))).toBe(false);
+    expect(applied.some((x) => /load balancer RANDOM/.test(x))).toBe(true);
     const md = planOfChart(c);
     expect(md).toContain('## Not applied on this data plane');
-    expect(md).toMatch(/\| c\/dr \| trafficPolicy\.outlierDetection \| \{"consecutive5xxErrors":3\} \| policy\.outlierDetection \| the node sidecar sends/);
+    expect(md).toMatch(/\| c\/dr \| trafficPolicy\.tls \| "SIMPLE" \| policy\.tls \| the node sidecar does not originate TLS/);
     // The Istio plane carries them: nothing dropped, nothing to say.
     const istio = withPolicy('istio', ['*']);
     expect(lintChart(istio).filter((f) => f.code === 'MESH034')).toEqual([]);

@@ -40,7 +40,7 @@ describe.each(sidecarVariants.map((v) => [v.id, v]))('%s', (_id, v) => {
       // The app's own scrape target (productpage's /metrics) moves behind the proxy's stats port, merged there as Istio's agent does.
       const istioAnn = find(istio, 'Deployment', d.metadata.name, d.metadata.namespace).spec.template.metadata.annotations ?? {};
       const merge = istioAnn['prometheus.io/scrape'] === 'true' ? ['--merge-metrics', `http://127.0.0.1:${istioAnn['prometheus.io/port']}${istioAnn['prometheus.io/path']}`] : [];
-      expect(proxy.args).toEqual(['--config', '/etc/mesh-proxy/routes.json', ...merge]);
+      expect(proxy.args).toEqual(['--config', '/etc/mesh-proxy/routes.json', '--endpoints', 'kubernetes', ...merge]);
       // Istio's injector's scrape annotations, and who the proxy is in Istio's source_* labels.
       expect(d.spec.template.metadata.annotations).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '15020', 'prometheus.io/path': '/stats/prometheus' });
       expect(proxy.ports).toContainEqual({ containerPort: 15020, name: 'mesh-stats' });
@@ -48,7 +48,18 @@ describe.each(sidecarVariants.map((v) => [v.id, v]))('%s', (_id, v) => {
       expect(proxy.env).toEqual(expect.arrayContaining([
         { name: 'MESH_WORKLOAD_NAME', value: d.metadata.name }, { name: 'MESH_APP', value: labels.app }, { name: 'MESH_VERSION', value: labels.version },
       ]));
-      expect(proxy.volumeMounts).toEqual([{ mountPath: '/etc/mesh-proxy', name: 'mesh-routes', readOnly: true }]);
+      expect(proxy.volumeMounts).toEqual([
+        { mountPath: '/etc/mesh-proxy', name: 'mesh-routes', readOnly: true },
+        { mountPath: '/var/run/secrets/mesh-proxy', name: 'mesh-proxy-token', readOnly: true },
+      ]);
+      // The token is the proxy's alone: no automounted token, no token volume in the apps.
+      expect(d.spec.template.spec.automountServiceAccountToken).toBe(false);
+      for (const app of apps) expect(JSON.stringify(app.volumeMounts ?? [])).not.toContain('mesh-proxy-token');
+      // The pod's account may list and watch EndpointSlices in its own namespace (and every one with Services).
+      const account = d.spec.template.spec.serviceAccountName;
+      expect(account).toBeDefined();
+      const binding = find(objs, 'RoleBinding', 'mesh-proxy-endpoints', d.metadata.namespace);
+      expect(binding.subjects).toContainEqual({ kind: 'ServiceAccount', name: account, namespace: d.metadata.namespace ?? 'default' });
       expect(proxy.readinessProbe.httpGet).toMatchObject({ path: '/healthz/ready', port: 15000 });
       expect(proxy.lifecycle.postStart.exec.command).toEqual(['node', '/app/main.js', 'wait']);
       // Proxy and app wait 5 s before their SIGTERM while the pod leaves the endpoints.
@@ -86,6 +97,64 @@ describe.each(sidecarVariants.map((v) => [v.id, v]))('%s', (_id, v) => {
 });
 
 describe('node-sidecar rendering', () => {
+  test('endpoint access: a Role that lists and watches EndpointSlices only, in each namespace with Services, bound to every proxy\'s account', () => {
+    const c = sidecarChart();
+    new MeshWorkload(c, 'api', { app: 'api', image: 'api:1', port: 8080, namespace: 'backend', mesh: false });
+    new MeshWorkload(c, 'web', { app: 'web', image: 'web:1', port: 8080, namespace: 'front' });
+    const objs = synth(c);
+    for (const ns of ['backend', 'front']) {
+      expect(find(objs, 'Role', 'mesh-proxy-endpoints', ns).rules).toEqual([{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] }]);
+      expect(find(objs, 'RoleBinding', 'mesh-proxy-endpoints', ns)).toMatchObject({
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'mesh-proxy-endpoints' },
+        subjects: [{ kind: 'ServiceAccount', name: 'mesh-proxy', namespace: 'front' }],
+      });
+    }
+    // The account the web pod runs as: made here, with no token automounted for other pods that use it.
+    expect(find(objs, 'ServiceAccount', 'mesh-proxy', 'front').automountServiceAccountToken).toBe(false);
+    expect(ofKind(objs, 'ServiceAccount').filter((a) => a.metadata.namespace === 'backend')).toEqual([]);
+    const web = find(objs, 'Deployment', 'web', 'front');
+    expect(web.spec.template.spec.serviceAccountName).toBe('mesh-proxy');
+    expect(web.spec.template.spec.volumes).toContainEqual({
+      name: 'mesh-proxy-token',
+      projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 3600 } }, { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }], optional: true } }] },
+    });
+  });
+
+  test('a DestinationPolicy\'s traffic policy reaches the route table: the Service\'s, and each subset\'s merged over it', () => {
+    const c = sidecarChart();
+    const web = new CanaryRelease(c, 'web', {
+      app: 'web', port: 8080, namespace: 'shop', stable: { version: 'v1', image: 'web:1' }, canary: { version: 'v2', image: 'web:2' }, canaryWeight: 10,
+      trafficPolicy: {
+        consistentHash: { httpCookie: { name: 'sid', path: '/', ttl: '1h' }, maglev: { tableSize: 65537 } },
+        connectionPool: { tcp: { maxConnections: 1, connectTimeout: '250ms', tcpKeepalive: { time: '30s' } }, http: { http1MaxPendingRequests: 1, idleTimeout: '2s' } },
+        outlierDetection: { consecutive5xxErrors: 3, interval: '1s', baseEjectionTime: '30s', maxEjectionPercent: 100 },
+      },
+    });
+    expect(web).toBeDefined();
+    const table = tableOf(find(synth(c), 'ConfigMap', 'mesh-routes', 'shop'));
+    const policy = (h: string) => table.services.find((s) => s.host === h)!.policy;
+    const expected = {
+      consistentHash: { httpCookie: { name: 'sid', path: '/', ttlMs: 3_600_000 }, maglev: { tableSize: 65537 } },
+      connectionPool: { maxConnections: 1, connectTimeoutMs: 250, tcpKeepalive: { timeMs: 30_000 }, http1MaxPendingRequests: 1, idleTimeoutMs: 2000 },
+      outlierDetection: { consecutive5xxErrors: 3, intervalMs: 1000, baseEjectionTimeMs: 30_000, maxEjectionPercent: 100 },
+    };
+    expect(policy('web.shop.svc.cluster.local')).toEqual(expected);
+    expect(policy('web-v1.shop.svc.cluster.local')).toEqual(expected);
+    expect(table.services.find((s) => s.host === 'web-v1.shop.svc.cluster.local')!.portNames).toEqual(['http']);
+
+    // A subset's own load balancer replaces the rule's consistent hash (one field in Istio); the rest is inherited.
+    const d = sidecarChart();
+    const api = new MeshWorkload(d, 'api', { app: 'api', image: 'api:1', port: 8080 });
+    new DestinationPolicy(d, 'dr', {
+      name: 'api', service: api,
+      trafficPolicy: { consistentHash: { useSourceIp: true }, outlierDetection: { consecutive5xxErrors: 2 } },
+      subsets: [{ name: 'v1', labels: { app: 'api' }, trafficPolicy: { loadBalancer: 'ROUND_ROBIN' } }],
+    });
+    const t2 = tableOf(find(synth(d), 'ConfigMap', 'mesh-routes'));
+    expect(t2.services.find((s) => s.host === 'api-v1.default.svc.cluster.local')!.policy).toEqual({ loadBalancer: 'ROUND_ROBIN', outlierDetection: { consecutive5xxErrors: 2 } });
+    expect(t2.services.find((s) => s.host === 'api.default.svc.cluster.local')!.policy).toEqual({ consistentHash: { useSourceIp: true }, outlierDetection: { consecutive5xxErrors: 2 } });
+  });
+
   test('a 70/30 canary routes to per-subset Services that select version pods', () => {
     const objs = synthVariant(CHART_VARIANTS.find((v) => v.id === 'springboot-canary-node-sidecar')!);
     const v1 = find(objs, 'Service', 'springbootapp-svc-v1', 'springistiodemo');
@@ -114,7 +183,7 @@ describe('node-sidecar rendering', () => {
   test('a gateway becomes a proxy Deployment and a LoadBalancer Service, 80 -> 8080 for a non-root listener', () => {
     const objs = synthVariant(CHART_VARIANTS.find((v) => v.id === 'demo-gateway-node-sidecar')!);
     const d = find(objs, 'Deployment', 'demo-gateway');
-    expect(containers(d)[0].args).toEqual(['--mode', 'gateway', '--gateway', 'default/demo-gateway', '--config', '/etc/mesh-proxy/routes.json']);
+    expect(containers(d)[0].args).toEqual(['--mode', 'gateway', '--gateway', 'default/demo-gateway', '--config', '/etc/mesh-proxy/routes.json', '--endpoints', 'kubernetes']);
     expect(containers(d)[0].ports).toContainEqual({ containerPort: 8080, name: 'http' });
     const svc = find(objs, 'Service', 'demo-gateway');
     expect(svc.spec).toMatchObject({ type: 'LoadBalancer', selector: { istio: 'ingressgateway' }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] });
@@ -135,7 +204,7 @@ describe('node-sidecar rendering', () => {
     });
     new TrafficRoute(chart, 'vs', { name: 'shop', hosts: ['shop.example.com'], gateways: [gw.name], http: [{ route: [{ to: web }] }] });
     const objs = synth(chart);
-    expect(containers(find(objs, 'Deployment', 'web'))[0]).toMatchObject({ image: 'registry.example/proxy:1', args: ['--config', '/etc/mesh-proxy/routes.json', '--pick', 'random'] });
+    expect(containers(find(objs, 'Deployment', 'web'))[0]).toMatchObject({ image: 'registry.example/proxy:1', args: ['--config', '/etc/mesh-proxy/routes.json', '--endpoints', 'kubernetes', '--pick', 'random'] });
     expect(find(objs, 'Service', 'gw').spec.type).toBe('NodePort');
     const gwPod = find(objs, 'Deployment', 'gw').spec.template.spec;
     // Optional: a missing Secret takes down only the HTTPS server, not the pod.
@@ -161,7 +230,7 @@ describe('node-sidecar rendering', () => {
     const chart = sidecarChart();
     new MeshWorkload(chart, 'api', { app: 'api', image: 'x', port: 8080, podAnnotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9102', 'prometheus.io/path': 'stats' } });
     const d = find(synth(chart), 'Deployment', 'api');
-    expect(containers(d)[0].args).toEqual(['--config', '/etc/mesh-proxy/routes.json', '--merge-metrics', 'http://127.0.0.1:9102/stats']);
+    expect(containers(d)[0].args).toEqual(['--config', '/etc/mesh-proxy/routes.json', '--endpoints', 'kubernetes', '--merge-metrics', 'http://127.0.0.1:9102/stats']);
     expect(d.spec.template.metadata.annotations).toMatchObject({ 'prometheus.io/port': '15020', 'prometheus.io/path': '/stats/prometheus' });
     for (const port of ['http', '15020', '70000']) {
       const bad = sidecarChart();
@@ -239,7 +308,7 @@ describe('node-sidecar rendering', () => {
     const objs = synth(chart);
     expect(ofKind(objs, 'Deployment').map((d) => d.metadata.name).sort()).toEqual(['a-gateway', 'web']);
     const pod = find(objs, 'Deployment', 'a-gateway', 'shop').spec.template.spec;
-    expect(pod.containers[0].args).toEqual(['--mode', 'gateway', '--gateway', 'shop/a-gateway,shop/b-gateway', '--config', '/etc/mesh-proxy/routes.json']);
+    expect(pod.containers[0].args).toEqual(['--mode', 'gateway', '--gateway', 'shop/a-gateway,shop/b-gateway', '--config', '/etc/mesh-proxy/routes.json', '--endpoints', 'kubernetes']);
     expect(pod.containers[0].ports).toEqual([
       { containerPort: 8080, name: 'http' }, { containerPort: 15000, name: 'mesh-admin' }, { containerPort: 15020, name: 'mesh-stats' }, { containerPort: 8443, name: 'https' },
     ]);

@@ -5,7 +5,7 @@ import { Construct, IConstruct } from 'constructs';
 import {
   Check, PACKAGE_VERSION, DestinationModel, ISTIO_DEFAULT_RETRY_ON, MeshValidationError, ROUTE_TABLE_API_VERSION,
   ROUTE_TABLE_DIR, ROUTE_TABLE_FILE, ROUTE_TABLE_KIND, RouteTable, RtGateway, RtServiceTelemetry, RtTracing, RtMatch, RtRoute, RtVirtualHost, RuleModel,
-  PRESTOP_WAIT_SECONDS, ServiceRef, SIDECAR_PORTS,
+  PRESTOP_WAIT_SECONDS, RtTrafficPolicy, ServiceRef, SIDECAR_PORTS, TrafficPolicyModel,
 } from '../../model';
 import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RouteRendering, TracingRendering } from '../mesh';
 import type { MeshNamespace } from '../mesh-namespace';
@@ -28,6 +28,81 @@ export const SIDECAR_UID = 10001;
 export const NO_PROXY = 'localhost,127.0.0.1,::1,kubernetes.default.svc,kubernetes.default.svc.cluster.local,$(KUBERNETES_SERVICE_HOST)';
 
 const CONFIG_PATH = `${ROUTE_TABLE_DIR}/${ROUTE_TABLE_FILE}`;
+/** The ServiceAccount meshed pods run as when their workload names none. */
+export const PROXY_SERVICE_ACCOUNT = 'mesh-proxy';
+/** The Role (and its RoleBinding) that lets the proxies list and watch EndpointSlices, in each namespace with Services. */
+export const ENDPOINTS_READER = 'mesh-proxy-endpoints';
+/** Where the proxy container, and only it, finds its token and the cluster's CA. */
+export const PROXY_TOKEN_DIR = '/var/run/secrets/mesh-proxy';
+
+/** The projected token (an hour, rotated by the kubelet) and the cluster's CA, mounted into the proxy container only. */
+const TOKEN_VOLUME = {
+  name: 'mesh-proxy-token',
+  projected: {
+    sources: [
+      { serviceAccountToken: { path: 'token', expirationSeconds: 3600 } },
+      // Optional: a cluster without the root CA ConfigMap still starts the pod; the proxy then falls back to ClusterIPs.
+      { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }], optional: true } },
+    ],
+  },
+};
+
+/** A DestinationRule's policy as the proxy reads it (durations in milliseconds). TLS is refused on this plane before it gets here. */
+export function routeTablePolicy(p: TrafficPolicyModel | undefined): RtTrafficPolicy | undefined {
+  if (!p) return undefined;
+  const ms = (d: { millis: number } | undefined) => d?.millis;
+  const clean = <T extends object>(o: T): T | undefined => {
+    const out = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+    return Object.keys(out).length ? out : undefined;
+  };
+  const ch = p.consistentHash;
+  const tcp = p.connectionPool?.tcp;
+  const http = p.connectionPool?.http;
+  const od = p.outlierDetection;
+  return clean({
+    loadBalancer: p.loadBalancer,
+    consistentHash: ch && clean({
+      httpHeaderName: ch.httpHeaderName,
+      httpCookie: ch.httpCookie && clean({ name: ch.httpCookie.name, path: ch.httpCookie.path, ttlMs: ms(ch.httpCookie.ttl) }),
+      useSourceIp: ch.useSourceIp,
+      httpQueryParameterName: ch.httpQueryParameterName,
+      ringHash: ch.ringHash && (clean({ ...ch.ringHash }) ?? {}),
+      maglev: ch.maglev && (clean({ ...ch.maglev }) ?? {}),
+    }),
+    connectionPool: p.connectionPool && clean({
+      maxConnections: tcp?.maxConnections,
+      connectTimeoutMs: ms(tcp?.connectTimeout),
+      tcpKeepalive: tcp?.tcpKeepalive && (clean({ timeMs: ms(tcp.tcpKeepalive.time), probes: tcp.tcpKeepalive.probes, intervalMs: ms(tcp.tcpKeepalive.interval) }) ?? {}),
+      http1MaxPendingRequests: http?.http1MaxPendingRequests,
+      http2MaxRequests: http?.http2MaxRequests,
+      maxRequestsPerConnection: http?.maxRequestsPerConnection,
+      maxRetries: http?.maxRetries,
+      idleTimeoutMs: ms(http?.idleTimeout),
+    }),
+    outlierDetection: od && (clean({
+      consecutive5xxErrors: od.consecutive5xxErrors,
+      consecutiveGatewayErrors: od.consecutiveGatewayErrors,
+      intervalMs: ms(od.interval),
+      baseEjectionTimeMs: ms(od.baseEjectionTime),
+      maxEjectionPercent: od.maxEjectionPercent,
+      minHealthPercent: od.minHealthPercent,
+    }) ?? {}),
+  });
+}
+
+/** A subset's policy over its rule's, field by field as Istio merges them (loadBalancer and consistentHash are one field there). */
+function mergePolicy(base: TrafficPolicyModel | undefined, own: TrafficPolicyModel | undefined): TrafficPolicyModel | undefined {
+  if (!own) return base;
+  if (!base) return own;
+  const lb = own.loadBalancer !== undefined || own.consistentHash !== undefined;
+  return {
+    loadBalancer: lb ? own.loadBalancer : base.loadBalancer,
+    consistentHash: lb ? own.consistentHash : base.consistentHash,
+    connectionPool: own.connectionPool ?? base.connectionPool,
+    outlierDetection: own.outlierDetection ?? base.outlierDetection,
+    tls: own.tls ?? base.tls,
+  };
+}
 
 /** The proxy's environment: its namespace, and who it is in the spans it reports (Istio's `<app>.<namespace>`, the pod's name and IP). */
 function proxyEnv(serviceName: string, workload: { name: string; app?: string; version?: string }): Record<string, kplus.EnvValue> {
@@ -80,6 +155,14 @@ export class NodeSidecarRenderer implements MeshRenderer {
   private readonly gateways: Array<{ rendering: GatewayRendering; namespace: string }> = [];
   private readonly configMaps = new Map<string, kplus.IConfigMap>();
   private tracing: RtTracing | undefined;
+  /** Per Service host (fully qualified): the policy its DestinationPolicy gives it (per-subset Services: merged with the subset's). */
+  private readonly policies = new Map<string, RtTrafficPolicy>();
+  /** The ServiceAccounts proxies run as (`namespace/name`), bound to the endpoints reader in every namespace with Services. */
+  private readonly proxyAccounts = new Set<string>();
+  /** Namespaces with Services, by the namespace value their objects carry; readers are written once a proxy exists. */
+  private readonly serviceNamespaces = new Map<string, string | undefined>();
+  private readonly readers = new Set<string>();
+  private readonly generatedAccounts = new Set<string>();
   private readonly options: NodeSidecarOptions;
   private readonly image: string;
 
@@ -111,6 +194,8 @@ export class NodeSidecarRenderer implements MeshRenderer {
   }
 
   enrollWorkload(w: MeshWorkload): void {
+    // The proxies may call this workload's Service: its namespace gets the endpoints reader.
+    this.endpointsReader(w.namespace);
     if (!w.inMesh) return;
     const configMap = this.configMapFor(w.namespace);
     const volume = kplus.Volume.fromConfigMap(w, 'MeshRoutes', configMap, { name: 'mesh-routes' });
@@ -123,7 +208,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
       name: SIDECAR_CONTAINER,
       image: this.image,
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-      args: ['--config', CONFIG_PATH, ...(this.options.pick ? ['--pick', this.options.pick] : []), ...(appMetrics ? ['--merge-metrics', appMetrics] : [])],
+      args: ['--config', CONFIG_PATH, '--endpoints', 'kubernetes', ...(this.options.pick ? ['--pick', this.options.pick] : []), ...(appMetrics ? ['--merge-metrics', appMetrics] : [])],
       envVariables: proxyEnv(`${w.app}.${this.ns(w.namespace)}`, { name: w.deployment.name, app: w.app, version: w.version }),
       ports: [{ number: SIDECAR_PORTS.admin, name: 'mesh-admin' }, { number: SIDECAR_PORTS.stats, name: 'mesh-stats' }],
       readiness: kplus.Probe.fromHttpGet('/healthz/ready', { port: SIDECAR_PORTS.admin, periodSeconds: CdkDuration.seconds(5) }),
@@ -147,6 +232,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
       // IntOrString, as the L1 KubeDeployment's own serializer expects at this stage.
       preStop: { httpGet: { path: PRESTOP_PATH, port: k8s.IntOrString.fromNumber(SIDECAR_PORTS.admin), scheme: 'HTTP' } },
     }));
+    this.grantEndpoints(w.deployment, w.namespace, w.deployment.serviceAccount?.name);
     w.addPodAnnotation('mesh.cdk8s.io/proxy', 'node-sidecar');
     for (const [k, v] of Object.entries(SCRAPE_ANNOTATIONS)) w.addPodAnnotation(k, v);
   }
@@ -158,6 +244,64 @@ export class NodeSidecarRenderer implements MeshRenderer {
 
   renderDestinationPolicy(scope: Construct, _id: string, p: DestinationPolicyRendering): void {
     renderSubsetServices(scope, this.chart, p, 'node-sidecar');
+    const ns = p.service.serviceNamespace ?? p.namespace;
+    this.endpointsReader(ns);
+    const base = routeTablePolicy(p.trafficPolicy);
+    if (base) this.policies.set(this.fqdn(p.service.serviceName, ns), base);
+    for (const s of p.subsets) {
+      const merged = routeTablePolicy(mergePolicy(p.trafficPolicy, s.trafficPolicy));
+      if (merged) this.policies.set(this.fqdn(`${p.service.serviceName}-${s.name}`, ns), merged);
+    }
+  }
+
+  /**
+   * The proxy in `deployment`'s pod reads EndpointSlices: the pod runs as its workload's
+   * ServiceAccount (or `mesh-proxy`, made here, with no token automounted), that account is
+   * bound to the endpoints reader of every namespace with Services, and the token is
+   * projected into the proxy container only (container 0; the app container gets none).
+   */
+  private grantEndpoints(deployment: kplus.Deployment, namespace: string | undefined, account: string | undefined): void {
+    const ns = this.ns(namespace);
+    if (account === undefined) {
+      account = PROXY_SERVICE_ACCOUNT;
+      if (!this.generatedAccounts.has(ns)) {
+        this.generatedAccounts.add(ns);
+        new k8s.KubeServiceAccount(this.chart, `mesh-proxy-account-${ns}`, {
+          metadata: { name: PROXY_SERVICE_ACCOUNT, namespace, labels: { 'app.kubernetes.io/managed-by': 'cdk8s-mesh' } },
+          automountServiceAccountToken: false,
+        });
+      }
+      ApiObject.of(deployment).addJsonPatch(JsonPatch.add('/spec/template/spec/serviceAccountName', PROXY_SERVICE_ACCOUNT));
+    }
+    this.proxyAccounts.add(`${ns}/${account}`);
+    for (const n of this.serviceNamespaces.values()) this.endpointsReader(n);
+    const obj = ApiObject.of(deployment);
+    obj.addJsonPatch(JsonPatch.add('/spec/template/spec/volumes/-', TOKEN_VOLUME));
+    obj.addJsonPatch(JsonPatch.add('/spec/template/spec/containers/0/volumeMounts/-', { name: TOKEN_VOLUME.name, mountPath: PROXY_TOKEN_DIR, readOnly: true }));
+  }
+
+  /**
+   * A Role allowing list and watch of EndpointSlices in `namespace`, bound to every proxy's
+   * account of the chart; written once the chart has a proxy (a chart without one needs none).
+   */
+  private endpointsReader(namespace: string | undefined): void {
+    const ns = this.ns(namespace);
+    if (!this.serviceNamespaces.has(ns)) this.serviceNamespaces.set(ns, namespace);
+    if (this.readers.has(ns) || this.proxyAccounts.size === 0) return;
+    this.readers.add(ns);
+    const labels = { 'app.kubernetes.io/managed-by': 'cdk8s-mesh' };
+    new k8s.KubeRole(this.chart, `mesh-endpoints-role-${ns}`, {
+      metadata: { name: ENDPOINTS_READER, namespace, labels },
+      rules: [{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] }],
+    });
+    new k8s.KubeRoleBinding(this.chart, `mesh-endpoints-binding-${ns}`, {
+      metadata: { name: ENDPOINTS_READER, namespace, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: ENDPOINTS_READER },
+      // Every proxy of the chart, known once all constructs exist.
+      subjects: Lazy.any({
+        produce: () => [...this.proxyAccounts].sort().map((a) => ({ kind: 'ServiceAccount', name: a.split('/')[1], namespace: a.split('/')[0] })),
+      }) as unknown as k8s.Subject[],
+    });
   }
 
   renderGateway(scope: Construct, _id: string, g: GatewayRendering): void {
@@ -212,7 +356,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
   }>();
 
   private gatewayArgs(names: readonly string[]): string[] {
-    return ['--mode', 'gateway', '--gateway', names.join(','), '--config', CONFIG_PATH, ...(this.options.pick ? ['--pick', this.options.pick] : [])];
+    return ['--mode', 'gateway', '--gateway', names.join(','), '--config', CONFIG_PATH, '--endpoints', 'kubernetes', ...(this.options.pick ? ['--pick', this.options.pick] : [])];
   }
 
   /** The proxy Deployment and Service for the gateways with `g`'s selector, named after the first of them. */
@@ -243,6 +387,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
       },
     });
     container.mount(ROUTE_TABLE_DIR, kplus.Volume.fromConfigMap(scope, 'MeshRoutes', configMap, { name: 'mesh-routes' }), { readOnly: true });
+    this.grantEndpoints(deployment, g.namespace, undefined);
     const pods = { deployment, container, names: [] as string[], credentials: new Set<string>(), servers: [] as Array<{ gateway: string; server: GatewayRendering['servers'][number] }> };
     new k8s.KubeService(scope, 'Service', {
       metadata: { name: g.name, namespace: g.namespace, labels },
@@ -300,9 +445,18 @@ export class NodeSidecarRenderer implements MeshRenderer {
     const services = this.chart.node.findAll()
       .filter((c: IConstruct): c is ApiObject => c instanceof ApiObject && c.kind === 'Service' && Chart.of(c) === this.chart)
       .map((svc) => {
-        const spec = svc.toJson().spec as { ports?: Array<{ port: number }>; selector?: Record<string, string> };
+        const spec = svc.toJson().spec as { ports?: Array<{ port: number; name?: string }>; selector?: Record<string, string> };
         const telemetry = this.telemetryOf(svc, spec.selector, workloads);
-        return { host: this.fqdn(svc.name, svc.metadata.namespace), ports: (spec.ports ?? []).map((p) => p.port), ...(telemetry ? { telemetry } : {}) };
+        const host = this.fqdn(svc.name, svc.metadata.namespace);
+        const ports = spec.ports ?? [];
+        const policy = this.policies.get(host);
+        return {
+          host, ports: ports.map((p) => p.port),
+          // EndpointSlices name their ports after the Service's: how the proxy finds the target port.
+          ...(ports.some((p) => p.name) ? { portNames: ports.map((p) => p.name ?? '') } : {}),
+          ...(policy ? { policy } : {}),
+          ...(telemetry ? { telemetry } : {}),
+        };
       });
     const virtualHosts: RtVirtualHost[] = this.routes.map((r) => {
       const ns = this.ns(r.namespace);

@@ -234,9 +234,11 @@ do_proxy() {
 }
 do_standins() {
   do_node_base
-  image docker.io/kubeguide/tomcat-app:v1 tomcat-app "$NODE_HASH" build_tomcat
-  image docker.io/library/springbootapp:v1 springbootapp-v1 "$NODE_HASH" build_springboot_v1
-  image docker.io/library/springbootapp:v2 springbootapp-v2 "$NODE_HASH" build_springboot_v2
+  # The stand-in's own code is in its hash: a change to standin.js rebuilds the images.
+  local h; h="$(echo "$NODE_HASH $(files_hash scripts/cluster/images/standin.js)" | hash_of)"
+  image docker.io/kubeguide/tomcat-app:v1 tomcat-app "$h" build_tomcat
+  image docker.io/library/springbootapp:v1 springbootapp-v1 "$h" build_springboot_v1
+  image docker.io/library/springbootapp:v2 springbootapp-v2 "$h" build_springboot_v2
 }
 # Bookinfo's images under the names its manifests use (BOOKINFO_IMAGES in the constructs).
 BOOKINFO_TAG=1.20.3

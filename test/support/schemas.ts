@@ -7,7 +7,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { VirtualService, DestinationRule, Gateway } from '@kubernetes-models/istio/networking.istio.io/v1beta1';
 import { Telemetry as TelemetryV1alpha1 } from '@kubernetes-models/istio/telemetry.istio.io/v1alpha1';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1';
-import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 
 /**
  * @kubernetes-models/istio@2 (the last for Node 20) knows Telemetry as v1alpha1 only; v1
@@ -36,6 +36,8 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   'v1/PersistentVolumeClaim': PersistentVolumeClaim,
   'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
 };
 
 /** Validate one object against the Kubernetes or Istio schema; returns the error text or undefined. */

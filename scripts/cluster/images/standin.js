@@ -9,6 +9,7 @@
 //   STANDIN_IMAGE    the image this stands in for (shown on /, for people reading it)
 //   PORT             listening port (default 8080)
 //   STANDIN_DELAY_MS wait this long before answering (default 0)
+//   STANDIN_STATUS   the status it answers with (default 200): a failing pod for outlier tests
 // Only Node's standard library, so the image needs nothing but node.
 'use strict';
 const http = require('http');
@@ -23,6 +24,7 @@ const version = process.env.STANDIN_VERSION || 'v1';
 const image = process.env.STANDIN_IMAGE || '';
 const port = Number(process.env.PORT || 8080);
 const delayMs = Number(process.env.STANDIN_DELAY_MS || 0);
+const status = Number(process.env.STANDIN_STATUS || 200);
 
 let closing = false;
 const server = http.createServer((req, res) => {
@@ -36,7 +38,7 @@ const server = http.createServer((req, res) => {
     const headers = { 'content-type': 'text/plain; charset=utf-8', 'x-standin': `${app}/${version}` };
     // Echo the request id, so a test can follow one request across hops.
     if (req.headers['x-request-id']) headers['x-request-id'] = req.headers['x-request-id'];
-    res.writeHead(200, headers);
+    res.writeHead(status, headers);
     res.end(body);
   };
   req.resume();
