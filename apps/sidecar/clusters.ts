@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { RouteTable, RtTrafficPolicy } from '../../model/route-table';
 import type { Endpoint, EndpointSource } from './endpoints';
+import { rawQuery } from './table';
 import { Pool, PoolSettings, UNLIMITED } from './upstream';
 
 /** An endpoint and what the proxy knows of it. */
@@ -231,13 +232,10 @@ export class Cluster {
     }
     if (ch.useSourceIp) return req.remoteAddress ? { hash: hash32(req.remoteAddress.replace(/^::ffff:/, '')) } : {};
     if (ch.httpQueryParameterName) {
+      // Read as route matching reads it (Envoy's parseQueryString): raw, the first value of a repeated key.
       const q = req.path.indexOf('?');
-      if (q < 0) return {};
-      for (const pair of req.path.slice(q + 1).split('&')) {
-        const eq = pair.indexOf('=');
-        if ((eq < 0 ? pair : pair.slice(0, eq)) === ch.httpQueryParameterName) return { hash: hash32(eq < 0 ? '' : pair.slice(eq + 1)) };
-      }
-      return {};
+      const v = q < 0 ? undefined : rawQuery(req.path.slice(q + 1)).get(ch.httpQueryParameterName);
+      return v === undefined ? {} : { hash: hash32(v) };
     }
     const c = ch.httpCookie!;
     const value = cookieValue(req.headers.cookie, c.name);
