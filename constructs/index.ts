@@ -15,10 +15,11 @@ export * from './mesh-workload';
 export * from './traffic-route';
 export * from './destination-policy';
 export * from './mesh-gateway';
+export * from './service-entry';
 export * from './web-tier';
 export * from './canary-release';
 export * from './istio/resources';
-export { IstioRenderer, ISTIO_INJECTION_LABEL, ISTIO_INJECT_POD_KEY } from './istio/renderer';
+export { IstioRenderer, ISTIO_INJECTION_LABEL, ISTIO_INJECT_POD_KEY, renderServiceEntry as renderIstioServiceEntry } from './istio/renderer';
 export {
   NodeSidecarRenderer, DEFAULT_SIDECAR_IMAGE, ROUTE_TABLE_CONFIGMAP, SIDECAR_CONTAINER, SIDECAR_UID, NO_PROXY, listenPort,
 } from './sidecar/renderer';

@@ -2,7 +2,8 @@ import { ApiObject, Chart, ChartProps } from 'cdk8s';
 import { Construct, IConstruct } from 'constructs';
 import {
   Check, DataPlaneName, FeatureUse, gatewayFeatures, GatewayServerModel, MeshValidationError, policyFeatures, policyWithout,
-  refusalMessages, routeFeatures, routeWithout, ServiceRef, SubsetModel, TrafficPolicyModel, TrafficRouteModel,
+  refusalMessages, routeFeatures, routeWithout, serviceEntryFeatures, ServiceEntryModel, ServiceRef, SubsetModel, TrafficPolicyModel,
+  TrafficRouteModel,
 } from '../model';
 import { checkDropUnsupported, DroppedFeature, gate } from './capability-gate';
 import { refuseUnknownProps } from './known-props';
@@ -42,6 +43,13 @@ export interface GatewayRendering {
   readonly servers: readonly GatewayServerModel[];
 }
 
+/** A ServiceEntry as a renderer receives it: the validated entry and where it goes. */
+export interface ServiceEntryRendering {
+  readonly name: string;
+  readonly namespace?: string;
+  readonly model: ServiceEntryModel;
+}
+
 /**
  * What a data plane does with the mesh model. A new data plane is a new renderer;
  * constructs call these and never branch on the data plane themselves.
@@ -55,6 +63,8 @@ export interface MeshRenderer {
   renderRoute(scope: Construct, id: string, route: RouteRendering): void;
   renderDestinationPolicy(scope: Construct, id: string, policy: DestinationPolicyRendering): void;
   renderGateway(scope: Construct, id: string, gateway: GatewayRendering): void;
+  /** Add hosts outside the cluster to the mesh's registry (Istio: a ServiceEntry). */
+  renderServiceEntry(scope: Construct, id: string, entry: ServiceEntryRendering): void;
   /** Report spans to a collector (MeshTracing). A data plane without it refuses MeshTracing at synth. */
   renderTracing?(scope: Construct, id: string, tracing: TracingRendering): void;
 }
@@ -155,6 +165,7 @@ export type MeshRenderingCall =
   | { readonly method: 'renderRoute'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: RouteRendering }
   | { readonly method: 'renderDestinationPolicy'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: DestinationPolicyRendering }
   | { readonly method: 'renderGateway'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: GatewayRendering }
+  | { readonly method: 'renderServiceEntry'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: ServiceEntryRendering }
   | { readonly method: 'renderTracing'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: TracingRendering };
 const RENDERINGS = new WeakMap<MeshChart, MeshRenderingCall[]>();
 
@@ -221,6 +232,10 @@ function gated(chart: MeshChart, inner: MeshRenderer, accept: readonly string[])
     renderGateway: (scope, id, g) => run(scope, gatewayFeatures(g.servers), () => {
       calls.push({ method: 'renderGateway', scopePath: below(scope), id, rendering: g });
       inner.renderGateway(scope, id, g);
+    }),
+    renderServiceEntry: (scope, id, e) => run(scope, serviceEntryFeatures(e.model), () => {
+      calls.push({ method: 'renderServiceEntry', scopePath: below(scope), id, rendering: e });
+      inner.renderServiceEntry(scope, id, e);
     }),
     ...(inner.renderTracing ? {
       renderTracing: (scope: Construct, id: string, rendering: TracingRendering) => run(scope, [], () => {

@@ -63,6 +63,7 @@ export const CHECKS: readonly CheckInfo[] = [
   { code: 'MESH030', severity: 'warning', title: 'gateway route to a host whose mesh route splits by subset: ingress traffic skips the split', istioctl: 'IST0140' },
   { code: 'MESH033', severity: 'error', title: 'header operation on Host that Istio refuses (removed, on a response, or the authority set twice)' },
   { code: 'MESH034', severity: 'warning', title: 'feature not applied on the chart\'s data plane (dropped as its dropUnsupported allows; charts only)' },
+  { code: 'MESH035', severity: 'warning', title: 'ServiceEntry with a TCP (or unset protocol) port and no addresses', istioctl: 'IST0134' },
 ];
 const SEVERITY = new Map(CHECKS.map((c) => [c.code, c.severity]));
 
@@ -146,7 +147,17 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
   const drs = of((o) => isIstio(o, 'DestinationRule'));
   const gateways = of((o) => isIstio(o, 'Gateway'));
   // Hosts a ServiceEntry adds to the registry: destinations and DestinationRules may name them.
-  const serviceEntryHosts = new Set<string>(of((o) => isIstio(o, 'ServiceEntry')).flatMap((m) => m.obj.spec?.hosts ?? []));
+  const serviceEntries = of((o) => isIstio(o, 'ServiceEntry'));
+  const entryHostList: string[] = serviceEntries.flatMap((m) => m.obj.spec?.hosts ?? []).map(String);
+  // Exact hosts, and names under an entry's "*." wildcard.
+  const serviceEntryHosts = { has: (h: unknown) => typeof h === 'string' && entryHostList.some((x) => x === h || (x.startsWith('*.') && h.endsWith(x.slice(1)))) };
+  // Istio's IST0134: a TCP port of an entry without addresses matches no traffic (TCP has no Host to route on) unless auto-allocation is on.
+  for (const e of serviceEntries) {
+    const tcp = (e.obj.spec?.ports ?? []).filter((p: { protocol?: string }) => !p.protocol || p.protocol.toUpperCase() === 'TCP');
+    if (tcp.length && !(e.obj.spec?.addresses ?? []).length) {
+      report('MESH035', e, `port ${tcp.map((p: { number?: number }) => p.number).join(', ')} is TCP and the entry has no addresses: TCP carries no host name, so Istio matches it by destination address; add addresses, or use HTTP, HTTPS or TLS, which carry the host (not needed where the mesh allocates addresses itself: Istio's DNS auto-allocation)`);
+    }
+  }
   const serviceByHost = new Map(services.map((s) => [`${s.obj.metadata.name}.${nsOf(s.obj)}.svc.cluster.local`, s]));
   const podsOf = (svc: K8s) => pods.filter((p) => p.namespace === nsOf(svc) && matches(svc.spec?.selector, p.labels));
   const nsInjects = (ns: string) => namespaces.get(ns)?.obj.metadata.labels?.['istio-injection'] === 'enabled' || !!namespaces.get(ns)?.obj.metadata.labels?.['istio.io/rev'];

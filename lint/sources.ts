@@ -51,6 +51,8 @@ export function istioManifestsOf(chart: Chart): Manifest[] {
       case 'renderDestinationPolicy': twin.renderer.renderDestinationPolicy(scope, call.id, call.rendering); break;
       case 'renderGateway': twin.renderer.renderGateway(scope, call.id, call.rendering); break;
       case 'renderTracing': twin.renderer.renderTracing!(scope, call.id, call.rendering); break;
+      case 'renderServiceEntry': twin.renderer.renderServiceEntry(scope, call.id, call.rendering); break;
+      default: { const never: never = call; throw new Error(`cdk8s-mesh: no Istio twin for ${JSON.stringify(never)}`); }
     }
   }
   const generated = madeByRenderer(own);

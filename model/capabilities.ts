@@ -4,6 +4,7 @@
 // Plain data; no cdk8s.
 import type { GatewayServerModel } from './gateway';
 import type { SubsetModel, TrafficPolicyModel } from './policy';
+import type { ServiceEntryModel } from './service-entry';
 import type { TrafficRouteModel } from './traffic';
 
 /** The data planes by the names `DataPlane` gives them (the model does not import the constructs). */
@@ -25,7 +26,7 @@ export type Support =
     readonly enabledBy?: { readonly option: string; readonly value: string; readonly note: string };
   };
 
-export type FeatureArea = 'route rule' | 'match' | 'destination policy' | 'gateway server' | 'tracing and addons';
+export type FeatureArea = 'route rule' | 'match' | 'destination policy' | 'service entry' | 'gateway server' | 'tracing and addons';
 
 /** One feature of the traffic model and how each data plane carries it. */
 export interface Feature {
@@ -94,6 +95,9 @@ export const CAPABILITIES: readonly Feature[] = [
   { id: 'policy.connectionPool', area: 'destination policy', title: 'trafficPolicy.connectionPool', droppable: true, planes: { 'istio': YES, 'node-sidecar': differs('per Service (per subset: its own Service), as Envoy\'s circuit breakers per cluster; unset limits are the proxy\'s flags (1,024 connections and pending requests, where Istio writes 2^32-1); tcpKeepalive sets the idle time only (probes and interval are the kernel\'s)'), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
   { id: 'policy.outlierDetection', area: 'destination policy', title: 'trafficPolicy.outlierDetection', droppable: true, planes: { 'istio': YES, 'node-sidecar': differs(`${NODE_ENDPOINTS}; per proxy, as in Envoy: each pod's sidecar ejects on what it saw itself`), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
   { id: 'policy.tls', area: 'destination policy', title: 'trafficPolicy.tls', droppable: true, planes: { 'istio': YES, 'node-sidecar': no('the node sidecar does not originate TLS (ISTIO_MUTUAL needs Istio\'s workload certificates)', 'DataPlane.ISTIO'), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
+  { id: 'serviceEntry', area: 'service entry', title: 'ServiceEntry (hosts, ports, location, resolution, endpoints, exportTo)', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('in the route table: REGISTRY_ONLY admits its hosts on its ports, plain HTTP is routed per request, HTTPS and other ports through CONNECT tunnels (HTTPS_PROXY); STATIC and DNS endpoints are the addresses the proxy connects to'), 'gateway-api': differs('an Istio ServiceEntry with gatewayApi.mesh "istio" or "istio-ambient" (refused with other meshes, which have no equivalent); routes to its hosts stay refused (route.externalHost)') } },
+  { id: 'serviceEntry.nonHttpPort', area: 'service entry', title: 'ServiceEntry port of a protocol other than HTTP (HTTPS, TLS, HTTP2, GRPC, TCP, ...)', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('reached through the proxy\'s CONNECT tunnel by clients that use it (HTTPS_PROXY); others connect directly: the proxy does not intercept traffic'), 'gateway-api': YES } },
+  { id: 'serviceEntry.addresses', area: 'service entry', title: 'ServiceEntry addresses (virtual IPs, CIDR ranges)', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('requests and tunnels to an address in them are admitted under REGISTRY_ONLY; traffic to them that does not use the proxy is not intercepted'), 'gateway-api': YES } },
   { id: 'gateway.protocol.HTTP', area: 'gateway server', title: 'server protocol HTTP, HTTPS (tls.mode SIMPLE), httpsRedirect', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('ports below 1024 listen 8000 higher in the non-root proxy; the Service keeps the port'), 'gateway-api': differs('one listener per server and host; the selector is the GatewayClass controller\'s') } },
   NON_HTTP('HTTP2'), NON_HTTP('GRPC'), NON_HTTP('TCP'), NON_HTTP('TLS'),
   SERVER_TLS('MUTUAL'), SERVER_TLS('PASSTHROUGH'), SERVER_TLS('ISTIO_MUTUAL'),
@@ -156,6 +160,16 @@ export function policyFeatures(trafficPolicy: TrafficPolicyModel | undefined, su
     .filter((k) => p?.[k] !== undefined)
     .map((k) => ({ feature: `policy.${k}`, field: `${prefix}.${k}`, value: p![k] }));
   return [...uses('trafficPolicy', trafficPolicy), ...subsets.flatMap((s, i) => uses(`subsets[${i}].trafficPolicy`, s.trafficPolicy))];
+}
+
+/** The features a ServiceEntry uses. */
+export function serviceEntryFeatures(e: ServiceEntryModel): FeatureUse[] {
+  const out: FeatureUse[] = [{ feature: 'serviceEntry', field: 'hosts', value: e.hosts }];
+  e.ports.forEach((p, i) => {
+    if (p.protocol !== 'HTTP') out.push({ feature: 'serviceEntry.nonHttpPort', field: `ports[${i}].protocol`, value: p.protocol });
+  });
+  if (e.addresses.length) out.push({ feature: 'serviceEntry.addresses', field: 'addresses', value: e.addresses });
+  return out;
 }
 
 /** The server features a gateway uses. */

@@ -6,6 +6,7 @@ export * from './service-ref';
 export * from './traffic';
 export * from './policy';
 export * from './gateway';
+export * from './service-entry';
 export * from './route-table';
 export * from './conventions';
 export * from './version';

@@ -131,6 +131,29 @@ export interface RtService {
   readonly policy?: RtTrafficPolicy;
   /** Who answers behind it, for Istio's `destination_*` metric labels. @default - unknown workload, app and version */
   readonly telemetry?: RtServiceTelemetry;
+  /**
+   * What each port speaks, in the order of `ports` (Istio's protocol selection: the port's
+   * appProtocol, else its name's prefix; a ServiceEntry's declared protocol).
+   * @default - HTTP/1.1 on every port
+   */
+  readonly protocols?: readonly RtProtocol[];
+  /** A ServiceEntry's host (`host` may be a `*.domain` wildcard): how to reach it. @default - a Kubernetes Service */
+  readonly external?: RtExternal;
+}
+
+/** A port's protocol as the proxy treats it. */
+export type RtProtocol = 'HTTP' | 'HTTPS' | 'HTTP2' | 'GRPC' | 'TCP' | 'TLS' | 'MONGO' | 'REDIS' | 'MYSQL';
+
+/** A ServiceEntry host in the route table. */
+export interface RtExternal {
+  /** NONE and DNS: connect to the host as asked; STATIC (and DNS with endpoints): to `endpoints`. */
+  readonly resolution: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
+  /** Per port (the entry's port number as a string), where to connect. @default - the host itself */
+  readonly endpoints?: Readonly<Record<string, ReadonlyArray<{ readonly address: string; readonly port: number }>>>;
+  /** IP addresses and CIDR ranges a request or tunnel may name instead of the host. @default - none */
+  readonly addresses?: readonly string[];
+  /** The namespaces whose proxies see the entry. @default - all */
+  readonly exportTo?: readonly string[];
 }
 
 /** The load balancers (Istio's simple ones). */
@@ -287,6 +310,16 @@ export const ROUTE_TABLE_SCHEMA = {
             type: 'object', additionalProperties: false, required: ['service'],
             properties: { service: HOST, workload: HOST, app: LABEL_VALUE, version: LABEL_VALUE },
           },
+          protocols: { type: 'array', items: { enum: ['HTTP', 'HTTPS', 'HTTP2', 'GRPC', 'TCP', 'TLS', 'MONGO', 'REDIS', 'MYSQL'] } },
+          external: obj({
+            resolution: { enum: ['NONE', 'STATIC', 'DNS', 'DNS_ROUND_ROBIN'] },
+            endpoints: {
+              type: 'object', propertyNames: { pattern: '^[1-9][0-9]{0,4}$' },
+              additionalProperties: { type: 'array', maxItems: 4096, items: obj({ address: { type: 'string', pattern: '^([0-9.]+|[0-9a-fA-F:]+|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?)$', maxLength: 253 }, port: PORT }, ['address', 'port']) },
+            },
+            addresses: { type: 'array', maxItems: 256, items: { type: 'string', pattern: '^[0-9a-fA-F:.]+(/[0-9]{1,3})?$' } },
+            exportTo: { type: 'array', items: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' } },
+          }, ['resolution']),
         },
       },
     },

@@ -7,7 +7,7 @@ import { PlanHost, TrafficPlan } from './model';
 export const short = (host: string) => host.replace(/\.svc\.cluster\.local$/, '');
 
 /** response: what a rule without destinations answers itself (a redirect, a direct response). */
-export type GraphNodeKind = 'gateway' | 'host' | 'destination' | 'workload' | 'response';
+export type GraphNodeKind = 'gateway' | 'host' | 'destination' | 'workload' | 'response' | 'external';
 
 export interface GraphNode {
   /** n0, n1, ... in the order the nodes were met. */
@@ -54,6 +54,12 @@ export function trafficGraph(plan: TrafficPlan, only?: (h: PlanHost) => boolean)
   const hosts = plan.hosts.filter(only ?? (() => true));
   const policyOf = (host: string) => plan.policies.find((p) => p.host === host);
   const serviceOf = (host: string) => plan.services.find((s) => s.host === host);
+  // A host of a ServiceEntry (exact, or under its "*." wildcard) leads out of the cluster.
+  const externalOf = (host: string) => (plan.externals ?? []).find((x) => x.hosts.some((h) => h === host || (h.startsWith('*.') && host.endsWith(h.slice(1)))));
+  const externalNode = (host: string) => {
+    const x = externalOf(host);
+    return x && addNode(`x:${x.serviceEntry}`, 'external', `ServiceEntry ${x.serviceEntry} (${x.location === 'MESH_INTERNAL' ? 'in the mesh' : 'outside the mesh'}, ${x.resolution}${x.endpoints.length ? `: ${x.endpoints.join(', ')}` : ''})`);
+  };
 
   for (const h of hosts) {
     const hn = hostNode(h.host);
@@ -73,6 +79,8 @@ export function trafficGraph(plan: TrafficPlan, only?: (h: PlanHost) => boolean)
         });
         const workloads = d.subset ? policyOf(d.host)?.subsets.find((s) => s.name === d.subset)?.workloads ?? [] : serviceOf(d.host)?.workloads ?? [];
         for (const w of workloads) addEdge({ from: dn, to: workload(w), kind: 'select' });
+        const xn = externalNode(d.host);
+        if (xn) addEdge({ from: dn, to: xn, kind: 'select' });
       }
     });
   }
@@ -81,6 +89,8 @@ export function trafficGraph(plan: TrafficPlan, only?: (h: PlanHost) => boolean)
     if (!known && only) continue;
     const target = hostNode(c.to);
     addEdge({ from: workload(c.from), to: target, kind: c.inMesh ? 'call' : 'call-outside-mesh' });
+    const xn = !known ? externalNode(c.to) : undefined;
+    if (xn) addEdge({ from: target, to: xn, kind: 'select' });
   }
   return { nodes: [...nodes.values()], edges };
 }

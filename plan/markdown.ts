@@ -46,6 +46,15 @@ export function planMarkdown(plan: TrafficPlan, header: PlanHeader): string {
     }
   }
 
+  if (plan.externals?.length) {
+    out.push('## External services', '', '| ServiceEntry | hosts | ports | location | resolution | endpoints | seen from |', '| --- | --- | --- | --- | --- | --- | --- |');
+    for (const x of plan.externals) {
+      const where = x.endpoints.length ? x.endpoints.join(', ') : x.resolution === 'NONE' ? 'the address the client asked for' : 'the hosts, by DNS';
+      out.push(`| ${x.serviceEntry} | ${cell(x.hosts.join(', '))} | ${cell(x.ports.join(', '))} | ${x.location} | ${x.resolution} | ${cell(where)}${x.addresses.length ? ` (addresses ${cell(x.addresses.join(', '))})` : ''} | ${x.exportTo ? cell(x.exportTo.join(', ')) : 'every namespace'} |`);
+    }
+    out.push('');
+  }
+
   if (plan.gateways.length) {
     out.push('## Gateways', '', '| gateway | pods | port | hosts | TLS |', '| --- | --- | --- | --- | --- |');
     for (const g of plan.gateways) {
@@ -99,7 +108,7 @@ export function mermaid(plan: TrafficPlan, only?: (h: PlanHost) => boolean): str
   const g = trafficGraph(plan, only);
   const label = (s: string) => `"${s.replace(/"/g, '#quot;')}"`;
   const shape: Record<GraphNodeKind, (l: string) => string> = {
-    gateway: (l) => `{{${l}}}`, host: (l) => `(${l})`, destination: (l) => `[/${l}/]`, workload: (l) => `[${l}]`, response: (l) => `>${l}]`,
+    gateway: (l) => `{{${l}}}`, host: (l) => `(${l})`, destination: (l) => `[/${l}/]`, workload: (l) => `[${l}]`, response: (l) => `>${l}]`, external: (l) => `[(${l})]`,
   };
   const arrow = (e: GraphEdge) => {
     switch (e.kind) {

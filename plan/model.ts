@@ -38,6 +38,21 @@ export interface PlanCall { readonly from: string; readonly to: string; readonly
 
 export interface PlanService { readonly host: string; readonly ports: readonly number[]; readonly workloads: readonly string[] }
 
+/** A ServiceEntry: hosts outside the cluster's registry, and how the proxies reach them. */
+export interface PlanExternal {
+  readonly serviceEntry: string;
+  readonly hosts: readonly string[];
+  /** "443/HTTPS", ... */
+  readonly ports: readonly string[];
+  readonly location: string;
+  readonly resolution: string;
+  /** Endpoint addresses (STATIC, DNS with endpoints); empty: the host as asked. */
+  readonly endpoints: readonly string[];
+  readonly addresses: readonly string[];
+  /** Namespaces that see it; absent: all. */
+  readonly exportTo?: readonly string[];
+}
+
 /** A Telemetry's tracing: which extension providers get spans, for how many requests. */
 export interface PlanTracing { readonly telemetry: string; readonly namespace: string; readonly providers: readonly string[]; readonly samplingPercentage?: number }
 
@@ -50,6 +65,8 @@ export interface TrafficPlan {
   readonly policies: readonly PlanPolicy[];
   readonly gateways: readonly PlanGateway[];
   readonly services: readonly PlanService[];
+  /** ServiceEntries: the external hosts the mesh may call. */
+  readonly externals: readonly PlanExternal[];
   readonly calls: readonly PlanCall[];
   readonly findings: readonly Finding[];
   /** What the chart let its data plane drop (MeshChartProps.dropUnsupported); absent for plans of YAML. */
@@ -165,6 +182,10 @@ export function planOf(manifests: readonly Manifest[]): TrafficPlan {
     deployments.filter((d) => nsOf(d) === ns && selects(selector, d.spec?.template?.metadata?.labels)).map(id);
   const serviceByHost = new Map(services.map((s) => [`${s.metadata.name}.${nsOf(s)}.svc.cluster.local`, s]));
 
+  // A ServiceEntry's host is a name as written ("httpbin.org" is not a Service in namespace "org").
+  const entryHosts = of('ServiceEntry').flatMap((e) => (e.spec?.hosts ?? []).map(String));
+  const external = (h: string) => entryHosts.some((x) => x === h || (x.startsWith('*.') && h.endsWith(x.slice(1))));
+  const hostOf = (h: string, ns: string) => (external(h) ? h : fqdn(h, ns));
   const hosts: PlanHost[] = [];
   for (const vs of of('VirtualService')) {
     const ns = nsOf(vs);
@@ -177,19 +198,19 @@ export function planOf(manifests: readonly Manifest[]): TrafficPlan {
         name: r.name,
         match: (r.match ?? []).map(matchInWords),
         destinations: route.map((d) => ({
-          host: fqdn(d.destination.host, ns), subset: d.destination.subset, port: d.destination.port?.number,
+          host: hostOf(d.destination.host, ns), subset: d.destination.subset, port: d.destination.port?.number,
           percent: weighted ? (d.weight ?? 0) : route.length === 1 ? 100 : Math.round(100 / route.length),
         })),
         policies: httpPolicies(r),
       };
     });
-    for (const h of vs.spec?.hosts ?? []) hosts.push({ host: bindings.includes('mesh') ? fqdn(h, ns) : h, bindings, virtualService: id(vs), rules });
+    for (const h of vs.spec?.hosts ?? []) hosts.push({ host: bindings.includes('mesh') ? hostOf(h, ns) : h, bindings, virtualService: id(vs), rules });
   }
   hosts.sort((a, b) => a.host.localeCompare(b.host) || a.virtualService.localeCompare(b.virtualService));
 
   const policies: PlanPolicy[] = of('DestinationRule').map((dr) => {
     const ns = nsOf(dr);
-    const host = fqdn(dr.spec?.host ?? '', ns);
+    const host = hostOf(dr.spec?.host ?? '', ns);
     const svc = serviceByHost.get(host);
     const svcSelector = svc?.spec?.selector ?? {};
     return {
@@ -218,7 +239,7 @@ export function planOf(manifests: readonly Manifest[]): TrafficPlan {
 
   const calls: PlanCall[] = deployments.flatMap((d) => {
     const recorded = d.spec?.template?.metadata?.annotations?.[CALLS_ANNOTATION] as string | undefined;
-    return (recorded ? recorded.split(',') : []).map((to) => ({ from: id(d), to: fqdn(to, nsOf(d)), inMesh: inMesh(d, namespaces) }));
+    return (recorded ? recorded.split(',') : []).map((to) => ({ from: id(d), to: hostOf(to, nsOf(d)), inMesh: inMesh(d, namespaces) }));
   });
 
   const planServices: PlanService[] = services.map((s) => ({
@@ -234,5 +255,15 @@ export function planOf(manifests: readonly Manifest[]): TrafficPlan {
     providers: (tr.providers ?? []).map((p: any) => String(p.name)),
     samplingPercentage: typeof tr.randomSamplingPercentage === 'number' ? tr.randomSamplingPercentage : undefined,
   })));
-  return { hosts, tracing, policies, gateways, services: planServices, calls, findings: analyze(manifests), counts };
+  const externals: PlanExternal[] = of('ServiceEntry').filter((e) => e.apiVersion.startsWith('networking.istio.io')).map((e) => ({
+    serviceEntry: id(e),
+    hosts: (e.spec?.hosts ?? []).map(String),
+    ports: (e.spec?.ports ?? []).map((p: any) => `${p.number}/${p.protocol ?? 'TCP'}`),
+    location: e.spec?.location ?? 'MESH_EXTERNAL',
+    resolution: e.spec?.resolution ?? 'NONE',
+    endpoints: (e.spec?.endpoints ?? []).map((x: any) => String(x.address)),
+    addresses: (e.spec?.addresses ?? []).map(String),
+    ...(e.spec?.exportTo ? { exportTo: e.spec.exportTo.map(String) } : {}),
+  })).sort((a, b) => a.serviceEntry.localeCompare(b.serviceEntry));
+  return { hosts, tracing, policies, gateways, services: planServices, externals, calls, findings: analyze(manifests), counts };
 }

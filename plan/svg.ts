@@ -15,6 +15,7 @@ const NODE_STYLE: Record<GraphNode['kind'], string> = {
   destination: 'shape=box, style="filled", fillcolor="#fff3e0", color="#ef6c00"',
   workload: 'shape=box3d, fillcolor="#eceff1", color="#455a64"',
   response: 'shape=note, fillcolor="#fce4ec", color="#ad1457"',
+  external: 'shape=cylinder, style="filled", fillcolor="#f1f8e9", color="#558b2f"',
 };
 
 /** A DOT double-quoted string: backslashes and quotes escaped, so user text (regexes) is never read as Graphviz escapes. */
@@ -63,6 +64,7 @@ export function trafficDot(graph: TrafficGraph, title: SvgTitle): string {
     `<tr><td align="left" colspan="5"><font point-size="15"><b>Traffic plan: ${html(title.chart)}</b></font></td></tr>`,
     `<tr><td align="left" colspan="5"><font point-size="11" color="#455a64">data plane: ${html(title.dataPlane)}</font></td></tr>`,
     `<tr>${cell('#5e35b1', 'hexagon: gateway')}${cell('#1565c0', 'rounded: host')}${cell('#ef6c00', 'box: subset or Service')}${cell('#455a64', '3D box: workload')}${cell('#ad1457', 'note: answered by the rule itself')}</tr>`,
+    ...(graph.nodes.some((n) => n.kind === 'external') ? [`<tr>${cell('#558b2f', 'cylinder: ServiceEntry (outside the cluster\'s registry)')}</tr>`] : []),
     `<tr>${cell('#1565c0', 'solid: routing rule, match then weight')}${cell('#1565c0', 'thicker: more traffic')}${cell('#2e7d32', 'dashed: recorded call')}${cell('#c62828', 'red dashed: caller outside the mesh')}</tr>`,
     `<tr><td align="left" colspan="5"><font point-size="10" color="#e65100">orange under a rule: its timeout, retries, fault, mirror, rewrite or header changes</font></td></tr>`,
     '</table>>',

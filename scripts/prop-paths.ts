@@ -10,7 +10,7 @@ import { propPaths } from '../test/support/prop-paths';
 export const PROPS_INTERFACES = [
   'MeshChartProps', 'MeshNamespaceProps', 'MeshWorkloadProps', 'TrafficRouteProps', 'DestinationPolicyProps', 'MeshGatewayProps',
   'IngressGatewayProps', 'WebTierProps', 'CanaryReleaseProps', 'BookinfoAppProps', 'JaegerAddonProps', 'PrometheusAddonProps', 'KialiAddonProps',
-  'MeshTracingProps',
+  'MeshTracingProps', 'ServiceEntryProps',
 ] as const;
 
 export const GENERATED = join(__dirname, '..', 'constructs', 'prop-paths.generated.ts');

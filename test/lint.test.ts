@@ -92,6 +92,7 @@ const CASES: Array<[string, (o: K8s[]) => void, ((o: K8s[]) => void)?]> = [
   ['MESH033', (o) => { find(o, 'VirtualService', 'web').spec.http[0].headers = { request: { remove: ['Host'] } }; }, (o) => { find(o, 'VirtualService', 'web').spec.http[0].headers = { request: { set: { Host: 'web.internal' } } }; }],
   ['MESH033', (o) => { find(o, 'VirtualService', 'web').spec.http[0].rewrite = { authority: 'a' }; find(o, 'VirtualService', 'web').spec.http[0].headers = { request: { add: { host: 'b' } } }; }, (o) => { delete find(o, 'VirtualService', 'web').spec.http[0].headers; }],
   ['MESH033', (o) => { find(o, 'VirtualService', 'web').spec.http[0].headers = { response: { set: { host: 'x' } } }; }, (o) => { find(o, 'VirtualService', 'web').spec.http[0].headers = { response: { set: { 'x-host': 'x' } } }; }],
+  ['MESH035', (o) => { o.push({ apiVersion: 'networking.istio.io/v1beta1', kind: 'ServiceEntry', metadata: { name: 'pg', namespace: 'shop' }, spec: { hosts: ['pg.example.com'], ports: [{ number: 5432, name: 'pg', protocol: 'TCP' }], resolution: 'DNS' } }); }, (o) => { find(o, 'ServiceEntry', 'pg').spec.addresses = ['10.9.8.7']; }],
 ];
 
 test('MESH012 leaves UDP ports alone (Istio does not proxy them)', () => {
@@ -213,6 +214,11 @@ describe('as precise as istioctl: what the input cannot tell is not reported', (
       vs('db', { hosts: ['db-alias.example.com'], http: [{ route: [{ destination: { host: 'db.shop.svc.cluster.local' } }] }] })];
     expect(codesOf(objs, 'MESH026')).toEqual(['shop/gone']);
     expect(codesOf(objs, 'MESH003')).toEqual([]);
+    // A name under an entry's wildcard is known too; one outside it is not.
+    const wild: K8s = { apiVersion: 'networking.istio.io/v1beta1', kind: 'ServiceEntry', metadata: { name: 'wiki', namespace: 'shop' }, spec: { hosts: ['*.wikipedia.org'], ports: [{ number: 80, name: 'http', protocol: 'HTTP' }] } };
+    const to = (host: string) => vs('wiki', { hosts: ['wiki.example.com'], http: [{ route: [{ destination: { host } }] }] });
+    expect(codesOf([...base(), wild, to('en.wikipedia.org')], 'MESH003')).toEqual([]);
+    expect(codesOf([...base(), wild, to('wikipedia.org')], 'MESH003')).toEqual(['shop/wiki']);
   });
   test('MESH007 only where both VirtualServices are visible (exportTo)', () => {
     const two = (a: string[], b: string[]) => [...base(), vs('web-a', { hosts: ['api.example.com'], exportTo: a, http: [{ route: [{ destination: { host: 'web' } }] }] }),

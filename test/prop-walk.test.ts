@@ -10,7 +10,7 @@ import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import {
-  BookinfoApp, CanaryRelease, DataPlane, DestinationPolicy, IngressGateway, JaegerAddon, KialiAddon, PrometheusAddon, MeshChart, MeshGateway, MeshNamespace, MeshTracing, MeshWorkload, TrafficRoute, WebTier,
+  BookinfoApp, CanaryRelease, DataPlane, DestinationPolicy, IngressGateway, JaegerAddon, KialiAddon, PrometheusAddon, MeshChart, MeshGateway, MeshNamespace, MeshTracing, MeshWorkload, ServiceEntry, TrafficRoute, WebTier,
 } from '../constructs';
 import { Duration, MeshValidationError } from '../model';
 import { PropPath, propPaths } from './support/prop-paths';
@@ -130,6 +130,18 @@ const EXAMPLES: Example[] = [
       servers: [{ name: 'http', port: 80, protocol: 'HTTP', hosts: ['shop.example.com'], httpsRedirect: true }, { name: 'https', port: 443, protocol: 'HTTPS', hosts: ['shop.example.com'], tls: { mode: 'SIMPLE', credentialName: 'shop-cert' } }],
     })],
     build: (s, id, p) => new MeshGateway(s, id, p as never),
+  },
+  {
+    construct: 'ServiceEntry', props: 'ServiceEntryProps',
+    variants: [
+      () => ({
+        name: 'orders-db', namespace: 'shop', hosts: ['db.example.com'], addresses: ['10.20.0.0/16'], location: 'MESH_INTERNAL', resolution: 'STATIC',
+        ports: [{ number: 5432, protocol: 'TCP', name: 'tcp-db', targetPort: 15432 }],
+        endpoints: [{ address: '10.20.0.5', ports: { 'tcp-db': 25432 }, labels: { version: 'v1' }, weight: 3 }], exportTo: ['.'],
+      }),
+      () => ({ name: 'httpbin', hosts: ['httpbin.org'], ports: [{ number: 443, protocol: 'HTTPS' }], resolution: 'DNS' }),
+    ],
+    build: (s, id, p) => new ServiceEntry(s, id, p as never),
   },
   {
     construct: 'IngressGateway', props: 'IngressGatewayProps',

@@ -211,10 +211,10 @@ describe('request hygiene', () => {
     expect(answer).toContain('more than one Host header');
   });
 
-  test('CONNECT gets 405 with a reason instead of a silent close', async () => {
-    const answer = await raw(proxy.port, 'CONNECT api:443 HTTP/1.1\r\nHost: api:443\r\n\r\n');
-    expect(answer).toMatch(/^HTTP\/1\.1 405 /);
-    expect(answer).toContain('CONNECT is not supported');
+  test('a CONNECT whose target is not host:port gets 400 with a reason instead of a silent close (tunnels: sidecar-egress.test.ts)', async () => {
+    const answer = await raw(proxy.port, 'CONNECT /api HTTP/1.1\r\nHost: api:443\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('CONNECT needs a host:port target (got "/api")');
   });
 
   test('an HTTP/2.0 request line gets 505', async () => {

@@ -317,11 +317,22 @@ export function cookieValue(header: string | string[] | undefined, name: string)
   return undefined;
 }
 
+/** A ServiceEntry's STATIC (or DNS) endpoints, from the route table: fixed until the table changes. */
+class TableEndpoints implements EndpointSource {
+  readonly kind = 'table';
+  readonly version = 0;
+  constructor(private readonly byPort: ReadonlyMap<number, readonly Endpoint[]>) {}
+  get(_host: string, port: number): readonly Endpoint[] | undefined { return this.byPort.get(port); }
+  close(): void {}
+}
+
 /** The clusters of the route table in use, made on first use and replaced with the table. */
 export class Clusters {
   /** By host, then port: no key string to build per request. */
   private readonly byHost = new Map<string, Map<number, Cluster>>();
   private policies = new Map<string, RtTrafficPolicy>();
+  /** ServiceEntry hosts with endpoints in the table, and those endpoints' JSON (a change rebuilds the clusters). */
+  private external = new Map<string, { source: TableEndpoints; json: string }>();
   private table?: RouteTable;
 
   constructor(readonly source: EndpointSource | undefined, private readonly defaults: PoolSettings, private readonly events: ClusterEvents, private readonly random: () => number = Math.random) {}
@@ -332,13 +343,21 @@ export class Clusters {
     this.table = table;
     this.source?.setTable?.(table);
     const next = new Map(table.services.map((s) => [s.host.toLowerCase(), s.policy ?? {}]));
+    const external = new Map<string, { source: TableEndpoints; json: string }>();
+    for (const s of table.services) {
+      const eps = s.external?.endpoints;
+      if (!eps) continue;
+      const byPort = new Map(Object.entries(eps).map(([port, list]) => [Number(port), list.map((e) => ({ address: e.address, port: e.port, ready: true, terminating: false }))]));
+      external.set(s.host.toLowerCase(), { source: new TableEndpoints(byPort), json: JSON.stringify(eps) });
+    }
     for (const [host, byPort] of this.byHost) {
       for (const [port, c] of byPort) {
-        if (JSON.stringify(next.get(host)) !== JSON.stringify(c.policy)) { c.close(); byPort.delete(port); }
+        if (JSON.stringify(next.get(host)) !== JSON.stringify(c.policy) || this.external.get(host)?.json !== external.get(host)?.json) { c.close(); byPort.delete(port); }
       }
       if (!byPort.size) this.byHost.delete(host);
     }
     this.policies = next;
+    this.external = external;
   }
 
   /** The cluster of a known Service host and port; undefined for hosts the table does not know. */
@@ -348,7 +367,7 @@ export class Clusters {
     if (c) return c;
     const policy = this.policies.get(host);
     if (policy === undefined) return undefined;
-    const made = new Cluster(`${host}:${port}`, host, port, policy, this.source, this.defaults, this.events, this.random);
+    const made = new Cluster(`${host}:${port}`, host, port, policy, this.external.get(host)?.source ?? this.source, this.defaults, this.events, this.random);
     if (!byPort) { byPort = new Map(); this.byHost.set(host, byPort); }
     byPort.set(port, made);
     return made;

@@ -158,7 +158,8 @@ export class KubernetesEndpoints implements EndpointSource {
     const wanted = new Map<string, Set<string>>();
     const portNames = new Map<string, string>();
     for (const s of table.services) {
-      if (!s.host.endsWith(suffix)) continue;
+      // A ServiceEntry's endpoints are in the table itself (or are the host's DNS name).
+      if (s.external || !s.host.endsWith(suffix)) continue;
       const [name, ns] = s.host.slice(0, -suffix.length).split('.');
       if (!name || !ns) continue;
       (wanted.get(ns) ?? wanted.set(ns, new Set()).get(ns)!).add(name);

@@ -172,6 +172,42 @@ export class IstioMetrics {
     s.responseBytesSum += responseBytes;
   }
 
+  /** TCP series (tunnels) by destination and flags: opened and closed connections, bytes each way. */
+  private readonly tcp = new Map<string, { labels: Record<string, string>; opened: number; closed: number; sent: number; received: number }>();
+
+  private tcpSeries(dest: DestinationLabels, flags: string) {
+    const k = `${dest.key}\u0000${flags}`;
+    let s = this.tcp.get(k);
+    if (!s) {
+      s = { labels: { ...this.source, ...dest.labels, request_protocol: 'tcp', response_flags: flags, connection_security_policy: UNKNOWN }, opened: 0, closed: 0, sent: 0, received: 0 };
+      this.tcp.set(k, s);
+    }
+    return s;
+  }
+
+  /** A tunnel opened (Istio's istio_tcp_connections_opened_total). */
+  tcpOpened(dest: DestinationLabels): void {
+    this.tcpSeries(dest, '-').opened++;
+  }
+
+  /**
+   * A tunnel closed: its bytes, as Istio's source reports them (sent: client to upstream;
+   * received: upstream to client), under the flags it ended with.
+   */
+  tcpClosed(dest: DestinationLabels, flags: string, sent: number, received: number): void {
+    const s = this.tcpSeries(dest, flags);
+    s.closed++;
+    s.sent += sent;
+    s.received += received;
+  }
+
+  /** Bytes of a tunnel still open, counted as they pass (Envoy reports open connections' bytes periodically). */
+  tcpBytes(dest: DestinationLabels, sent: number, received: number): void {
+    const s = this.tcpSeries(dest, '-');
+    s.sent += sent;
+    s.received += received;
+  }
+
   private *all(): IterableIterator<Series> {
     for (const m of this.series.values()) yield* m.values();
   }
@@ -202,5 +238,11 @@ export class IstioMetrics {
       histogram('istio_request_bytes', (s) => [s.requestBytes, s.requestBytesSum])));
     register(metric('istio_response_bytes', 'Response size in bytes (headers and body)', 'histogram',
       histogram('istio_response_bytes', (s) => [s.responseBytes, s.responseBytesSum])));
+    const tcp = (pick: (s: { opened: number; closed: number; sent: number; received: number }) => number) => () =>
+      [...this.tcp.values()].map((s) => ({ labels: s.labels, value: pick(s) }));
+    register(metric('istio_tcp_connections_opened_total', 'TCP connections (CONNECT tunnels) opened', 'counter', tcp((s) => s.opened)));
+    register(metric('istio_tcp_connections_closed_total', 'TCP connections (CONNECT tunnels) closed', 'counter', tcp((s) => s.closed)));
+    register(metric('istio_tcp_sent_bytes_total', 'Bytes sent to the upstream through tunnels', 'counter', tcp((s) => s.sent)));
+    register(metric('istio_tcp_received_bytes_total', 'Bytes received from the upstream through tunnels', 'counter', tcp((s) => s.received)));
   }
 }

@@ -14,6 +14,7 @@ import { PickStrategy } from './balancer';
 import { ProxyMetrics } from './metrics';
 import { DEFAULT_MAX_PIPELINED, Downstream } from './downstream';
 import { GatewayListener, MeshProxy, serverFor } from './proxy';
+import { Tunnels } from './tunnel';
 import { Tracer } from './tracing';
 import { Binding, compileTable, ConfigError, parseRouteTable } from './table';
 import { checkTable, readTableFile, runTableWorker } from './table-worker';
@@ -61,6 +62,8 @@ const USAGE = `usage: cdk8s-mesh sidecar --config FILE [options]
   --max-buffer BYTES       bodies up to this size are kept for retries and mirrors (default 65536)
   --header-timeout MS      time a client may take to send its request headers (default 10000; then 408)
   --stream-idle-timeout MS a request with no bytes either way for this long ends (default 300000, Envoy's; 408)
+  --tunnel-idle-timeout MS a CONNECT tunnel or WebSocket with no bytes either way for this long closes (default 3600000,
+                           Istio's idle timeout)
   --max-connections N      downstream connections (default 1024); at the cap the keep-alive connection idle
                            longest is closed; when none is idle, new requests get 503 x-envoy-overloaded
   --max-upstream-connections N  connections per destination (default 1024, Envoy's circuit breaker)
@@ -137,7 +140,7 @@ export async function main(argv: string[]): Promise<number> {
       resolve: { type: 'string', multiple: true }, 'outbound-policy': { type: 'string' }, pick: { type: 'string' },
       'reload-interval': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'drain-max': { type: 'string' }, 'max-buffer': { type: 'string' },
       'header-timeout': { type: 'string' }, 'access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      'stream-idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' },
+      'stream-idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' }, 'tunnel-idle-timeout': { type: 'string' },
       'max-upstream-connections': { type: 'string' }, 'max-pending': { type: 'string' }, 'max-headers-count': { type: 'string' }, 'max-header-bytes': { type: 'string' }, 'path-normalization': { type: 'string' },
       'max-table-bytes': { type: 'string' }, 'preserve-external-request-id': { type: 'boolean' }, 'max-pipelined': { type: 'string' },
       stats: { type: 'string' }, 'merge-metrics': { type: 'string' }, cluster: { type: 'string' },
@@ -180,6 +183,7 @@ export async function main(argv: string[]): Promise<number> {
   const maxBuffer = int(values['max-buffer'], '--max-buffer', 64 * 1024);
   const headerTimeout = int(values['header-timeout'], '--header-timeout', 10_000, 1);
   const streamIdleMs = int(values['stream-idle-timeout'], '--stream-idle-timeout', 300_000, 1);
+  const tunnelIdleMs = int(values['tunnel-idle-timeout'], '--tunnel-idle-timeout', 3_600_000, 1);
   const maxConnections = int(values['max-connections'], '--max-connections', 1024, 1);
   const maxUpstream = int(values['max-upstream-connections'], '--max-upstream-connections', 1024, 1);
   const maxPending = int(values['max-pending'], '--max-pending', 1024, 0);
@@ -203,7 +207,7 @@ export async function main(argv: string[]): Promise<number> {
   const fileId = () => { const st = statSync(configPath); return `${st.ino}:${st.size}:${st.mtimeMs}`; };
   let loadedId = fileId();
   let loaded = { text: readTableFile(configPath, maxTableBytes), at: new Date() };
-  const compile = (t: RouteTable) => compileTable(t, binding, pick);
+  const compile = (t: RouteTable) => compileTable(t, binding, pick, namespace);
   const first = parseRouteTable(loaded.text, configPath);
   metrics.reloads.inc({ result: 'applied' });
   const ownPorts = new Set<number>();
@@ -237,7 +241,13 @@ export async function main(argv: string[]): Promise<number> {
     namespace, tracer, downstream,
     binding, outboundTrafficPolicy: policy, ownEndpoints, maxBufferBytes: maxBuffer, accessLog: values['access-log'] === true,
     maxHeadersCount, pathNormalization, preserveExternalRequestId: values['preserve-external-request-id'] === true, clusters,
+    upgradeIdleTimeoutMs: tunnelIdleMs,
   }, upstreams, metrics, compile(first));
+
+  const tunnels = new Tunnels(proxy, metrics, {
+    ownPorts, resolve, connectTimeoutMs: upstreams.connectTimeoutMs, idleTimeoutMs: tunnelIdleMs,
+    maxPerDestination: maxUpstream, accessLog: values['access-log'] === true, clusters,
+  });
 
   // Servers: bounded header size and header read time; malformed requests get a clear 4xx.
   // (Node checks header deadlines every connectionsCheckingInterval, 30s by default: too coarse.)
@@ -248,7 +258,7 @@ export async function main(argv: string[]): Promise<number> {
   const servers = new Set<http.Server>();
   const refused = new WeakSet<Socket>();
   const sockets = new Set<Socket>();
-  const track = (s: http.Server) => {
+  const track = (s: http.Server, mesh = false) => {
     servers.add(s);
     // Downstream limit: up to maxConnections are served; the next 64 are accepted only to be
     // told 503 (x-envoy-overloaded) and closed; beyond that the kernel's backlog waits.
@@ -259,13 +269,14 @@ export async function main(argv: string[]): Promise<number> {
     // Envoy's stream_idle_timeout as the sockets' inactivity timeout: armed once per
     // connection, restarted by every read and write (not a timer per request).
     s.setTimeout(streamIdleMs, (sock: Socket) => proxy.streamIdle(sock));
-    // CONNECT (tunnels) is not served: say so instead of closing the connection silently.
-    // The socket is handed over without Node's error handling: a client that resets it
-    // after the 405 must not take the process down (uncaught ECONNRESET).
-    s.on('connect', (_req: http.IncomingMessage, sock: Socket) => {
+    // CONNECT: tunnels from the pod's own apps (the sidecar listener, on loopback). A gateway
+    // is no forward proxy: an edge client's CONNECT is refused there. The socket is handed over
+    // without Node's error handling: a client that resets it must not take the process down.
+    s.on('connect', (req: http.IncomingMessage, sock: Socket, head: Buffer) => {
+      if (mesh) return tunnels.handle(req, sock, head);
       sock.on('error', () => sock.destroy());
       metrics.clientErrors.inc({ code: '405' });
-      const body = 'mesh-proxy: CONNECT is not supported (plain HTTP only, no tunnels)\n';
+      const body = 'mesh-proxy: CONNECT is not served by a gateway (it is not a forward proxy)\n';
       sock.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     });
     s.on('connection', (sock: Socket) => {
@@ -368,6 +379,8 @@ export async function main(argv: string[]): Promise<number> {
           SNICallback: (name, cb) => cb(null, (entry.plan.contexts.find((c) => c.server === serverFor(entry.plan.servers, name).server) ?? entry.plan.contexts[0]).context),
         }, handler))
         : track(http.createServer(serverOptions, handler));
+      // WebSocket through the gateway: routed by the rules bound to this listener's Gateways.
+      entry.server.on('upgrade', (req: http.IncomingMessage, sock: Socket, head: Buffer) => proxy.upgrade(req, sock, head, entry.plan));
       try {
         await listenOn(entry.server, port + portOffset, bindAddress);
       } catch (err) {
@@ -389,7 +402,8 @@ export async function main(argv: string[]): Promise<number> {
   let started = false;
 
   if (binding.kind === 'mesh') {
-    const s = track(http.createServer(serverOptions, (req, res) => proxy.handle(req, res)));
+    const s = track(http.createServer(serverOptions, (req, res) => proxy.handle(req, res)), true);
+    s.on('upgrade', (req: http.IncomingMessage, sock: Socket, head: Buffer) => proxy.upgrade(req, sock, head));
     await listenOn(s, listen.port, listen.host);
   } else {
     const missing = binding.names.filter((n) => !first.gateways.some((g) => g.name === n));
@@ -544,6 +558,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const s of servers) s.close();
     for (const s of servers) s.closeAllConnections();
     for (const sock of sockets) sock.destroy();
+    tunnels.closeAll();
     for (const s of [adminServer, statsServer]) { s.close(); s.closeAllConnections(); }
     clusters.close();
     await upstreams.close();

@@ -138,6 +138,18 @@ export class ProxyMetrics {
     labelNames: ['cluster', 'event'] as const,
     registers: [this.registry],
   });
+  readonly tunnels = new Counter({
+    name: 'mesh_proxy_tunnels_total',
+    help: 'CONNECT requests, by result: opened, refused (outbound policy), self (the proxy\'s own port), bad_request, overflow (a limit), connect_failed',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly upgrades = new Counter({
+    name: 'mesh_proxy_upgrades_total',
+    help: 'Upgrade requests (WebSocket), by result: tunnelled (the upstream answered 101), declined (it answered otherwise), refused (not an upgrade the proxy carries)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly endpointSource = new Gauge({
     name: 'mesh_proxy_endpoint_source',
     help: 'Where the proxy learns endpoints (1 for the one in use): kubernetes, file, or cluster-ip (no endpoints: each Service\'s name, kube-proxy picks)',

@@ -1,15 +1,16 @@
 // The request path: find the rules for a request, apply them, forward it.
 import { randomBytes, randomUUID } from 'node:crypto';
+import * as http from 'node:http';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { DATA_PLANE_HEADERS, hostRewrite } from '../../model/host-header';
 import { ISTIO_DEFAULT_RETRY_ATTEMPTS, ISTIO_DEFAULT_RETRY_ON, OutboundTrafficPolicy, RtGatewayServer, RtHeaderOps, RtRoute, RtStringMatch } from '../../model/route-table';
 import type { DestinationLabels } from './istio-metrics';
 import { ProxyMetrics } from './metrics';
-import { Binding, CompiledRoute, CompiledTable, CompiledVirtualHost, hostCandidates, RequestView, selectRoute } from './table';
+import { Binding, CompiledRoute, CompiledTable, CompiledVirtualHost, externalFor, hostCandidates, RequestView, selectRoute } from './table';
 import { TraceContext, traceContext, Tracer } from './tracing';
 import { Downstream, OVERLOADED } from './downstream';
-import { Attempt, cutOff, isLoopback, UpstreamError, UpstreamResponse, Upstreams } from './upstream';
+import { Attempt, cutOff, isLoopback, isOwnAddress, UpstreamError, UpstreamResponse, Upstreams } from './upstream';
 import { Cluster, Clusters, Host, NO_HEALTHY_UPSTREAM } from './clusters';
 
 export { OVERLOADED };
@@ -59,7 +60,14 @@ export interface ProxyOptions {
   readonly downstream?: Downstream;
   /** Endpoints, load balancing, outlier detection and pools per Service. @default - every request to the Service's name (ClusterIP) */
   readonly clusters?: Clusters;
+  /** A WebSocket with no bytes either way for this long is closed. @default 3600000 (Istio's idle timeout) */
+  readonly upgradeIdleTimeoutMs?: number;
 }
+
+/** A WebSocket handshake's sockets, from the server's 'upgrade' event to the upstream's 101. */
+interface UpgradeState { readonly socket: Socket; readonly head: Buffer; upgraded: boolean }
+const UPGRADES = new WeakMap<IncomingMessage, UpgradeState>();
+const tokensOf = (v: string | string[] | undefined) => String(v ?? '').toLowerCase().split(',').map((t) => t.trim()).filter(Boolean);
 
 /** A gateway port: the servers of the Gateways that share it, and which Gateway each belongs to. */
 export interface GatewayListener {
@@ -104,6 +112,8 @@ interface RequestRecord {
   host?: Host;
   /** A retry of this request is in flight (counted in the cluster's retries). */
   retrying?: boolean;
+  /** A WebSocket handshake's upstream request (or, after the 101, its socket): destroyed when the client's side closes. */
+  abort?: () => void;
 }
 
 /** Istio's request_protocol: grpc by content type, else http (the proxy speaks HTTP/1.1). */
@@ -418,6 +428,38 @@ export class MeshProxy {
     return c;
   }
 
+  /**
+   * Whether a tunnel (CONNECT) to `host:port` may open: the Service or ServiceEntry host it is
+   * (its metrics and cluster), or why REGISTRY_ONLY refuses it. Same admission as a plain request
+   * to a host without rules.
+   */
+  admit(host: string, port: number): { known?: string; refusal?: string } {
+    const table = this.table;
+    let otherPortOf: string | undefined;
+    for (const c of this.candidatesOf(host, table)) {
+      const ports = table.services.get(c);
+      if (ports && !ports.includes(port)) { otherPortOf ??= c; continue; }
+      if (ports) return { known: c };
+    }
+    if (externalFor(table.externals, host, port)) return {};
+    if (this.outboundPolicy !== 'REGISTRY_ONLY') return {};
+    return {
+      refusal: otherPortOf
+        ? `port ${port} is not a port of service ${otherPortOf} (it has ${table.services.get(otherPortOf)!.join(', ')}) and outboundTrafficPolicy is REGISTRY_ONLY`
+        : `${host} is not a service of this mesh (nor a ServiceEntry host) and outboundTrafficPolicy is REGISTRY_ONLY`,
+    };
+  }
+
+  /** A tunnel was asked for: counts as activity for the drain's quiet period. */
+  touch(): void {
+    this.lastRequestAt = performance.now();
+  }
+
+  /** Istio's destination labels for a tunnel: the known host's, else PassthroughCluster (no client-chosen name as a label). */
+  destinationLabels(known: string | undefined): DestinationLabels {
+    return known ? this.metrics.istio.destination(known, this.table.table) : this.metrics.istio.passthrough;
+  }
+
   private get outboundPolicy(): OutboundTrafficPolicy {
     return this.opts.outboundTrafficPolicy ?? this.table.table.outboundTrafficPolicy;
   }
@@ -453,11 +495,13 @@ export class MeshProxy {
       // The client went away, or the proxy answered by itself (408, 504): free the upstream
       // request unless its whole response was passed on.
       if (!labels.upstreamRes?.complete) { labels.current?.destroy(); labels.upstreamRes?.destroy(); }
-      const code = res.headersSent ? String(res.statusCode) : '0';
+      labels.abort?.();
+      const upgraded = UPGRADES.get(req)?.upgraded === true;
+      const code = res.headersSent || upgraded ? String(res.statusCode) : '0';
       const seconds = (performance.now() - started) / 1e3;
       this.metrics.record(labels.virtual_host, labels.destination, code, seconds);
       // The client left before the whole response was written: Envoy's DC.
-      if (!res.writableFinished) labels.flags ??= 'DC';
+      if (!res.writableFinished && !upgraded) labels.flags ??= 'DC';
       this.metrics.istio.record(labels.istio ?? this.metrics.istio.unknown, code, labels.flags ?? '-', protocolOf(req),
         seconds * 1e3, headBytes(req) + (labels.body?.bytes ?? 0), socket.bytesWritten - written);
       if (labels.trace?.sampled && this.opts.tracer) {
@@ -593,14 +637,16 @@ export class MeshProxy {
       route = sel.route.route;
       uriMatch = sel.uri;
     } else {
-      if (this.outboundPolicy === 'REGISTRY_ONLY' && !knownHost) {
+      // A ServiceEntry's wildcard host or address range admits the name or IP asked for (connected to as asked).
+      const entry = knownHost ? undefined : externalFor(table.externals, target.host, target.port);
+      if (this.outboundPolicy === 'REGISTRY_ONLY' && !knownHost && !entry) {
         labels.destination = 'BlackHoleCluster';
         labels.istio = this.metrics.istio.blackhole;
         return this.reply(res, 502, otherPortOf
           ? `mesh-proxy: port ${target.port} is not a port of service ${otherPortOf} (it has ${table.services.get(otherPortOf)!.join(', ')}) and outboundTrafficPolicy is REGISTRY_ONLY`
           : `mesh-proxy: ${target.host} is not a service of this mesh and outboundTrafficPolicy is REGISTRY_ONLY`);
       }
-      labels.virtual_host = knownHost ?? 'PassthroughCluster';
+      labels.virtual_host = knownHost ?? entry ?? 'PassthroughCluster';
       route = { match: [], destinations: [{ host: knownHost ?? target.host, weight: 1 }] };
     }
 
@@ -737,7 +783,7 @@ export class MeshProxy {
     // client's validated length while streaming), chunked when the length is unknown.
     const bodyLength = Buffer.isBuffer(body) ? body.length : length;
     if (body !== undefined) labels.body = { bytes: bodyLength ?? 0 };
-    if (route.mirror && this.chance(route.mirror.percentage)) this.mirror(route, target, view.method, path, authority, lines, body, bodyLength);
+    if (route.mirror && !UPGRADES.has(req) && this.chance(route.mirror.percentage)) this.mirror(route, target, view.method, path, authority, lines, body, bodyLength);
     const head = `host: ${authority}\r\n${lines}`;
 
     // Attempts, under the route's overall timeout.
@@ -747,12 +793,15 @@ export class MeshProxy {
         timedOut = true;
         labels.flags = 'UT';
         labels.current?.destroy();
+        labels.abort?.();
         if (!res.headersSent) this.reply(res, 504, 'upstream request timeout');
         else cutOff(res);
       }, route.timeoutMs);
     }
     const deadline = route.timeoutMs === undefined ? undefined : Date.now() + route.timeoutMs;
     const responseOps = route.headers?.response;
+    const upgrade = UPGRADES.get(req);
+    if (upgrade) return this.upgradeUpstream(req, res, upgrade, labels, { host: dest.host, port: upstreamPort, path, head, responseOps, cluster, hash });
 
     // Hosts earlier attempts failed on: a retry goes to another (Istio's previous_hosts predicate).
     let tried: Set<Host> | undefined;
@@ -835,6 +884,103 @@ export class MeshProxy {
       if (res.destroyed || timedOut) return;
       if (cluster) { cluster.retries++; labels.retrying = true; }
     }
+  }
+
+  /**
+   * The http.Server 'upgrade' listener. A WebSocket handshake (GET, Connection: upgrade,
+   * Upgrade: websocket) is routed by the rules like any request (Istio allows WebSocket
+   * upgrades by default) and, once the upstream answers 101, tunnelled both ways; another
+   * upgrade is refused with 403, as Envoy refuses upgrades it is not configured for.
+   */
+  upgrade(req: IncomingMessage, socket: Socket, head: Buffer, listener?: GatewayListener): void {
+    // The socket is ours now, without Node's error handling: a reset must not crash the process.
+    socket.on('error', () => socket.destroy());
+    const res = new ServerResponse(req);
+    res.assignSocket(socket);
+    res.shouldKeepAlive = false;
+    const state: UpgradeState = { socket, head, upgraded: false };
+    // A reply of the proxy's own (404, 403, 503, a fault) ends the connection once written.
+    res.once('finish', () => { if (!state.upgraded) socket.end(); });
+    const protocols = tokensOf(req.headers.upgrade);
+    if (req.method !== 'GET' || protocols.length !== 1 || protocols[0] !== 'websocket' || !tokensOf(req.headers.connection).includes('upgrade')) {
+      this.metrics.upgrades.inc({ result: 'refused' });
+      this.metrics.clientErrors.inc({ code: '403' });
+      return this.reply(res, 403, `mesh-proxy: upgrade to ${JSON.stringify(String(req.headers.upgrade ?? '').slice(0, 64))} by ${String(req.method).slice(0, 16)} is not carried (WebSocket only: GET with Connection: upgrade and Upgrade: websocket)`, { connection: 'close' });
+    }
+    UPGRADES.set(req, state);
+    this.handle(req, res, listener);
+  }
+
+  /** The upstream half of a WebSocket handshake: one attempt (no body to resend), then a tunnel on 101. */
+  private upgradeUpstream(
+    req: IncomingMessage, res: ServerResponse, state: UpgradeState, labels: RequestRecord,
+    to: { host: string; port: number; path: string; head: string; responseOps: RtHeaderOps | undefined; cluster: Cluster | undefined; hash: number | undefined },
+  ): void {
+    let host: Host | undefined;
+    if (to.cluster) {
+      const picked = to.cluster.pick(to.hash, undefined);
+      if (picked === NO_HEALTHY_UPSTREAM) { labels.flags = 'UH'; return this.reply(res, 503, 'no healthy upstream'); }
+      host = picked;
+      if (host) { host.active++; labels.host = host; }
+    }
+    const target = this.upstreams.target(to.host, to.port, host?.endpoint);
+    if (this.upstreams.isOwnPort(target.port) && isOwnAddress(target.host)) { this.metrics.upgrades.inc({ result: 'refused' }); return this.reply(res, 508, ERROR_BODY.self); }
+    // The request head as for any request (the proxy's own lines), then the upgrade's hop-by-hop pair.
+    const headers: string[] = [];
+    for (const line of to.head.split('\r\n')) {
+      const i = line.indexOf(': ');
+      if (i > 0) headers.push(line.slice(0, i), line.slice(i + 2));
+    }
+    headers.push('connection', 'upgrade', 'upgrade', 'websocket');
+    const up = http.request({
+      host: target.host, port: target.port, method: 'GET', path: to.path, headers, agent: false, setHost: false,
+      lookup: this.upstreams.lookupFor(target.port), maxHeaderSize: this.upstreams.maxHeaderBytes,
+    });
+    labels.abort = () => up.destroy();
+    const idleMs = this.opts.upgradeIdleTimeoutMs ?? 3_600_000;
+    up.on('upgrade', (ures: IncomingMessage, usock: Socket, uhead: Buffer) => {
+      usock.on('error', () => { usock.destroy(); state.socket.destroy(); });
+      if (res.destroyed || state.socket.destroyed) { usock.destroy(); return; }
+      if (labels.timer) { clearTimeout(labels.timer); labels.timer = undefined; }
+      if (host) to.cluster!.record(host, 101, false);
+      state.upgraded = true;
+      res.statusCode = 101;
+      this.metrics.upgrades.inc({ result: 'tunnelled' });
+      // The upstream's head minus hop-by-hop headers, with Via and the route's operations, and the upgrade pair again.
+      const out = responseHeaders(ures.rawHeaders, this.via, to.responseOps, false);
+      let text = `HTTP/1.1 101 Switching Protocols\r\n`;
+      for (let i = 0; i < out.length; i += 2) text += `${out[i]}: ${out[i + 1]}\r\n`;
+      text += `connection: upgrade\r\nupgrade: ${String(ures.headers.upgrade ?? 'websocket')}\r\n\r\n`;
+      const client = state.socket;
+      client.write(text);
+      if (uhead.length) client.write(uhead);
+      if (state.head.length) usock.write(state.head);
+      labels.abort = () => usock.destroy();
+      // Idle: nothing either way for idleMs (writes to the client count as activity on its socket).
+      client.setTimeout(idleMs, () => { labels.flags = 'SI'; client.destroy(); usock.destroy(); });
+      client.pipe(usock);
+      usock.pipe(client);
+      usock.once('close', () => { client.end(); setTimeout(() => client.destroy(), 1000).unref(); });
+    });
+    up.on('response', (ures: IncomingMessage) => {
+      // Declined (a 4xx, or a server that does not speak WebSocket): passed on as a response, then the connection ends.
+      if (host) to.cluster!.record(host, ures.statusCode ?? 0, false);
+      this.metrics.upgrades.inc({ result: 'declined' });
+      if (res.destroyed) { ures.destroy(); return; }
+      if (labels.timer) { clearTimeout(labels.timer); labels.timer = undefined; }
+      res.writeHead(ures.statusCode ?? 502, responseHeaders(ures.rawHeaders, this.via, to.responseOps, true));
+      ures.pipe(res);
+    });
+    up.on('error', (err: NodeJS.ErrnoException) => {
+      if (res.destroyed || state.upgraded) return;
+      if (res.headersSent) { cutOff(res); return; }
+      const kind = (err as { code?: string }).code === 'MESH_SELF' ? 'self' : classify(err);
+      if (host && kind !== 'self') to.cluster!.record(host, 0, true);
+      this.metrics.upstreamFailures.inc({ kind });
+      labels.flags = kind === 'connect-failure' ? 'UF' : kind === 'reset' ? 'UC' : labels.flags;
+      this.reply(res, kind === 'self' ? 508 : 503, ERROR_BODY[kind === 'per-try-timeout' || kind === 'overflow' ? 'other' : kind]);
+    });
+    up.end();
   }
 
   /** Fire and forget: a copy to the mirror, never awaited, never delaying the response. */

@@ -1,6 +1,7 @@
 // Loading a route table: JSON, then the shared JSON Schema (ajv), then the
 // cross-field rules, then compiled into lookups the request path uses.
 import type { ValidateFunction } from 'ajv';
+import { BlockList, isIP } from 'node:net';
 import { RE2JS } from 're2js';
 import {
   ROUTE_TABLE_SCHEMA, RouteTable, RtHeaderMatch, RtMatch, RtRoute, RtStringMatch, RtVirtualHost,
@@ -59,6 +60,19 @@ export function parseRouteTable(text: string, source: string): RouteTable {
       }
     }));
   }));
+  data.services.forEach((svc, i) => {
+    const where = `${source}: /services/${i}`;
+    if (svc.protocols && svc.protocols.length !== svc.ports.length) throw new ConfigError(`${where}/protocols: ${svc.protocols.length} protocols for ${svc.ports.length} ports; one per port`);
+    if (svc.host.startsWith('*.') && !svc.external) throw new ConfigError(`${where}/host: ${svc.host} is a wildcard; only a ServiceEntry's host (with "external") may be`);
+    (svc.external?.addresses ?? []).forEach((a, k) => {
+      const [ip, bits] = a.split('/');
+      const family = isIP(ip);
+      if (!family || (bits !== undefined && Number(bits) > (family === 6 ? 128 : 32))) throw new ConfigError(`${where}/external/addresses/${k}: ${JSON.stringify(a)} is not an IP address or CIDR range`);
+    });
+    for (const port of Object.keys(svc.external?.endpoints ?? {})) {
+      if (!svc.ports.includes(Number(port))) throw new ConfigError(`${where}/external/endpoints/${port}: not a port of ${svc.host} (${svc.ports.join(', ')})`);
+    }
+  });
   return data;
 }
 
@@ -243,11 +257,32 @@ export interface CompiledTable {
   readonly hosts: HostIndex<CompiledVirtualHost>;
   /** Gateway mode: per Gateway (`namespace/name`), the virtual hosts bound to it, so a listener serves only its own Gateway's. */
   readonly gateways: ReadonlyMap<string, HostIndex<CompiledVirtualHost>>;
-  /** Known Service hosts (fully qualified) and their ports. */
+  /** Known Service hosts (fully qualified) and ServiceEntry hosts this proxy sees, and their ports. */
   readonly services: ReadonlyMap<string, readonly number[]>;
+  /** ServiceEntry wildcard hosts and addresses this proxy sees: requests to a name or IP under them are admitted on their ports. */
+  readonly externals: readonly ExternalMatch[];
 }
 
-export function compileTable(table: RouteTable, binding: Binding, strategy: PickStrategy): CompiledTable {
+/** A ServiceEntry's wildcard hosts (`.example.com` suffixes) and addresses, for REGISTRY_ONLY admission. */
+export interface ExternalMatch {
+  readonly entry: string;
+  readonly suffixes: readonly string[];
+  readonly addresses?: BlockList;
+  readonly ports: readonly number[];
+}
+
+/** The ServiceEntry host or address range that admits `host:port`, if any (exact hosts are in `services`). */
+export function externalFor(externals: readonly ExternalMatch[], host: string, port: number): string | undefined {
+  for (const x of externals) {
+    if (!x.ports.includes(port)) continue;
+    if (x.suffixes.some((s) => host.endsWith(s) && host.length > s.length)) return x.entry;
+    if (x.addresses && isIP(host) && x.addresses.check(host, isIP(host) === 6 ? 'ipv6' : 'ipv4')) return x.entry;
+  }
+  return undefined;
+}
+
+/** `namespace`: a ServiceEntry exported to other namespaces only is left out. @default - every entry */
+export function compileTable(table: RouteTable, binding: Binding, strategy: PickStrategy, namespace?: string): CompiledTable {
   const hosts = new HostIndex<CompiledVirtualHost>();
   const gateways = new Map<string, HostIndex<CompiledVirtualHost>>();
   if (binding.kind === 'gateway') for (const n of binding.names) gateways.set(n, new HostIndex());
@@ -259,7 +294,25 @@ export function compileTable(table: RouteTable, binding: Binding, strategy: Pick
     const compiled = compileVirtualHost(vh, strategy);
     for (const index of indexes) for (const h of vh.hosts) index.add(h, compiled);
   }
-  return { table, hosts, gateways, services: new Map(table.services.map((s) => [s.host.toLowerCase(), s.ports])) };
+  const seen = table.services.filter((s) => !s.external?.exportTo || namespace === undefined || s.external.exportTo.includes(namespace));
+  const externals: ExternalMatch[] = [];
+  for (const s of seen) {
+    const x = s.external;
+    if (!x || (!s.host.startsWith('*.') && !x.addresses?.length)) continue;
+    let addresses: BlockList | undefined;
+    for (const a of x.addresses ?? []) {
+      addresses ??= new BlockList();
+      const [ip, bits] = a.split('/');
+      const type = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
+      if (bits === undefined) addresses.addAddress(ip, type);
+      else addresses.addSubnet(ip, Number(bits), type);
+    }
+    externals.push({ entry: s.host, suffixes: s.host.startsWith('*.') ? [s.host.slice(1).toLowerCase()] : [], ...(addresses ? { addresses } : {}), ports: s.ports });
+  }
+  return {
+    table, hosts, gateways, externals,
+    services: new Map(seen.filter((s) => !s.host.startsWith('*.')).map((s) => [s.host.toLowerCase(), s.ports])),
+  };
 }
 
 /** The first route whose match holds, with the match block that held. */

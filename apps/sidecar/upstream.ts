@@ -12,6 +12,7 @@ import * as dns from 'node:dns';
 import * as net from 'node:net';
 import { Readable } from 'node:stream';
 import type { ServerResponse } from 'node:http';
+import { networkInterfaces } from 'node:os';
 
 export interface UpstreamOptions {
   /** `host:port` -> `address:port` overrides, like curl's --resolve (tests, local runs). */
@@ -37,6 +38,22 @@ export function isLoopback(address: string): boolean {
   if (c !== 0x31 && c !== 0x3a && c !== 0x30 && c !== 0x6c) return false; // 1 : 0 l
   const a = address.toLowerCase().replace(/^::ffff:/, '');
   return /^127\./.test(a) || a === '::1' || a === '0.0.0.0' || a === '::' || a === 'localhost';
+}
+
+let ownAddresses: { at: number; set: Set<string> } | undefined;
+/**
+ * Loopback, or an address of one of this host's interfaces (the pod IP): where the proxy's
+ * own listeners are reachable. Interfaces are read again after a minute at most.
+ */
+export function isOwnAddress(address: string): boolean {
+  if (isLoopback(address)) return true;
+  const now = performance.now();
+  if (!ownAddresses || now - ownAddresses.at > 60_000) {
+    const set = new Set<string>();
+    for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) set.add(i.address.toLowerCase());
+    ownAddresses = { at: now, set };
+  }
+  return ownAddresses.set.has(address.toLowerCase().replace(/^::ffff:/, ''));
 }
 
 /** An upstream failure with the code the retry logic classifies. */
@@ -617,6 +634,20 @@ export class Upstreams {
     this.sweeper.unref();
   }
 
+  /** Where a request to `host:port` connects: the endpoint, else the --resolve override, else the name as asked. */
+  target(host: string, port: number, endpoint?: { address: string; port: number }): { host: string; port: number } {
+    if (endpoint) return { host: endpoint.address, port: endpoint.port };
+    const t = this.options.resolve.get(`${host}:${port}`);
+    if (!t) return { host, port };
+    const i = t.lastIndexOf(':');
+    return { host: t.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(t.slice(i + 1)) };
+  }
+
+  /** Whether `port` is one the proxy listens on. */
+  isOwnPort(port: number): boolean {
+    return this.options.ownPorts?.has(port) === true;
+  }
+
   /** For the proxy's own port numbers, a DNS lookup that refuses names resolving to this host. */
   lookupFor(port: number): typeof dns.lookup | undefined {
     return this.options.ownPorts?.has(port) ? selfGuard(port) : undefined;
@@ -642,7 +673,7 @@ export class Upstreams {
       port = Number(target.slice(i + 1));
     }
     // Never the proxy's own listeners, whatever name or loopback address leads there.
-    if (this.options.ownPorts?.has(port) && isLoopback(host)) {
+    if (this.options.ownPorts?.has(port) && isOwnAddress(host)) {
       return Promise.reject(new UpstreamError('MESH_SELF', `${key} is this proxy's own port`));
     }
     // One pool per cluster: a pod behind two Services (a subset's and the base) has a pool in each, as in Envoy.
@@ -686,7 +717,7 @@ function selfGuard(port: number): typeof dns.lookup {
   return ((hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
     dns.lookup(hostname, options, (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => {
       const all = Array.isArray(address) ? address.map((a) => a.address) : [address];
-      if (!err && all.some((a) => isLoopback(a))) {
+      if (!err && all.some((a) => isOwnAddress(a))) {
         return callback(new UpstreamError('MESH_SELF', `${hostname}:${port} resolves to this host, and ${port} is this proxy's own port`));
       }
       callback(err, address, family);

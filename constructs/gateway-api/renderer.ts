@@ -4,7 +4,7 @@ import { allRefusals, Check, Duration, HeaderMatchModel, hostFor, HttpHeaders, M
 import { hostRewrite } from '../../model/host-header';
 import { IstioRenderer, renderTrafficPolicy } from '../istio/renderer';
 import { DestinationRule } from '../istio/resources';
-import { DataPlane, DestinationPolicyRendering, GatewayApiOptions, GatewayRendering, MeshChart, MeshRenderer, RouteRendering, TracingRendering } from '../mesh';
+import { DataPlane, DestinationPolicyRendering, GatewayApiOptions, GatewayRendering, MeshChart, MeshRenderer, RouteRendering, ServiceEntryRendering, TracingRendering } from '../mesh';
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 import { findChartService, renderSubsetServices, subsetServiceName } from '../subset-services';
@@ -360,6 +360,15 @@ export class GatewayApiRenderer implements MeshRenderer {
       new Check(scope.node.path).fail('dataPlane', `gateway-api with mesh "${mesh}"`, 'gatewayApi.mesh "istio" or "istio-ambient" for MeshTracing (Gateway API has no tracing resource; the Istio Telemetry is emitted as its extension)');
     }
     this.istio.renderTracing(scope, id, t);
+  }
+
+  /** Gateway API has no registry of external hosts; Istio's (sidecar or ambient) ServiceEntry serves Gateway API traffic too. */
+  renderServiceEntry(scope: Construct, id: string, e: ServiceEntryRendering): void {
+    const mesh = this.options.mesh ?? 'istio';
+    if (mesh !== 'istio' && mesh !== 'istio-ambient') {
+      new Check(scope.node.path).fail('dataPlane', `gateway-api with mesh "${mesh}"`, 'gatewayApi.mesh "istio" or "istio-ambient" for a ServiceEntry (Gateway API has no resource for external hosts; Istio\'s ServiceEntry is emitted for those meshes), or DataPlane.ISTIO or NODE_SIDECAR');
+    }
+    this.istio.renderServiceEntry(scope, id, e);
   }
 
   renderDestinationPolicy(scope: Construct, id: string, p: DestinationPolicyRendering): void {

@@ -1,11 +1,11 @@
 import { Construct } from 'constructs';
 import { ConsistentHashModel, Duration, HeaderMatchModel, hostFor, HttpHeaders, RuleModel, ServiceRef, TrafficPolicyModel } from '../../model';
-import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshRenderer, RouteRendering, TracingRendering } from '../mesh';
+import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshRenderer, RouteRendering, ServiceEntryRendering, TracingRendering } from '../mesh';
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 import {
   DestinationRule, Gateway, IstioDestination, IstioHeaderOperations, IstioHttpRoute, IstioStringMatch,
-  IstioConsistentHash, IstioTrafficPolicy, Telemetry, VirtualService,
+  IstioConsistentHash, IstioServiceEntry, IstioTrafficPolicy, Telemetry, VirtualService,
 } from './resources';
 
 /** Istio's injection controls (namespace label, pod label and annotation). */
@@ -117,6 +117,25 @@ function consistentHash(h: ConsistentHashModel): IstioConsistentHash {
   });
 }
 
+/** A ServiceEntry object for the model (also what the Gateway API renderer writes for an Istio mesh). */
+export function renderServiceEntry(scope: Construct, id: string, e: ServiceEntryRendering): IstioServiceEntry {
+  const m = e.model;
+  return new IstioServiceEntry(scope, id, {
+    metadata: { name: e.name, namespace: e.namespace },
+    spec: compact({
+      hosts: [...m.hosts],
+      addresses: m.addresses.length ? [...m.addresses] : undefined,
+      ports: m.ports.map((p) => compact({ number: p.number, protocol: p.protocol, name: p.name, targetPort: p.targetPort })),
+      location: m.location,
+      resolution: m.resolution,
+      endpoints: m.endpoints.length
+        ? m.endpoints.map((x) => compact({ address: x.address, ports: x.ports && { ...x.ports }, labels: x.labels && { ...x.labels }, weight: x.weight }))
+        : undefined,
+      exportTo: m.exportTo && [...m.exportTo],
+    }),
+  });
+}
+
 /** The default data plane: Istio sidecars and networking.istio.io objects. */
 export class IstioRenderer implements MeshRenderer {
   readonly dataPlane = DataPlane.ISTIO;
@@ -161,6 +180,10 @@ export class IstioRenderer implements MeshRenderer {
           : undefined,
       }),
     });
+  }
+
+  renderServiceEntry(scope: Construct, id: string, e: ServiceEntryRendering): void {
+    renderServiceEntry(scope, id, e);
   }
 
   /** A Telemetry in Istio's root namespace: every proxy of the mesh reports to the provider (meshConfig names its address). */

@@ -109,6 +109,17 @@ export interface GatewaySpec {
   readonly servers: IstioServer[];
 }
 
+/** The spec of a networking.istio.io ServiceEntry. */
+export interface ServiceEntryResourceSpec {
+  readonly hosts: string[];
+  readonly addresses?: string[];
+  readonly ports: Array<{ readonly number: number; readonly protocol: string; readonly name: string; readonly targetPort?: number }>;
+  readonly location?: string;
+  readonly resolution?: string;
+  readonly endpoints?: Array<{ readonly address: string; readonly ports?: Record<string, number>; readonly labels?: Record<string, string>; readonly weight?: number }>;
+  readonly exportTo?: string[];
+}
+
 /** An Istio object: its metadata and spec, written as given. */
 export interface IstioObjectProps<S> {
   /** metadata.name is required: hosts, subsets and gateways resolve by name. */
@@ -138,6 +149,14 @@ export class Gateway extends ApiObject {
   static readonly KIND = 'Gateway';
   constructor(scope: Construct, id: string, props: IstioObjectProps<GatewaySpec>) {
     super(scope, id, { apiVersion: ISTIO_NETWORKING_API_VERSION, kind: Gateway.KIND, metadata: props.metadata, spec: props.spec });
+  }
+}
+
+/** `networking.istio.io` ServiceEntry (the construct of that name is constructs/service-entry.ts). */
+export class IstioServiceEntry extends ApiObject {
+  static readonly KIND = 'ServiceEntry';
+  constructor(scope: Construct, id: string, props: IstioObjectProps<ServiceEntryResourceSpec>) {
+    super(scope, id, { apiVersion: ISTIO_NETWORKING_API_VERSION, kind: IstioServiceEntry.KIND, metadata: props.metadata, spec: props.spec });
   }
 }
 

@@ -4,10 +4,13 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct, IConstruct } from 'constructs';
 import {
   Check, PACKAGE_VERSION, DestinationModel, ISTIO_DEFAULT_RETRY_ON, MeshValidationError, ROUTE_TABLE_API_VERSION,
-  ROUTE_TABLE_DIR, ROUTE_TABLE_FILE, ROUTE_TABLE_KIND, RouteTable, RtGateway, RtServiceTelemetry, RtTracing, RtMatch, RtRoute, RtVirtualHost, RuleModel,
+  ROUTE_TABLE_DIR, ROUTE_TABLE_FILE, ROUTE_TABLE_KIND, RouteTable, RtExternal, RtGateway, RtProtocol, RtService, RtServiceTelemetry, RtTracing, RtMatch,
+  RtRoute, RtVirtualHost, RuleModel,
   PRESTOP_WAIT_SECONDS, RtTrafficPolicy, ServiceRef, SIDECAR_PORTS, TrafficPolicyModel,
 } from '../../model';
-import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RouteRendering, TracingRendering } from '../mesh';
+import {
+  DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RouteRendering, ServiceEntryRendering, TracingRendering,
+} from '../mesh';
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 import { cpuQuantity, omitServerDefaults, restrictedContainer } from '../server-form';
@@ -24,8 +27,8 @@ export const ROUTE_TABLE_CONFIGMAP = 'mesh-routes';
 export const SIDECAR_CONTAINER = 'mesh-proxy';
 /** The proxy's UID/GID. Not Istio's 1337: to Istio (and to mesh lint) that UID means "traffic that bypasses the proxy". */
 export const SIDECAR_UID = 10001;
-/** What bypasses the proxy: loopback and the Kubernetes API (kubelet expands $(KUBERNETES_SERVICE_HOST)). */
-export const NO_PROXY = 'localhost,127.0.0.1,::1,kubernetes.default.svc,kubernetes.default.svc.cluster.local,$(KUBERNETES_SERVICE_HOST)';
+/** What bypasses the proxy: loopback, the pod itself and the Kubernetes API (kubelet expands $(MESH_POD_IP) and $(KUBERNETES_SERVICE_HOST)). */
+export const NO_PROXY = 'localhost,127.0.0.1,::1,$(MESH_POD_IP),kubernetes.default.svc,kubernetes.default.svc.cluster.local,$(KUBERNETES_SERVICE_HOST)';
 
 const CONFIG_PATH = `${ROUTE_TABLE_DIR}/${ROUTE_TABLE_FILE}`;
 /** The ServiceAccount meshed pods run as when their workload names none. */
@@ -152,6 +155,7 @@ function securityContext(): kplus.ContainerSecurityContextProps {
 export class NodeSidecarRenderer implements MeshRenderer {
   readonly dataPlane = DataPlane.NODE_SIDECAR;
   private readonly routes: RouteRendering[] = [];
+  private readonly entries: ServiceEntryRendering[] = [];
   private readonly gateways: Array<{ rendering: GatewayRendering; namespace: string }> = [];
   private readonly configMaps = new Map<string, kplus.IConfigMap>();
   private tracing: RtTracing | undefined;
@@ -199,8 +203,12 @@ export class NodeSidecarRenderer implements MeshRenderer {
     if (!w.inMesh) return;
     const configMap = this.configMapFor(w.namespace);
     const volume = kplus.Volume.fromConfigMap(w, 'MeshRoutes', configMap, { name: 'mesh-routes' });
+    // The app's calls go through the proxy: plain HTTP as requests, HTTPS (and whatever else a
+    // client sends through HTTPS_PROXY) as CONNECT tunnels; the pod itself, loopback and the
+    // Kubernetes API are reached directly. MESH_POD_IP is defined first so NO_PROXY can name it.
     const proxyUrl = `http://127.0.0.1:${SIDECAR_PORTS.outbound}`;
-    for (const [k, v] of [['HTTP_PROXY', proxyUrl], ['http_proxy', proxyUrl], ['NO_PROXY', NO_PROXY], ['no_proxy', NO_PROXY]]) {
+    w.container.env.addVariable('MESH_POD_IP', kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP));
+    for (const [k, v] of [['HTTP_PROXY', proxyUrl], ['http_proxy', proxyUrl], ['HTTPS_PROXY', proxyUrl], ['https_proxy', proxyUrl], ['NO_PROXY', NO_PROXY], ['no_proxy', NO_PROXY]]) {
       w.container.env.addVariable(k, kplus.EnvValue.fromValue(v));
     }
     const appMetrics = appMetricsUrl(new Check(w.node.path), (w.deployment.podMetadata.toJson().annotations ?? {}) as Record<string, string>);
@@ -252,6 +260,36 @@ export class NodeSidecarRenderer implements MeshRenderer {
       const merged = routeTablePolicy(mergePolicy(p.trafficPolicy, s.trafficPolicy));
       if (merged) this.policies.set(this.fqdn(`${p.service.serviceName}-${s.name}`, ns), merged);
     }
+  }
+
+  renderServiceEntry(_scope: Construct, _id: string, e: ServiceEntryRendering): void {
+    // Collected: the route table lists every entry's hosts for every proxy that sees it.
+    this.entries.push(e);
+  }
+
+  /** A ServiceEntry's hosts as route-table services: ports, protocols, where to connect, who sees them. */
+  private externalServices(e: ServiceEntryRendering): RtService[] {
+    const m = e.model;
+    const ns = this.ns(e.namespace);
+    const endpoints: Record<string, Array<{ address: string; port: number }>> = {};
+    if (m.endpoints.length) {
+      for (const p of m.ports) endpoints[String(p.number)] = m.endpoints.map((x) => ({ address: x.address, port: x.ports?.[p.name] ?? p.targetPort ?? p.number }));
+    }
+    const exportTo = m.exportTo && !m.exportTo.includes('*') ? [...new Set(m.exportTo.map((x) => (x === '.' ? ns : x)))] : undefined;
+    const external: RtExternal = {
+      resolution: m.resolution,
+      ...(m.endpoints.length ? { endpoints } : {}),
+      ...(m.addresses.length ? { addresses: [...m.addresses] } : {}),
+      ...(exportTo ? { exportTo } : {}),
+    };
+    return m.hosts.map((host) => ({
+      host: this.fqdn(host, e.namespace),
+      ports: m.ports.map((p) => p.number),
+      portNames: m.ports.map((p) => p.name),
+      ...(m.ports.some((p) => p.protocol !== 'HTTP') ? { protocols: m.ports.map((p) => p.protocol) } : {}),
+      ...(this.policies.has(this.fqdn(host, e.namespace)) ? { policy: this.policies.get(this.fqdn(host, e.namespace)) } : {}),
+      external,
+    }));
   }
 
   /**
@@ -442,22 +480,25 @@ export class NodeSidecarRenderer implements MeshRenderer {
     const workloads = this.chart.node.findAll()
       .filter((c: IConstruct): c is ApiObject => c instanceof ApiObject && WORKLOAD_KINDS.has(c.kind) && Chart.of(c) === this.chart)
       .map((o) => ({ name: o.name, namespace: this.ns(o.metadata.namespace), labels: ((o.toJson().spec?.template?.metadata?.labels) ?? {}) as Record<string, string> }));
-    const services = this.chart.node.findAll()
+    const services: RtService[] = this.chart.node.findAll()
       .filter((c: IConstruct): c is ApiObject => c instanceof ApiObject && c.kind === 'Service' && Chart.of(c) === this.chart)
       .map((svc) => {
-        const spec = svc.toJson().spec as { ports?: Array<{ port: number; name?: string }>; selector?: Record<string, string> };
+        const spec = svc.toJson().spec as { ports?: Array<{ port: number; name?: string; appProtocol?: string }>; selector?: Record<string, string> };
         const telemetry = this.telemetryOf(svc, spec.selector, workloads);
         const host = this.fqdn(svc.name, svc.metadata.namespace);
         const ports = spec.ports ?? [];
         const policy = this.policies.get(host);
+        const protocols = ports.map(portProtocol);
         return {
           host, ports: ports.map((p) => p.port),
           // EndpointSlices name their ports after the Service's: how the proxy finds the target port.
           ...(ports.some((p) => p.name) ? { portNames: ports.map((p) => p.name ?? '') } : {}),
           ...(policy ? { policy } : {}),
           ...(telemetry ? { telemetry } : {}),
+          ...(protocols.some((p) => p !== 'HTTP') ? { protocols } : {}),
         };
       });
+    services.push(...this.entries.flatMap((e) => this.externalServices(e)));
     const virtualHosts: RtVirtualHost[] = this.routes.map((r) => {
       const ns = this.ns(r.namespace);
       return {
@@ -556,6 +597,24 @@ function redirectOf(r: NonNullable<RuleModel['redirect']>): NonNullable<RtRoute[
 }
 
 /** What Istio counts as a workload (the pods' owner). */
+/** A Service port's protocol as Istio selects it: appProtocol, else the name's prefix; HTTP when neither says (the proxy speaks HTTP/1.1). */
+export function portProtocol(p: { name?: string; appProtocol?: string }): RtProtocol {
+  const a = (p.appProtocol ?? '').toLowerCase();
+  if (a === 'kubernetes.io/h2c' || a === 'http2') return 'HTTP2';
+  const key = a || (p.name ?? '').toLowerCase().split('-')[0];
+  switch (key) {
+    case 'http2': return 'HTTP2';
+    case 'grpc': return (p.name ?? '').toLowerCase().startsWith('grpc-web') ? 'HTTP' : 'GRPC';
+    case 'https': return 'HTTPS';
+    case 'tcp': return 'TCP';
+    case 'tls': return 'TLS';
+    case 'mongo': return 'MONGO';
+    case 'redis': return 'REDIS';
+    case 'mysql': return 'MYSQL';
+    default: return 'HTTP';
+  }
+}
+
 const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet']);
 
 /** Non-root processes cannot bind ports below 1024: move them up by 8000, as Istio's gateways do. */

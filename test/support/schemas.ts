@@ -4,7 +4,7 @@ import Ajv, { ValidateFunction } from 'ajv';
 import { parseAllDocuments } from 'yaml';
 import { Namespace, Service, ConfigMap, ServiceAccount } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
-import { VirtualService, DestinationRule, Gateway } from '@kubernetes-models/istio/networking.istio.io/v1beta1';
+import { VirtualService, DestinationRule, Gateway, ServiceEntry } from '@kubernetes-models/istio/networking.istio.io/v1beta1';
 import { Telemetry as TelemetryV1alpha1 } from '@kubernetes-models/istio/telemetry.istio.io/v1alpha1';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
@@ -32,6 +32,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   'networking.istio.io/v1beta1/VirtualService': VirtualService,
   'networking.istio.io/v1beta1/DestinationRule': DestinationRule,
   'networking.istio.io/v1beta1/Gateway': Gateway,
+  'networking.istio.io/v1beta1/ServiceEntry': ServiceEntry,
   'telemetry.istio.io/v1/Telemetry': TelemetryV1,
   'v1/PersistentVolumeClaim': PersistentVolumeClaim,
   'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
