@@ -31,6 +31,20 @@ export function nearest(key: string, names: readonly string[]): string | undefin
 }
 
 /**
+ * Istio fields the model does not carry, with why and what to use instead: said in place of
+ * "a prop that ... declares", since the user wrote something Istio knows.
+ */
+const NOT_MODELLED: Readonly<Record<string, string>> = {
+  'TrafficRouteProps.tcp': NOT_L4('tcp', 'a TCP connection names no host to route on'),
+  'TrafficRouteProps.tls': NOT_L4('tls', 'a TLS connection names its host only in the SNI of a handshake the proxy does not terminate'),
+};
+function NOT_L4(key: string, detail: string): string {
+  return `no ${key} routes: the model routes HTTP only, so no data plane gets them. The node sidecar could not carry them either: it sees only the clients that use it as a proxy (HTTP_PROXY, HTTPS_PROXY), with no transparent interception, and ${detail}. `
+    + 'Instead: a ServiceEntry with the port and its addresses (clients that use HTTPS_PROXY reach it through a CONNECT tunnel, under the outbound policy), a Kubernetes Service (kube-proxy balances the connections), '
+    + `or DataPlane.ISTIO with the VirtualService's ${key} section written as an ApiObject`;
+}
+
+/**
  * Refuse keys of `props` that its interface does not declare, at any depth of plain
  * objects and arrays, each with the construct path, the field and the nearest valid name.
  * Values that are not plain objects (constructs, Durations, service references) and
@@ -61,7 +75,8 @@ export function refuseUnknownProps(where: string, iface: string, props: unknown)
         if (v === undefined) continue; // an optional prop spread as undefined changes nothing
         const names = childrenOf(decl);
         const guess = nearest(key, names);
-        problems.push(new MeshValidationError(where, f, v, `a prop that ${iface}${decl ? ` (at ${decl})` : ''} declares${guess ? `: did you mean "${guess}"?` : ''} (${names.join(', ')})`));
+        const known = NOT_MODELLED[`${iface}.${d}`];
+        problems.push(new MeshValidationError(where, f, v, known ?? `a prop that ${iface}${decl ? ` (at ${decl})` : ''} declares${guess ? `: did you mean "${guess}"?` : ''} (${names.join(', ')})`));
         continue;
       }
       walk(v, d, f);

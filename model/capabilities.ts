@@ -54,11 +54,18 @@ const GW_POLICY = 'HTTPRoute has no traffic policy';
 const GW_POLICY_ISTIO = { option: 'gatewayApi.trafficPolicies', value: 'istio', note: 'emitted as Istio DestinationRules for the Service hosts, which Istio applies to Gateway API traffic' };
 const GW_POLICY_INSTEAD = 'gatewayApi.trafficPolicies "istio" (emitted as Istio DestinationRules, which Istio applies to Gateway API traffic)';
 const GW_MATCH = (what: string): Support => no(`HTTPRouteMatch has no ${what}`, 'DataPlane.ISTIO or NODE_SIDECAR, or a match Gateway API has (path, headers, query parameters, exact method)');
+/** Why the node-sidecar gateway does not serve a protocol, and what to use. */
+const NODE_NON_HTTP: Readonly<Record<string, [string, string]>> = {
+  HTTP2: ['the node-sidecar gateway speaks HTTP/1.1 (and TLS-terminated HTTPS) to clients', 'DataPlane.ISTIO'],
+  GRPC: ['the node-sidecar gateway speaks HTTP/1.1 (and TLS-terminated HTTPS) to clients; gRPC needs HTTP/2', 'DataPlane.ISTIO'],
+  TCP: ['the node-sidecar gateway routes HTTP requests by host and path, and a TCP stream names no host (the proxy does no transparent interception)', 'a Service of type LoadBalancer in front of the TCP workload, or DataPlane.ISTIO'],
+  TLS: ['the node-sidecar gateway terminates TLS to route HTTP; passing TLS through by SNI is not done', 'an HTTPS server (tls.mode SIMPLE) that terminates TLS, a Service of type LoadBalancer in front of the TLS workload, or DataPlane.ISTIO'],
+};
 const NON_HTTP = (p: string): Feature => ({
   id: `gateway.protocol.${p}`, area: 'gateway server', title: `server protocol ${p}`, droppable: false,
   planes: {
     'istio': YES,
-    'node-sidecar': no('the node-sidecar gateway serves HTTP/1.1 and TLS-terminated HTTPS only', 'DataPlane.ISTIO'),
+    'node-sidecar': no(...NODE_NON_HTTP[p]),
     'gateway-api': no(p === 'HTTP2' ? 'a Gateway listener has no HTTP2 protocol (HTTP/2 to a backend is chosen by its Service\'s appProtocol)' : `a ${p} listener needs ${p === 'GRPC' ? 'GRPCRoute' : p === 'TCP' ? 'TCPRoute' : 'TLSRoute'}, which this renderer does not write`, 'DataPlane.ISTIO'),
   },
 });
@@ -66,7 +73,9 @@ const SERVER_TLS = (mode: string): Feature => ({
   id: `gateway.tls.${mode}`, area: 'gateway server', title: `server tls.mode ${mode}`, droppable: false,
   planes: {
     'istio': YES,
-    'node-sidecar': no('the node-sidecar gateway terminates TLS with a Secret (SIMPLE) only', 'DataPlane.ISTIO'),
+    'node-sidecar': no(mode === 'PASSTHROUGH'
+      ? 'the node-sidecar gateway terminates TLS to route HTTP; passing TLS through by SNI is not done (no transparent interception)'
+      : 'the node-sidecar gateway terminates TLS with a Secret (SIMPLE) only', mode === 'PASSTHROUGH' ? 'tls.mode SIMPLE, a Service of type LoadBalancer in front of the workload, or DataPlane.ISTIO' : 'DataPlane.ISTIO'),
     'gateway-api': no('a standard Gateway listener terminates TLS with certificateRefs (SIMPLE) only', 'DataPlane.ISTIO'),
   },
 });

@@ -292,7 +292,7 @@ describe('node-sidecar rendering', () => {
       return chart;
     });
     expect(problems).toEqual([
-      expect.stringMatching(/^c\/pt: servers\[0\]\.protocol is "TLS"; expected no server protocol TLS on the node-sidecar data plane \(the node-sidecar gateway serves HTTP\/1.1 and TLS-terminated HTTPS only\); instead: DataPlane.ISTIO$/),
+      expect.stringMatching(/^c\/pt: servers\[0\]\.protocol is "TLS"; expected no server protocol TLS on the node-sidecar data plane \(the node-sidecar gateway terminates TLS to route HTTP; passing TLS through by SNI is not done\); instead: an HTTPS server \(tls.mode SIMPLE\) that terminates TLS, a Service of type LoadBalancer in front of the TLS workload, or DataPlane.ISTIO$/),
       expect.stringMatching(/^c\/pt: servers\[0\]\.tls\.mode is "PASSTHROUGH"; expected no server tls.mode PASSTHROUGH on the node-sidecar data plane/),
       expect.stringMatching(/^c\/nsh: servers\[0\]\.hosts\[0\] is "shop\/a.example.com"; expected no server host with a namespace \(ns\/host\) on the node-sidecar data plane/),
       expect.stringMatching(/^c\/both: servers\[1\]\.port is 8080; expected a port whose listener \(8080\) differs from servers\[0\]'s \(80\)/),

@@ -294,7 +294,9 @@ test('from JavaScript: a TCP route beside http is refused, not dropped; a misspe
   };
   const http = [{ route: [{ to: { serviceName: 'web' } }] }];
   expect(refused({ name: 'web', hosts: ['web'], http, tcp: [{ route: [] }] }))
-    .toBe('c/r: tcp is [{"route":[]}]; expected a prop that TrafficRouteProps declares (gateways, hosts, http, name, namespace)');
+    .toBe('c/r: tcp is [{"route":[]}]; expected no tcp routes: the model routes HTTP only, so no data plane gets them. The node sidecar could not carry them either: it sees only the clients that use it as a proxy (HTTP_PROXY, HTTPS_PROXY), with no transparent interception, and a TCP connection names no host to route on. Instead: a ServiceEntry with the port and its addresses (clients that use HTTPS_PROXY reach it through a CONNECT tunnel, under the outbound policy), a Kubernetes Service (kube-proxy balances the connections), or DataPlane.ISTIO with the VirtualService\'s tcp section written as an ApiObject');
+  expect(refused({ name: 'web', hosts: ['web'], http, tls: [{ match: [{ sniHosts: ['web'] }], route: [] }] }))
+    .toMatch(/^c\/r: tls is .*; expected no tls routes: .*a TLS connection names its host only in the SNI of a handshake the proxy does not terminate\. Instead: /);
   expect(refused({ name: 'web', hosts: ['web'], http: [{ ...http[0], timout: '1s' }] }))
     .toBe('c/r: http[0].timout is "1s"; expected a prop that TrafficRouteProps (at http[]) declares: did you mean "timeout"? (fault, headers, match, mirror, name, redirect, retries, rewrite, route, timeout)');
   expect(refused({ name: 'web', hosts: ['web'], htpp: http, gateway: ['g'] }))
