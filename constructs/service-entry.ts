@@ -24,6 +24,7 @@ export class ServiceEntry extends Construct implements ServiceRef {
   readonly serviceName: string;
   readonly servicePorts: readonly number[];
   readonly noService?: string;
+  readonly serviceEntry: { readonly name: string; readonly namespace?: string };
 
   constructor(scope: Construct, id: string, props: ServiceEntryProps) {
     super(scope, id);
@@ -36,6 +37,7 @@ export class ServiceEntry extends Construct implements ServiceRef {
     this.name = props.name;
     this.namespace = props.namespace;
     this.model = buildServiceEntry(check, props);
+    this.serviceEntry = { name: this.name, ...(this.namespace !== undefined ? { namespace: this.namespace } : {}) };
     this.serviceName = this.model.hosts[0];
     this.servicePorts = this.model.ports.map((p) => p.number);
     if (this.serviceName.startsWith('*.')) this.noService = `is a wildcard of ServiceEntry ${this.name}: route to one host of it (entry.host("api${this.serviceName.slice(1)}"))`;
@@ -47,6 +49,6 @@ export class ServiceEntry extends Construct implements ServiceRef {
     const check = new Check(this.node.path);
     const covered = this.model.hosts.some((h) => h === name || (h.startsWith('*.') && name.endsWith(h.slice(1)) && !name.startsWith('*')));
     if (typeof name !== 'string' || !covered) check.fail('host()', name, `one of the entry's hosts (${this.model.hosts.join(', ')}) or a name a wildcard of them covers`);
-    return { serviceName: name, servicePorts: this.servicePorts };
+    return { serviceName: name, servicePorts: this.servicePorts, serviceEntry: this.serviceEntry };
   }
 }

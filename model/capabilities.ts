@@ -93,6 +93,7 @@ export const CAPABILITIES: readonly Feature[] = [
   { id: 'route.rewrite', area: 'route rule', title: 'rewrite (uri, authority)', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('URLRewrite: ReplacePrefixMatch after a prefix match (one rule per match block), ReplaceFullPath otherwise') } },
   { id: 'route.headers', area: 'route rule', title: 'request and response header operations', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('Request/ResponseHeaderModifier; a Host set or added is URLRewrite hostname') } },
   { id: 'route.externalHost', area: 'route rule', title: 'host or destination outside the cluster (a name with dots that is not a Service)', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': no('GAMMA routes attach to Services and backendRefs name Services', 'DataPlane.ISTIO, or an ExternalName Service') } },
+  { id: 'route.serviceEntryHost', area: 'route rule', title: 'host or destination that a ServiceEntry declares', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('a parentRef of kind ServiceEntry and backendRefs of kind Hostname (group networking.istio.io), which Istio reads; refused with a gatewayApi.mesh other than Istio') } },
   { id: 'match.uri', area: 'match', title: 'uri exact, prefix, regex', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('a prefix is PathPrefix, which matches whole path segments (/api matches /api/v1, not /apiv2)') } },
   { id: 'match.method', area: 'match', title: 'method', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('exact methods only (a prefix or regex is refused)') } },
   { id: 'match.headers', area: 'match', title: 'headers, queryParams', droppable: false, planes: { 'istio': YES, 'node-sidecar': YES, 'gateway-api': differs('Exact or RegularExpression: a prefix p is the RE2 p.* with p quoted, presence is .*') } },
@@ -104,7 +105,7 @@ export const CAPABILITIES: readonly Feature[] = [
   { id: 'policy.connectionPool', area: 'destination policy', title: 'trafficPolicy.connectionPool', droppable: true, planes: { 'istio': YES, 'node-sidecar': differs('per Service (per subset: its own Service), as Envoy\'s circuit breakers per cluster; unset limits are the proxy\'s flags (1,024 connections and pending requests, where Istio writes 2^32-1); tcpKeepalive sets the idle time only (probes and interval are the kernel\'s)'), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
   { id: 'policy.outlierDetection', area: 'destination policy', title: 'trafficPolicy.outlierDetection', droppable: true, planes: { 'istio': YES, 'node-sidecar': differs(`${NODE_ENDPOINTS}; per proxy, as in Envoy: each pod's sidecar ejects on what it saw itself`), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
   { id: 'policy.tls', area: 'destination policy', title: 'trafficPolicy.tls', droppable: true, planes: { 'istio': YES, 'node-sidecar': no('the node sidecar does not originate TLS (ISTIO_MUTUAL needs Istio\'s workload certificates)', 'DataPlane.ISTIO'), 'gateway-api': no(GW_POLICY, GW_POLICY_INSTEAD, GW_POLICY_ISTIO) } },
-  { id: 'serviceEntry', area: 'service entry', title: 'ServiceEntry (hosts, ports, location, resolution, endpoints, exportTo)', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('in the route table: REGISTRY_ONLY admits its hosts on its ports, plain HTTP is routed per request, HTTPS and other ports through CONNECT tunnels (HTTPS_PROXY); STATIC and DNS endpoints are the addresses the proxy connects to'), 'gateway-api': differs('an Istio ServiceEntry with gatewayApi.mesh "istio" or "istio-ambient" (refused with other meshes, which have no equivalent); routes to its hosts stay refused (route.externalHost)') } },
+  { id: 'serviceEntry', area: 'service entry', title: 'ServiceEntry (hosts, ports, location, resolution, endpoints, exportTo)', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('in the route table: REGISTRY_ONLY admits its hosts on its ports, plain HTTP is routed per request, HTTPS and other ports through CONNECT tunnels (HTTPS_PROXY); STATIC and DNS endpoints are the addresses the proxy connects to'), 'gateway-api': differs('an Istio ServiceEntry with gatewayApi.mesh "istio" or "istio-ambient" (refused with other meshes, which have no equivalent); routes to its hosts as route.serviceEntryHost') } },
   { id: 'serviceEntry.nonHttpPort', area: 'service entry', title: 'ServiceEntry port of a protocol other than HTTP (HTTPS, TLS, HTTP2, GRPC, TCP, ...)', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('reached through the proxy\'s CONNECT tunnel by clients that use it (HTTPS_PROXY); others connect directly: the proxy does not intercept traffic'), 'gateway-api': YES } },
   { id: 'serviceEntry.addresses', area: 'service entry', title: 'ServiceEntry addresses (virtual IPs, CIDR ranges)', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('requests and tunnels to an address in them are admitted under REGISTRY_ONLY; traffic to them that does not use the proxy is not intercepted'), 'gateway-api': YES } },
   { id: 'gateway.protocol.HTTP', area: 'gateway server', title: 'server protocol HTTP, HTTPS (tls.mode SIMPLE), httpsRedirect', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('ports below 1024 listen 8000 higher in the non-root proxy; the Service keeps the port'), 'gateway-api': differs('one listener per server and host; the selector is the GatewayClass controller\'s') } },
@@ -137,9 +138,11 @@ const isExternal = (name: string) => name.includes('.') && !/^[^.]+\.[^.]+(\.svc
 export function routeFeatures(m: TrafficRouteModel): FeatureUse[] {
   const out: FeatureUse[] = [];
   const onMesh = m.gateways.length === 0 || m.gateways.includes('mesh');
+  // A ServiceEntry's host is its own feature (Gateway API can name it, through Istio); other names with dots are external hosts.
+  const outside = (to: { serviceName: string; serviceEntry?: unknown }) => (to.serviceEntry ? 'route.serviceEntryHost' : to.serviceName.includes('.') ? 'route.externalHost' : undefined);
   m.hosts.forEach((h, i) => {
-    const external = typeof h === 'string' ? h !== '*' && isExternal(h) : h.serviceName.includes('.');
-    if (onMesh && external) out.push({ feature: 'route.externalHost', field: `hosts[${i}]`, value: typeof h === 'string' ? h : h.serviceName });
+    const feature = typeof h === 'string' ? (h !== '*' && isExternal(h) ? 'route.externalHost' : undefined) : outside(h);
+    if (onMesh && feature) out.push({ feature, field: `hosts[${i}]`, value: typeof h === 'string' ? h : h.serviceName });
   });
   m.http.forEach((r, i) => {
     const f = `http[${i}]`;
@@ -152,10 +155,12 @@ export function routeFeatures(m: TrafficRouteModel): FeatureUse[] {
     if (r.fault) out.push({ feature: 'route.fault', field: `${f}.fault`, value: r.fault.delay && r.fault.abort ? 'delay and abort' : r.fault.delay ? 'delay' : 'abort' });
     if (r.mirror) {
       out.push({ feature: 'route.mirror', field: `${f}.mirror`, value: r.mirror.to.serviceName });
-      if (r.mirror.to.serviceName.includes('.')) out.push({ feature: 'route.externalHost', field: `${f}.mirror.to`, value: r.mirror.to.serviceName });
+      const feature = outside(r.mirror.to);
+      if (feature) out.push({ feature, field: `${f}.mirror.to`, value: r.mirror.to.serviceName });
     }
     r.route.forEach((d, k) => {
-      if (d.to.serviceName.includes('.')) out.push({ feature: 'route.externalHost', field: `${f}.route[${k}].to`, value: d.to.serviceName });
+      const feature = outside(d.to);
+      if (feature) out.push({ feature, field: `${f}.route[${k}].to`, value: d.to.serviceName });
     });
   });
   return out;

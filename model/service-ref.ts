@@ -26,6 +26,12 @@ export interface ServiceRef {
    * @default - there is a Service
    */
   readonly noService?: string;
+  /**
+   * The ServiceEntry that declares this host (an external service): Gateway API routes name
+   * it as Istio reads it (a ServiceEntry parentRef, a Hostname backendRef).
+   * @default - not a ServiceEntry's host
+   */
+  readonly serviceEntry?: { readonly name: string; readonly namespace?: string };
 }
 
 /** A destination outside the project's constructs, named by host (e.g. `api.example.com`). */

@@ -51,7 +51,7 @@ describe('the construct checks a ServiceEntry as Istio validates it', () => {
     const wiki = new ServiceEntry(c, 'wiki', { name: 'wiki', hosts: ['*.wikipedia.org'], ports: [{ number: 443, protocol: 'TLS' }] });
     expect(() => new TrafficRoute(c, 'r', { name: 'r', hosts: ['en.wikipedia.org'], http: [{ route: [{ to: wiki }] }] }))
       .toThrow('c/r: http[0].route[0].to is "*.wikipedia.org"; expected a destination with a Service: *.wikipedia.org is a wildcard of ServiceEntry wiki: route to one host of it (entry.host("api.wikipedia.org"))');
-    expect(wiki.host('en.wikipedia.org')).toEqual({ serviceName: 'en.wikipedia.org', servicePorts: [443] });
+    expect(wiki.host('en.wikipedia.org')).toEqual({ serviceName: 'en.wikipedia.org', servicePorts: [443], serviceEntry: { name: 'wiki' } });
     expect(() => wiki.host('wikipedia.org')).toThrow('c/wiki: host() is "wikipedia.org"; expected one of the entry\'s hosts (*.wikipedia.org) or a name a wildcard of them covers');
   });
 });
@@ -118,6 +118,26 @@ describe('what each data plane makes of it', () => {
     expect(validationErrorsOf(app2)).toEqual([
       'gw/httpbin: dataPlane is "gateway-api with mesh \\"linkerd\\""; expected gatewayApi.mesh "istio" or "istio-ambient" for a ServiceEntry (Gateway API has no resource for external hosts; Istio\'s ServiceEntry is emitted for those meshes), or DataPlane.ISTIO or NODE_SIDECAR',
     ]);
+  });
+});
+
+describe('Gateway API with an Istio mesh routes to ServiceEntry hosts as Istio reads them', () => {
+  test('a ServiceEntry parentRef and a Hostname backendRef, valid against the Gateway API CRDs; refused with another mesh, saying why', () => {
+    const build = (mesh: 'istio' | 'linkerd') => {
+      const app = new App();
+      const c = new MeshChart(app, 'gw', { namespace: 'shop', dataPlane: DataPlane.GATEWAY_API, gatewayApi: { mesh } });
+      const httpbin = new ServiceEntry(c, 'httpbin', HTTPBIN);
+      new TrafficRoute(c, 'r', { name: 'httpbin-ext', hosts: [httpbin], http: [{ timeout: Duration.seconds(3), route: [{ to: httpbin, port: 80 }] }] });
+      return app;
+    };
+    const objs = meshSynth(build('istio').charts[0]);
+    const route = ofKind(objs, 'HTTPRoute')[0];
+    expect(route.spec.parentRefs).toEqual([{ group: 'networking.istio.io', kind: 'ServiceEntry', name: 'httpbin-ext' }]);
+    expect(route.spec.rules[0].backendRefs).toEqual([{ group: 'networking.istio.io', kind: 'Hostname', name: 'httpbin.org', port: 80 }]);
+    expect(crdError(route)).toBeUndefined();
+    expect(validationErrorsOf(build('linkerd'))).toEqual(expect.arrayContaining([
+      'gw/r: http[0].route[0].to is "httpbin.org"; expected a Service: httpbin.org is a ServiceEntry host, which only gatewayApi.mesh "istio" or "istio-ambient" routes to (mesh is "linkerd"); or DataPlane.ISTIO or NODE_SIDECAR',
+    ]));
   });
 });
 

@@ -153,7 +153,7 @@ export class GatewayApiRenderer implements MeshRenderer {
     const rules = this.rules(check, r.model.http, routeNs);
     if (mesh) {
       // GAMMA: the route attaches to the Services its hosts name.
-      const parentRefs = r.model.hosts.map((h) => this.serviceParent(h, routeNs));
+      const parentRefs = r.model.hosts.map((h) => this.serviceParent(check, h, routeNs));
       new HttpRoute(scope, id, { metadata: { name: r.name, namespace: r.namespace }, spec: { parentRefs, rules } });
     }
     if (gateways.length) {
@@ -183,10 +183,23 @@ export class GatewayApiRenderer implements MeshRenderer {
     }
   }
 
-  /** A GAMMA parentRef: the Service a mesh host names. */
-  private serviceParent(h: ServiceRef | string, routeNs: string): GwParentRef {
+  /** Names of ServiceEntries only an Istio mesh reads: refused, saying so, on the others. */
+  private needsIstio(check: Check, field: string, host: string): void {
+    const mesh = this.options.mesh ?? 'istio';
+    if (mesh !== 'istio' && mesh !== 'istio-ambient') {
+      check.fail(field, host, `a Service: ${host} is a ServiceEntry host, which only gatewayApi.mesh "istio" or "istio-ambient" routes to (mesh is "${mesh}"); or DataPlane.ISTIO or NODE_SIDECAR`);
+    }
+  }
+
+  /** A GAMMA parentRef: the Service a mesh host names, or the ServiceEntry that declares it (Istio). */
+  private serviceParent(check: Check, h: ServiceRef | string, routeNs: string): GwParentRef {
     let name: string;
     let namespace: string;
+    if (typeof h !== 'string' && h.serviceEntry) {
+      this.needsIstio(check, 'hosts', h.serviceName);
+      const ns = h.serviceEntry.namespace ?? routeNs;
+      return { group: ISTIO_GROUP, kind: 'ServiceEntry', name: h.serviceEntry.name, ...(ns !== routeNs ? { namespace: ns } : {}) };
+    }
     if (typeof h !== 'string') {
       name = h.serviceName;
       namespace = h.serviceNamespace ?? routeNs;
@@ -329,6 +342,14 @@ export class GatewayApiRenderer implements MeshRenderer {
 
   /** A Service backendRef (a subset is its per-version Service), with a ReferenceGrant when it is in another namespace. */
   private backend(check: Check, f: string, d: { to: ServiceRef; subset?: string; port?: number }, routeNs: string): GwBackendRef {
+    if (d.to.serviceEntry) {
+      // Istio's synthetic Hostname kind: a ServiceEntry host (no namespace: hosts are global).
+      this.needsIstio(check, `${f}.to`, d.to.serviceName);
+      const port = d.port ?? (d.to.servicePorts?.length === 1 ? d.to.servicePorts[0] : undefined);
+      if (port === undefined) check.fail(`${f}.port`, d.port, `a port: ServiceEntry ${d.to.serviceEntry.name} has ports ${(d.to.servicePorts ?? []).join(', ')}, and a backendRef needs one`);
+      if (d.subset) check.fail(`${f}.subset`, d.subset, 'no subset: a Hostname backendRef has no per-version Service to name');
+      return { group: ISTIO_GROUP, kind: 'Hostname', name: d.to.serviceName, port };
+    }
     const ns = d.to.serviceNamespace ?? routeNs;
     const name = d.subset ? subsetServiceName(d.to.serviceName, d.subset) : d.to.serviceName;
     let port = d.port ?? (d.to.servicePorts?.length === 1 ? d.to.servicePorts[0] : undefined);
@@ -429,6 +450,9 @@ export class GatewayApiRenderer implements MeshRenderer {
     }
   }
 }
+
+/** Istio's networking API group: its ServiceEntry kind and synthetic Hostname kind in Gateway API references. */
+const ISTIO_GROUP = 'networking.istio.io';
 
 /** Does a route host fall under a listener host (both may be `*` or `*.suffix`)? */
 function hostsOverlap(route: string, listener: string): boolean {

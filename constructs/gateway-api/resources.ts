@@ -14,14 +14,14 @@ export const GATEWAY_API_REFERENCE_GRANT_VERSION = `${GATEWAY_API_GROUP}/v1beta1
 /** A parentRef: a Gateway (optionally one listener of it) or, for GAMMA mesh routes, a Service. */
 export interface GwParentRef {
   readonly group?: string;
-  readonly kind?: 'Gateway' | 'Service';
+  readonly kind?: 'Gateway' | 'Service' | 'ServiceEntry';
   readonly name: string;
   readonly namespace?: string;
   readonly sectionName?: string;
   readonly port?: number;
 }
 /** A Service a rule forwards to (or mirrors to). */
-export interface GwBackendRef { readonly name: string; readonly namespace?: string; readonly port: number; readonly weight?: number }
+export interface GwBackendRef { readonly group?: string; readonly kind?: string; readonly name: string; readonly namespace?: string; readonly port: number; readonly weight?: number }
 /** HTTPPathMatch: Exact, PathPrefix (whole segments) or RegularExpression. */
 export interface GwPathMatch { readonly type: 'Exact' | 'PathPrefix' | 'RegularExpression'; readonly value: string }
 /** HTTPHeaderMatch / HTTPQueryParamMatch: a name and an Exact or RegularExpression value. */
