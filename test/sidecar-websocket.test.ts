@@ -117,10 +117,13 @@ describe('WebSocket through the sidecar', () => {
     }
   });
 
-  test('upgrades other than WebSocket, or without Connection: upgrade, are refused with 403 and a reason', async () => {
-    const h2c = await raw(p.port, `GET / HTTP/1.1\r\nhost: ${CHAT}:8080\r\nconnection: upgrade, http2-settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQAAP__\r\n\r\n`);
-    expect(h2c.split('\r\n')[0]).toBe('HTTP/1.1 403 Forbidden');
-    expect(h2c).toContain('upgrade to "h2c" by GET is not carried');
+  test('upgrades other than WebSocket (h2c aside), by another method, or with a body are refused, saying why', async () => {
+    const irc = await raw(p.port, `GET / HTTP/1.1\r\nhost: ${CHAT}:8080\r\nconnection: upgrade\r\nupgrade: IRC/6.9\r\n\r\n`);
+    expect(irc.split('\r\n')[0]).toBe('HTTP/1.1 403 Forbidden');
+    expect(irc).toContain('upgrade to "IRC/6.9" by GET is not carried');
+    const withBody = await raw(p.port, `GET / HTTP/1.1\r\nhost: ${CHAT}:8080\r\nconnection: upgrade\r\nupgrade: websocket\r\ncontent-length: 5\r\n\r\nhello`);
+    expect(withBody.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(withBody).toContain('an upgrade request with a body');
     const post = await raw(p.port, `POST / HTTP/1.1\r\nhost: ${CHAT}:8080\r\nconnection: upgrade\r\nupgrade: websocket\r\ncontent-length: 0\r\n\r\n`);
     expect(post.split('\r\n')[0]).toBe('HTTP/1.1 403 Forbidden');
   });

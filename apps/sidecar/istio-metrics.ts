@@ -146,16 +146,16 @@ export class IstioMetrics {
   }
 
   /** Count one request. `flags` is Envoy's response flags ("-" for none); `ms` its duration; bytes as sent on the wire (headers and body). */
-  record(dest: DestinationLabels, code: string, flags: string, protocol: string, ms: number, requestBytes: number, responseBytes: number): void {
+  record(dest: DestinationLabels, code: string, flags: string, protocol: string, ms: number, requestBytes: number, responseBytes: number, grpcStatus = ''): void {
     let byCode = this.series.get(dest.key);
     if (!byCode) { byCode = new Map(); this.series.set(dest.key, byCode); }
-    const k = `${code}|${flags}|${protocol}`;
+    const k = grpcStatus ? `${code}|${flags}|${protocol}|${grpcStatus}` : `${code}|${flags}|${protocol}`;
     let s = byCode.get(k);
     if (!s) {
       const n = ENVOY_DEFAULT_BUCKETS.length + 1;
       s = {
         labels: {
-          ...this.source, ...dest.labels, request_protocol: protocol, response_code: code, grpc_response_status: '',
+          ...this.source, ...dest.labels, request_protocol: protocol, response_code: code, grpc_response_status: grpcStatus,
           response_flags: flags, connection_security_policy: UNKNOWN,
         },
         count: 0, duration: new Float64Array(n), durationSum: 0, requestBytes: new Float64Array(n), requestBytesSum: 0,

@@ -15,6 +15,7 @@ import { ProxyMetrics } from './metrics';
 import { DEFAULT_MAX_PIPELINED, Downstream } from './downstream';
 import { GatewayListener, MeshProxy, serverFor } from './proxy';
 import { Tunnels } from './tunnel';
+import { GrpcTunnels } from './grpc';
 import { Tracer } from './tracing';
 import { Binding, compileTable, ConfigError, parseRouteTable } from './table';
 import { checkTable, readTableFile, runTableWorker } from './table-worker';
@@ -244,7 +245,9 @@ export async function main(argv: string[]): Promise<number> {
     upgradeIdleTimeoutMs: tunnelIdleMs,
   }, upstreams, metrics, compile(first));
 
+  const grpc = new GrpcTunnels(proxy, metrics, upstreams, { maxBufferBytes: maxBuffer, accessLog: values['access-log'] === true });
   const tunnels = new Tunnels(proxy, metrics, {
+    grpc,
     ownPorts, resolve, connectTimeoutMs: upstreams.connectTimeoutMs, idleTimeoutMs: tunnelIdleMs,
     maxPerDestination: maxUpstream, accessLog: values['access-log'] === true, clusters,
   });
@@ -559,6 +562,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const s of servers) s.closeAllConnections();
     for (const sock of sockets) sock.destroy();
     tunnels.closeAll();
+    grpc.close();
     for (const s of [adminServer, statsServer]) { s.close(); s.closeAllConnections(); }
     clusters.close();
     await upstreams.close();

@@ -140,13 +140,13 @@ export class ProxyMetrics {
   });
   readonly tunnels = new Counter({
     name: 'mesh_proxy_tunnels_total',
-    help: 'CONNECT requests, by result: opened, refused (outbound policy), self (the proxy\'s own port), bad_request, overflow (a limit), connect_failed',
+    help: 'CONNECT requests, by result: opened (passed through), grpc (HTTP/2 served inside, each call routed), refused (outbound policy), self (the proxy\'s own port), bad_request, overflow (a limit), connect_failed',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
   readonly upgrades = new Counter({
     name: 'mesh_proxy_upgrades_total',
-    help: 'Upgrade requests (WebSocket), by result: tunnelled (the upstream answered 101), declined (it answered otherwise), refused (not an upgrade the proxy carries)',
+    help: 'Upgrade requests, by result: tunnelled (WebSocket, the upstream answered 101), declined (it answered otherwise), h2c_stripped (served as HTTP/1.1), refused (another upgrade, or one with a body)',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });

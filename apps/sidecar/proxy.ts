@@ -12,6 +12,7 @@ import { TraceContext, traceContext, Tracer } from './tracing';
 import { Downstream, OVERLOADED } from './downstream';
 import { Attempt, cutOff, isLoopback, isOwnAddress, UpstreamError, UpstreamResponse, Upstreams } from './upstream';
 import { Cluster, Clusters, Host, NO_HEALTHY_UPSTREAM } from './clusters';
+import type { GrpcRouting } from './grpc';
 
 export { OVERLOADED };
 
@@ -448,6 +449,56 @@ export class MeshProxy {
         ? `port ${port} is not a port of service ${otherPortOf} (it has ${table.services.get(otherPortOf)!.join(', ')}) and outboundTrafficPolicy is REGISTRY_ONLY`
         : `${host} is not a service of this mesh (nor a ServiceEntry host) and outboundTrafficPolicy is REGISTRY_ONLY`,
     };
+  }
+
+  get proxyVia(): string { return this.via; }
+  uniform(): number { return this.random(); }
+  headerOps(ops: RtHeaderOps | undefined): { drop: ReadonlySet<string>; pairs: readonly string[] } | undefined { return opsPlan(ops); }
+
+  /** The port's protocol as the table declares it (a Service port's name or appProtocol, a ServiceEntry's protocol); HTTP when unsaid. */
+  protocolOf(host: string, port: number): string {
+    const svc = this.table.table.services.find((s) => s.host === host);
+    const i = svc ? svc.ports.indexOf(port) : -1;
+    return (i >= 0 && svc?.protocols?.[i]) || 'HTTP';
+  }
+
+  /**
+   * The route of one gRPC call in a tunnel to `host:port` (the tunnel's host, which the outbound
+   * policy admitted): the rules of its virtual host, else the host itself; its destination, port,
+   * cluster and Istio labels. Or the proxy's own answer when no rule matches.
+   */
+  grpcRoute(host: string, port: number, view: RequestView): GrpcRouting {
+    const table = this.table;
+    let vh: CompiledVirtualHost | undefined;
+    let knownHost: string | undefined;
+    for (const c of this.candidatesOf(host, table)) {
+      const ports = table.services.get(c);
+      if (ports && !ports.includes(port)) continue;
+      vh ??= table.hosts.get(c);
+      if (!knownHost && ports) knownHost = c;
+    }
+    let route: RtRoute;
+    let picked: CompiledRoute | undefined;
+    let uri: RtStringMatch | undefined;
+    if (vh) {
+      const sel = selectRoute(vh, view);
+      if (!sel) return { status: 404, reason: `no route of ${vh.vh.name} matches ${view.method} ${view.path}`, flags: 'NR' };
+      picked = sel.route;
+      route = sel.route.route;
+      uri = sel.uri;
+    } else {
+      route = { match: [], destinations: [{ host: knownHost ?? host, weight: 1 }] };
+    }
+    const dest = route.destinations.length ? route.destinations[picked?.picker ? picked.picker.next() : 0] : { host: knownHost ?? host };
+    const upstreamPort = destinationPort(dest, port, table.services, vh === undefined && knownHost === undefined);
+    if (upstreamPort === undefined) return { status: 503, reason: `destination ${dest.host} has no port and is not a service with a single port (or the request's port)` };
+    const labels = vh || knownHost ? this.metrics.istio.destination(dest.host, table.table) : this.metrics.istio.passthrough;
+    let cluster: Cluster | undefined;
+    if (this.opts.clusters && (vh || knownHost)) {
+      this.opts.clusters.setTable(table.table);
+      cluster = this.opts.clusters.get(dest.host, upstreamPort);
+    }
+    return { route, dest, uri, virtualHost: vh?.vh.name ?? knownHost ?? 'PassthroughCluster', labels, port: upstreamPort, ...(cluster ? { cluster } : {}) };
   }
 
   /** A tunnel was asked for: counts as activity for the drain's quiet period. */
@@ -902,6 +953,17 @@ export class MeshProxy {
     // A reply of the proxy's own (404, 403, 503, a fault) ends the connection once written.
     res.once('finish', () => { if (!state.upgraded) socket.end(); });
     const protocols = tokensOf(req.headers.upgrade);
+    // After an upgrade the bytes behind the head belong to the new protocol: a declared body makes them ambiguous.
+    if (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')) {
+      this.metrics.upgrades.inc({ result: 'refused' });
+      this.metrics.clientErrors.inc({ code: '400' });
+      return this.reply(res, 400, 'mesh-proxy: an upgrade request with a body (the bytes after its head would be read as the new protocol)', { connection: 'close' });
+    }
+    // h2c: the upgrade is dropped and the request served as HTTP/1.1 (Envoy strips h2c upgrades too).
+    if (protocols.length === 1 && protocols[0] === 'h2c') {
+      this.metrics.upgrades.inc({ result: 'h2c_stripped' });
+      return this.handle(req, res, listener);
+    }
     if (req.method !== 'GET' || protocols.length !== 1 || protocols[0] !== 'websocket' || !tokensOf(req.headers.connection).includes('upgrade')) {
       this.metrics.upgrades.inc({ result: 'refused' });
       this.metrics.clientErrors.inc({ code: '403' });

@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { DestinationLabels } from './istio-metrics';
 import type { ProxyMetrics } from './metrics';
 import type { Clusters } from './clusters';
+import type { GrpcTunnels } from './grpc';
 import { isOwnAddress } from './upstream';
 
 /** What a tunnel needs from the proxy: the admission decision and the drain state. */
@@ -21,6 +22,8 @@ export interface TunnelHost {
   /** Istio's destination labels for a known host (a bounded set: the table's hosts). */
   destinationLabels(known: string | undefined): DestinationLabels;
   log(level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>): void;
+  /** The protocol the table declares for `host:port` (HTTP2 and GRPC get per-request routing). */
+  protocolOf(host: string, port: number): string;
 }
 
 export interface TunnelOptions {
@@ -36,6 +39,8 @@ export interface TunnelOptions {
   readonly maxPerDestination: number;
   readonly accessLog: boolean;
   readonly clusters?: Clusters;
+  /** Serves HTTP/2 inside tunnels to gRPC and HTTP/2 ports, routing each request. @default - such tunnels are passed through */
+  readonly grpc?: GrpcTunnels;
 }
 
 // RFC 9110 9.3.6: CONNECT's target is authority-form, host and port, nothing else.
@@ -92,6 +97,16 @@ export class Tunnels {
     if (this.opts.ownPorts.has(toPort) && isOwnAddress(address)) return refuse(403, `refusing to tunnel to the proxy's own port ${port}`, 'self');
     const { known, refusal } = this.host.admit(hostName, port);
     if (refusal) return refuse(403, refusal, 'refused');
+    // A gRPC or HTTP/2 port: the proxy speaks HTTP/2 inside the tunnel and routes each call.
+    const protocol = known ? this.host.protocolOf(known, port) : 'HTTP';
+    if (this.opts.grpc && (protocol === 'GRPC' || protocol === 'HTTP2')) {
+      this.metrics.tunnels.inc({ result: 'grpc' });
+      this.logLine(req, 200, 0, 0, started, 'grpc');
+      socket.write('HTTP/1.1 200 OK\r\n\r\n');
+      socket.setTimeout(this.opts.idleTimeoutMs, () => socket.destroy());
+      this.opts.grpc.serve(socket, head, { host: known!, port });
+      return;
+    }
     const cluster = known ? this.opts.clusters?.get(known, port) : undefined;
     const limit = cluster?.policy.connectionPool?.maxConnections ?? this.opts.maxPerDestination;
     const count = this.perDestination.get(key) ?? 0;
