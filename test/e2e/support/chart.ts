@@ -56,8 +56,13 @@ export function chartFile(chart: string, dataPlane: 'node-sidecar' | 'istio' = '
  * grace period of their own: the seeds' clients and busybox httpd run under `sh` as
  * PID 1, which ignores SIGTERM and would hold every deletion for the full 30 s.
  */
-export async function removeManifest(file: string, objects: K8sObject[]): Promise<void> {
-  await kubectl(['delete', '-f', file, '--ignore-not-found', '--grace-period=2', '--wait=true'], { timeoutMs: 90_000 });
+export async function removeManifest(file: string | readonly string[], objects: K8sObject[]): Promise<void> {
+  // Several files (charts applied one after another on the same pods): one kubectl for all of them.
+  const files = typeof file === 'string' ? [file] : file;
+  await kubectl(['delete', ...files.flatMap((f) => ['-f', f]), '--ignore-not-found', '--grace-period=2', '--wait=true'], { timeoutMs: 90_000 * files.length });
+  const seen = new Set<string>();
+  const unique = objects.filter((o) => { const k = `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`; if (seen.has(k)) return false; seen.add(k); return true; });
+  objects = unique;
   await Promise.all(objects.filter((o) => o.kind === 'Deployment').map((d) => {
     const selector = Object.entries(d.spec.selector.matchLabels as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',');
     return kubectl(['delete', 'pods', '-n', d.metadata.namespace ?? 'default', '-l', selector, '--grace-period=2', '--wait=true', '--timeout=60s'], { timeoutMs: 70_000 });

@@ -61,9 +61,13 @@ export async function waitAvailable(deployments: K8sObject[], timeoutMs: number)
     for (const d of deployments) {
       const ns = d.metadata.namespace ?? 'default';
       const r = await kubectl(['get', 'deployment', d.metadata.name, '-n', ns, '-o', 'json']);
-      const status = r.code === 0 ? JSON.parse(r.stdout).status ?? {} : {};
+      const got = r.code === 0 ? JSON.parse(r.stdout) : {};
+      const status = got.status ?? {};
+      const want = d.spec.replicas ?? 1;
       const available = (status.conditions ?? []).some((c: any) => c.type === 'Available' && c.status === 'True');
-      if (!available || (status.availableReplicas ?? 0) < (d.spec.replicas ?? 1)) pending.push(d);
+      // Rolled out too (kubectl rollout status): a changed template (the next chart of a group) leaves no old pod behind.
+      const rolledOut = (status.observedGeneration ?? 0) >= (got.metadata?.generation ?? 0) && (status.updatedReplicas ?? 0) >= want && (status.replicas ?? 0) <= want;
+      if (!available || !rolledOut || (status.availableReplicas ?? 0) < want) pending.push(d);
     }
     if (pending.length === 0) return;
     if (Date.now() > deadline) {
