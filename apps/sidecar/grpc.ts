@@ -17,6 +17,7 @@ import { NO_HEALTHY_UPSTREAM } from './clusters';
 import type { DestinationLabels } from './istio-metrics';
 import type { ProxyMetrics } from './metrics';
 import type { RequestView } from './table';
+import { DEFAULT_RETRIES, rewritePath } from './proxy';
 import { isOwnAddress, Upstreams } from './upstream';
 
 /** The route for one RPC, or the proxy's own answer (an HTTP status, mapped to a gRPC status). */
@@ -147,7 +148,7 @@ export class GrpcTunnels {
     // The request head for the upstream: the client's headers minus hop-by-hop and the proxy's own, then the route's operations.
     const ops = this.host.headerOps(route.headers?.request);
     const out: http2.OutgoingHttpHeaders = {
-      ':method': method, ':scheme': 'http', ':path': route.rewrite?.uri ? rewrite(path, routing.uri, route.rewrite.uri) : path,
+      ':method': method, ':scheme': 'http', ':path': route.rewrite?.uri ? rewritePath(path, routing.uri, route.rewrite.uri) : path,
       ':authority': route.rewrite?.authority ?? `${target.host}:${target.port}`,
     };
     for (const [k, v] of Object.entries(plain)) if (!DROP.has(k) && !ops?.drop.has(k)) out[k] = v;
@@ -181,7 +182,7 @@ export class GrpcTunnels {
     }, route.timeoutMs);
     stream.once('close', () => { if (timer) clearTimeout(timer); });
 
-    const policy = route.retries ?? { attempts: 2, retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'] };
+    const policy = route.retries ?? DEFAULT_RETRIES;
     const cluster = routing.cluster;
     let tried: Set<Host> | undefined;
     for (let attempt = 0; ; attempt++) {
@@ -316,10 +317,4 @@ export function grpcMessage(text: string): string {
 
 function chance(percentage: number, host: GrpcHost): boolean {
   return percentage >= 100 || (percentage > 0 && host.uniform() * 100 < percentage);
-}
-
-function rewrite(path: string, uri: RtStringMatch | undefined, to: string): string {
-  const prefix = uri === undefined ? '/' : uri.kind === 'prefix' ? uri.value : undefined;
-  if (prefix !== undefined && path.startsWith(prefix)) return to + path.slice(prefix.length);
-  return to;
 }

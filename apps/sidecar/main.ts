@@ -248,7 +248,7 @@ export async function main(argv: string[]): Promise<number> {
   const grpc = new GrpcTunnels(proxy, metrics, upstreams, { maxBufferBytes: maxBuffer, accessLog: values['access-log'] === true });
   const tunnels = new Tunnels(proxy, metrics, {
     grpc,
-    ownPorts, resolve, connectTimeoutMs: upstreams.connectTimeoutMs, idleTimeoutMs: tunnelIdleMs,
+    upstreams, connectTimeoutMs: upstreams.connectTimeoutMs, idleTimeoutMs: tunnelIdleMs,
     maxPerDestination: maxUpstream, accessLog: values['access-log'] === true, clusters,
   });
 

@@ -436,12 +436,8 @@ export class MeshProxy {
    */
   admit(host: string, port: number): { known?: string; refusal?: string } {
     const table = this.table;
-    let otherPortOf: string | undefined;
-    for (const c of this.candidatesOf(host, table)) {
-      const ports = table.services.get(c);
-      if (ports && !ports.includes(port)) { otherPortOf ??= c; continue; }
-      if (ports) return { known: c };
-    }
+    const { knownHost, otherPortOf } = this.lookupHost(host, port, table);
+    if (knownHost) return { known: knownHost };
     if (externalFor(table.externals, host, port)) return {};
     if (this.outboundPolicy !== 'REGISTRY_ONLY') return {};
     return {
@@ -449,6 +445,24 @@ export class MeshProxy {
         ? `port ${port} is not a port of service ${otherPortOf} (it has ${table.services.get(otherPortOf)!.join(', ')}) and outboundTrafficPolicy is REGISTRY_ONLY`
         : `${host} is not a service of this mesh (nor a ServiceEntry host) and outboundTrafficPolicy is REGISTRY_ONLY`,
     };
+  }
+
+  /**
+   * The names `host` stands for, resolved against the table as `serve` does for a request
+   * (inline there, on the hot path): its rules, the Service it is on `port`, or the Service
+   * that has it on another port.
+   */
+  private lookupHost(host: string, port: number, table: CompiledTable): { vh?: CompiledVirtualHost; knownHost?: string; otherPortOf?: string } {
+    let vh: CompiledVirtualHost | undefined;
+    let knownHost: string | undefined;
+    let otherPortOf: string | undefined;
+    for (const c of this.candidatesOf(host, table)) {
+      const ports = table.services.get(c);
+      if (ports && !ports.includes(port)) { otherPortOf ??= c; continue; }
+      vh ??= table.hosts.get(c);
+      if (!knownHost && ports) knownHost = c;
+    }
+    return { vh, knownHost, otherPortOf };
   }
 
   get proxyVia(): string { return this.via; }
@@ -469,14 +483,7 @@ export class MeshProxy {
    */
   grpcRoute(host: string, port: number, view: RequestView): GrpcRouting {
     const table = this.table;
-    let vh: CompiledVirtualHost | undefined;
-    let knownHost: string | undefined;
-    for (const c of this.candidatesOf(host, table)) {
-      const ports = table.services.get(c);
-      if (ports && !ports.includes(port)) continue;
-      vh ??= table.hosts.get(c);
-      if (!knownHost && ports) knownHost = c;
-    }
+    const { vh, knownHost } = this.lookupHost(host, port, table);
     let route: RtRoute;
     let picked: CompiledRoute | undefined;
     let uri: RtStringMatch | undefined;

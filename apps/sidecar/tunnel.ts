@@ -4,14 +4,13 @@
 // destination through, REGISTRY_ONLY only the mesh's Services and ServiceEntry hosts on
 // their ports (403 with the reason otherwise), as Istio's sidecar does for TLS egress.
 import type { IncomingMessage } from 'node:http';
-import * as dns from 'node:dns';
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import type { DestinationLabels } from './istio-metrics';
 import type { ProxyMetrics } from './metrics';
 import type { Clusters } from './clusters';
 import type { GrpcTunnels } from './grpc';
-import { isOwnAddress } from './upstream';
+import { isOwnAddress, Upstreams } from './upstream';
 
 /** What a tunnel needs from the proxy: the admission decision and the drain state. */
 export interface TunnelHost {
@@ -27,10 +26,8 @@ export interface TunnelHost {
 }
 
 export interface TunnelOptions {
-  /** The proxy's listening ports: never a tunnel's destination on this host. */
-  readonly ownPorts: ReadonlySet<number>;
-  /** `host:port` -> `address:port` overrides (--resolve). */
-  readonly resolve: ReadonlyMap<string, string>;
+  /** Where a host:port connects (--resolve, endpoints), the proxy's own ports and the lookup that keeps names off them. */
+  readonly upstreams: Upstreams;
   /** @default 10000 (Istio's connectTimeout) */
   readonly connectTimeoutMs: number;
   /** A tunnel with no bytes either way for this long is closed. Istio's TCP idle timeout is 1 hour. */
@@ -90,11 +87,10 @@ export class Tunnels {
     // Draining, tunnels still open (the app may make its last calls), as requests are still served; all close at exit.
     this.host.touch();
     const key = `${hostName}:${port}`;
-    const target = this.opts.resolve.get(key);
-    const address = target ? target.slice(0, target.lastIndexOf(':')).replace(/^\[|\]$/g, '') : hostName;
-    const toPort = target ? Number(target.slice(target.lastIndexOf(':') + 1)) : port;
+    const ups = this.opts.upstreams;
+    const asked = ups.target(hostName, port);
     // Never the proxy's own listeners, by any name or address of this host.
-    if (this.opts.ownPorts.has(toPort) && isOwnAddress(address)) return refuse(403, `refusing to tunnel to the proxy's own port ${port}`, 'self');
+    if (ups.isOwnPort(asked.port) && isOwnAddress(asked.host)) return refuse(403, `refusing to tunnel to the proxy's own port ${port}`, 'self');
     const { known, refusal } = this.host.admit(hostName, port);
     if (refusal) return refuse(403, refusal, 'refused');
     // A gRPC or HTTP/2 port: the proxy speaks HTTP/2 inside the tunnel and routes each call.
@@ -121,12 +117,10 @@ export class Tunnels {
     const t: Open = { client: socket, dest, reportedSent: 0, reportedReceived: 0 };
     this.open.add(t);
     this.perDestination.set(key, count + 1);
-    const connectTo = { host: endpoint?.address ?? address, port: endpoint?.port ?? toPort };
-    const upstream = net.connect({
-      ...connectTo,
-      // A name that resolves to this host must not reach the proxy's own ports either.
-      ...(this.opts.ownPorts.has(connectTo.port) ? { lookup: ownGuard(connectTo.port) } : {}),
-    });
+    const connectTo = endpoint ? { host: endpoint.address, port: endpoint.port } : asked;
+    // A name that resolves to this host must not reach the proxy's own ports either (the lookup refuses it).
+    const lookup = ups.lookupFor(connectTo.port) as net.LookupFunction | undefined;
+    const upstream = net.connect({ ...connectTo, ...(lookup ? { lookup } : {}) });
     t.upstream = upstream;
     let established = false;
     let flags = '-';
@@ -207,15 +201,3 @@ export class Tunnels {
 }
 
 const STATUS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 503: 'Service Unavailable' };
-
-/** A DNS lookup for a tunnel to one of the proxy's port numbers: a name resolving to this host fails. */
-function ownGuard(port: number): net.LookupFunction {
-  return ((hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
-    dns.lookup(hostname, { ...options, all: true }, (err, all) => {
-      if (err) return callback(err);
-      if (all.some((a) => isOwnAddress(a.address))) return callback(Object.assign(new Error(`${hostname} resolves to this host, and ${port} is the proxy's own port`), { code: 'MESH_SELF' }));
-      if (options.all) return callback(null, all);
-      callback(null, all[0].address, all[0].family);
-    });
-  }) as unknown as net.LookupFunction;
-}
