@@ -596,7 +596,6 @@ function redirectOf(r: NonNullable<RuleModel['redirect']>): NonNullable<RtRoute[
   return { ...rest, code: redirectCode ?? 301 };
 }
 
-/** What Istio counts as a workload (the pods' owner). */
 /** A Service port's protocol as Istio selects it: appProtocol, else the name's prefix; HTTP when neither says (the proxy speaks HTTP/1.1). */
 export function portProtocol(p: { name?: string; appProtocol?: string }): RtProtocol {
   const a = (p.appProtocol ?? '').toLowerCase();
@@ -615,6 +614,7 @@ export function portProtocol(p: { name?: string; appProtocol?: string }): RtProt
   }
 }
 
+/** What Istio counts as a workload (the pods' owner). */
 const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet']);
 
 /** Non-root processes cannot bind ports below 1024: move them up by 8000, as Istio's gateways do. */
