@@ -1,5 +1,5 @@
 import { Construct } from 'constructs';
-import { CanaryRelease, MeshChart, MeshChartProps, MeshNamespace, MeshWorkload } from '../constructs';
+import { CanaryRelease, MeshChart, MeshChartProps, MeshNamespace, MeshWorkload, ProgressiveDelivery } from '../constructs';
 import { Duration } from '../model';
 import { IMAGES, SLEEP_COMMAND } from './images';
 
@@ -7,6 +7,11 @@ export interface SpringbootCanaryChartProps extends MeshChartProps {
   /** The route's timeout (the seed's second step uses 0.002s). @default - none */
   readonly timeout?: Duration | string;
   readonly images?: { readonly v1?: string; readonly v2?: string; readonly busybox?: string };
+  /**
+   * Hand the canary to a controller, which steps v2 through 10, 25 and 50 % and promotes it.
+   * @default - the chart writes the 70/30 split
+   */
+  readonly progressiveDelivery?: ProgressiveDelivery;
 }
 
 /**
@@ -33,9 +38,12 @@ export class SpringbootCanaryChart extends MeshChart {
       serviceName: 'springbootapp-svc',
       port: 8080,
       namespace: appNs,
-      stable: { version: 'v1', image: props.images?.v1 ?? IMAGES.springbootV1, ...jvm },
+      // With a controller, v1 is what it runs already: the chart writes v2's template only.
+      stable: props.progressiveDelivery ? undefined : { version: 'v1', image: props.images?.v1 ?? IMAGES.springbootV1, ...jvm },
       canary: { version: 'v2', image: props.images?.v2 ?? IMAGES.springbootV2, ...jvm },
-      canaryWeight: 30,
+      ...(props.progressiveDelivery
+        ? { steps: [10, 25, 50], progressiveDelivery: props.progressiveDelivery }
+        : { canaryWeight: 30 }),
       timeout: props.timeout,
     });
     this.client = new MeshWorkload(this, 'busyclient', {

@@ -18,6 +18,9 @@ export * from './mesh-gateway';
 export * from './service-entry';
 export * from './web-tier';
 export * from './canary-release';
+export * from './progressive-delivery';
+export { ArgoRollout, ArgoAnalysisTemplate, ARGO_ROLLOUTS_API_VERSION } from './progressive/argo-rollouts';
+export { FlaggerCanary, FLAGGER_API_VERSION } from './progressive/flagger';
 export * from './istio/resources';
 export { IstioRenderer, ISTIO_INJECTION_LABEL, ISTIO_INJECT_POD_KEY, renderServiceEntry as renderIstioServiceEntry } from './istio/renderer';
 export {

@@ -1,7 +1,7 @@
 import { ApiObject, Chart, ChartProps } from 'cdk8s';
 import { Construct, IConstruct } from 'constructs';
 import {
-  Check, DataPlaneName, FeatureUse, gatewayFeatures, GatewayServerModel, MeshValidationError, policyFeatures, policyWithout,
+  Check, DataPlaneName, FeatureUse, gatewayFeatures, GatewayServerModel, HeaderMatchModel, MeshValidationError, policyFeatures, policyWithout,
   refusalMessages, routeFeatures, routeWithout, serviceEntryFeatures, ServiceEntryModel, ServiceRef, SubsetModel, TrafficPolicyModel,
   TrafficRouteModel,
 } from '../model';
@@ -10,6 +10,7 @@ import { refuseUnknownProps } from './known-props';
 import { describeObject, duplicateObjects } from '../lint/analyze';
 import type { MeshNamespace } from './mesh-namespace';
 import type { MeshWorkload } from './mesh-workload';
+import type { ProgressiveDeliveryModel } from './progressive-delivery';
 
 /** Which data plane carries the mesh's rules. */
 export enum DataPlane {
@@ -51,6 +52,26 @@ export interface ServiceEntryRendering {
 }
 
 /**
+ * An Argo Rollouts release as a renderer receives it (CanaryRelease with
+ * ProgressiveDelivery.argoRollouts): the Rollout adopts `deploymentName`; with `traffic`,
+ * the data plane's traffic router moves the weights of route `primary` of `traffic.routeName`
+ * between subsets `stable` and `canary` of `traffic.policyName`; without, replica counts do.
+ */
+export interface RolloutRendering {
+  readonly name: string;
+  readonly namespace?: string;
+  readonly deploymentName: string;
+  readonly replicas: number;
+  readonly selector: Readonly<Record<string, string>>;
+  readonly weights: readonly number[];
+  readonly header?: { readonly name: string; readonly match: HeaderMatchModel };
+  readonly serviceName: string;
+  readonly canaryVersion: string;
+  readonly traffic?: { readonly routeName: string; readonly policyName: string };
+  readonly pd: ProgressiveDeliveryModel;
+}
+
+/**
  * What a data plane does with the mesh model. A new data plane is a new renderer;
  * constructs call these and never branch on the data plane themselves.
  */
@@ -67,6 +88,10 @@ export interface MeshRenderer {
   renderServiceEntry(scope: Construct, id: string, entry: ServiceEntryRendering): void;
   /** Report spans to a collector (MeshTracing). A data plane without it refuses MeshTracing at synth. */
   renderTracing?(scope: Construct, id: string, tracing: TracingRendering): void;
+  /** Whether Argo Rollouts can move this data plane's weights (else it steps replica counts). */
+  readonly rolloutTrafficRouter: boolean;
+  /** An Argo Rollouts Rollout and its AnalysisTemplate, routed as this data plane allows. */
+  renderRollout(scope: Construct, id: string, rollout: RolloutRendering): void;
 }
 
 /** What MeshTracing hands the renderer: the collector and how much to sample. */
@@ -166,7 +191,8 @@ export type MeshRenderingCall =
   | { readonly method: 'renderDestinationPolicy'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: DestinationPolicyRendering }
   | { readonly method: 'renderGateway'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: GatewayRendering }
   | { readonly method: 'renderServiceEntry'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: ServiceEntryRendering }
-  | { readonly method: 'renderTracing'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: TracingRendering };
+  | { readonly method: 'renderTracing'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: TracingRendering }
+  | { readonly method: 'renderRollout'; readonly scopePath: readonly string[]; readonly id: string; readonly rendering: RolloutRendering };
 const RENDERINGS = new WeakMap<MeshChart, MeshRenderingCall[]>();
 
 /**
@@ -236,6 +262,11 @@ function gated(chart: MeshChart, inner: MeshRenderer, accept: readonly string[])
     renderServiceEntry: (scope, id, e) => run(scope, serviceEntryFeatures(e.model), () => {
       calls.push({ method: 'renderServiceEntry', scopePath: below(scope), id, rendering: e });
       inner.renderServiceEntry(scope, id, e);
+    }),
+    rolloutTrafficRouter: inner.rolloutTrafficRouter,
+    renderRollout: (scope, id, r) => run(scope, [], () => {
+      calls.push({ method: 'renderRollout', scopePath: below(scope), id, rendering: r });
+      inner.renderRollout(scope, id, r);
     }),
     ...(inner.renderTracing ? {
       renderTracing: (scope: Construct, id: string, rendering: TracingRendering) => run(scope, [], () => {

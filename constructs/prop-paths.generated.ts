@@ -451,6 +451,7 @@ export const PROP_PATHS: Readonly<Record<string, readonly string[]>> = {
     'policyName',
     'port',
     'portName',
+    'progressiveDelivery',
     'retries',
     'retries.attempts',
     'retries.perTryTimeout',

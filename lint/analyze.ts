@@ -64,7 +64,28 @@ export const CHECKS: readonly CheckInfo[] = [
   { code: 'MESH033', severity: 'error', title: 'header operation on Host that Istio refuses (removed, on a response, or the authority set twice)' },
   { code: 'MESH034', severity: 'warning', title: 'feature not applied on the chart\'s data plane (dropped as its dropUnsupported allows; charts only)' },
   { code: 'MESH035', severity: 'warning', title: 'ServiceEntry with a TCP (or unset protocol) port and no addresses', istioctl: 'IST0134' },
+  { code: 'MESH036', severity: 'error', title: 'Argo Rollout names a VirtualService, HTTPRoute or route that is not there' },
+  { code: 'MESH037', severity: 'error', title: 'Argo Rollout names stable or canary subsets (or Services) that are not there' },
+  { code: 'MESH038', severity: 'error', title: 'progressive-delivery target (Rollout workloadRef, Flagger targetRef) is not a Deployment of these manifests' },
+  { code: 'MESH039', severity: 'warning', title: 'canary analysis reads metrics the data plane does not export' },
 ];
+
+/**
+ * Istio's standard metrics (https://istio.io/latest/docs/reference/config/metrics/), which
+ * Istio's proxies export; the node sidecar exports them less the gRPC message counts, and
+ * only as reporter="source" (it is the caller's proxy).
+ */
+const ISTIO_STANDARD_METRICS = ['istio_requests_total', 'istio_request_duration_milliseconds', 'istio_request_bytes', 'istio_response_bytes',
+  'istio_request_messages_total', 'istio_response_messages_total', 'istio_tcp_sent_bytes_total', 'istio_tcp_received_bytes_total',
+  'istio_tcp_connections_opened_total', 'istio_tcp_connections_closed_total'];
+const NODE_SIDECAR_METRICS = ISTIO_STANDARD_METRICS.filter((m) => !m.endsWith('_messages_total'));
+
+/** The data-plane metrics a PromQL query selects (istio_*, envoy_*, mesh_proxy_*), histogram suffixes removed. */
+export function meshMetricsIn(query: string): string[] {
+  const bare = query.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/'(?:[^'\\]|\\.)*'/g, "''");
+  const names = [...bare.matchAll(/\b((?:istio|envoy|mesh_proxy)_[a-zA-Z0-9_:]*)\s*[{[)]/g)].map((m) => m[1].replace(/_(bucket|sum|count)$/, ''));
+  return [...new Set(names)];
+}
 const SEVERITY = new Map(CHECKS.map((c) => [c.code, c.severity]));
 
 /** Namespaces istioctl analyze leaves alone (they hold the cluster's and Istio's own objects). */
@@ -512,6 +533,68 @@ export function analyze(manifests: readonly Manifest[]): Finding[] {
       report('MESH017', p.owner, `calls ${routed.join(', ')}, which VirtualServices route, but the pod is not in the mesh: its requests bypass the rules; inject it (namespace label or pod label sidecar.istio.io/inject=true)`);
     }
   }
+  // --- progressive delivery (Argo Rollouts, Flagger)
+  const deploymentIn = (name: string | undefined, ns: string) => valid.some((m) => m.obj.kind === 'Deployment' && m.obj.metadata.name === name && nsOf(m.obj) === ns);
+  const nodeSidecar = valid.some((m) => m.obj.kind === 'ConfigMap' && m.obj.metadata.labels?.['mesh.cdk8s.io/route-table'] === 'true');
+  const exported = nodeSidecar ? NODE_SIDECAR_METRICS : ISTIO_STANDARD_METRICS;
+  for (const r of of((o) => o.kind === 'Rollout' && /^argoproj\.io\//.test(o.apiVersion))) {
+    const ns = nsOf(r.obj);
+    const ref = r.obj.spec?.workloadRef;
+    if (ref && (ref.kind !== 'Deployment' || !deploymentIn(ref.name, ns))) {
+      report('MESH038', r, `workloadRef names ${ref.kind} ${ns}/${ref.name}, which is not a Deployment of these manifests: the Rollout has no template to roll out`);
+    }
+    const canary = r.obj.spec?.strategy?.canary ?? {};
+    const plugin = canary.trafficRouting?.plugins?.['argoproj-labs/gatewayAPI'];
+    if (plugin) {
+      const routeNs = plugin.namespace ?? ns;
+      const routes: string[] = [...(plugin.httpRoute ? [plugin.httpRoute] : []), ...(plugin.httpRoutes ?? []).map((x: { name: string }) => x.name)];
+      for (const name of routes) {
+        if (!valid.some((m) => m.obj.kind === 'HTTPRoute' && m.obj.metadata.name === name && nsOf(m.obj) === routeNs)) report('MESH036', r, `the Gateway API plugin names HTTPRoute ${routeNs}/${name}, which is not in these manifests: Argo Rollouts cannot set its weights`);
+      }
+      for (const k of ['stableService', 'canaryService']) {
+        if (canary[k] && !services.some((m) => m.obj.metadata.name === canary[k] && nsOf(m.obj) === ns)) report('MESH037', r, `${k} ${ns}/${canary[k]} is not a Service of these manifests: the plugin weighs the HTTPRoute's backends by it`);
+      }
+    }
+    const istio = canary.trafficRouting?.istio;
+    if (!istio) continue;
+    for (const v of istio.virtualServices ?? (istio.virtualService ? [istio.virtualService] : [])) {
+      const target = vss.find((m) => m.obj.metadata.name === v.name && nsOf(m.obj) === ns);
+      const names: string[] = (target?.obj.spec?.http ?? []).map((h: { name?: string }) => h.name ?? '');
+      if (!target) report('MESH036', r, `trafficRouting names VirtualService ${ns}/${v.name}, which is not in these manifests: Argo Rollouts cannot set its weights`);
+      else if (!v.routes?.length && names.length !== 1) report('MESH036', r, `VirtualService ${ns}/${v.name} has ${names.length} HTTP routes and the Rollout names none: name the route it should set (routes: [...])`);
+      else for (const route of v.routes ?? []) if (!names.includes(route)) report('MESH036', r, `VirtualService ${ns}/${v.name} has no HTTP route named "${route}" (it has ${names.filter(Boolean).map((n) => `"${n}"`).join(', ') || 'no named route'}): Argo Rollouts cannot set its weights`);
+    }
+    const d = istio.destinationRule;
+    if (d) {
+      const target = drs.find((m) => m.obj.metadata.name === d.name && nsOf(m.obj) === ns);
+      const subsets: string[] = (target?.obj.spec?.subsets ?? []).map((x: { name: string }) => x.name);
+      const missing = [d.stableSubsetName, d.canarySubsetName].filter((x: string) => !subsets.includes(x));
+      if (!target) report('MESH037', r, `trafficRouting names DestinationRule ${ns}/${d.name}, which is not in these manifests`);
+      else if (missing.length) report('MESH037', r, `DestinationRule ${ns}/${d.name} has no subset ${missing.map((x: string) => `"${x}"`).join(' or ')} (it has ${subsets.map((x) => `"${x}"`).join(', ') || 'none'}): Argo Rollouts labels those subsets with its pod-template hash`);
+    }
+  }
+  for (const c of of((o) => o.kind === 'Canary' && /^flagger\.app\//.test(o.apiVersion))) {
+    const ref = c.obj.spec?.targetRef;
+    if (!ref || ref.kind !== 'Deployment' || !deploymentIn(ref.name, nsOf(c.obj))) {
+      report('MESH038', c, `targetRef names ${ref?.kind ?? 'nothing'} ${nsOf(c.obj)}/${ref?.name ?? ''}, which is not a Deployment of these manifests: Flagger has nothing to copy into -primary`);
+    }
+    if (nodeSidecar) {
+      const builtin = (c.obj.spec?.analysis?.metrics ?? []).filter((m: { name: string; templateRef?: unknown }) => !m.templateRef && ['request-success-rate', 'request-duration'].includes(m.name));
+      if (builtin.length) report('MESH039', c, `Flagger's built-in ${builtin.map((m: { name: string }) => m.name).join(' and ')} read reporter="destination" series, which the node sidecar does not write (it reports as the caller, reporter="source")`);
+    }
+  }
+  const queries: Array<[Manifest, string]> = [
+    ...of((o) => o.kind === 'AnalysisTemplate' && /^argoproj\.io\//.test(o.apiVersion))
+      .flatMap((m) => (m.obj.spec?.metrics ?? []).map((x: any) => [m, String(x.provider?.prometheus?.query ?? '')] as [Manifest, string])),
+    ...of((o) => o.kind === 'MetricTemplate' && /^flagger\.app\//.test(o.apiVersion)).map((m) => [m, String(m.obj.spec?.query ?? '')] as [Manifest, string]),
+  ];
+  for (const [m, q] of queries) {
+    // istio_* beyond the standard set; envoy_* off Envoy; mesh_proxy_* off the node sidecar.
+    const unknown = meshMetricsIn(q).filter((n) => (n.startsWith('istio_') ? !exported.includes(n) : n.startsWith('envoy_') ? nodeSidecar : !nodeSidecar));
+    if (unknown.length) report('MESH039', m, `the query reads ${unknown.join(', ')}, which the ${nodeSidecar ? 'node sidecar' : 'Istio data plane'} does not export (it exports ${exported.join(', ')}): the analysis would find no data and fail`);
+    else if (nodeSidecar && /reporter\s*=\s*"destination"/.test(q)) report('MESH039', m, 'the query reads reporter="destination" series, which the node sidecar does not write (it reports as the caller, reporter="source")');
+  }
+
   for (const [ns, m] of namespaces) {
     if (nsInjects(ns)) continue;
     const routedPods = pods.filter((p) => p.namespace === ns && !inMesh(p)

@@ -19,7 +19,7 @@ export function manifestsOf(scope: App | Chart): Manifest[] {
  * Objects a non-Istio renderer writes for the model: the node sidecar's route table,
  * per-subset Services, gateway Deployments and their Services; Gateway API's routes,
  * Gateways, ReferenceGrants and per-version Services, and the Istio objects it emits as
- * extensions (drawn again by the Istio twin).
+ * extensions; Argo Rollouts' Rollouts and AnalysisTemplates (drawn again by the Istio twin).
  */
 function madeByRenderer(manifests: readonly Manifest[]): (m: Manifest) => boolean {
   const gatewayPods = new Set(manifests
@@ -28,7 +28,7 @@ function madeByRenderer(manifests: readonly Manifest[]): (m: Manifest) => boolea
   return (m) => {
     const labels = m.obj.metadata.labels ?? {};
     if (labels['mesh.cdk8s.io/route-table'] !== undefined || labels['mesh.cdk8s.io/subset-of'] !== undefined) return true;
-    if (/^(gateway\.networking\.k8s\.io|networking\.istio\.io|telemetry\.istio\.io)\//.test(m.obj.apiVersion)) return true;
+    if (/^(gateway\.networking\.k8s\.io|networking\.istio\.io|telemetry\.istio\.io|argoproj\.io)\//.test(m.obj.apiVersion)) return true;
     return (m.obj.kind === 'Deployment' || m.obj.kind === 'Service') && gatewayPods.has(`${m.obj.metadata.namespace ?? ''}/${m.obj.metadata.name}`);
   };
 }
@@ -52,6 +52,7 @@ export function istioManifestsOf(chart: Chart): Manifest[] {
       case 'renderGateway': twin.renderer.renderGateway(scope, call.id, call.rendering); break;
       case 'renderTracing': twin.renderer.renderTracing!(scope, call.id, call.rendering); break;
       case 'renderServiceEntry': twin.renderer.renderServiceEntry(scope, call.id, call.rendering); break;
+      case 'renderRollout': twin.renderer.renderRollout(scope, call.id, call.rendering); break;
       default: { const never: never = call; throw new Error(`cdk8s-mesh: no Istio twin for ${JSON.stringify(never)}`); }
     }
   }

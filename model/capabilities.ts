@@ -26,7 +26,7 @@ export type Support =
     readonly enabledBy?: { readonly option: string; readonly value: string; readonly note: string };
   };
 
-export type FeatureArea = 'route rule' | 'match' | 'destination policy' | 'service entry' | 'gateway server' | 'tracing and addons';
+export type FeatureArea = 'route rule' | 'match' | 'destination policy' | 'service entry' | 'gateway server' | 'progressive delivery' | 'tracing and addons';
 
 /** One feature of the traffic model and how each data plane carries it. */
 export interface Feature {
@@ -48,6 +48,8 @@ const differs = (note: string): Support => ({ level: 'differs', note });
 const no = (why: string, instead: string, enabledBy?: { option: string; value: string; note: string }): Support =>
   ({ level: 'unsupported', why, instead, ...(enabledBy ? { enabledBy } : {}) });
 
+/** Argo Rollouts' traffic-router plugin for Gateway API, registered in the controller's argo-rollouts-config (not the chart's). */
+const PD_PLUGIN = 'argoproj-labs/gatewayAPI, registered in the controller\'s argo-rollouts-config';
 /** What the node sidecar's endpoint-level policies rest on. */
 const NODE_ENDPOINTS = 'over the EndpointSlices the proxy watches (a Role per namespace, the token in the proxy container only); without API access, the ClusterIP (said in the proxy\'s log and mesh_proxy_endpoint_source)';
 const GW_POLICY = 'HTTPRoute has no traffic policy';
@@ -112,6 +114,9 @@ export const CAPABILITIES: readonly Feature[] = [
   NON_HTTP('HTTP2'), NON_HTTP('GRPC'), NON_HTTP('TCP'), NON_HTTP('TLS'),
   SERVER_TLS('MUTUAL'), SERVER_TLS('PASSTHROUGH'), SERVER_TLS('ISTIO_MUTUAL'),
   { id: 'gateway.hostNamespace', area: 'gateway server', title: 'server host with a namespace (ns/host)', droppable: false, planes: { 'istio': YES, 'node-sidecar': no('the node-sidecar gateway does not restrict which namespaces\' routes bind to a host', 'hosts "host" or "*/host", or DataPlane.ISTIO'), 'gateway-api': no('Gateway API restricts route namespaces per listener, not per host', 'hosts "host" or "*/host"') } },
+  { id: 'release.argoRollouts', area: 'progressive delivery', title: 'CanaryRelease handed to Argo Rollouts (ProgressiveDelivery.argoRollouts)', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('a replica-ratio canary: no traffic router, so the split follows the pods the proxy balances over, and the analysis reads the whole Service'), 'gateway-api': differs(`Argo Rollouts' Gateway API plugin (${PD_PLUGIN}) sets the HTTPRoute's weights between the Services <service>-stable and <service>-canary; the analysis reads Istio's metrics, so gatewayApi.mesh "istio" or "istio-ambient" (whose HTTP metrics come from a waypoint), other meshes refused`) } },
+  { id: 'release.argoRollouts.headerRoute', area: 'progressive delivery', title: 'Argo Rollouts header route (canaryHeader)', droppable: false, planes: { 'istio': YES, 'node-sidecar': no('a header route needs a traffic router, and without one Argo Rollouts only scales replicas', 'drop canaryHeader, or use DataPlane.ISTIO'), 'gateway-api': differs('the plugin\'s header routes (useHeaderRoutes on the HTTPRoute)') } },
+  { id: 'release.flagger', area: 'progressive delivery', title: 'CanaryRelease handed to Flagger (ProgressiveDelivery.flagger)', droppable: false, planes: { 'istio': YES, 'node-sidecar': no('Flagger moves traffic by writing VirtualServices (or Gateway API routes), which the node sidecar does not read, and its kubernetes provider does blue/green only', 'ProgressiveDelivery.argoRollouts() (replica-ratio steps on this plane), or DataPlane.ISTIO'), 'gateway-api': no('Flagger\'s Gateway API provider writes its own HTTPRoute attached to a Gateway (north-south), with checks from MetricTemplates, which cdk8s-mesh does not write yet', 'ProgressiveDelivery.argoRollouts() (its Gateway API plugin), or DataPlane.ISTIO') } },
   { id: 'tracing', area: 'tracing and addons', title: 'MeshTracing (Zipkin or OpenTelemetry)', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('the proxy reports Zipkin v2 JSON, or OTLP/HTTP JSON to the collector\'s port 4318'), 'gateway-api': differs('Istio\'s Telemetry, with gatewayApi.mesh "istio" or "istio-ambient" only') } },
   { id: 'addons', area: 'tracing and addons', title: 'JaegerAddon, PrometheusAddon, KialiAddon', droppable: false, planes: { 'istio': YES, 'node-sidecar': differs('their Namespace is written too (createNamespace defaults to true: no Istio installation creates istio-system); Kiali finds no Istio objects, and its graph needs Istio\'s standard metrics, which the node sidecar does not export yet'), 'gateway-api': differs('their Namespace is written unless gatewayApi.mesh is "istio" or "istio-ambient" (createNamespace)') } },
 ];

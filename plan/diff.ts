@@ -3,7 +3,7 @@
 // changed rather than as one removed and one added.
 import { describeObject, K8s } from '../lint/analyze';
 import { short } from './graph';
-import { PlanHost, PlanRule, TrafficPlan } from './model';
+import { PlanHost, PlanProgressive, PlanRule, TrafficPlan } from './model';
 
 export interface WeightShift {
   readonly host: string;
@@ -25,6 +25,8 @@ export interface HostDiff {
 
 export interface PlanDiff {
   readonly hosts: readonly HostDiff[];
+  /** Releases a controller drives, added, removed or with other steps, analysis or targets: one line each. */
+  readonly releases: readonly string[];
   readonly objectsAdded: readonly string[];
   readonly objectsRemoved: readonly string[];
   readonly summary: string;
@@ -53,7 +55,7 @@ function ruleDiff(host: string, rule: string, base: PlanRule, head: PlanRule): {
   return { lines, shifts };
 }
 
-function hostDiff(base: PlanHost | undefined, head: PlanHost | undefined): HostDiff | undefined {
+function hostDiff(base: PlanHost | undefined, head: PlanHost | undefined, managedBy?: PlanProgressive): HostDiff | undefined {
   const h = (head ?? base)!;
   const name = short(h.host);
   if (!base) {
@@ -73,8 +75,9 @@ function hostDiff(base: PlanHost | undefined, head: PlanHost | undefined): HostD
     }
     const d = ruleDiff(name, `rule ${i + 1} (${when(r)})`, b.r, r);
     if (b.i !== i) lines.push(`rule "${when(r)}" moved from ${b.i + 1} to ${i + 1}`);
-    for (const l of d.lines) lines.push(`rule ${i + 1} (${when(r)}): ${l}`);
-    shifts.push(...d.shifts);
+    // The controller writes these weights as it steps: a change to them is not the chart's traffic shift.
+    for (const l of d.lines) lines.push(`rule ${i + 1} (${when(r)}): ${l}${managedBy && d.shifts.some((x) => l.startsWith(`${x.destination} `)) ? ` (starting weights; ${managedBy.controller} moves them, not gated)` : ''}`);
+    if (!managedBy) shifts.push(...d.shifts);
   });
   base.rules.forEach((r, i) => {
     if (!headByMatch.has(when(r))) {
@@ -89,16 +92,33 @@ function hostDiff(base: PlanHost | undefined, head: PlanHost | undefined): HostD
 export function diffPlans(base: TrafficPlan | undefined, head: TrafficPlan | undefined, objects: { base: readonly string[]; head: readonly string[] }): PlanDiff {
   const b = new Map((base?.hosts ?? []).map((h) => [hostKey(h), h]));
   const h = new Map((head?.hosts ?? []).map((x) => [hostKey(x), x]));
+  const managed = (x: PlanHost | undefined) => (head?.progressive ?? []).find((p) => x && p.managedVirtualService === x.virtualService);
   const hosts = [...new Set([...b.keys(), ...h.keys()])].sort()
-    .map((k) => hostDiff(b.get(k), h.get(k))).filter((d): d is HostDiff => d !== undefined);
+    .map((k) => hostDiff(b.get(k), h.get(k), managed(h.get(k)))).filter((d): d is HostDiff => d !== undefined);
+  const releases = releaseDiff(base?.progressive ?? [], head?.progressive ?? []);
   const objectsAdded = objects.head.filter((o) => !objects.base.includes(o));
   const objectsRemoved = objects.base.filter((o) => !objects.head.includes(o));
-  return { hosts, objectsAdded, objectsRemoved, summary: summarize(hosts, objectsAdded, objectsRemoved) };
+  return { hosts, releases, objectsAdded, objectsRemoved, summary: summarize(hosts, releases, objectsAdded, objectsRemoved) };
+}
+
+/** Controller-driven releases, compared by object: what the reviewer approves instead of weights. */
+function releaseDiff(base: readonly PlanProgressive[], head: readonly PlanProgressive[]): string[] {
+  const out: string[] = [];
+  const b = new Map(base.map((p) => [p.object, p]));
+  for (const p of head) {
+    const was = b.get(p.object);
+    if (!was) { out.push(`${p.object} (${p.controller}) added: steps ${p.steps}; analysis ${p.analysis}`); continue; }
+    for (const k of ['workload', 'steps', 'analysis', 'moves'] as const) {
+      if (was[k] !== p[k]) out.push(`${p.object} (${p.controller}): ${k} ${was[k]} => ${p[k]}`);
+    }
+  }
+  for (const p of base) if (!head.some((x) => x.object === p.object)) out.push(`${p.object} (${p.controller}) removed: the chart writes its splits again`);
+  return out;
 }
 
 /** "3 hosts changed; largest weight shift 20 points on reviews.bookinfo" */
-function summarize(hosts: readonly HostDiff[], added: readonly string[], removed: readonly string[]): string {
-  if (!hosts.length && !added.length && !removed.length) return 'no traffic change';
+function summarize(hosts: readonly HostDiff[], releases: readonly string[], added: readonly string[], removed: readonly string[]): string {
+  if (!hosts.length && !releases.length && !added.length && !removed.length) return 'no traffic change';
   const parts: string[] = [];
   for (const s of ['changed', 'added', 'removed'] as const) {
     const n = hosts.filter((x) => x.status === s).length;
@@ -106,6 +126,7 @@ function summarize(hosts: readonly HostDiff[], added: readonly string[], removed
   }
   const top = hosts.flatMap((x) => x.shifts).sort((x, y) => Math.abs(y.to - y.from) - Math.abs(x.to - x.from))[0];
   if (top) parts.push(`largest weight shift ${Math.abs(top.to - top.from)} points on ${top.host}`);
+  if (releases.length) parts.push(`${releases.length} progressive-delivery change${releases.length === 1 ? '' : 's'}`);
   if (!hosts.length) parts.push('routes unchanged');
   if (added.length || removed.length) parts.push(`${added.length} object(s) added, ${removed.length} removed`);
   return parts.join('; ');
@@ -121,6 +142,7 @@ export function diffMarkdown(chart: string, d: PlanDiff): string {
     out.push(`- **\`${host}\`** (${binding.join(' (')} ${h.status}`);
     for (const l of h.lines) out.push(`  - ${l}`);
   }
+  for (const l of d.releases) out.push(`- release: ${l}`);
   if (d.objectsAdded.length) out.push(`- objects added: ${d.objectsAdded.join(', ')}`);
   if (d.objectsRemoved.length) out.push(`- objects removed: ${d.objectsRemoved.join(', ')}`);
   return `${out.join('\n')}\n`;

@@ -28,6 +28,8 @@ export interface GraphEdge {
   readonly match?: readonly string[];
   readonly otherwise?: boolean;
   readonly percent?: number;
+  /** For route edges whose weight a progressive-delivery controller moves: its name ("Argo Rollouts"). */
+  readonly managedBy?: string;
   /** For route edges: the rule's timeout, retries, fault, mirror, rewrite, header changes, in words. */
   readonly policies?: readonly string[];
 }
@@ -63,6 +65,7 @@ export function trafficGraph(plan: TrafficPlan, only?: (h: PlanHost) => boolean)
 
   for (const h of hosts) {
     const hn = hostNode(h.host);
+    const managedBy = (plan.progressive ?? []).find((p) => p.managedVirtualService === h.virtualService)?.controller;
     for (const b of h.bindings.filter((x) => x !== 'mesh')) {
       addEdge({ from: addNode(`g:${b}`, 'gateway', `gateway ${b}`), to: hn, kind: 'bind' });
     }
@@ -75,7 +78,7 @@ export function trafficGraph(plan: TrafficPlan, only?: (h: PlanHost) => boolean)
       for (const d of r.destinations) {
         const dn = addNode(`d:${d.host}:${d.subset ?? ''}`, 'destination', `${short(d.host)}${d.subset ? ` ${d.subset}` : ''}`);
         addEdge({
-          from: hn, to: dn, kind: 'route', percent: d.percent, match: r.match, policies: r.policies, ...rule,
+          from: hn, to: dn, kind: 'route', percent: d.percent, match: r.match, policies: r.policies, ...rule, ...(managedBy ? { managedBy } : {}),
         });
         const workloads = d.subset ? policyOf(d.host)?.subsets.find((s) => s.name === d.subset)?.workloads ?? [] : serviceOf(d.host)?.workloads ?? [];
         for (const w of workloads) addEdge({ from: dn, to: workload(w), kind: 'select' });
@@ -98,6 +101,7 @@ export function trafficGraph(plan: TrafficPlan, only?: (h: PlanHost) => boolean)
 /** A route edge's label on one line: "1. header end-user = jason: 100%" (no weight for a rule that answers itself). */
 export function routeLabel(e: GraphEdge, separator = ' or '): string {
   const when = e.match?.length ? e.match.join(separator) : e.otherwise ? 'otherwise' : '';
-  const parts = [`${e.rule ? `${e.rule}. ` : ''}${when}`, e.percent === undefined ? '' : `${e.percent}%`].filter((x) => x.trim());
+  const weight = e.percent === undefined ? '' : e.managedBy ? `${e.percent}% at start, ${e.managedBy} steps it` : `${e.percent}%`;
+  const parts = [`${e.rule ? `${e.rule}. ` : ''}${when}`, weight].filter((x) => x.trim());
   return parts.join(': ');
 }

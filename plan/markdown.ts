@@ -23,12 +23,21 @@ export function planMarkdown(plan: TrafficPlan, header: PlanHeader): string {
   for (const h of plan.hosts) {
     out.push(`### ${short(h.host)} (${h.bindings.map((b) => (b === 'mesh' ? 'mesh' : `gateway ${b}`)).join(', ')})`, '');
     out.push(`VirtualService ${h.virtualService}. Rules in order; the first that matches wins.`, '');
+    const managed = plan.progressive.find((p) => p.managedVirtualService === h.virtualService);
+    if (managed) out.push(`Weights as written, where ${managed.controller} starts; it moves them (${managed.object}, see Progressive delivery).`, '');
     out.push('| # | when | to | also |', '| --- | --- | --- | --- |');
     h.rules.forEach((r, i) => {
       const when = r.match.length ? r.match.join('; or ') : 'every request';
       const to = r.destinations.length ? r.destinations.map((d) => `${dest(d)} ${d.percent}%`).join(', ') : '(no route)';
       out.push(`| ${i + 1}${r.name ? ` ${cell(r.name)}` : ''} | ${cell(when)} | ${cell(to)} | ${cell(r.policies.join('; '))} |`);
     });
+    out.push('');
+  }
+
+  if (plan.progressive.length) {
+    out.push('## Progressive delivery', '', 'A controller moves these splits step by step and rolls back when the analysis fails; the chart writes where it starts.', '');
+    out.push('| release | workload | steps (canary %) | analysis | moves |', '| --- | --- | --- | --- | --- |');
+    for (const p of plan.progressive) out.push(`| ${cell(`${p.controller}: ${p.object}`)} | ${cell(p.workload)} | ${cell(p.steps)} | ${cell(p.analysis)} | ${cell(p.moves)} |`);
     out.push('');
   }
 

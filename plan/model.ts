@@ -71,8 +71,84 @@ export interface TrafficPlan {
   readonly findings: readonly Finding[];
   /** What the chart let its data plane drop (MeshChartProps.dropUnsupported); absent for plans of YAML. */
   readonly notApplied?: readonly PlanNotApplied[];
+  /** Releases a controller steps (Argo Rollouts' Rollouts, Flagger's Canaries). */
+  readonly progressive: readonly PlanProgressive[];
   /** Objects by kind, for the header. */
   readonly counts: Readonly<Record<string, number>>;
+}
+
+/** A release a progressive-delivery controller drives: what it moves, through which steps, judged how. */
+export interface PlanProgressive {
+  readonly controller: 'Argo Rollouts' | 'Flagger';
+  /** "Rollout ns/name" or "Canary ns/name". */
+  readonly object: string;
+  /** The Deployment it adopts or targets. */
+  readonly workload: string;
+  /** The canary's weight at each step, ending at 100 (the promotion); or the A/B or blue/green run in words. */
+  readonly steps: string;
+  readonly analysis: string;
+  /** What the controller writes to move traffic. */
+  readonly moves: string;
+  /** The VirtualService whose weights the controller changes ("ns/name"), if the chart writes it. */
+  readonly managedVirtualService?: string;
+}
+
+/** Argo's successCondition or Flagger's thresholdRange in words, for the metrics cdk8s-mesh writes; others as written. */
+function metricInWords(name: string, condition: string): string {
+  const m = /^result\[0\] (>=|<=) ([0-9.]+)$/.exec(condition);
+  if (m && /success/.test(name) && m[1] === '>=') return `success >= ${Math.round(Number(m[2]) * 1e4) / 100}%`;
+  if (m && /latency|duration/.test(name) && m[1] === '<=') return `p99 <= ${m[2]} ms`;
+  return `${name}: ${condition}`;
+}
+
+function progressiveOf(objs: readonly K8s[]): PlanProgressive[] {
+  const out: PlanProgressive[] = [];
+  for (const r of objs.filter((o) => o.kind === 'Rollout' && o.apiVersion.startsWith('argoproj.io/'))) {
+    const c = r.spec?.strategy?.canary ?? {};
+    const weights = (c.steps ?? []).filter((s: any) => typeof s?.setWeight === 'number').map((s: any) => s.setWeight as number);
+    const header = (c.steps ?? []).find((s: any) => s?.setHeaderRoute?.match)?.setHeaderRoute;
+    const templates = (c.analysis?.templates ?? []).map((t: any) => objs.find((o) => o.kind === 'AnalysisTemplate' && o.metadata.name === t.templateName && nsOf(o) === nsOf(r)));
+    const metrics = templates.flatMap((t: any) => t?.spec?.metrics ?? []);
+    const checks = metrics.map((m: any) => metricInWords(m.name, String(m.successCondition ?? '')));
+    const interval = metrics[0]?.interval;
+    const limit = metrics[0]?.failureLimit;
+    const istio = c.trafficRouting?.istio;
+    const plugin = c.trafficRouting?.plugins?.['argoproj-labs/gatewayAPI'];
+    const httpRoutes: string[] = plugin ? [...(plugin.httpRoute ? [plugin.httpRoute] : []), ...(plugin.httpRoutes ?? []).map((x: any) => x.name)] : [];
+    out.push({
+      controller: 'Argo Rollouts',
+      object: `Rollout ${id(r)}`,
+      workload: r.spec?.workloadRef ? `${r.spec.workloadRef.kind} ${nsOf(r)}/${r.spec.workloadRef.name}` : `its own template`,
+      steps: [...weights, 100].join(' -> ') + (header ? `; ${header.match.map((m: any) => `${m.headerName} ${Object.entries(m.headerValue ?? {}).map(([k, v]) => `${k} ${v}`).join('')}`).join(' or ')} on the canary from the first step` : ''),
+      analysis: checks.length ? `${checks.join(', ')}${interval ? `, every ${interval}` : ''}${limit !== undefined ? `; rolls back after ${limit + 1} failed checks` : ''}` : 'none',
+      moves: istio
+        ? `weights of route ${(istio.virtualService?.routes ?? []).join(', ')} in VirtualService ${nsOf(r)}/${istio.virtualService?.name}; subsets ${istio.destinationRule?.stableSubsetName}/${istio.destinationRule?.canarySubsetName} of DestinationRule ${nsOf(r)}/${istio.destinationRule?.name}`
+        : plugin ? `weights of HTTPRoute ${httpRoutes.map((n) => `${plugin.namespace ?? nsOf(r)}/${n}`).join(', ')} between Services ${c.stableService} and ${c.canaryService} (its Gateway API plugin)`
+          : c.trafficRouting ? 'its traffic router' : 'replica counts only (no traffic router): the split follows the pods',
+      // A Gateway API chart's plan shows its routes as the Istio objects of the same model: the HTTPRoute is the VirtualService of its name.
+      managedVirtualService: istio?.virtualService?.name ? `${nsOf(r)}/${istio.virtualService.name}` : httpRoutes.length ? `${plugin.namespace ?? nsOf(r)}/${httpRoutes[0]}` : undefined,
+    });
+  }
+  for (const k of objs.filter((o) => o.kind === 'Canary' && o.apiVersion.startsWith('flagger.app/'))) {
+    const a = k.spec?.analysis ?? {};
+    const weights: number[] = a.stepWeights ?? (a.stepWeight ? Array.from({ length: Math.floor((a.maxWeight ?? 50) / a.stepWeight) }, (_, i) => (i + 1) * a.stepWeight) : []);
+    const steps = a.iterations !== undefined
+      ? `${a.iterations} iterations, ${a.match ? `A/B on ${a.match.map((m: any) => Object.entries(m.headers ?? {}).map(([h, v]) => `${h} ${Object.entries(v as object).map(([x, y]) => `${x} ${y}`).join('')}`).join(' and ')).join(' or ')}` : a.mirror ? 'blue/green with the traffic mirrored' : 'blue/green'}, then 100`
+      : [...weights, 100].join(' -> ');
+    const checks = (a.metrics ?? []).map((m: any) => (m.name === 'request-success-rate' && m.thresholdRange?.min !== undefined ? `success >= ${m.thresholdRange.min}%`
+      : m.name === 'request-duration' && m.thresholdRange?.max !== undefined ? `p99 <= ${m.thresholdRange.max} ms`
+        : `${m.name}: ${JSON.stringify(m.thresholdRange ?? {})}`));
+    const svc = k.spec?.service?.name ?? k.spec?.targetRef?.name;
+    out.push({
+      controller: 'Flagger',
+      object: `Canary ${id(k)}`,
+      workload: `${k.spec?.targetRef?.kind} ${nsOf(k)}/${k.spec?.targetRef?.name}`,
+      steps,
+      analysis: `${checks.join(', ') || 'none'}, every ${a.interval ?? '1m'}; rolls back after ${a.threshold ?? '?'} failed checks${(a.webhooks ?? []).length ? `; webhooks ${(a.webhooks ?? []).map((w: any) => `${w.name} (${w.type ?? 'rollout'})`).join(', ')}` : ''}`,
+      moves: `the objects Flagger writes for ${svc}.${nsOf(k)}: Services ${svc}, ${svc}-primary, ${svc}-canary, VirtualService ${svc}, DestinationRules ${svc}-primary, ${svc}-canary`,
+    });
+  }
+  return out;
 }
 
 const nsOf = (o: K8s) => o.metadata.namespace ?? 'default';
@@ -265,5 +341,5 @@ export function planOf(manifests: readonly Manifest[]): TrafficPlan {
     addresses: (e.spec?.addresses ?? []).map(String),
     ...(e.spec?.exportTo ? { exportTo: e.spec.exportTo.map(String) } : {}),
   })).sort((a, b) => a.serviceEntry.localeCompare(b.serviceEntry));
-  return { hosts, tracing, policies, gateways, services: planServices, externals, calls, findings: analyze(manifests), counts };
+  return { hosts, tracing, policies, gateways, services: planServices, externals, calls, findings: analyze(manifests), progressive: progressiveOf(objs), counts };
 }

@@ -2,7 +2,8 @@
 # `npm run test:cluster`: every manifest in dist/ (both data planes) through the local
 # cluster's kube-apiserver 1.20 (scripts/cluster/) with Istio's CRDs (crds/, vendored):
 # the namespaces each file uses are created, then
-# `kubectl apply --server-side --dry-run=server`. Rejections are printed with the
+# `kubectl apply --server-side --dry-run=server`. Argo Rollouts' and Flagger's CRDs are
+# installed too, for the progressive-delivery variants. Rejections are printed with the
 # server's message; exit 1 on any. A deliberately broken VirtualService and
 # DestinationRule must be rejected too (so the check can fail).
 # Reuses a running cluster (and leaves it up); otherwise starts one and stops it again.
@@ -36,6 +37,13 @@ export KUBECONFIG="$KUBECONFIG_FILE"
 kubectl apply --validate=false -f "$CRD_FILE" >/dev/null || { echo "test:cluster: installing Istio's CRDs failed" >&2; exit 1; }
 kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null || { echo "test:cluster: Istio's CRDs not Established" >&2; exit 1; }
 until kubectl api-resources --api-group=networking.istio.io 2>/dev/null | grep -q VirtualService; do sleep 0.5; done
+# Argo Rollouts' and Flagger's CRDs (crds/, vendored), less the `default: ""` entries the 1.20
+# server cannot read (scripts/crds-for-1.20.js says what that changes).
+node scripts/crds-for-1.20.js crds/argo-rollouts-v1.9.1/rollout-crd.yaml crds/argo-rollouts-v1.9.1/analysis-template-crd.yaml crds/flagger-v1.44.0/crd.yaml |
+  kubectl apply --validate=false -f - >/dev/null || { echo "test:cluster: installing Argo Rollouts' and Flagger's CRDs failed" >&2; exit 1; }
+kubectl wait --for=condition=Established crd/rollouts.argoproj.io crd/analysistemplates.argoproj.io crd/canaries.flagger.app --timeout=60s >/dev/null ||
+  { echo "test:cluster: Argo Rollouts' and Flagger's CRDs not Established" >&2; exit 1; }
+until kubectl api-resources --api-group=flagger.app 2>/dev/null | grep -q Canary && kubectl api-resources --api-group=argoproj.io 2>/dev/null | grep -q Rollout; do sleep 0.5; done
 
 [ -d dist ] && ls dist/*.k8s.yaml >/dev/null 2>&1 || npm run synth >/dev/null || exit 1
 work="$(mktemp -d)"
@@ -116,8 +124,17 @@ spec:
   host: reviews
   trafficPolicy: { loadBalancer: { simple: RANDOMLY } }
 YAML
+cat > "$work/broken-rollout.yaml" <<'YAML'
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: { name: broken-rollout, namespace: default }
+spec:
+  selector: { matchLabels: { app: x } }
+  workloadRef: { apiVersion: apps/v1, kind: Deployment, name: x }
+  strategy: { canary: { steps: [ { setWeight: "ten" } ] } }
+YAML
 controls_ok=1
-for b in broken.yaml broken-enum.yaml; do
+for b in broken.yaml broken-enum.yaml broken-rollout.yaml; do
   if kubectl apply --server-side --dry-run=server --validate=false -f "$work/$b" >"$work/out" 2>&1; then
     echo "NEGATIVE CONTROL ACCEPTED: $b should have been rejected"; controls_ok=0
   else

@@ -9,7 +9,7 @@ import { App, Testing } from 'cdk8s';
 import { lintBeforeWrite } from '../apps/run';
 import { CHARTS } from '../charts';
 import {
-  DataPlane, DestinationPolicy, IngressGateway, JaegerAddon, MeshChart, MeshChartProps, MeshGateway, MeshWorkload, TrafficRoute,
+  CanaryRelease, DataPlane, DestinationPolicy, IngressGateway, JaegerAddon, MeshChart, MeshChartProps, MeshGateway, MeshWorkload, ProgressiveDelivery, TrafficRoute,
 } from '../constructs';
 import { lintChart } from '../lint/sources';
 import { CAPABILITIES, DATA_PLANE_NAMES, DataPlaneName, externalHost, ServiceRef } from '../model';
@@ -32,6 +32,11 @@ const route = (http: object) => (c: MeshChart, reviews: ServiceRef) => new Traff
 const policy = (trafficPolicy: object) => (c: MeshChart, reviews: ServiceRef) => new DestinationPolicy(c, 'dr', { name: 'reviews', service: reviews, trafficPolicy: trafficPolicy as never });
 const server = (s: object) => (c: MeshChart) => new MeshGateway(c, 'gw', { name: 'gw', servers: [{ port: 443, hosts: ['shop.example.com'], ...s }] as never });
 
+const release = (pd: ProgressiveDelivery, header = false) => (c: MeshChart) => new CanaryRelease(c, 'r', {
+  app: 'cart', port: 8080, canary: { version: 'v2', image: 'cart:2' }, steps: [10, 50], progressiveDelivery: pd,
+  ...(header ? { canaryHeader: { name: 'x-canary', match: { exact: 'yes' } } } : {}),
+});
+
 /** One use of each feature that some data plane cannot carry, and the field it is refused at. */
 const EXAMPLES: Record<string, { add: (c: MeshChart, reviews: ServiceRef) => unknown; field: string }> = {
   'route.fault': { add: route({ fault: { abort: { httpStatus: 500, percentage: 100 } } }), field: 'http[0].fault' },
@@ -52,6 +57,8 @@ const EXAMPLES: Record<string, { add: (c: MeshChart, reviews: ServiceRef) => unk
   'gateway.tls.PASSTHROUGH': { add: server({ protocol: 'HTTPS', tls: { mode: 'PASSTHROUGH' } }), field: 'servers[0].tls.mode' },
   'gateway.tls.ISTIO_MUTUAL': { add: server({ protocol: 'HTTPS', tls: { mode: 'ISTIO_MUTUAL' } }), field: 'servers[0].tls.mode' },
   'gateway.hostNamespace': { add: server({ port: 80, hosts: ['shop/shop.example.com'] }), field: 'servers[0].hosts[0]' },
+  'release.argoRollouts.headerRoute': { add: release(ProgressiveDelivery.argoRollouts(), true), field: 'canaryHeader' },
+  'release.flagger': { add: release(ProgressiveDelivery.flagger()), field: 'progressiveDelivery' },
 };
 
 test('the README\'s table "What each data plane carries" is the capability table (npm run docs:capabilities)', () => {

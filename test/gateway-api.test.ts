@@ -54,7 +54,10 @@ describe('every chart on the Gateway API data plane', () => {
   test.each(Object.entries(GATEWAY_API_INEXPRESSIBLE))('%s is refused at synth, naming the construct and the feature (%s)', (name) => {
     const entry = CHARTS.find((c) => c.name === name)!;
     const e = refusal(() => entry.create(new App(), `${name}-gateway-api`, { dataPlane: DataPlane.GATEWAY_API }));
-    expect(e.message).toMatch(new RegExp(`^${name}-gateway-api/\\S+: http\\[0\\]\\.fault is "(delay|abort)"; expected no fault injection \\(delay, abort\\) on the gateway-api data plane \\(HTTPRoute has no fault filter\\)`));
+    const why = name.includes('-canary-')
+      ? 'progressiveDelivery is "Flagger"; expected no CanaryRelease handed to Flagger \\(ProgressiveDelivery\\.flagger\\) on the gateway-api data plane \\(Flagger\'s Gateway API provider writes its own HTTPRoute'
+      : 'http\\[0\\]\\.fault is "(delay|abort)"; expected no fault injection \\(delay, abort\\) on the gateway-api data plane \\(HTTPRoute has no fault filter\\)';
+    expect(e.message).toMatch(new RegExp(`^${name}-gateway-api/\\S+: ${why}`));
   });
 
   test('a Bookinfo scenario routes as on Istio: jason to reviews-v2 by header (outranks the catch-all), everyone else to reviews-v1', () => {

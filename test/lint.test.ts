@@ -40,6 +40,33 @@ function base(): K8s[] {
     vs('shop-ingress', { hosts: ['shop.example.com'], gateways: ['shop-gateway'], http: [{ route: [{ destination: { host: 'web', subset: 'v1', port: { number: 80 } }, weight: 70 }, { destination: { host: 'web', subset: 'v2', port: { number: 80 } }, weight: 30 }] }] }),
   ];
 }
+// Argo Rollouts and Flagger objects as their docs write them, around the base's web Service.
+const rollout = (): K8s => ({
+  apiVersion: 'argoproj.io/v1alpha1', kind: 'Rollout', metadata: { name: 'web', namespace: 'shop' },
+  spec: {
+    selector: { matchLabels: { app: 'web' } }, workloadRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web-v2' },
+    strategy: { canary: { trafficRouting: { istio: { virtualService: { name: 'web', routes: ['primary'] }, destinationRule: { name: 'web', stableSubsetName: 'v1', canarySubsetName: 'v2' } } }, steps: [{ setWeight: 10 }, { pause: {} }] } },
+  },
+});
+// The Gateway API plugin's quick start: stable and canary Services behind one HTTPRoute.
+const gatewayRollout = (): K8s => ({
+  apiVersion: 'argoproj.io/v1alpha1', kind: 'Rollout', metadata: { name: 'web', namespace: 'shop' },
+  spec: {
+    selector: { matchLabels: { app: 'web' } }, workloadRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web-v2' },
+    strategy: { canary: { canaryService: 'web-canary', stableService: 'web-stable', trafficRouting: { plugins: { 'argoproj-labs/gatewayAPI': { httpRoutes: [{ name: 'web-route' }], namespace: 'shop' } } }, steps: [{ setWeight: 10 }] } },
+  },
+});
+const httpRoute = (name: string): K8s => ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name, namespace: 'shop' }, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'web' }], rules: [{ backendRefs: [{ name: 'web-stable', port: 80 }, { name: 'web-canary', port: 80, weight: 0 }] }] } });
+const flaggerCanary = (target: string): K8s => ({
+  apiVersion: 'flagger.app/v1beta1', kind: 'Canary', metadata: { name: 'web', namespace: 'shop' },
+  spec: { targetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: target }, service: { port: 80 }, analysis: { interval: '1m', threshold: 5, stepWeight: 10, maxWeight: 50, metrics: [{ name: 'request-success-rate', thresholdRange: { min: 99 } }] } },
+});
+const analysisTemplate = (query: string): K8s => ({
+  apiVersion: 'argoproj.io/v1alpha1', kind: 'AnalysisTemplate', metadata: { name: 'web', namespace: 'shop' },
+  spec: { metrics: [{ name: 'success-rate', successCondition: 'result[0] >= 0.99', provider: { prometheus: { address: 'http://prometheus:9090', query } } }] },
+});
+// The node sidecar's route table: these manifests are for that data plane.
+const routeTable = (): K8s => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'mesh-routes', namespace: 'shop', labels: { 'mesh.cdk8s.io/route-table': 'true' } }, data: { 'routes.json': '{}' } } as K8s);
 const codes = (objs: K8s[]) => analyze(objs.map((obj) => ({ obj }))).map((f) => f.code);
 const edit = (f: (o: K8s[]) => void) => { const o = JSON.parse(JSON.stringify(base())); f(o); return o as K8s[]; };
 const find = (o: K8s[], kind: string, name: string) => o.find((x) => x.kind === kind && x.metadata.name === name)!;
@@ -92,6 +119,20 @@ const CASES: Array<[string, (o: K8s[]) => void, ((o: K8s[]) => void)?]> = [
   ['MESH033', (o) => { find(o, 'VirtualService', 'web').spec.http[0].headers = { request: { remove: ['Host'] } }; }, (o) => { find(o, 'VirtualService', 'web').spec.http[0].headers = { request: { set: { Host: 'web.internal' } } }; }],
   ['MESH033', (o) => { find(o, 'VirtualService', 'web').spec.http[0].rewrite = { authority: 'a' }; find(o, 'VirtualService', 'web').spec.http[0].headers = { request: { add: { host: 'b' } } }; }, (o) => { delete find(o, 'VirtualService', 'web').spec.http[0].headers; }],
   ['MESH033', (o) => { find(o, 'VirtualService', 'web').spec.http[0].headers = { response: { set: { host: 'x' } } }; }, (o) => { find(o, 'VirtualService', 'web').spec.http[0].headers = { response: { set: { 'x-host': 'x' } } }; }],
+  ['MESH036', (o) => { o.push(rollout()); }, (o) => { find(o, 'VirtualService', 'web').spec.http[1].name = 'primary'; }],
+  ['MESH036', (o) => { o.push(rollout()); find(o, 'VirtualService', 'web').spec.http[1].name = 'primary'; find(o, 'Rollout', 'web').spec.strategy.canary.trafficRouting.istio.virtualService.name = 'webs'; }, (o) => { find(o, 'Rollout', 'web').spec.strategy.canary.trafficRouting.istio.virtualService.name = 'web'; }],
+  ['MESH037', (o) => { o.push(rollout()); find(o, 'VirtualService', 'web').spec.http[1].name = 'primary'; find(o, 'Rollout', 'web').spec.strategy.canary.trafficRouting.istio.destinationRule.canarySubsetName = 'canary'; }, (o) => { find(o, 'DestinationRule', 'web').spec.subsets.push({ name: 'canary', labels: { app: 'web' } }); }],
+  ['MESH036', (o) => { o.push(gatewayRollout(), httpRoute('web-route')); find(o, 'Rollout', 'web').spec.strategy.canary.trafficRouting.plugins['argoproj-labs/gatewayAPI'].httpRoutes[0].name = 'web-rout'; }, (o) => {
+    find(o, 'Rollout', 'web').spec.strategy.canary.trafficRouting.plugins['argoproj-labs/gatewayAPI'].httpRoutes[0].name = 'web-route';
+  }],
+  ['MESH037', (o) => { o.push(gatewayRollout(), httpRoute('web-route')); }, (o) => { o.push(svc('web-stable', { app: 'web' }), svc('web-canary', { app: 'web' })); }],
+  ['MESH038', (o) => { o.push(flaggerCanary('web')); }, (o) => { find(o, 'Canary', 'web').spec.targetRef.name = 'web-v1'; }],
+  ['MESH038', (o) => { o.push(rollout()); find(o, 'VirtualService', 'web').spec.http[1].name = 'primary'; find(o, 'Rollout', 'web').spec.workloadRef.name = 'web-v9'; }, (o) => { find(o, 'Rollout', 'web').spec.workloadRef.name = 'web-v2'; }],
+  ['MESH039', (o) => { o.push(analysisTemplate('sum(irate(istio_request_total{reporter="source"}[1m]))')); }, (o) => { find(o, 'AnalysisTemplate', 'web').spec.metrics[0].provider.prometheus.query = 'sum(irate(istio_requests_total{reporter="source",destination_service="{{args.service}}"}[1m]))'; }],
+  ['MESH039', (o) => { o.push(routeTable(), analysisTemplate('histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination"}[1m])) by (le))')); }, (o) => {
+    find(o, 'AnalysisTemplate', 'web').spec.metrics[0].provider.prometheus.query = 'histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="source"}[1m])) by (le))';
+  }],
+  ['MESH039', (o) => { o.push(routeTable(), flaggerCanary('web-v1')); }, (o) => { find(o, 'Canary', 'web').spec.analysis.metrics = [{ name: 'success', templateRef: { name: 'success' } }]; }],
   ['MESH035', (o) => { o.push({ apiVersion: 'networking.istio.io/v1beta1', kind: 'ServiceEntry', metadata: { name: 'pg', namespace: 'shop' }, spec: { hosts: ['pg.example.com'], ports: [{ number: 5432, name: 'pg', protocol: 'TCP' }], resolution: 'DNS' } }); }, (o) => { find(o, 'ServiceEntry', 'pg').spec.addresses = ['10.9.8.7']; }],
 ];
 

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Chart, Testing } from 'cdk8s';
 import { CHART_VARIANTS, createVariant } from '../charts';
-import { DataPlane, DestinationPolicy, MeshNamespace, MeshWorkload, TrafficRoute } from '../constructs';
+import { CanaryRelease, CanaryReleaseProps, DataPlane, DestinationPolicy, MeshNamespace, MeshWorkload, ProgressiveDelivery, TrafficRoute } from '../constructs';
 import { HttpRule } from '../model';
 import { istioManifestsOf, manifestsOf } from '../lint/sources';
 import { diffMarkdown, diffPlans, istioFormOf, objectNames, PlanDiff, planOf } from '../plan';
@@ -31,6 +31,44 @@ function diff(base: Chart, head: Chart): PlanDiff {
   const h = manifestsOf(head);
   return diffPlans(planOf(b), planOf(h), { base: objectNames(b.map((m) => m.obj)), head: objectNames(h.map((m) => m.obj)) });
 }
+
+/** A release Argo Rollouts or Flagger drives. */
+function released(props: Partial<CanaryReleaseProps> = {}): Chart {
+  const c = new Chart(Testing.app(), 'shop');
+  new CanaryRelease(c, 'cart', { app: 'cart', port: 8080, namespace: 'shop', canary: { version: 'v2', image: 'cart:2' }, steps: [10, 25, 50], progressiveDelivery: ProgressiveDelivery.argoRollouts(), ...props } as CanaryReleaseProps);
+  return c;
+}
+
+describe('plan --diff on releases a controller drives', () => {
+  test('from a split the chart writes to Argo Rollouts: the route\'s new weights are the controller\'s starting point, not gated; the release is reported', () => {
+    const before = new Chart(Testing.app(), 'shop');
+    new CanaryRelease(before, 'cart', { app: 'cart', port: 8080, namespace: 'shop', stable: { version: 'v1', image: 'cart:1' }, canary: { version: 'v2', image: 'cart:2' }, canaryWeight: 30, routeName: 'cart-vs' });
+    const d = diff(before, released());
+    expect(d.hosts.flatMap((h) => h.shifts)).toEqual([]);
+    expect(d.hosts[0].lines).toContain('rule 1 (every request): cart.shop stable 0% -> 100% (+100) (starting weights; Argo Rollouts moves them, not gated)');
+    expect(d.releases).toEqual(['Rollout shop/cart (Argo Rollouts) added: steps 10 -> 25 -> 50 -> 100; analysis success >= 99%, p99 <= 500 ms, every 1m; rolls back after 5 failed checks']);
+    expect(d.summary).toMatch(/1 progressive-delivery change/);
+  });
+
+  test('other steps and analysis are reported in words, with no weight shift', () => {
+    const d = diff(released(), released({ steps: [5, 50], progressiveDelivery: ProgressiveDelivery.argoRollouts({ analysis: { successRate: 99.9 } }) }));
+    expect(d.hosts).toEqual([]);
+    expect(d.releases).toEqual([
+      'Rollout shop/cart (Argo Rollouts): steps 10 -> 25 -> 50 -> 100 => 5 -> 50 -> 100',
+      'Rollout shop/cart (Argo Rollouts): analysis success >= 99%, p99 <= 500 ms, every 1m; rolls back after 5 failed checks => success >= 99.9%, p99 <= 500 ms, every 1m; rolls back after 5 failed checks',
+    ]);
+    expect(diffMarkdown('shop', d)).toContain('- release: Rollout shop/cart (Argo Rollouts): steps 10 -> 25 -> 50 -> 100 => 5 -> 50 -> 100');
+  });
+
+  test('a new canary image alone is no traffic change: the controller starts the release, the plan is the same', () => {
+    expect(diff(released(), released({ canary: { version: 'v2', image: 'cart:2.1' } })).summary).toBe('no traffic change');
+  });
+
+  test('Flagger\'s steps change the same way', () => {
+    const d = diff(released({ progressiveDelivery: ProgressiveDelivery.flagger() }), released({ steps: [10, 20, 30], progressiveDelivery: ProgressiveDelivery.flagger() }));
+    expect(d.releases).toEqual(['Canary shop/cart (Flagger): steps 10 -> 25 -> 50 -> 100 => 10 -> 20 -> 30 -> 100']);
+  });
+});
 
 describe('plan --diff: what a change does to traffic', () => {
   test('a weight shift: per destination, with the delta in points, and the summary names the largest', () => {

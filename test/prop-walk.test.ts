@@ -10,7 +10,7 @@ import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import {
-  BookinfoApp, CanaryRelease, DataPlane, DestinationPolicy, IngressGateway, JaegerAddon, KialiAddon, PrometheusAddon, MeshChart, MeshGateway, MeshNamespace, MeshTracing, MeshWorkload, ServiceEntry, TrafficRoute, WebTier,
+  BookinfoApp, CanaryRelease, DataPlane, DestinationPolicy, IngressGateway, JaegerAddon, KialiAddon, PrometheusAddon, MeshChart, MeshGateway, MeshNamespace, MeshTracing, MeshWorkload, ProgressiveDelivery, ServiceEntry, TrafficRoute, WebTier,
 } from '../constructs';
 import { Duration, MeshValidationError } from '../model';
 import { PropPath, propPaths } from './support/prop-paths';
@@ -176,6 +176,7 @@ const EXAMPLES: Example[] = [
       (w) => ({ app: 'web', port: 8080, stable: { version: 'v1', image: 'web:1' }, canary: { version: 'v2', image: 'web:2' }, canaryWeight: 10, canaryHeader: { name: 'x-canary', match: { regex: 'y.*' } }, timeout: Duration.parse('1s') }),
       (w) => ({ app: 'web', port: 8080, stable: { version: 'v1', image: 'web:1' }, canary: { version: 'v2', image: 'web:2' }, canaryWeight: 10, canaryHeader: { name: 'x-canary', match: { present: true } } }),
       ...hashPolicies.map((trafficPolicy) => () => ({ app: 'web', port: 8080, stable: { version: 'v1', image: 'web:1' }, canary: { version: 'v2', image: 'web:2' }, canaryWeight: 10, trafficPolicy })),
+      (w) => ({ app: 'web', port: 8080, namespace: w.ns, canary: { version: 'v2', image: 'web:2' }, steps: [10, 50], progressiveDelivery: ProgressiveDelivery.argoRollouts({ stepDuration: '5m' }) }),
     ],
     build: (s, id, p) => new CanaryRelease(s, id, p as never),
   },

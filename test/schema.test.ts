@@ -7,7 +7,8 @@ const all: Array<[string, K8sObject]> = CHART_VARIANTS.flatMap((v) => synthVaria
 const label = (o: K8sObject) => `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 
 describe('every synthesized object validates against its schema', () => {
-  test.each(all.map(([chart, o]) => [chart, label(o), o]))('%s: %s (kubernetes-models)', (_chart, _label, obj) => {
+  const source = (o: K8sObject) => (/^(gateway\.networking\.k8s\.io|argoproj\.io|flagger\.app)\//.test(o.apiVersion) ? 'its CRD schema, no unknown fields' : 'kubernetes-models');
+  test.each(all.map(([chart, o]) => [chart, label(o), source(o), o]))('%s: %s (%s)', (_chart, _label, _source, obj) => {
     expect(schemaError(obj as K8sObject)).toBeUndefined();
   });
 
@@ -34,6 +35,15 @@ describe('the schema checks can fail', () => {
     const svc = JSON.parse(JSON.stringify(all.map(([, o]) => o).find((o) => o.kind === 'Service')));
     delete svc.spec.ports[0].port;
     expect(schemaError(svc)).toMatch(/port/);
+  });
+
+  test('a misspelled Rollout step and a Canary analysis field of the wrong type are rejected by the controllers\' CRDs', () => {
+    const rollout = JSON.parse(JSON.stringify(all.map(([, o]) => o).find((o) => o.kind === 'Rollout')));
+    rollout.spec.strategy.canary.steps[0] = { setWieght: 10 };
+    expect(schemaError(rollout)).toMatch(/setWieght/);
+    const canary = JSON.parse(JSON.stringify(all.map(([, o]) => o).find((o) => o.kind === 'Canary')));
+    canary.spec.analysis.stepWeights = ['10'];
+    expect(schemaError(canary)).toMatch(/stepWeights\/0 must be number/);
   });
 
   test('an unknown Istio field and a bad enum are rejected by the CRD check', () => {

@@ -4,7 +4,8 @@ import { allRefusals, Check, Duration, HeaderMatchModel, hostFor, HttpHeaders, M
 import { hostRewrite } from '../../model/host-header';
 import { IstioRenderer, renderTrafficPolicy } from '../istio/renderer';
 import { DestinationRule } from '../istio/resources';
-import { DataPlane, DestinationPolicyRendering, GatewayApiOptions, GatewayRendering, MeshChart, MeshRenderer, RouteRendering, ServiceEntryRendering, TracingRendering } from '../mesh';
+import { DataPlane, DestinationPolicyRendering, GatewayApiOptions, GatewayRendering, MeshChart, MeshRenderer, RolloutRendering, RouteRendering, ServiceEntryRendering, TracingRendering } from '../mesh';
+import { renderArgoRollout } from '../progressive/argo-rollouts';
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 import { findChartService, renderSubsetServices, subsetServiceName } from '../subset-services';
@@ -96,6 +97,7 @@ function describeMatch(m: MatchModel | undefined): string {
  */
 export class GatewayApiRenderer implements MeshRenderer {
   readonly dataPlane = DataPlane.GATEWAY_API;
+  readonly rolloutTrafficRouter = true;
   private readonly options: GatewayApiOptions;
   private readonly istio = new IstioRenderer();
   /** Gateways of this chart by `namespace/name`: their listeners, for sectionName binding. */
@@ -384,6 +386,18 @@ export class GatewayApiRenderer implements MeshRenderer {
   }
 
   /** Gateway API has no registry of external hosts; Istio's (sidecar or ambient) ServiceEntry serves Gateway API traffic too. */
+  /**
+   * Argo's Gateway API plugin: the HTTPRoute's weights between the per-subset Services. Its
+   * analysis reads Istio's standard metrics, which only an Istio mesh writes.
+   */
+  renderRollout(scope: Construct, id: string, r: RolloutRendering): void {
+    const mesh = this.options.mesh ?? 'istio';
+    if (mesh !== 'istio' && mesh !== 'istio-ambient') {
+      new Check(scope.node.path).fail('progressiveDelivery', r.pd.title, `a mesh whose metrics the analysis reads: with gatewayApi.mesh "${mesh}" there are no Istio standard metrics; use gatewayApi.mesh "istio" or "istio-ambient", or DataPlane.ISTIO`);
+    }
+    renderArgoRollout(scope, id, r, 'gateway-api');
+  }
+
   renderServiceEntry(scope: Construct, id: string, e: ServiceEntryRendering): void {
     const mesh = this.options.mesh ?? 'istio';
     if (mesh !== 'istio' && mesh !== 'istio-ambient') {

@@ -1,6 +1,7 @@
 import { Construct } from 'constructs';
 import { ConsistentHashModel, Duration, HeaderMatchModel, hostFor, HttpHeaders, RuleModel, ServiceRef, TrafficPolicyModel } from '../../model';
-import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshRenderer, RouteRendering, ServiceEntryRendering, TracingRendering } from '../mesh';
+import { DataPlane, DestinationPolicyRendering, GatewayRendering, MeshRenderer, RolloutRendering, RouteRendering, ServiceEntryRendering, TracingRendering } from '../mesh';
+import { renderArgoRollout } from '../progressive/argo-rollouts';
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 import {
@@ -139,6 +140,7 @@ export function renderServiceEntry(scope: Construct, id: string, e: ServiceEntry
 /** The default data plane: Istio sidecars and networking.istio.io objects. */
 export class IstioRenderer implements MeshRenderer {
   readonly dataPlane = DataPlane.ISTIO;
+  readonly rolloutTrafficRouter = true;
 
   enrollNamespace(ns: MeshNamespace): void {
     ns.resource.metadata.addLabel(ISTIO_INJECTION_LABEL, ns.injects ? 'enabled' : 'disabled');
@@ -184,6 +186,11 @@ export class IstioRenderer implements MeshRenderer {
 
   renderServiceEntry(scope: Construct, id: string, e: ServiceEntryRendering): void {
     renderServiceEntry(scope, id, e);
+  }
+
+  /** Istio traffic routing: the VirtualService's route and the DestinationRule's subsets. */
+  renderRollout(scope: Construct, id: string, r: RolloutRendering): void {
+    renderArgoRollout(scope, id, r, 'istio');
   }
 
   /** A Telemetry in Istio's root namespace: every proxy of the mesh reports to the provider (meshConfig names its address). */

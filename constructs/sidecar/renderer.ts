@@ -9,8 +9,9 @@ import {
   PRESTOP_WAIT_SECONDS, RtTrafficPolicy, ServiceRef, SIDECAR_PORTS, TrafficPolicyModel,
 } from '../../model';
 import {
-  DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RouteRendering, ServiceEntryRendering, TracingRendering,
+  DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RolloutRendering, RouteRendering, ServiceEntryRendering, TracingRendering,
 } from '../mesh';
+import { renderArgoRollout } from '../progressive/argo-rollouts';
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 import { cpuQuantity, omitServerDefaults, restrictedContainer } from '../server-form';
@@ -154,6 +155,8 @@ function securityContext(): kplus.ContainerSecurityContextProps {
  */
 export class NodeSidecarRenderer implements MeshRenderer {
   readonly dataPlane = DataPlane.NODE_SIDECAR;
+  /** The proxy reads route tables, not the objects Argo Rollouts rewrites: replica counts move the split. */
+  readonly rolloutTrafficRouter = false;
   private readonly routes: RouteRendering[] = [];
   private readonly entries: ServiceEntryRendering[] = [];
   private readonly gateways: Array<{ rendering: GatewayRendering; namespace: string }> = [];
@@ -260,6 +263,10 @@ export class NodeSidecarRenderer implements MeshRenderer {
       const merged = routeTablePolicy(mergePolicy(p.trafficPolicy, s.trafficPolicy));
       if (merged) this.policies.set(this.fqdn(`${p.service.serviceName}-${s.name}`, ns), merged);
     }
+  }
+
+  renderRollout(scope: Construct, id: string, r: RolloutRendering): void {
+    renderArgoRollout(scope, id, r, undefined);
   }
 
   renderServiceEntry(_scope: Construct, _id: string, e: ServiceEntryRendering): void {

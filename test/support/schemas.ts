@@ -44,7 +44,8 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
 /** Validate one object against the Kubernetes or Istio schema; returns the error text or undefined. */
 export function schemaError(obj: K8sObject): string | undefined {
   // No kubernetes-models package for Gateway API runs on Node 20 here: its own CRD schema, strictly.
-  if (obj.apiVersion.startsWith('gateway.networking.k8s.io/')) return crdError(obj);
+  // Nor for Argo Rollouts and Flagger: their own CRDs, strictly.
+  if (/^(gateway\.networking\.k8s\.io|argoproj\.io|flagger\.app)\//.test(obj.apiVersion)) return crdError(obj);
   const Model = MODELS[`${obj.apiVersion}/${obj.kind}`];
   if (!Model) return `no schema known for ${obj.apiVersion} ${obj.kind}`;
   try {
@@ -87,15 +88,22 @@ export const GATEWAY_API_CRD_FILES = {
   experimental: path.resolve(__dirname, '..', '..', 'crds', 'gateway-api-v1.6.1', 'experimental-install.yaml'),
 };
 
+/** The progressive-delivery controllers' CRDs (vendored in crds/): Argo Rollouts v1.9.1, Flagger v1.44.0. */
+export const PROGRESSIVE_DELIVERY_CRD_FILES = [
+  path.resolve(__dirname, '..', '..', 'crds', 'argo-rollouts-v1.9.1', 'rollout-crd.yaml'),
+  path.resolve(__dirname, '..', '..', 'crds', 'argo-rollouts-v1.9.1', 'analysis-template-crd.yaml'),
+  path.resolve(__dirname, '..', '..', 'crds', 'flagger-v1.44.0', 'crd.yaml'),
+];
+
 const validatorCache = new Map<string, Map<string, ValidateFunction>>();
-/** Strict validators by `group/version/Kind` for Istio's CRDs and Gateway API's (standard channel unless asked). */
+/** Strict validators by `group/version/Kind` for Istio's CRDs, Gateway API's (standard channel unless asked), Argo Rollouts' and Flagger's. */
 export function crdValidators(gatewayApiChannel: 'standard' | 'experimental' = 'standard'): Map<string, ValidateFunction> {
   const cached = validatorCache.get(gatewayApiChannel);
   if (cached) return cached;
   const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
   const validators = new Map<string, ValidateFunction>();
   validatorCache.set(gatewayApiChannel, validators);
-  const docs = [ISTIO_CRD_FILE, GATEWAY_API_CRD_FILES[gatewayApiChannel]].flatMap((f) => parseAllDocuments(fs.readFileSync(f, 'utf8')));
+  const docs = [ISTIO_CRD_FILE, GATEWAY_API_CRD_FILES[gatewayApiChannel], ...PROGRESSIVE_DELIVERY_CRD_FILES].flatMap((f) => parseAllDocuments(fs.readFileSync(f, 'utf8')));
   for (const doc of docs) {
     const crd = doc.toJSON();
     if (crd?.kind !== 'CustomResourceDefinition') continue;
