@@ -26,12 +26,12 @@ function raw(chart: Chart, i: number) {
   new ApiObject(chart, `d${i}`, {
     apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: NS, labels },
     spec: {
-      minReadySeconds: 0, progressDeadlineSeconds: 600, replicas: 1, selector: { matchLabels: labels },
+      progressDeadlineSeconds: 600, replicas: 1, selector: { matchLabels: labels },
       strategy: { rollingUpdate: { maxSurge: '25%', maxUnavailable: '25%' }, type: 'RollingUpdate' },
       template: {
         metadata: { labels: { ...labels, 'sidecar.istio.io/inject': 'true' }, annotations: { 'sidecar.istio.io/inject': 'true' } },
         spec: {
-          automountServiceAccountToken: false, dnsPolicy: 'ClusterFirst', hostNetwork: false, restartPolicy: 'Always',
+          automountServiceAccountToken: false, dnsPolicy: 'ClusterFirst', restartPolicy: 'Always',
           setHostnameAsFQDN: false, terminationGracePeriodSeconds: 30,
           securityContext: { fsGroup: 26000, fsGroupChangePolicy: 'Always', runAsGroup: 26000, runAsNonRoot: true, runAsUser: 25000 },
           containers: [{

@@ -40,6 +40,8 @@ export class TrafficRoute extends Construct {
   }
 
   private misplacedShortHosts(): string[] {
+    // Most routes name their hosts by object: no walk over the chart for them (it is per route, so a walk each would be quadratic).
+    if (!this.model.hosts.some((h) => typeof h === 'string' && !h.includes('.') && h !== '*')) return [];
     const chart = Chart.of(this);
     const nsOf = (ns: string | undefined) => ns ?? chart.namespace ?? 'default';
     const here = nsOf(this.namespace);
