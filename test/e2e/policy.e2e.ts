@@ -14,7 +14,7 @@ import { stringify } from 'yaml';
 import { DataPlane, DestinationPolicy, MeshChart, MeshNamespace, MeshWorkload } from '../../constructs';
 import type { TrafficPolicy } from '../../model';
 import { removeManifest } from './support/chart';
-import { clusterReachable, execIn, K8sObject, kubectl, kubectlOk, Pod, podsOf, waitAvailable } from './support/kube';
+import { clusterReachable, execIn, K8sObject, kubectl, kubectlOk, Pod, podsOf, proxyStats, sample, waitAvailable } from './support/kube';
 
 const NS = 'policy';
 const IMAGE = 'docker.io/library/springbootapp:v1';
@@ -87,14 +87,6 @@ Promise.all(Array.from({ length: conc }, worker)).then(() => console.log(JSON.st
   if (r.code !== 0) throw new Error(`load ${url}: exit ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
-
-async function proxyStats(client: Pod): Promise<string> {
-  const r = await execIn(client, 'mesh-proxy', ['node', '-e', "require('http').get('http://127.0.0.1:15000/stats/prometheus', (r) => { let b = ''; r.on('data', (c) => b += c); r.on('end', () => console.log(b)); })"]);
-  return r.stdout;
-}
-const sample = (stats: string, name: string, has: string[]) => stats.split('\n')
-  .filter((l) => l.startsWith(`${name}{`) && has.every((h) => l.includes(h)))
-  .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
 
 const svc = (name: string) => `http://${name}.${NS}.svc.cluster.local:8080/hello`;
 

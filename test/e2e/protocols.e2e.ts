@@ -19,7 +19,7 @@ import { Testing } from 'cdk8s';
 import { stringify } from 'yaml';
 import { CanaryRelease, DataPlane, MeshChart, MeshGateway, MeshNamespace, MeshWorkload, ServiceEntry, TrafficRoute } from '../../constructs';
 import { removeManifest } from './support/chart';
-import { clusterReachable, execIn, K8sObject, kubectlOk, Pod, podsOf, waitAvailable } from './support/kube';
+import { clusterReachable, execIn, K8sObject, kubectlOk, Pod, podsOf, proxyStats, sample, waitAvailable } from './support/kube';
 
 const NS = 'protocols';
 const NODE_IMAGE = 'docker.io/library/springbootapp:v1'; // the stand-in: node and busybox
@@ -96,14 +96,6 @@ async function run(pod: Pod, container: string, mode: 'https' | 'ws' | 'grpc', o
   if (r.code !== 0) throw new Error(`pod-client ${mode} in ${pod.name}/${container}: exit ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
-
-async function proxyStats(pod: Pod): Promise<string> {
-  const r = await execIn(pod, 'mesh-proxy', ['node', '-e', "require('http').get('http://127.0.0.1:15000/stats/prometheus', (r) => { let b = ''; r.on('data', (c) => b += c); r.on('end', () => console.log(b)); })"]);
-  return r.stdout;
-}
-const sample = (stats: string, name: string, has: string[]) => stats.split('\n')
-  .filter((l) => l.startsWith(`${name}{`) && has.every((h) => l.includes(h)))
-  .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
 
 describe('egress, WebSocket and gRPC through the node sidecar, in pods', () => {
   const dir = mkdtempSync(join(tmpdir(), 'e2e-protocols-'));

@@ -170,3 +170,14 @@ export function expectedIds(pod: Pod, container: string): { uid: number; gid: nu
   const psc = pod.spec.securityContext ?? {};
   return { uid: sc.runAsUser ?? psc.runAsUser, gid: sc.runAsGroup ?? psc.runAsGroup };
 }
+
+/** The Prometheus text of a pod's proxy (its admin port, from inside the proxy container). */
+export async function proxyStats(pod: Pod): Promise<string> {
+  const r = await execIn(pod, 'mesh-proxy', ['node', '-e', "require('http').get('http://127.0.0.1:15000/stats/prometheus', (r) => { let b = ''; r.on('data', (c) => b += c); r.on('end', () => console.log(b)); })"]);
+  return r.stdout;
+}
+
+/** The sum of a metric's series whose labels contain every one of `has`. */
+export const sample = (stats: string, name: string, has: string[]) => stats.split('\n')
+  .filter((l) => l.startsWith(`${name}{`) && has.every((h) => l.includes(h)))
+  .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
