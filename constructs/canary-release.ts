@@ -7,7 +7,7 @@ import {
 import { gate } from './capability-gate';
 import { DestinationPolicy } from './destination-policy';
 import { renderHttpRoute, renderTrafficPolicy } from './istio/renderer';
-import { rendererOf } from './mesh';
+import { renderAtSynth, rendererOf } from './mesh';
 import { MeshNamespace } from './mesh-namespace';
 import { MeshWorkload, MeshWorkloadProps } from './mesh-workload';
 import { canarySpec, FlaggerCanary, flaggerOwned } from './progressive/flagger';
@@ -93,15 +93,15 @@ export class CanaryRelease extends Construct implements ServiceRef {
   readonly progressiveDelivery?: ProgressiveDeliveryModel;
   /** The canary's weight at each step the controller takes (the promotion to 100 not included). */
   readonly weights: readonly number[];
-  /** The objects the controller reads: Argo's Rollout and AnalysisTemplate, or Flagger's Canary. */
-  readonly controllerObjects: readonly ApiObject[];
   readonly serviceName: string;
   readonly serviceNamespace?: string;
   readonly servicePorts?: readonly number[];
   readonly subsetNames: readonly string[];
-  /** The canary's share in this synth. */
-  readonly canaryWeight: number;
-  private readonly rules: readonly HttpRule[];
+  private weight: number;
+  private rules: readonly HttpRule[];
+  private readonly steps?: readonly number[];
+  private readonly splitRules: (weight: number) => HttpRule[];
+  private rulesGiven = false;
 
   constructor(scope: Construct, id: string, props: CanaryReleaseProps) {
     super(scope, id);
@@ -154,12 +154,13 @@ export class CanaryRelease extends Construct implements ServiceRef {
       check.integer('canaryWeight', props.canaryWeight, 0, 100);
       canaryWeight = props.canaryWeight!;
     }
-    this.canaryWeight = canaryWeight;
+    this.weight = canaryWeight;
+    this.steps = props.steps ? [...props.steps] : undefined;
+    this.splitRules = () => [];
 
     const serviceName = props.serviceName ?? props.app;
     const common = { app: props.app, port: props.port, portName: props.portName, namespace: props.namespace, mesh: true };
     this.serviceName = serviceName;
-    this.controllerObjects = [];
     this.weights = [canaryWeight];
 
     if (props.progressiveDelivery !== undefined) {
@@ -171,7 +172,7 @@ export class CanaryRelease extends Construct implements ServiceRef {
       weights.forEach((w) => { if (w <= 0) check.fail(props.steps ? 'steps' : 'canaryWeight', props.steps ?? canaryWeight, 'weights above 0 for the controller to step through (100 is the promotion)'); });
       if (weights.length === 0 && iterations === undefined) check.fail(props.steps ? 'steps' : 'canaryWeight', props.steps ?? canaryWeight, 'at least one weight below 100 (100 alone is a promotion, not a canary)');
       this.weights = weights;
-      this.canaryWeight = 0;
+      this.weight = 0;
       let header: { name: string; match: HeaderMatchModel } | undefined;
       if (props.canaryHeader) {
         check.object('canaryHeader', props.canaryHeader);
@@ -234,19 +235,18 @@ export class CanaryRelease extends Construct implements ServiceRef {
           };
           this.route = new TrafficRoute(this, 'route', { name: routeName, namespace: this.serviceNamespace, hosts: [this], http: [primary] });
         }
-        rendererOf(this).renderRollout(this, 'Rollout', {
+        renderAtSynth(this, () => rendererOf(this).renderRollout(this, 'Rollout', {
           name: workloadName, namespace: this.serviceNamespace, deploymentName: workloadName, replicas: props.canary.replicas ?? 1,
           selector: { app: props.app }, weights, header, serviceName, canaryVersion: props.canary.version, pd,
           traffic: router ? { routeName, policyName } : undefined,
-        });
-        this.controllerObjects = ['Rollout', 'RolloutAnalysis'].map((id) => this.node.tryFindChild(id)).filter((c): c is ApiObject => c instanceof ApiObject);
+        }));
       } else {
         // Flagger writes the route and the policy: their settings go into the Canary.
         const parsed = (props.timeout !== undefined || props.retries !== undefined)
           ? renderHttpRoute(buildTrafficRoute(this.node.path, { hosts: [this], http: [{ route: [{ to: this }], timeout: props.timeout, retries: props.retries }] }).http[0], this.serviceNamespace)
           : undefined;
         const trafficPolicy = renderTrafficPolicy(buildTrafficPolicy(check, 'trafficPolicy', props.trafficPolicy));
-        this.controllerObjects = [new FlaggerCanary(this, 'Canary', {
+        new FlaggerCanary(this, 'Canary', {
           metadata: meta,
           spec: canarySpec({
             deploymentName: workloadName, serviceName, port: servicePort, targetPort: props.port, portName: props.portName,
@@ -255,7 +255,7 @@ export class CanaryRelease extends Construct implements ServiceRef {
             retries: parsed?.retries as Record<string, unknown> | undefined,
             trafficPolicy: trafficPolicy as Record<string, unknown> | undefined,
           }),
-        })];
+        });
         this.node.addValidation({ validate: () => this.flaggerOwnedObjects() });
       }
       this.subsetNames ??= [];
@@ -283,34 +283,68 @@ export class CanaryRelease extends Construct implements ServiceRef {
     });
     this.subsetNames = this.policy.subsets.map((s) => s.name);
 
-    const split: HttpRule = {
-      route: [
-        { to: this, subset: stable.version, weight: 100 - canaryWeight },
-        { to: this, subset: props.canary.version, weight: canaryWeight },
-      ],
-      timeout: props.timeout,
-      retries: props.retries,
-    };
-    const rules: HttpRule[] = [];
     if (props.canaryHeader) {
       check.object('canaryHeader', props.canaryHeader);
       check.nonEmptyString('canaryHeader.name', props.canaryHeader.name);
-      rules.push({
+    }
+    // The canary header's rule (if any), then the split at `weight`.
+    this.splitRules = (weight: number) => [
+      ...(props.canaryHeader ? [{
         name: 'canary-by-header',
         match: [{ headers: { [props.canaryHeader.name]: props.canaryHeader.match } }],
         route: [{ to: this, subset: props.canary.version }],
         timeout: props.timeout,
         retries: props.retries,
-      });
-    }
-    rules.push(split);
-    this.rules = rules;
+      }] : []),
+      {
+        route: [
+          { to: this, subset: stable.version, weight: 100 - weight },
+          { to: this, subset: props.canary.version, weight },
+        ],
+        timeout: props.timeout,
+        retries: props.retries,
+      },
+    ];
+    this.rules = this.splitRules(canaryWeight);
     this.route = new TrafficRoute(this, 'route', {
       name: props.routeName ?? `${serviceName}-vs`,
       namespace: this.serviceNamespace,
       hosts: [this],
-      http: rules,
+      http: this.rules,
     });
+  }
+
+  /** The canary's share in this synth. */
+  get canaryWeight(): number {
+    return this.weight;
+  }
+
+  /**
+   * The objects the controller reads: Argo's Rollout and AnalysisTemplate (written when the
+   * chart synthesizes), or Flagger's Canary.
+   */
+  get controllerObjects(): readonly ApiObject[] {
+    return ['Rollout', 'RolloutAnalysis', 'Canary'].map((id) => this.node.tryFindChild(id)).filter((c): c is ApiObject => c instanceof ApiObject);
+  }
+
+  /**
+   * Render another stage of `steps` (the `currentStep` prop, set later): the split moves to
+   * `steps[index]` percent for the canary.
+   *
+   * ```ts
+   * const release = new CanaryRelease(chart, 'reviews', { ..., steps: [10, 50, 100] });
+   * release.setStep(Number(process.env.STAGE ?? 0));
+   * ```
+   */
+  setStep(index: number): void {
+    const check: Check = new Check(this.node.path);
+    if (this.progressiveDelivery) check.fail('setStep()', index, `no setStep() with progressiveDelivery: ${this.progressiveDelivery.title} moves the weight through steps on its own`);
+    if (!this.steps) check.fail('setStep()', index, 'a release with steps (this one has a single canaryWeight)');
+    check.integer('setStep()', index, 0, this.steps.length - 1);
+    if (this.rulesGiven) check.fail('setStep()', index, 'setStep() before rulesFor(): the rules it returned carry the split of the step before');
+    this.weight = this.steps[index];
+    this.rules = this.splitRules(this.weight);
+    this.route!._replaceRules(this.rules);
   }
 
   /**
@@ -333,6 +367,7 @@ export class CanaryRelease extends Construct implements ServiceRef {
     check.shape('rulesFor(options)', options, { match: 'array?', port: 'number?' });
     if (options.port !== undefined) check.port('rulesFor(options).port', options.port);
     (options.match ?? []).forEach((m, i) => check.object(`rulesFor(options).match[${i}]`, m));
+    this.rulesGiven = true;
     return this.rules.map((rule) => {
       const own = rule.match ?? [];
       const match = !options.match?.length ? own

@@ -1,9 +1,9 @@
 import { Construct } from 'constructs';
 import {
-  buildSubsets, buildTrafficPolicy, Check, checkDns1123Label, checkDns1123Subdomain, ServiceRef, Subset,
+  buildSubsets, buildTrafficPolicy, Check, checkDns1123Label, checkDns1123Subdomain, OPEN_SUBSETS, ServiceRef, Subset,
   SubsetModel, TrafficPolicy, TrafficPolicyModel,
 } from '../model';
-import { rendererOf } from './mesh';
+import { renderAtSynth, rendererOf } from './mesh';
 import { refuseUnknownProps } from './known-props';
 
 /** Subsets and traffic policy of one Service (Istio: one DestinationRule). */
@@ -23,17 +23,20 @@ export interface DestinationPolicyProps {
 /**
  * Subsets and traffic policy for one service (Istio: a DestinationRule). It is also a
  * destination: `{ to: policy, subset: 'v1' }` routes to the service with its subsets known.
+ * Rendered when the chart synthesizes: subsets may be added after construction, and a
+ * route may name one before it is added (checked at synth).
  */
 export class DestinationPolicy extends Construct implements ServiceRef {
   readonly name: string;
-  readonly subsets: readonly SubsetModel[];
   readonly trafficPolicy?: TrafficPolicyModel;
   readonly serviceName: string;
   readonly serviceNamespace?: string;
   readonly servicePorts?: readonly number[];
-  /** The subsets' names: routes to this policy may name them. */
-  readonly subsetNames: readonly string[];
   readonly noService?: string;
+  /** @internal */
+  readonly [OPEN_SUBSETS] = true;
+  private readonly given: Subset[];
+  private built: readonly SubsetModel[];
 
   constructor(scope: Construct, id: string, props: DestinationPolicyProps) {
     super(scope, id);
@@ -46,16 +49,41 @@ export class DestinationPolicy extends Construct implements ServiceRef {
     const namespace = props.namespace ?? props.service.serviceNamespace;
     if (namespace !== undefined) checkDns1123Label(check, 'namespace', namespace);
     this.name = props.name;
-    this.subsets = buildSubsets(this.node.path, props.subsets ?? []);
+    this.built = buildSubsets(this.node.path, props.subsets ?? []);
+    this.given = [...(props.subsets ?? [])];
     this.trafficPolicy = buildTrafficPolicy(check, 'trafficPolicy', props.trafficPolicy);
-    if (this.subsets.length === 0 && !this.trafficPolicy) check.fail('props', props, 'subsets or a trafficPolicy (an empty policy does nothing)');
+    if (this.built.length === 0 && !this.trafficPolicy) check.fail('props', props, 'subsets or a trafficPolicy (an empty policy does nothing)');
     this.serviceName = props.service.serviceName;
     this.serviceNamespace = props.service.serviceNamespace;
     this.servicePorts = props.service.servicePorts;
     this.noService = props.service.noService;
-    this.subsetNames = this.subsets.map((s) => s.name);
-    rendererOf(this).renderDestinationPolicy(this, 'Resource', {
-      name: this.name, namespace, service: props.service, subsets: this.subsets, trafficPolicy: this.trafficPolicy,
-    });
+    renderAtSynth(this, () => rendererOf(this).renderDestinationPolicy(this, 'Resource', {
+      name: this.name, namespace, service: props.service, subsets: this.built, trafficPolicy: this.trafficPolicy,
+    }));
+  }
+
+  /** The validated subsets, in order. */
+  get subsets(): readonly SubsetModel[] {
+    return this.built;
+  }
+
+  /** The subsets' names: routes to this policy may name them. */
+  get subsetNames(): readonly string[] {
+    return this.built.map((s) => s.name);
+  }
+
+  /**
+   * Add a subset, checked as the `subsets` prop's are (errors name its place, `subsets[i]`):
+   * a DNS-label name not used before, pod labels (`{ version: name }` unless given), its own
+   * traffic policy.
+   *
+   * ```ts
+   * policy.addSubset({ name: 'v3' });
+   * ```
+   */
+  addSubset(subset: Subset): void {
+    const given = [...this.given, subset];
+    this.built = buildSubsets(this.node.path, given);
+    this.given.push(subset);
   }
 }

@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import { buildGatewayServers, Check, checkDns1123Label, checkDns1123Subdomain, checkLabelValue, GatewayServer, GatewayServerModel } from '../model';
-import { rendererOf } from './mesh';
+import { renderAtSynth, rendererOf } from './mesh';
 import { refuseUnknownProps } from './known-props';
 
 /** Istio's default ingress gateway deployment (istioctl / demo profile). */
@@ -18,11 +18,15 @@ export interface MeshGatewayProps {
   readonly servers: readonly GatewayServer[];
 }
 
-/** Listeners of an ingress gateway (Istio: a Gateway). */
+/**
+ * Listeners of an ingress gateway (Istio: a Gateway). Rendered when the chart synthesizes:
+ * servers may be added after construction.
+ */
 export class MeshGateway extends Construct {
   readonly name: string;
   readonly namespace?: string;
-  readonly servers: readonly GatewayServerModel[];
+  private readonly given: GatewayServer[];
+  private built: readonly GatewayServerModel[];
 
   constructor(scope: Construct, id: string, props: MeshGatewayProps) {
     super(scope, id);
@@ -38,8 +42,28 @@ export class MeshGateway extends Construct {
     for (const [k, v] of Object.entries(selector)) checkLabelValue(check, `selector.${k}`, v);
     this.name = props.name;
     this.namespace = props.namespace;
-    this.servers = buildGatewayServers(this.node.path, props.servers);
-    rendererOf(this).renderGateway(this, 'Resource', { name: this.name, namespace: this.namespace, selector, servers: this.servers });
+    this.built = buildGatewayServers(this.node.path, props.servers);
+    this.given = [...props.servers];
+    // The pods serving it (where the data plane runs them) exist from now; the servers are rendered at synth.
+    rendererOf(this).enrollGateway?.(this, { name: this.name, namespace: this.namespace, selector });
+    renderAtSynth(this, () => rendererOf(this).renderGateway(this, 'Resource', { name: this.name, namespace: this.namespace, selector, servers: this.built }));
+  }
+
+  /** The validated listeners, in order. */
+  get servers(): readonly GatewayServerModel[] {
+    return this.built;
+  }
+
+  /**
+   * Add a listener, checked as the `servers` prop's are (errors name its place, `servers[i]`).
+   *
+   * ```ts
+   * gateway.addServer({ port: 443, protocol: 'HTTPS', hosts: ['shop.example.com'], tls: { mode: 'SIMPLE', credentialName: 'shop-cert' } });
+   * ```
+   */
+  addServer(server: GatewayServer): void {
+    this.built = buildGatewayServers(this.node.path, [...this.given, server]);
+    this.given.push(server);
   }
 
   /** How a route in `fromNamespace` names this gateway. */

@@ -2,7 +2,7 @@ import { Construct } from 'constructs';
 import { stringify } from 'yaml';
 import { Check, checkDns1123Label, checkHost } from '../model';
 import { JAEGER_PORTS, JaegerAddon } from './jaeger-addon';
-import { rendererOf, TracingRendering } from './mesh';
+import { renderAtSynth, rendererOf, TracingRendering } from './mesh';
 import { refuseUnknownProps } from './known-props';
 
 /** A tracing backend that is not a JaegerAddon of the chart: its Zipkin and OTLP addresses. */
@@ -92,7 +92,7 @@ export class MeshTracing extends Construct {
     this.rendering = { providerName, protocol, samplingPercentage, rootNamespace, ...(protocol === 'zipkin' ? { zipkin } : { otlp }) };
     const renderer = rendererOf(this);
     if (!renderer.renderTracing) check.fail('dataPlane', renderer.dataPlane, 'a data plane whose renderer supports tracing (istio, node-sidecar)');
-    renderer.renderTracing(this, 'Resource', this.rendering);
+    renderAtSynth(this, () => renderer.renderTracing!(this, 'Resource', this.rendering));
   }
 
   /**

@@ -131,6 +131,7 @@ export class MeshWorkload extends Construct implements ServiceRef {
   readonly portName?: string;
   /** Labels on the pod template. */
   readonly podLabels: Readonly<Record<string, string>>;
+  private readonly called: ServiceRef[] = [];
 
   constructor(scope: Construct, id: string, props: MeshWorkloadProps) {
     super(scope, id);
@@ -235,7 +236,7 @@ export class MeshWorkload extends Construct implements ServiceRef {
         labels: { ...this.podLabels },
         annotations: {
           ...props.podAnnotations,
-          ...(props.calls?.length ? { [CALLS_ANNOTATION]: props.calls.map((c) => hostFor(c, props.namespace instanceof MeshNamespace ? props.namespace.name : props.namespace)).join(',') } : {}),
+          ...(props.calls?.length ? { [CALLS_ANNOTATION]: props.calls.map((c) => hostFor(c, this.namespace)).join(',') } : {}),
         },
       },
       securityContext: { ensureNonRoot: true, user, group, fsGroup: group },
@@ -293,7 +294,23 @@ export class MeshWorkload extends Construct implements ServiceRef {
       });
     }
 
+    this.called.push(...(props.calls ?? []));
     rendererOf(this).enrollWorkload(this);
+  }
+
+  /**
+   * Record more Services this workload calls (the `calls` prop, from anywhere in the app):
+   * mesh lint then tells when a caller of routed hosts is outside the mesh.
+   *
+   * ```ts
+   * productpage.calls(reviews, ratings);
+   * ```
+   */
+  calls(...services: ServiceRef[]): void {
+    const check: Check = new Check(this.node.path);
+    services.forEach((c, i) => checkServiceRef(check, `calls()[${i}]`, c));
+    this.called.push(...services);
+    this.addPodAnnotation(CALLS_ANNOTATION, this.called.map((c) => hostFor(c, this.namespace)).join(','));
   }
 
   /** Add a label to the pod template (used by renderers and patterns). */

@@ -36,6 +36,12 @@ export interface DestinationPolicyRendering {
   readonly subsets: readonly SubsetModel[];
   readonly trafficPolicy?: TrafficPolicyModel;
 }
+/** A gateway as it is built: who it is and which pods serve it (its servers come at synth). */
+export interface GatewayEnrollment {
+  readonly name: string;
+  readonly namespace?: string;
+  readonly selector: Readonly<Record<string, string>>;
+}
 /** A gateway as a renderer receives it: selector and validated servers. */
 export interface GatewayRendering {
   readonly name: string;
@@ -81,6 +87,8 @@ export interface MeshRenderer {
   enrollNamespace(ns: MeshNamespace): void;
   /** Put a workload in the mesh (or keep it out), never injecting twice. */
   enrollWorkload(workload: MeshWorkload): void;
+  /** Make the pods that serve a gateway, when the data plane runs them itself (called at construction; servers come with renderGateway). */
+  enrollGateway?(scope: Construct, gateway: GatewayEnrollment): void;
   renderRoute(scope: Construct, id: string, route: RouteRendering): void;
   renderDestinationPolicy(scope: Construct, id: string, policy: DestinationPolicyRendering): void;
   renderGateway(scope: Construct, id: string, gateway: GatewayRendering): void;
@@ -200,6 +208,7 @@ const RENDERINGS = new WeakMap<MeshChart, MeshRenderingCall[]>();
  * @internal
  */
 export function renderingCallsOf(chart: MeshChart): readonly MeshRenderingCall[] {
+  renderPending(chart);
   return RENDERINGS.get(chart) ?? [];
 }
 
@@ -208,6 +217,7 @@ const DROPS = new WeakMap<MeshChart, DroppedFeature[]>();
 
 /** What the chart let its data plane drop (MeshChartProps.dropUnsupported), in construct order. */
 export function droppedIn(chart: MeshChart): readonly DroppedFeature[] {
+  renderPending(chart);
   return DROPS.get(chart) ?? [];
 }
 
@@ -245,6 +255,7 @@ function gated(chart: MeshChart, inner: MeshRenderer, accept: readonly string[])
     dataPlane: inner.dataPlane,
     enrollNamespace: (ns) => inner.enrollNamespace(ns),
     enrollWorkload: (w) => inner.enrollWorkload(w),
+    ...(inner.enrollGateway ? { enrollGateway: (scope: Construct, g: GatewayEnrollment) => inner.enrollGateway!(scope, g) } : {}),
     renderRoute: (scope, id, r) => run(scope, routeFeatures(r.model), (dropped) => {
       const rendering = dropped.length ? { ...r, model: routeWithout(r.model, fields(dropped)) } : r;
       calls.push({ method: 'renderRoute', scopePath: below(scope), id, rendering });
@@ -322,8 +333,73 @@ export class MeshChart extends Chart {
     this.renderer = gated(this, factory(this), accept);
     // Refusals collected while rendering, then two objects with one identity (written to
     // one file, the second would silently replace the first on apply): all refused at synth.
-    this.node.addValidation({ validate: () => [...(REFUSALS.get(this) ?? []), ...duplicatesIn(this).map((d) => d.message)] });
+    // The renders the chart's constructs asked for run first (renderAtSynth).
+    this.node.addValidation({ validate: () => [...renderPending(this), ...(REFUSALS.get(this) ?? []), ...duplicatesIn(this).map((d) => d.message)] });
   }
+}
+
+const PENDING = new WeakMap<IConstruct, Array<() => void>>();
+
+/** The chart whose synthesis renders `c`: its MeshChart, else its cdk8s Chart, else the tree's root. */
+function renderingChartOf(c: IConstruct): IConstruct {
+  let chart: IConstruct | undefined;
+  for (let s: IConstruct | undefined = c; s; s = s.node.scope) {
+    if (MeshChart.isMeshChart(s)) return s;
+    if (!chart && Chart.isChart(s)) chart = s;
+  }
+  return chart ?? c.node.root;
+}
+
+/**
+ * Render `c` when its chart synthesizes, not now: the construct records its model and can
+ * still be changed (addRule, addSubset, ...) until then. Renders run in the order they were
+ * asked for, which is construction order, so the YAML is what rendering in the constructor
+ * wrote. A MeshChart renders first thing in its validation (cdk8s validates a chart before
+ * the constructs in it); a plain Chart gets the same hook on first use.
+ * @internal
+ */
+export function renderAtSynth(c: IConstruct, render: () => void): void {
+  const chart = renderingChartOf(c);
+  let queue = PENDING.get(chart);
+  if (!queue) {
+    queue = [];
+    PENDING.set(chart, queue);
+    if (!MeshChart.isMeshChart(chart)) chart.node.addValidation({ validate: () => renderPending(chart) });
+  }
+  queue.push(render);
+}
+
+/**
+ * Run the renders `chart`'s constructs asked for (renderAtSynth), once each; returns the
+ * validation errors of the constructs they created. cdk8s collects the constructs to
+ * validate before it validates any, so those made here would go unchecked otherwise.
+ * Idempotent: synth, lint and plan may all call it.
+ */
+export function renderPending(chart: IConstruct): string[] {
+  const queue = PENDING.get(chart);
+  if (!queue?.length) return [];
+  const before = new Set(chart.node.findAll());
+  const errors: string[] = [];
+  while (queue.length) {
+    try {
+      queue.shift()!();
+    } catch (e) {
+      // A refusal found only now (a subset named before it was added, ...) is reported with the rest.
+      const messages = refusalMessages(e);
+      if (!messages) throw e;
+      errors.push(...messages);
+    }
+  }
+  return [...errors, ...chart.node.findAll().filter((c) => !before.has(c)).flatMap((c) => c.node.validate().map((e) => `[${c.node.path}] ${e}`))];
+}
+
+/**
+ * Run the pending renders of every chart in `scope` (renderPending), for readers of a chart's
+ * objects that do not synthesize it (lint, plans). Refusals are left to the charts' validation.
+ * @internal
+ */
+export function renderPendingIn(scope: IConstruct): void {
+  for (const c of [...scope.node.scopes.slice(0, -1), ...scope.node.findAll()]) if (PENDING.get(c)?.length) renderPending(c);
 }
 
 /** Objects of `chart` (not of charts nested in it) that share kind, namespace and name with an earlier one. */

@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import { buildServiceEntry, Check, checkDns1123Label, checkDns1123Subdomain, ServiceEntryModel, ServiceEntrySpec, ServiceRef } from '../model';
-import { rendererOf } from './mesh';
+import { renderAtSynth, rendererOf } from './mesh';
 import { refuseUnknownProps } from './known-props';
 
 /** A service outside the cluster's registry (Istio: one ServiceEntry). */
@@ -41,7 +41,7 @@ export class ServiceEntry extends Construct implements ServiceRef {
     this.serviceName = this.model.hosts[0];
     this.servicePorts = this.model.ports.map((p) => p.number);
     if (this.serviceName.startsWith('*.')) this.noService = `is a wildcard of ServiceEntry ${this.name}: route to one host of it (entry.host("api${this.serviceName.slice(1)}"))`;
-    rendererOf(this).renderServiceEntry(this, 'Resource', { name: this.name, namespace: this.namespace, model: this.model });
+    renderAtSynth(this, () => rendererOf(this).renderServiceEntry(this, 'Resource', { name: this.name, namespace: this.namespace, model: this.model }));
   }
 
   /** One of the entry's hosts (or a name a wildcard host covers) as a route destination. */

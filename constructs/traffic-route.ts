@@ -1,7 +1,10 @@
 import { ApiObject, Chart } from 'cdk8s';
 import { Construct } from 'constructs';
-import { buildTrafficRoute, Check, checkDns1123Label, checkDns1123Subdomain, MeshValidationError, TrafficRouteModel, TrafficRouteSpec } from '../model';
-import { rendererOf } from './mesh';
+import {
+  buildTrafficRoute, Check, checkDns1123Label, checkDns1123Subdomain, checkSubsetsDefined, HttpRule, MeshValidationError, ServiceRef, TrafficRouteModel,
+  TrafficRouteSpec,
+} from '../model';
+import { renderAtSynth, rendererOf } from './mesh';
 import { refuseUnknownProps } from './known-props';
 
 /** Rules for a set of hosts (Istio: one VirtualService). */
@@ -12,14 +15,25 @@ export interface TrafficRouteProps extends TrafficRouteSpec {
   readonly namespace?: string;
 }
 
+/** Where addRule puts a rule. */
+export interface AddRuleOptions {
+  /**
+   * The rule's position among the rules (0 is first: rules are tried in order).
+   * @default - after the last rule
+   */
+  readonly index?: number;
+}
+
 /**
  * Rules for a set of hosts (Istio: one VirtualService). Destinations are objects,
- * validated when the construct is built; the chart's data plane renders them.
+ * validated when given; the chart's data plane renders the route when the chart
+ * synthesizes, so rules and hosts may still be added after construction.
  */
 export class TrafficRoute extends Construct {
   readonly name: string;
   readonly namespace?: string;
-  readonly model: TrafficRouteModel;
+  private spec: TrafficRouteSpec;
+  private current: TrafficRouteModel;
 
   constructor(scope: Construct, id: string, props: TrafficRouteProps) {
     super(scope, id);
@@ -31,12 +45,62 @@ export class TrafficRoute extends Construct {
     if (props.namespace !== undefined) checkDns1123Label(check, 'namespace', props.namespace);
     this.name = props.name;
     this.namespace = props.namespace;
-    this.model = buildTrafficRoute(this.node.path, props);
-    rendererOf(this).renderRoute(this, 'Resource', { name: this.name, namespace: this.namespace, model: this.model });
+    this.current = buildTrafficRoute(this.node.path, props);
+    this.spec = { hosts: [...this.current.hosts], gateways: [...this.current.gateways], http: [...props.http] };
+    renderAtSynth(this, () => {
+      checkSubsetsDefined(this.node.path, this.current);
+      rendererOf(this).renderRoute(this, 'Resource', { name: this.name, namespace: this.namespace, model: this.current });
+    });
     // A short host resolves in the route's namespace. When the chart has a Service of that
     // name only in another namespace, the rules would never apply: refuse at synth (the
     // Service may be defined after the route, hence a validation and not a constructor check).
     this.node.addValidation({ validate: () => this.misplacedShortHosts() });
+  }
+
+  /** The validated hosts, gateways and rules, as the data plane will render them. */
+  get model(): TrafficRouteModel {
+    return this.current;
+  }
+
+  /**
+   * Add a rule, checked as the `http` prop's rules are (errors name its place, `http[i]`).
+   * Rules are tried in order, and a rule without a match takes every request: add specific
+   * rules before it (`{ index: 0 }`).
+   *
+   * ```ts
+   * route.addRule({ match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [{ to: policy, subset: 'v2' }] }, { index: 0 });
+   * ```
+   */
+  addRule(rule: HttpRule, options: AddRuleOptions = {}): void {
+    const check: Check = new Check(this.node.path);
+    check.shape('addRule(options)', options, { index: 'number?' });
+    const index = options.index ?? this.spec.http.length;
+    check.integer('addRule(options).index', index, 0, this.spec.http.length);
+    const http = [...this.spec.http];
+    http.splice(index, 0, rule);
+    this.update({ ...this.spec, http });
+  }
+
+  /**
+   * Add a host the rules apply to: a service object, or a name ("reviews", "shop.example.com"),
+   * checked as the `hosts` prop's are.
+   */
+  addHost(host: ServiceRef | string): void {
+    this.update({ ...this.spec, hosts: [...this.spec.hosts, host] });
+  }
+
+  /**
+   * Replace the rules (a CanaryRelease moving its split to another step).
+   * @internal
+   */
+  _replaceRules(http: readonly HttpRule[]): void {
+    this.update({ ...this.spec, http: [...http] });
+  }
+
+  /** Validate the whole spec as the constructor would; nothing changes when it is refused. */
+  private update(spec: TrafficRouteSpec): void {
+    this.current = buildTrafficRoute(this.node.path, spec);
+    this.spec = spec;
   }
 
   private misplacedShortHosts(): string[] {

@@ -3,12 +3,14 @@ import { readFileSync } from 'node:fs';
 import { ApiObject, App, Chart } from 'cdk8s';
 import { Construct, IConstruct } from 'constructs';
 import { parseAllDocuments } from 'yaml';
-import { DataPlane, droppedIn, MeshChart, renderingCallsOf } from '../constructs/mesh';
+import { DataPlane, droppedIn, MeshChart, renderingCallsOf, renderPendingIn } from '../constructs/mesh';
 import { MeshValidationError, show } from '../model/errors';
 import { analyze, Finding, K8s, Manifest } from './analyze';
 
 /** Every object of the charts, with the construct path that made it. */
 export function manifestsOf(scope: App | Chart): Manifest[] {
+  // Constructs render when their chart synthesizes: lint may be the first to read them.
+  renderPendingIn(scope);
   const charts = scope instanceof App ? scope.charts : [scope];
   return charts.flatMap((chart) => chart.node.findAll()
     .filter((c: IConstruct): c is ApiObject => c instanceof ApiObject)

@@ -34,6 +34,13 @@ export interface ServiceRef {
   readonly serviceEntry?: { readonly name: string; readonly namespace?: string };
 }
 
+/**
+ * Marks a destination whose subsets may still grow (DestinationPolicy.addSubset): a route may
+ * name a subset it does not define yet, and the name is checked when the chart synthesizes.
+ * @internal
+ */
+export const OPEN_SUBSETS: unique symbol = Symbol.for('cdk8s-mesh.openSubsets');
+
 /** A destination outside the project's constructs, named by host (e.g. `api.example.com`). */
 export function externalHost(host: string, ports?: number[]): ServiceRef {
   return { serviceName: host, servicePorts: ports };

@@ -3,7 +3,7 @@ import { Duration } from './duration';
 import { Check } from './errors';
 import { DATA_PLANE_HEADERS, hostHeaderProblems } from './host-header';
 import { checkDns1123Label, checkHost } from './names';
-import { ServiceRef } from './service-ref';
+import { OPEN_SUBSETS, ServiceRef } from './service-ref';
 
 /** One of Istio's StringMatch forms; `{}` is not allowed here (use `present`). */
 export type StringMatch = { readonly exact: string } | { readonly prefix: string } | { readonly regex: string };
@@ -278,10 +278,10 @@ function checkTarget(check: Check, field: string, to: ServiceRef, subset: unknow
     // Whether it is a defined subset first, whatever else is wrong with the name: the
     // defined ones are what the user needs to see.
     const known = to.subsetNames ?? [];
-    if (!known.includes(subset as string)) {
-      check.fail(`${field}.subset`, subset, known.length
-        ? `a subset defined for ${to.serviceName} (${known.join(', ')})`
-        : `no subset, or a destination that knows its subsets: this reference to ${to.serviceName} has none (route to the DestinationPolicy that defines them: { to: policy, subset: ${JSON.stringify(subset)} })`);
+    // A policy that can still gain subsets is asked again at synth (checkSubsetsDefined).
+    const open = (to as { [OPEN_SUBSETS]?: boolean })[OPEN_SUBSETS] === true;
+    if (!open && !known.includes(subset as string)) {
+      unknownSubset(check, field, to, subset);
     }
     checkDns1123Label(check, `${field}.subset`, subset);
   }
@@ -291,6 +291,27 @@ function checkTarget(check: Check, field: string, to: ServiceRef, subset: unknow
       check.fail(`${field}.port`, port, `a port of ${to.serviceName} (${to.servicePorts.join(', ')})`);
     }
   }
+}
+
+function unknownSubset(check: Check, field: string, to: ServiceRef, subset: unknown): never {
+  const known = to.subsetNames ?? [];
+  check.fail(`${field}.subset`, subset, known.length
+    ? `a subset defined for ${to.serviceName} (${known.join(', ')})`
+    : `no subset, or a destination that knows its subsets: this reference to ${to.serviceName} has none (route to the DestinationPolicy that defines them: { to: policy, subset: ${JSON.stringify(subset)} })`);
+}
+
+/**
+ * The subsets a route names on a policy that could still gain them (DestinationPolicy,
+ * checked again once every addSubset has run): refused as an unknown subset at construction would be.
+ */
+export function checkSubsetsDefined(where: string, model: TrafficRouteModel): void {
+  const check = new Check(where);
+  model.http.forEach((r, i) => {
+    r.route.forEach((d, j) => {
+      if (d.subset !== undefined && !(d.to.subsetNames ?? []).includes(d.subset)) unknownSubset(check, `http[${i}].route[${j}]`, d.to, d.subset);
+    });
+    if (r.mirror?.subset !== undefined && !(r.mirror.to.subsetNames ?? []).includes(r.mirror.subset)) unknownSubset(check, `http[${i}].mirror`, r.mirror.to, r.mirror.subset);
+  });
 }
 
 function buildRoute(check: Check, field: string, route: unknown): DestinationModel[] {

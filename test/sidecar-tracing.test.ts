@@ -85,9 +85,11 @@ describe('two proxies and an app that forwards the tracing headers', () => {
       },
     });
     expect(first.tags.upstream_cluster).toMatch(/^outbound\|8080\|\|(httpd|tomcat)-svc\.default\.svc\.cluster\.local$/);
-    // The first span encloses the second in time.
+    // The first span encloses the second in time. Its start is causally first; the ends are
+    // each process's 'close' callback, which a loaded machine may run in the inner proxy after
+    // the outer one has passed the last byte on (5 ms seen on 2 busy cores): a small slack there.
     expect(first.timestamp).toBeLessThanOrEqual(second.timestamp);
-    expect(first.timestamp + first.duration).toBeGreaterThanOrEqual(second.timestamp + second.duration);
+    expect(first.timestamp + first.duration).toBeGreaterThanOrEqual(second.timestamp + second.duration - 50_000);
     expect(await front.metric('mesh_proxy_spans_exported_total')).toBeGreaterThanOrEqual(1);
   });
 

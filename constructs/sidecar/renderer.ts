@@ -9,7 +9,7 @@ import {
   PRESTOP_WAIT_SECONDS, RtTrafficPolicy, ServiceRef, SIDECAR_PORTS, TrafficPolicyModel,
 } from '../../model';
 import {
-  DataPlane, DestinationPolicyRendering, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RolloutRendering, RouteRendering, ServiceEntryRendering, TracingRendering,
+  DataPlane, DestinationPolicyRendering, GatewayEnrollment, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RolloutRendering, RouteRendering, ServiceEntryRendering, TracingRendering,
 } from '../mesh';
 import { renderArgoRollout } from '../progressive/argo-rollouts';
 import type { MeshNamespace } from '../mesh-namespace';
@@ -349,6 +349,25 @@ export class NodeSidecarRenderer implements MeshRenderer {
     });
   }
 
+  /**
+   * The gateway's pods exist from construction (its servers are rendered at synth): gateways
+   * with one selector are served by one proxy Deployment, as Istio's ingress pods serve every
+   * Gateway that selects them.
+   */
+  enrollGateway(scope: Construct, g: GatewayEnrollment): void {
+    const namespace = this.ns(g.namespace);
+    const shared = this.gatewayPods.get(this.gatewayKey(namespace, g.selector));
+    const pods = shared ?? this.gatewayDeployment(scope, g, namespace);
+    pods.names.push(`${namespace}/${g.name}`);
+    if (shared) {
+      ApiObject.of(shared.deployment).addJsonPatch(JsonPatch.replace('/spec/template/spec/containers/0/args', this.gatewayArgs(shared.names)));
+    }
+  }
+
+  private gatewayKey(namespace: string, selector: Readonly<Record<string, string>>): string {
+    return `${namespace}|${JSON.stringify(Object.entries(selector).sort())}`;
+  }
+
   renderGateway(scope: Construct, _id: string, g: GatewayRendering): void {
     const check: Check = new Check(scope.node.path);
     const namespace = this.ns(g.namespace);
@@ -358,25 +377,17 @@ export class NodeSidecarRenderer implements MeshRenderer {
       const clash = g.servers.findIndex((o, j) => j < i && listenPort(o.port) === listenPort(s.port));
       if (clash >= 0) check.fail(`servers[${i}].port`, s.port, `a port whose listener (${listenPort(s.port)}) differs from servers[${clash}]'s (${g.servers[clash].port}): the non-root proxy listens 8000 higher below 1024`);
     });
-    // Gateways with one selector are served by one proxy Deployment, as Istio's ingress
-    // pods serve every Gateway that selects them: servers on one port share its listener.
-    const key = `${namespace}|${JSON.stringify(Object.entries(g.selector).sort())}`;
-    const shared = this.gatewayPods.get(key);
-    if (shared) {
-      g.servers.forEach((s, i) => {
-        const other = shared.servers.find((o) => listenPort(o.server.port) === listenPort(s.port) && (o.server.protocol !== s.protocol || o.server.port !== s.port));
-        if (other) {
-          check.fail(`servers[${i}].port`, s.port, `a port that does not clash with gateway ${other.gateway}'s ${other.server.protocol} server on port ${other.server.port}: both select the same gateway pods (${shared.deployment.name}), which have one listener per port (${listenPort(s.port)}), serving one protocol`);
-        }
-      });
-    }
+    // Servers of the gateways rendered before on the same pods share their listeners.
+    const pods = this.gatewayPods.get(this.gatewayKey(namespace, g.selector));
+    if (!pods) throw new Error(`cdk8s-mesh: gateway ${namespace}/${g.name} was rendered without enrollGateway`);
+    g.servers.forEach((s, i) => {
+      const other = pods.servers.find((o) => listenPort(o.server.port) === listenPort(s.port) && (o.server.protocol !== s.protocol || o.server.port !== s.port));
+      if (other) {
+        check.fail(`servers[${i}].port`, s.port, `a port that does not clash with gateway ${other.gateway}'s ${other.server.protocol} server on port ${other.server.port}: both select the same gateway pods (${pods.deployment.name}), which have one listener per port (${listenPort(s.port)}), serving one protocol`);
+      }
+    });
     this.gateways.push({ rendering: g, namespace });
-    const pods = shared ?? this.gatewayDeployment(scope, g, namespace);
-    pods.names.push(`${namespace}/${g.name}`);
     for (const s of g.servers) pods.servers.push({ gateway: `${namespace}/${g.name}`, server: s });
-    if (shared) {
-      ApiObject.of(shared.deployment).addJsonPatch(JsonPatch.replace('/spec/template/spec/containers/0/args', this.gatewayArgs(shared.names)));
-    }
     for (const s of g.servers) {
       if (!pods.container.ports.some((p) => p.number === listenPort(s.port))) {
         // Port names are unique per container: a second gateway's "http" becomes "http-<port>".
@@ -405,7 +416,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
   }
 
   /** The proxy Deployment and Service for the gateways with `g`'s selector, named after the first of them. */
-  private gatewayDeployment(scope: Construct, g: GatewayRendering, namespace: string) {
+  private gatewayDeployment(scope: Construct, g: GatewayEnrollment, namespace: string) {
     const configMap = this.configMapFor(g.namespace);
     const labels = { ...g.selector };
     const deployment = new kplus.Deployment(scope, 'Deployment', {
@@ -453,7 +464,7 @@ export class NodeSidecarRenderer implements MeshRenderer {
         }) as unknown as k8s.ServicePort[],
       },
     });
-    this.gatewayPods.set(`${namespace}|${JSON.stringify(Object.entries(g.selector).sort())}`, pods);
+    this.gatewayPods.set(this.gatewayKey(namespace, g.selector), pods);
     return pods;
   }
 
