@@ -62,7 +62,7 @@ const EXAMPLES: Record<string, { add: (c: MeshChart, reviews: ServiceRef) => unk
 };
 
 test('the README\'s table "What each data plane carries" is the capability table (npm run docs:capabilities)', () => {
-  const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+  const readme = readFileSync(join(__dirname, '..', 'docs', 'data-planes.md'), 'utf8');
   expect(withCapabilityTable(readme)).toBe(readme);
 });
 
