@@ -3,39 +3,30 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { DATA_PLANE_HEADERS, hostRewrite } from '../../model/host-header';
-import { ISTIO_DEFAULT_RETRY_ATTEMPTS, ISTIO_DEFAULT_RETRY_ON, OutboundTrafficPolicy, RtGatewayServer, RtHeaderOps, RtRoute, RtStringMatch } from '../../model/route-table';
+import { ISTIO_DEFAULT_RETRY_ATTEMPTS, ISTIO_DEFAULT_RETRY_ON, OutboundTrafficPolicy, RtHeaderOps, RtRoute, RtStringMatch } from '../../model/route-table';
 import type { DestinationLabels } from './istio-metrics';
 import { ProxyMetrics } from './metrics';
-import { Binding, CompiledRoute, CompiledTable, CompiledVirtualHost, externalFor, hostCandidates, RequestView, selectRoute } from './table';
+import { Binding, CompiledRoute, CompiledTable, externalFor, hostCandidates, RequestView, selectRoute } from './table';
 import { TraceContext, traceContext, Tracer } from './tracing';
 import { Downstream, OVERLOADED } from './downstream';
-import { Attempt, cutOff, isLoopback, isOwnAddress, UpstreamError, UpstreamResponse, Upstreams } from './upstream';
+import { Attempt, cutOff, isOwnAddress, UpstreamError, UpstreamResponse, Upstreams } from './upstream';
 import { Cluster, Clusters, Host, NO_HEALTHY_UPSTREAM } from './clusters';
 import type { GrpcRouting } from './grpc';
 
+import {
+  admitToCluster, bodyPlan, destinationPort, OVERFLOW_BODY, faultAbort, faultDelay, GatewayListener, HostSelection, LocalReply, lookupHost, matchRoute, opsPlan, pickDestination,
+  redirectReply, requestProblem, requestTarget, responseHeaders, rewritePath, selectHost, Target, upstreamHead, upstreamOf, loopGuard,
+} from './stages';
+
 export { OVERLOADED };
+// The stages' helpers other modules and tests use by this module's name.
+export { destinationPort, normalizePath, parseTarget, requestProblem, responseHeaders, rewritePath, serverFor } from './stages';
+export type { GatewayListener, Target } from './stages';
 
 /** Istio's retry policy for routes that set none: 2 retries on connection trouble and 503. */
 export const DEFAULT_RETRIES: NonNullable<RtRoute['retries']> = { attempts: ISTIO_DEFAULT_RETRY_ATTEMPTS, retryOn: ISTIO_DEFAULT_RETRY_ON };
 const DEFAULT_RETRIABLE_CODES = [503];
 
-// Hop-by-hop headers (RFC 9110 7.6.1) and proxy credentials never travel on.
-// `expect` too: Node already answered 100-continue to the client.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
-/**
- * Request headers the proxy writes itself: the client's copies are dropped. Content-Length
- * too: the proxy frames every body it forwards from what it read (request smuggling
- * through framing the proxy did not make is then impossible).
- */
-const REPLACED_REQUEST = new Set([...HOP_BY_HOP, 'content-length', 'host', 'via', 'x-request-id', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid']);
-/**
- * Names a Connection header may not nominate as hop-by-hop: framing, the authority and what
- * the proxy writes itself (`Connection: content-length` must not strip the body's framing).
- */
-const NEVER_NOMINATED = new Set([...REPLACED_REQUEST, 'x-forwarded-for', 'x-forwarded-proto', 'x-envoy-external-address', 'x-b3-sampled']);
-/** Names a route's header operations cannot set (the table check refuses them): framing and connection management are the proxy's. */
-const NOT_SETTABLE = new Set([...HOP_BY_HOP, ...DATA_PLANE_HEADERS]);
 
 export interface ProxyOptions {
   /** The pod's namespace: short host names resolve in it. */
@@ -70,20 +61,23 @@ interface UpgradeState { readonly socket: Socket; readonly head: Buffer; upgrade
 const UPGRADES = new WeakMap<IncomingMessage, UpgradeState>();
 const tokensOf = (v: string | string[] | undefined) => String(v ?? '').toLowerCase().split(',').map((t) => t.trim()).filter(Boolean);
 
-/** A gateway port: the servers of the Gateways that share it, and which Gateway each belongs to. */
-export interface GatewayListener {
-  readonly port: number;
-  readonly protocol: 'HTTP' | 'HTTPS';
-  readonly servers: ReadonlyArray<{ readonly gateway: string; readonly server: RtGatewayServer }>;
-}
 
-/** The server of a listener whose hosts name `host` (exact, then wildcard, then "*"); else the first, which answers 404. */
-export function serverFor<T extends { readonly server: RtGatewayServer }>(servers: readonly T[], host: string | undefined): T {
-  const name = (host ?? '').toLowerCase().replace(/\.$/, '');
-  return servers.find((s) => s.server.hosts.includes(name))
-    ?? servers.find((s) => s.server.hosts.some((h) => h.startsWith('*.') && name.endsWith(h.slice(1))))
-    ?? servers.find((s) => s.server.hosts.includes('*'))
-    ?? servers[0];
+/** What the attempts need: the route, where to, the request as it goes upstream, the retry policy and the cluster. */
+interface ForwardPlan {
+  readonly route: RtRoute;
+  readonly host: string;
+  readonly port: number;
+  readonly method: string;
+  readonly path: string;
+  readonly head: string;
+  readonly body: Buffer | IncomingMessage | undefined;
+  readonly bodyLength: number | undefined;
+  readonly policy: NonNullable<RtRoute['retries']>;
+  /** Retries allowed (0 when the body is streamed). */
+  readonly attempts: number;
+  readonly cluster: Cluster | undefined;
+  readonly hash: number | undefined;
+  readonly setCookie: string | undefined;
 }
 
 /** What one request did, filled in along the request path: metrics, access log and span read it at the end. */
@@ -132,7 +126,6 @@ function headBytes(req: IncomingMessage): number {
 }
 
 /** A route destination's metric label and Envoy cluster name, per port. */
-const destinationNames = new WeakMap<object, { port: number; destination: string; cluster: string }>();
 
 /** The response in flight on a downstream socket (for the stream idle timeout). */
 const CURRENT = Symbol('mesh-proxy current response');
@@ -181,7 +174,7 @@ const ERROR_BODY: Record<ErrorKind, string> = {
   'connect-failure': 'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
   reset: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
   'per-try-timeout': 'upstream request timeout',
-  overflow: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+  overflow: OVERFLOW_BODY,
   self: "mesh-proxy: refusing to forward to the proxy's own port",
   other: 'upstream request failed',
 };
@@ -196,98 +189,6 @@ function hex(bytes: number): string {
   return pool.toString('hex', poolAt - bytes, poolAt);
 }
 
-/** One of the proxy's own request headers, unless the route's operations set or remove it. */
-function headerLine(lines: string, drop: Set<string> | undefined, name: string, value: string): string {
-  return drop?.has(name) ? lines : `${lines}${name}: ${value}\r\n`;
-}
-
-/**
- * The header names a Connection header lists (hop-by-hop too, RFC 9110 7.6.1), added to
- * `into`; names already in HOP_BY_HOP are left out, so `keep-alive` and `close` make no set,
- * and so are those no client or upstream may nominate (framing, Host, the proxy's own).
- */
-function connectionNamed(value: string | string[] | undefined, into?: Set<string>): Set<string> | undefined {
-  if (value === undefined) return into;
-  const v = String(value).toLowerCase();
-  if (v === 'keep-alive' || v === 'close') return into;
-  for (const t of v.split(',')) { const n = t.trim(); if (n && !HOP_BY_HOP.has(n) && !NEVER_NOMINATED.has(n)) (into ??= new Set()).add(n); }
-  return into;
-}
-
-/** A header-operations block as the request path applies it, made once per block. */
-interface HeaderOpsPlan {
-  /** Lower-case names whose incoming (and proxy-made) copies are dropped: set or removed. */
-  readonly drop: Set<string>;
-  /** The values to write, flat [name, value, ...]: `set` then `add`, minus removed names (removal wins, as before). */
-  readonly pairs: readonly string[];
-  /** The same as request header lines, without Host. */
-  readonly lines: string;
-  /** Host: the value `set` or `add` gives it (Istio's authority rewrite; the table allows one, never a removal), undefined when untouched. */
-  readonly host: string | undefined;
-}
-const opsPlans = new WeakMap<RtHeaderOps, HeaderOpsPlan>();
-function opsPlan(ops: RtHeaderOps | undefined): HeaderOpsPlan | undefined {
-  if (!ops) return undefined;
-  let plan = opsPlans.get(ops);
-  if (!plan) {
-    const removed = new Set((ops.remove ?? []).map((k) => k.toLowerCase()));
-    const pairs: string[] = [];
-    let lines = '';
-    for (const [k, v] of [...Object.entries(ops.set ?? {}), ...Object.entries(ops.add ?? {})]) {
-      const l = k.toLowerCase();
-      // The table check refuses these; a table made some other way still cannot reframe a message.
-      if (removed.has(l) || NOT_SETTABLE.has(l)) continue;
-      pairs.push(k, v);
-      if (l !== 'host') lines += `${k}: ${v}\r\n`;
-    }
-    plan = { drop: new Set([...Object.keys(ops.set ?? {}).map((k) => k.toLowerCase()), ...removed]), pairs, lines, host: hostRewrite(ops) };
-    opsPlans.set(ops, plan);
-  }
-  return plan;
-}
-
-/**
- * The response head for the client, as a flat [name, value, ...] list: the upstream's
- * headers in their order and case, minus hop-by-hop ones (and those its Connection header
- * names), with this proxy on Via and the route's header operations applied.
- */
-export function responseHeaders(raw: readonly string[], via: string, ops: RtHeaderOps | undefined, close: boolean): string[] {
-  let named: Set<string> | undefined;
-  let chunked = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i].length;
-    if (n === 10 && raw[i].toLowerCase() === 'connection') named = connectionNamed(raw[i + 1], named);
-    else if (n === 17 && raw[i].toLowerCase() === 'transfer-encoding') chunked = true;
-  }
-  // A body read by its Transfer-Encoding has no trustworthy Content-Length: Node frames it anew.
-  if (chunked) (named ??= new Set()).add('content-length');
-  const plan = opsPlan(ops);
-  const drop = plan?.drop;
-  const out: string[] = [];
-  let upVia: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const l = raw[i].toLowerCase();
-    if (HOP_BY_HOP.has(l) || named?.has(l) || drop?.has(l)) continue;
-    if (l === 'via') { upVia = upVia === undefined ? raw[i + 1] : `${upVia}, ${raw[i + 1]}`; continue; }
-    out.push(raw[i], raw[i + 1]);
-  }
-  if (!drop?.has('via')) out.push('via', upVia === undefined ? via : `${upVia}, ${via}`);
-  if (plan) for (const x of plan.pairs) out.push(x);
-  if (close) out.push('connection', 'close');
-  return out;
-}
-
-/** Why a request cannot be proxied at all (status and reason), before any routing. */
-export function requestProblem(req: IncomingMessage, maxHeadersCount: number): [number, string] | undefined {
-  if (req.httpVersionMajor !== 1) return [505, `HTTP/${req.httpVersion} is not supported; this proxy speaks HTTP/1.1`];
-  if (req.rawHeaders.length / 2 > maxHeadersCount) return [431, `more than ${maxHeadersCount} request headers`];
-  let hosts = 0;
-  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i].length === 4 && req.rawHeaders[i].toLowerCase() === 'host') hosts++;
-  if (hosts > 1) return [400, 'more than one Host header (RFC 9112 3.2)'];
-  // RFC 9112 6.1: HTTP/1.0 has no Transfer-Encoding; its framing is to be treated as faulty.
-  if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) return [400, 'Transfer-Encoding on an HTTP/1.0 request (RFC 9112 6.1)'];
-  return undefined;
-}
 
 
 function shadowAuthority(authority: string): string {
@@ -295,106 +196,6 @@ function shadowAuthority(authority: string): string {
   return i > 0 && !authority.endsWith(']') ? `${authority.slice(0, i)}-shadow${authority.slice(i)}` : `${authority}-shadow`;
 }
 
-/**
- * rewrite.uri as Istio configures Envoy: a prefix match swaps the matched prefix; a rule
- * without a uri match is Istio's prefix `/` match, so only the leading `/` is swapped
- * (`/something` with rewrite `/v2` is `/v2something`); exact and regex matches swap the
- * whole path. The query stays.
- */
-export function rewritePath(path: string, uri: RtStringMatch | undefined, to: string): string {
-  const q = path.indexOf('?');
-  const p = q < 0 ? path : path.slice(0, q);
-  const query = q < 0 ? '' : path.slice(q);
-  const prefix = uri === undefined ? '/' : uri.kind === 'prefix' ? uri.value : undefined;
-  if (prefix !== undefined && p.toLowerCase().startsWith(prefix.toLowerCase())) return to + p.slice(prefix.length) + query;
-  return to + query;
-}
-
-export interface Target { host: string; port: number; authority: string; path: string }
-
-const UNRESERVED = /[A-Za-z0-9\-._~]/;
-
-/**
- * The path as Istio normalises it by default (BASE: Envoy's normalize_path): percent-encoded
- * unreserved characters decoded (`%2e` is `.`, `%7E` is `~`), other escapes upper-cased
- * (`%2f` stays encoded as `%2F`), then RFC 3986 dot segments removed, so `/public/../admin`
- * and `/public/%2e%2e/admin` are both `/admin`, for matching and upstream. With
- * `mergeSlashes`, `//` becomes `/` too (Istio's MERGE_SLASHES). A backslash is a slash
- * (Envoy's normalize_path, so `/public\..\admin` is `/admin`, not a `/public` path). The
- * query is left as sent; `..` at the root stays at the root.
- */
-export function normalizePath(pathAndQuery: string, mergeSlashes = false): string {
-  const q = pathAndQuery.indexOf('?');
-  let path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
-  const query = q < 0 ? '' : pathAndQuery.slice(q);
-  if (path.includes('\\')) path = path.replace(/\\/g, '/');
-  if (path.includes('%')) {
-    path = path.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => {
-      const c = String.fromCharCode(parseInt(hex, 16));
-      return UNRESERVED.test(c) ? c : `%${hex.toUpperCase()}`;
-    });
-  }
-  if (mergeSlashes) path = path.replace(/\/{2,}/g, '/');
-  if (path.includes('/.')) {
-    const out: string[] = [];
-    const segments = path.split('/');
-    for (let i = 1; i < segments.length; i++) {
-      const seg = segments[i];
-      const last = i === segments.length - 1;
-      if (seg === '.') { if (last) out.push(''); continue; }
-      if (seg === '..') { out.pop(); if (last) out.push(''); continue; }
-      out.push(seg);
-    }
-    path = `/${out.join('/')}`;
-  }
-  return path + query;
-}
-
-const HOST_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?$/;
-
-/** The request's host, port and path, from an absolute-form URL or the Host header. */
-export function parseTarget(url: string, hostHeader: string | undefined, defaultPort: number): Target | string {
-  let authority: string | undefined;
-  let path: string;
-  if (url.startsWith('/')) {
-    authority = hostHeader;
-    path = url;
-  } else if (url.slice(0, 7).toLowerCase() === 'http://') {
-    const rest = url.slice(7);
-    const end = rest.search(/[/?#]/);
-    authority = end < 0 ? rest : rest.slice(0, end);
-    path = end < 0 ? '/' : rest.slice(end);
-    if (!path.startsWith('/')) path = `/${path}`;
-  } else {
-    return `request target ${JSON.stringify(url.slice(0, 100))} is neither a path nor an http:// URL`;
-  }
-  if (!authority) return 'no Host header';
-  // Envoy refuses a fragment in the request target (RFC 9112 3.2 has none): stripping it
-  // would route one path and log another, keeping it would let `/private#x` miss `/private`.
-  if (path.includes('#')) return `request target ${JSON.stringify(url.slice(0, 100))} has a #fragment`;
-  // Istio refuses an encoded NUL whatever the normalization.
-  if (/%00/.test(path)) return 'the path has an encoded NUL (%00)';
-  const m = HOST_RE.exec(authority);
-  if (!m) return `Host ${JSON.stringify(authority.slice(0, 100))} is not a host name or address`;
-  const port = m[2] === undefined ? defaultPort : Number(m[2]);
-  if (port < 1 || port > 65535) return `port ${m[2]} is out of range`;
-  return { host: m[1].toLowerCase().replace(/^\[|\]$/g, ''), port, authority, path };
-}
-
-/**
- * The port to connect to: the destination's own, else its Service's single port (Istio
- * requires a port when a Service has several), else the request's port when it is one of
- * the Service's. Only a pass-through request (no rules, unknown host) keeps the port it
- * asked for.
- */
-export function destinationPort(dest: { host: string; port?: number }, requestPort: number, services: ReadonlyMap<string, readonly number[]>, passthrough: boolean): number | undefined {
-  if (dest.port !== undefined) return dest.port;
-  if (passthrough) return requestPort;
-  const ports = services.get(dest.host);
-  if (ports?.length === 1) return ports[0];
-  if (ports?.includes(requestPort)) return requestPort;
-  return undefined;
-}
 
 /** The rules, the proxy's state and the request handler. */
 export class MeshProxy {
@@ -447,22 +248,9 @@ export class MeshProxy {
     };
   }
 
-  /**
-   * The names `host` stands for, resolved against the table as `serve` does for a request
-   * (inline there, on the hot path): its rules, the Service it is on `port`, or the Service
-   * that has it on another port.
-   */
-  private lookupHost(host: string, port: number, table: CompiledTable): { vh?: CompiledVirtualHost; knownHost?: string; otherPortOf?: string } {
-    let vh: CompiledVirtualHost | undefined;
-    let knownHost: string | undefined;
-    let otherPortOf: string | undefined;
-    for (const c of this.candidatesOf(host, table)) {
-      const ports = table.services.get(c);
-      if (ports && !ports.includes(port)) { otherPortOf ??= c; continue; }
-      vh ??= table.hosts.get(c);
-      if (!knownHost && ports) knownHost = c;
-    }
-    return { vh, knownHost, otherPortOf };
+  /** The names `host` stands for on `port` (the stages' lookupHost, with this proxy's cache of candidates). */
+  private lookupHost(host: string, port: number, table: CompiledTable): HostSelection {
+    return lookupHost(host, port, table, (h) => this.candidatesOf(h, table));
   }
 
   get proxyVia(): string { return this.via; }
@@ -630,20 +418,23 @@ export class MeshProxy {
     return percentage >= 100 || (percentage > 0 && this.random() * 100 < percentage);
   }
 
+  /** Send a stage's own answer (LocalReply): its flag on the record, BlackHoleCluster for a REGISTRY_ONLY refusal. */
+  private answer(res: ServerResponse, labels: RequestRecord, r: LocalReply): void {
+    if (r.flags) labels.flags = r.flags;
+    if (r.blackhole) { labels.destination = 'BlackHoleCluster'; labels.istio = this.metrics.istio.blackhole; }
+    this.reply(res, r.status, r.body, r.headers as Record<string, string> | undefined);
+  }
+
+  /** The request path: the stages of stages.ts in order, then the body, the mirror and the attempts. */
   private async serve(req: IncomingMessage, res: ServerResponse, labels: RequestRecord, listener?: GatewayListener): Promise<void> {
     if (res.destroyed) return;
-    const target = parseTarget(req.url ?? '/', req.headers.host, listener?.servers[0].server.port ?? 80);
-    if (typeof target === 'string') return this.reply(res, 400, `mesh-proxy: bad request: ${target}`);
-    // One authority for everything: the request target's when absolute, else Host (as Envoy
-    // does), for the server (httpsRedirect, hosts), the route and the upstream.
-    const bound = listener ? serverFor(listener.servers, target.host) : undefined;
+    const t = requestTarget(req.url ?? '/', req.headers.host, listener, this.opts.pathNormalization);
+    if ('reply' in t) return this.answer(res, labels, t.reply);
+    const { target, bound } = t;
     const server = bound?.server;
-    // Rules see, and the upstream gets, the normalised path: `/a/../admin` is `/admin`.
-    if (this.opts.pathNormalization !== 'none') target.path = normalizePath(target.path, this.opts.pathNormalization === 'merge-slashes');
     const via = req.headers.via;
-    if (via !== undefined && String(via).includes(this.via.slice(4))) {
-      return this.reply(res, 508, 'mesh-proxy: request loop: this request already passed through this proxy');
-    }
+    const loop = loopGuard(via, this.via);
+    if (loop) return this.answer(res, labels, loop.reply);
     const table = this.table;
     // The trace context first: a request the proxy answers itself (404, fault, 504) is traced too.
     labels.trace = this.opts.tracer ? this.opts.tracer.context(req.headers, hex) : traceContext(req.headers, hex);
@@ -652,199 +443,110 @@ export class MeshProxy {
     labels.requestId = (!server || this.opts.preserveExternalRequestId) && typeof rid === 'string' && rid ? rid : randomUUID();
     labels.target = target;
 
-    let vh: CompiledVirtualHost | undefined;
-    let knownHost: string | undefined;
-    let otherPortOf: string | undefined;
-    if (server) {
-      if (server.httpsRedirect) {
-        return this.reply(res, 301, 'moved to https', { location: `https://${target.host}${target.path}` });
-      }
-      if (!server.hosts.some((h) => h === '*' || h === target.host || (h.startsWith('*.') && target.host.endsWith(h.slice(1))))) {
-        return this.reply(res, 404, `mesh-proxy: host ${target.host} is not served on port ${server.port} of this gateway`);
-      }
-      // Only the rules bound to this server's own Gateway (a VirtualService of an internal
-      // Gateway is not served on a public one that shares the pod).
-      vh = table.gateways.get(bound!.gateway)?.get(target.host);
-      if (!vh) return this.reply(res, 404, `mesh-proxy: no route for host ${target.host} on gateway ${bound!.gateway}`);
-    } else {
-      if (isLoopback(target.host) && this.opts.ownEndpoints.has(`${target.host === 'localhost' ? '127.0.0.1' : target.host}:${target.port}`)) {
-        return this.reply(res, 508, `mesh-proxy: refusing to forward to the proxy's own port ${target.port}`);
-      }
-      for (const c of this.candidatesOf(target.host, table)) {
-        // A Service's rules and name apply on its own ports only (Istio builds routes per
-        // port); `known:22` is not the service `known` on 8080.
-        const ports = table.services.get(c);
-        if (ports && !ports.includes(target.port)) { otherPortOf ??= c; continue; }
-        vh ??= table.hosts.get(c);
-        if (!knownHost && ports) knownHost = c;
-      }
-    }
-
+    const sel = selectHost(target, bound, table, (h) => this.candidatesOf(h, table), this.opts.ownEndpoints);
+    if ('reply' in sel) return this.answer(res, labels, sel.reply);
     // Envoy names a span after the service it resolved the request to, not the name as written.
-    labels.knownHost = knownHost;
+    labels.knownHost = sel.knownHost;
+    if (sel.vh) labels.virtual_host = sel.vh.vh.name;
     const view: RequestView = { method: req.method ?? 'GET', path: target.path, headers: req.headers, port: target.port };
-    let route: RtRoute;
-    let picked: CompiledRoute | undefined;
-    let uriMatch: RtStringMatch | undefined;
-    if (vh) {
-      labels.virtual_host = vh.vh.name;
-      const sel = selectRoute(vh, view);
-      if (!sel) labels.flags = 'NR';
-      if (!sel) return this.reply(res, 404, `mesh-proxy: no route of ${vh.vh.name} matches ${view.method} ${target.path}`);
-      picked = sel.route;
-      route = sel.route.route;
-      uriMatch = sel.uri;
-    } else {
-      // A ServiceEntry's wildcard host or address range admits the name or IP asked for (connected to as asked).
-      const entry = knownHost ? undefined : externalFor(table.externals, target.host, target.port);
-      if (this.outboundPolicy === 'REGISTRY_ONLY' && !knownHost && !entry) {
-        labels.destination = 'BlackHoleCluster';
-        labels.istio = this.metrics.istio.blackhole;
-        return this.reply(res, 502, otherPortOf
-          ? `mesh-proxy: port ${target.port} is not a port of service ${otherPortOf} (it has ${table.services.get(otherPortOf)!.join(', ')}) and outboundTrafficPolicy is REGISTRY_ONLY`
-          : `mesh-proxy: ${target.host} is not a service of this mesh and outboundTrafficPolicy is REGISTRY_ONLY`);
-      }
-      labels.virtual_host = knownHost ?? entry ?? 'PassthroughCluster';
-      route = { match: [], destinations: [{ host: knownHost ?? target.host, weight: 1 }] };
-    }
+    const choice = matchRoute(sel, view, target, table, this.outboundPolicy);
+    if ('reply' in choice) return this.answer(res, labels, choice.reply);
+    labels.virtual_host = choice.virtualHost;
+    const route = choice.route;
+    const dest = pickDestination(choice);
+    if (dest) labels.istio = sel.vh || sel.knownHost ? this.metrics.istio.destination(dest.host, table.table) : this.metrics.istio.passthrough;
 
-    // The destination is picked with the route, before faults (Envoy picks a weighted cluster
-    // when it routes): an aborted request is counted against the destination it would have gone to.
-    const dest = route.destinations.length ? route.destinations[picked?.picker ? picked.picker.next() : 0] : undefined;
-    if (dest) labels.istio = vh || knownHost ? this.metrics.istio.destination(dest.host, table.table) : this.metrics.istio.passthrough;
-
-    if (route.fault?.delay && this.chance(route.fault.delay.percentage)) {
+    const delayMs = faultDelay(route, (p) => this.chance(p));
+    if (delayMs !== undefined) {
       this.metrics.faults.inc({ kind: 'delay' });
       labels.flags = 'DI';
-      await sleep(route.fault.delay.fixedDelayMs);
+      await sleep(delayMs);
       if (res.destroyed) return;
     }
-    if (route.fault?.abort && this.chance(route.fault.abort.percentage)) {
+    const abort = faultAbort(route, (p) => this.chance(p));
+    if (abort) {
       this.metrics.faults.inc({ kind: 'abort' });
-      labels.flags = 'FI';
-      return this.reply(res, route.fault.abort.httpStatus, 'fault filter abort');
+      return this.answer(res, labels, abort.reply);
     }
-    if (route.redirect) {
-      const r = route.redirect;
-      const scheme = r.scheme ?? (server?.protocol === 'HTTPS' ? 'https' : 'http');
-      const port = r.port ?? (r.scheme && r.scheme !== (server?.protocol === 'HTTPS' ? 'https' : 'http') ? undefined : target.port);
-      const host = r.authority ?? target.host;
-      const defaultPort = scheme === 'https' ? 443 : 80;
-      // Istio's redirect.uri replaces the whole path; the query string stays (Envoy's default).
-      const q = target.path.indexOf('?');
-      const path = r.uri ? r.uri + (q < 0 ? '' : target.path.slice(q)) : target.path;
-      const location = `${scheme}://${host}${port && port !== defaultPort ? `:${port}` : ''}${path}`;
-      return this.reply(res, r.code, `redirect to ${location}`, { location });
-    }
+    const redirect = redirectReply(route.redirect, server, target);
+    if (redirect) return this.answer(res, labels, redirect.reply);
 
-    if (!dest) return this.reply(res, 500, 'mesh-proxy: route has neither destinations nor a redirect');
-    const upstreamPort = destinationPort(dest, target.port, table.services, vh === undefined && knownHost === undefined);
-    if (upstreamPort === undefined) {
-      return this.reply(res, 503, `mesh-proxy: destination ${dest.host} has no port and is not a service with a single port (or the request's port)`);
-    }
-    if (vh) {
-      // The table's destination objects outlive requests: their names are made once per port.
-      let n = destinationNames.get(dest);
-      if (n?.port !== upstreamPort) { n = { port: upstreamPort, destination: `${dest.host}:${upstreamPort}`, cluster: `outbound|${upstreamPort}||${dest.host}` }; destinationNames.set(dest, n); }
-      labels.destination = n.destination;
-      labels.upstreamCluster = n.cluster;
-    } else {
-      labels.destination = knownHost ? `${dest.host}:${upstreamPort}` : 'PassthroughCluster';
-      labels.upstreamCluster = knownHost ? `outbound|${upstreamPort}||${dest.host}` : 'PassthroughCluster';
-    }
+    const up = upstreamOf(dest, target, table, sel);
+    if ('reply' in up) return this.answer(res, labels, up.reply);
+    const upstreamPort = up.port;
+    labels.destination = up.destination;
+    labels.upstreamCluster = up.cluster;
 
     // The Service's cluster: its endpoints, balancer, outlier detection and circuit breakers.
     const clusters = this.opts.clusters;
     let cluster: Cluster | undefined;
     let hash: number | undefined;
     let setCookie: string | undefined;
-    if (clusters && (vh || knownHost)) {
+    if (clusters && (sel.vh || sel.knownHost)) {
       clusters.setTable(table.table);
-      cluster = clusters.get(dest.host, upstreamPort);
+      cluster = clusters.get(up.host, upstreamPort);
     }
     if (cluster) {
-      if (cluster.active >= cluster.maxRequests) {
-        labels.flags = 'UO';
+      const full = admitToCluster(cluster);
+      if (full) {
         this.metrics.overflows.inc({ limit: 'upstream_requests' });
-        return this.reply(res, 503, ERROR_BODY.overflow, { 'x-envoy-overloaded': 'true' });
+        return this.answer(res, labels, full.reply);
       }
       cluster.active++;
       labels.cluster = cluster;
       if (cluster.policy.consistentHash) ({ hash, setCookie } = cluster.hashOf({ headers: req.headers, path: target.path, remoteAddress: req.socket.remoteAddress }));
     }
 
-    // Headers for the upstream: the client's in their order and case, minus hop-by-hop
-    // ones and those the proxy writes itself, then the proxy's, then the route's operations.
-    const plan = opsPlan(route.headers?.request);
-    const drop = plan?.drop;
-    const named = connectionNamed(req.headers.connection);
-    const raw = req.rawHeaders;
-    let lines = '';
-    for (let i = 0; i < raw.length; i += 2) {
-      const l = raw[i].toLowerCase();
-      if (REPLACED_REQUEST.has(l) || named?.has(l) || drop?.has(l)) continue;
-      // At the edge, what only a proxy may say is dropped: Envoy's internal x-envoy-* headers,
-      // a client certificate header (XFCC: Istio's SANITIZE), and forwarding headers the gateway writes.
-      if (server && (l === 'x-forwarded-for' || l === 'x-forwarded-proto' || l === 'x-forwarded-client-cert' || l.startsWith('x-envoy-'))) continue;
-      // The caller's sampling decision travels on unless this proxy made one.
-      if (l === 'x-b3-sampled' && labels.trace.sampled !== undefined) continue;
-      lines += `${raw[i]}: ${raw[i + 1]}\r\n`;
-    }
-    const trace = labels.trace;
-    lines = headerLine(lines, drop, 'x-request-id', labels.requestId);
-    lines = headerLine(lines, drop, 'x-b3-traceid', trace.traceId);
-    lines = headerLine(lines, drop, 'x-b3-spanid', trace.spanId);
-    if (trace.parentId) lines = headerLine(lines, drop, 'x-b3-parentspanid', trace.parentId);
-    if (trace.sampled !== undefined) lines = headerLine(lines, drop, 'x-b3-sampled', trace.sampled ? '1' : '0');
-    lines = headerLine(lines, drop, 'via', via === undefined ? this.via : `${String(via)}, ${this.via}`);
-    if (server) {
-      const xff = req.headers['x-forwarded-for'];
-      const addr = req.socket.remoteAddress ?? '';
-      lines = headerLine(lines, drop, 'x-forwarded-for', xff ? `${String(xff)}, ${addr}` : addr);
-      lines = headerLine(lines, drop, 'x-forwarded-proto', server.protocol === 'HTTPS' ? 'https' : 'http');
-      lines = headerLine(lines, drop, 'x-envoy-external-address', addr);
-    }
-    let authority = route.rewrite?.authority ?? target.authority;
-    if (plan) {
-      lines += plan.lines;
-      if (plan.host !== undefined) authority = plan.host;
-    }
-    const path = route.rewrite?.uri ? rewritePath(target.path, uriMatch, route.rewrite.uri) : target.path;
+    const { lines, authority } = upstreamHead({
+      rawHeaders: req.rawHeaders, connection: req.headers.connection, via, ownVia: this.via, requestId: labels.requestId, trace: labels.trace,
+      edge: server ? { remoteAddress: req.socket.remoteAddress ?? '', forwardedFor: req.headers['x-forwarded-for'], https: server.protocol === 'HTTPS' } : undefined,
+      ops: route.headers?.request, authority: target.authority, rewriteAuthority: route.rewrite?.authority,
+    });
+    const path = route.rewrite?.uri ? rewritePath(target.path, choice.uriMatch, route.rewrite.uri) : target.path;
 
-    // Bodies are streamed; small ones are kept so that retries and mirrors can resend them.
     const policy = route.retries ?? DEFAULT_RETRIES;
     let attempts = policy.attempts;
-    const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-    const hasBody = length === undefined ? req.headers['transfer-encoding'] !== undefined : length > 0;
+    const bp = bodyPlan(req.headers, attempts > 0 || route.mirror !== undefined, this.opts.maxBufferBytes);
     let body: Buffer | IncomingMessage | undefined;
-    if (hasBody) {
-      if ((attempts > 0 || route.mirror) && length !== undefined && length <= this.opts.maxBufferBytes) {
-        body = await readBody(req, length);
-        if (res.destroyed) return;
-      } else {
-        body = req;
-        if (attempts > 0 || route.mirror) {
-          // Too large (or of unknown length) to keep: one try, no mirror. Counted, and said once per route.
-          this.metrics.unbuffered.inc({ virtual_host: labels.virtual_host });
-          if (!this.unbufferedLogged.has(route)) {
-            this.unbufferedLogged.add(route);
-            this.log('warn', 'request body not buffered: sent once, without retries or mirror', {
-              virtualHost: labels.virtual_host, route: route.name, contentLength: length ?? 'chunked', maxBufferBytes: this.opts.maxBufferBytes,
-            });
-          }
+    if (bp.mode === 'buffer') {
+      body = await readBody(req, bp.length!);
+      if (res.destroyed) return;
+    } else if (bp.mode === 'stream') {
+      body = req;
+      attempts = 0;
+      if (bp.unbuffered) {
+        // Too large (or of unknown length) to keep: one try, no mirror. Counted, and said once per route.
+        this.metrics.unbuffered.inc({ virtual_host: labels.virtual_host });
+        if (!this.unbufferedLogged.has(route)) {
+          this.unbufferedLogged.add(route);
+          this.log('warn', 'request body not buffered: sent once, without retries or mirror', {
+            virtualHost: labels.virtual_host, route: route.name, contentLength: bp.length ?? 'chunked', maxBufferBytes: this.opts.maxBufferBytes,
+          });
         }
-        attempts = 0;
       }
     }
 
     // The body's framing is the proxy's own: Content-Length from what was read (or the
     // client's validated length while streaming), chunked when the length is unknown.
-    const bodyLength = Buffer.isBuffer(body) ? body.length : length;
+    const bodyLength = Buffer.isBuffer(body) ? body.length : bp.length;
     if (body !== undefined) labels.body = { bytes: bodyLength ?? 0 };
     if (route.mirror && !UPGRADES.has(req) && this.chance(route.mirror.percentage)) this.mirror(route, target, view.method, path, authority, lines, body, bodyLength);
     const head = `host: ${authority}\r\n${lines}`;
 
     // Attempts, under the route's overall timeout.
+    return this.forward(req, res, labels, {
+      route, host: up.host, port: upstreamPort, method: view.method, path, head, body, bodyLength, policy, attempts, cluster, hash, setCookie,
+    });
+  }
+
+  /**
+   * The attempts: the route's overall timeout over them, per-try timeouts, another endpoint
+   * for each retry (Istio's previous_hosts), Envoy's retryOn and backoff, the retry budget of
+   * the cluster; then the response passed on (or the upgrade's tunnel).
+   */
+  private async forward(req: IncomingMessage, res: ServerResponse, labels: RequestRecord, f: ForwardPlan): Promise<void> {
+    const { route, policy, attempts, cluster, hash, path, head, body, bodyLength } = f;
+    const upstreamPort = f.port;
     let timedOut = false;
     if (route.timeoutMs !== undefined) {
       labels.timer = setTimeout(() => {
@@ -859,7 +561,7 @@ export class MeshProxy {
     const deadline = route.timeoutMs === undefined ? undefined : Date.now() + route.timeoutMs;
     const responseOps = route.headers?.response;
     const upgrade = UPGRADES.get(req);
-    if (upgrade) return this.upgradeUpstream(req, res, upgrade, labels, { host: dest.host, port: upstreamPort, path, head, responseOps, cluster, hash });
+    if (upgrade) return this.upgradeUpstream(req, res, upgrade, labels, { host: f.host, port: upstreamPort, path, head, responseOps, cluster, hash });
 
     // Hosts earlier attempts failed on: a retry goes to another (Istio's previous_hosts predicate).
     let tried: Set<Host> | undefined;
@@ -887,7 +589,7 @@ export class MeshProxy {
       try {
         const up = await this.upstreams.send(
           {
-            host: dest.host, port: upstreamPort, method: view.method, path, head, body, bodyLength, headersTimeoutMs: perTry, counter: bodyLength === undefined ? labels.body : undefined,
+            host: f.host, port: upstreamPort, method: f.method, path, head, body, bodyLength, headersTimeoutMs: perTry, counter: bodyLength === undefined ? labels.body : undefined,
             endpoint: host?.endpoint, pool: cluster?.pool,
           },
           labels,
@@ -906,7 +608,7 @@ export class MeshProxy {
           if (attempt > 0 && retriable(policy.retryOn, { status })) labels.flags = 'URX';
           labels.upstreamRes = up;
           const headers = responseHeaders(up.rawHeaders, this.via, responseOps, this.draining);
-          if (setCookie) headers.push('set-cookie', setCookie);
+          if (f.setCookie) headers.push('set-cookie', f.setCookie);
           res.writeHead(status, headers);
           // The body streams through; an upstream that dies mid-body cuts the client off too.
           up.pipe(res);
