@@ -339,6 +339,7 @@ export class MeshChart extends Chart {
 }
 
 const PENDING = new WeakMap<IConstruct, Array<() => void>>();
+const LATE_REFUSALS = new WeakMap<IConstruct, string[]>();
 
 /** The chart whose synthesis renders `c`: its MeshChart, else its cdk8s Chart, else the tree's root. */
 function renderingChartOf(c: IConstruct): IConstruct {
@@ -377,9 +378,11 @@ export function renderAtSynth(c: IConstruct, render: () => void): void {
  */
 export function renderPending(chart: IConstruct): string[] {
   const queue = PENDING.get(chart);
-  if (!queue?.length) return [];
+  // Kept and reported on every validation: lint may have run the renders before synth did.
+  let errors = LATE_REFUSALS.get(chart);
+  if (!errors) { errors = []; LATE_REFUSALS.set(chart, errors); }
+  if (!queue?.length) return [...errors];
   const before = new Set(chart.node.findAll());
-  const errors: string[] = [];
   while (queue.length) {
     try {
       queue.shift()!();

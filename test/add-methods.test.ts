@@ -3,6 +3,7 @@ import {
   CanaryRelease, CanaryReleaseProps, DataPlane, DestinationPolicy, MeshChart, MeshGateway, MeshWorkload, ProgressiveDelivery, TrafficRoute,
 } from '../constructs';
 import { CALLS_ANNOTATION, MeshValidationError } from '../model';
+import { lintChart } from '../lint/sources';
 import { find, K8sObject, meshSynth, refusalsOf } from './support/synth';
 
 // Constructs render when their chart synthesizes: what is added after construction, from
@@ -187,6 +188,15 @@ describe('DestinationPolicy.addSubset', () => {
       return c;
     });
     expect(problems).toEqual([expect.stringMatching(/^c\/route: http\[0\]\.route\[1\]\.subset is "v3"; expected a subset defined for reviews \(v1\)/)]);
+  });
+
+  test('lint reading the chart first does not lose the refusal: synth still refuses it', () => {
+    const c = new MeshChart(Testing.app(), 'c');
+    const { v1 } = reviews(c);
+    const policy = new DestinationPolicy(c, 'policy', { name: 'reviews', service: v1, subsets: [{ name: 'v1' }] });
+    new TrafficRoute(c, 'route', { name: 'reviews', hosts: [v1], http: [{ route: [{ to: policy, subset: 'v3' }] }] });
+    lintChart(c);
+    expect(() => Testing.synth(c)).toThrow(/c\/route: http\[0\]\.route\[0\]\.subset is "v3"; expected a subset defined for reviews \(v1\)/);
   });
 
   test('node sidecar: an added subset gets its per-subset Service', () => {
