@@ -1,8 +1,8 @@
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { Check, HttpRule, ServiceRef } from '../model';
+import { Check, HttpRule, IServiceRef, ServiceRef } from '../model';
 import { DestinationPolicy } from './destination-policy';
-import { IngressGateway, IngressGatewayProps } from './ingress-gateway';
+import { IngressGateway, IngressHttpsOptions } from './ingress-gateway';
 import { MeshNamespace } from './mesh-namespace';
 import { MeshWorkload, MeshWorkloadProps } from './mesh-workload';
 import { TrafficRoute } from './traffic-route';
@@ -45,12 +45,28 @@ export const BOOKINFO_INGRESS_MATCHES: HttpRule['match'] = [
 ];
 const PORT = 9080;
 
+/** Where Bookinfo's images come from. */
+export interface BookinfoImages {
+  /** @default BOOKINFO_IMAGES.registry (upstream's) */
+  readonly registry?: string;
+  /** @default BOOKINFO_IMAGES.tag */
+  readonly tag?: string;
+}
+
+/** Bookinfo's four services, as route hosts and destinations. */
+export interface BookinfoServices {
+  readonly productpage: IServiceRef;
+  readonly details: IServiceRef;
+  readonly ratings: IServiceRef;
+  readonly reviews: IServiceRef;
+}
+
 /** Istio's Bookinfo sample: namespace, images, traffic scenario, rules and gateway. */
 export interface BookinfoAppProps {
   /** A MeshNamespace the chart owns, or the name of one. @default - the chart's namespace */
   readonly namespace?: MeshNamespace | string;
   /** Image registry and tag. @default BOOKINFO_IMAGES (upstream's) */
-  readonly images?: { readonly registry?: string; readonly tag?: string };
+  readonly images?: BookinfoImages;
   /** The routing rules in force. `none`: no VirtualServices (Kubernetes round robin). @default "all-v1" */
   readonly scenario?: BookinfoScenario | 'none';
   /** DestinationRules (destination-rule-all). Routes to subsets need them. @default true */
@@ -66,10 +82,24 @@ export interface BookinfoAppProps {
   readonly mutualTls?: boolean;
   /**
    * The ingress: bookinfo-gateway with the five productpage matches. Upstream listens on
-   * 8080 (current Istio gateways run unprivileged). `false`: none.
+   * 8080 (current Istio gateways run unprivileged). `false`: none; `true`: the default.
    * @default { port: 8080, hosts: ["*"] }
    */
-  readonly gateway?: false | Partial<Pick<IngressGatewayProps, 'selector' | 'hosts' | 'https'>> & { readonly port?: number; readonly httpsRedirect?: boolean };
+  readonly gateway?: BookinfoGatewayOptions | boolean;
+}
+
+/** BookinfoApp's ingress: bookinfo-gateway's server and hosts. */
+export interface BookinfoGatewayOptions {
+  /** Ingress gateway pod labels. @default { istio: "ingressgateway" } */
+  readonly selector?: { [key: string]: string };
+  /** Hosts the gateway accepts. @default ["*"] */
+  readonly hosts?: string[];
+  /** An HTTPS server as well. @default - none */
+  readonly https?: IngressHttpsOptions;
+  /** The plain HTTP server's port. @default 8080 */
+  readonly port?: number;
+  /** Answer plain HTTP with a 301 to https. @default false */
+  readonly httpsRedirect?: boolean;
 }
 
 interface BookinfoService {
@@ -92,7 +122,7 @@ const SERVICES: readonly BookinfoService[] = [
  */
 export class BookinfoApp extends Construct {
   /** Each service, as routes and policies refer to it (with its subsets). */
-  readonly services: Readonly<Record<BookinfoService['name'], ServiceRef>>;
+  readonly services: BookinfoServices;
   readonly workloads: Readonly<Record<string, MeshWorkload>>;
   readonly ingress?: IngressGateway;
   readonly scenario: BookinfoScenario | 'none';
@@ -103,7 +133,7 @@ export class BookinfoApp extends Construct {
     check.shape('', props, { images: 'object?', destinationRules: 'boolean?', upstreamSubsets: 'boolean?', mutualTls: 'boolean?' });
     // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
     if (new.target === BookinfoApp) refuseUnknownProps(this.node.path, 'BookinfoAppProps', props);
-    if (props.gateway !== undefined && props.gateway !== false) {
+    if (props.gateway !== undefined && typeof props.gateway !== 'boolean') {
       check.shape('gateway', props.gateway, { selector: 'stringMap?', hosts: 'strings?', https: 'object?', port: 'number?', httpsRedirect: 'boolean?' });
     }
     if (props.namespace !== undefined && !(props.namespace instanceof MeshNamespace) && typeof props.namespace !== 'string') {
@@ -151,7 +181,7 @@ export class BookinfoApp extends Construct {
         serviceName: svc.name,
         serviceNamespace: namespace,
         servicePorts: [PORT],
-        subsetNames: withRules ? subsets : [],
+        subsetNames: withRules ? [...subsets] : [],
       };
       if (withRules) {
         new DestinationPolicy(this, `${svc.name}-rule`, {
@@ -173,7 +203,7 @@ export class BookinfoApp extends Construct {
     }
 
     if (props.gateway !== false) {
-      const g = props.gateway ?? {};
+      const g = typeof props.gateway === 'object' ? props.gateway : {};
       this.ingress = new IngressGateway(this, 'ingress', {
         name: 'bookinfo-gateway',
         routeName: 'bookinfo',

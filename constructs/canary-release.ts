@@ -9,16 +9,30 @@ import { DestinationPolicy } from './destination-policy';
 import { renderHttpRoute, renderTrafficPolicy } from './istio/renderer';
 import { renderAtSynth, rendererOf } from './mesh';
 import { MeshNamespace } from './mesh-namespace';
-import { MeshWorkload, MeshWorkloadProps } from './mesh-workload';
+import { MeshWorkload, WorkloadOptions } from './mesh-workload';
 import { canarySpec, FlaggerCanary, flaggerOwned } from './progressive/flagger';
 import { buildProgressiveDelivery, ProgressiveDelivery, ProgressiveDeliveryModel } from './progressive-delivery';
 import { TrafficRoute } from './traffic-route';
 import { refuseUnknownProps } from './known-props';
 
 /** One version of the released app. */
-export interface CanaryVersionProps extends Omit<MeshWorkloadProps, 'app' | 'namespace' | 'mesh' | 'port' | 'service' | 'serviceName' | 'servicePort' | 'portName' | 'version'> {
+export interface CanaryVersionProps extends WorkloadOptions {
   /** The `version` label and subset name, e.g. "v1". */
   readonly version: string;
+}
+
+/** A request header that sends a request to the canary whatever the weights. */
+export interface CanaryHeader {
+  readonly name: string;
+  readonly match: HeaderMatch;
+}
+
+/** What CanaryRelease.rulesFor() puts before the split. */
+export interface CanaryRulesOptions {
+  /** Only requests matching these take the rules. @default - every request */
+  readonly match?: HttpMatch[];
+  /** The destination port. @default - the Service's only port */
+  readonly port?: number;
 }
 
 /** A stable and a canary version behind one Service, split by weight. */
@@ -48,11 +62,11 @@ export interface CanaryReleaseProps {
    * `currentStep` picks the stage this synth renders, so each stage is reproducible.
    * @default - a single stage, `canaryWeight`
    */
-  readonly steps?: readonly number[];
+  readonly steps?: number[];
   /** Index into `steps`. @default 0 */
   readonly currentStep?: number;
   /** Requests with this header always go to the canary (e.g. testers). @default - none */
-  readonly canaryHeader?: { readonly name: string; readonly match: HeaderMatch };
+  readonly canaryHeader?: CanaryHeader;
   /** Timeout of every request to the Service. @default - none */
   readonly timeout?: Duration | string;
   /** Retries of requests to the Service. @default - Istio's default */
@@ -74,12 +88,12 @@ export interface CanaryReleaseProps {
   readonly progressiveDelivery?: ProgressiveDelivery;
 }
 
+const ownedList = (o: ReturnType<typeof flaggerOwned>) => [...o.services.map((n) => `Service ${n}`), ...o.virtualServices.map((n) => `VirtualService ${n}`), ...o.destinationRules.map((n) => `DestinationRule ${n}`)].join(', ');
+
 /**
  * One Service, a stable and a canary Deployment, subsets by version and a weighted
  * split between them, optionally staged.
  */
-const ownedList = (o: ReturnType<typeof flaggerOwned>) => [...o.services.map((n) => `Service ${n}`), ...o.virtualServices.map((n) => `VirtualService ${n}`), ...o.destinationRules.map((n) => `DestinationRule ${n}`)].join(', ');
-
 export class CanaryRelease extends Construct implements ServiceRef {
   /** The stable version's workload; absent when a controller keeps the running version (`progressiveDelivery`). */
   readonly stable?: MeshWorkload;
@@ -92,11 +106,11 @@ export class CanaryRelease extends Construct implements ServiceRef {
   /** The controller's settings, checked; absent for a split the chart writes. */
   readonly progressiveDelivery?: ProgressiveDeliveryModel;
   /** The canary's weight at each step the controller takes (the promotion to 100 not included). */
-  readonly weights: readonly number[];
+  readonly weights: number[];
   readonly serviceName: string;
   readonly serviceNamespace?: string;
-  readonly servicePorts?: readonly number[];
-  readonly subsetNames: readonly string[];
+  readonly servicePorts?: number[];
+  readonly subsetNames?: string[];
   private weight: number;
   private rules: readonly HttpRule[];
   private readonly steps?: readonly number[];
@@ -131,7 +145,7 @@ export class CanaryRelease extends Construct implements ServiceRef {
     if (props.stable && props.stable.version === props.canary.version) check.fail('canary.version', props.canary.version, `a version other than the stable one ("${props.stable.version}")`);
 
     // Flagger's A/B and blue/green runs (iterations) have no weights at all.
-    const iterations = props.progressiveDelivery instanceof ProgressiveDelivery && props.progressiveDelivery.engine === 'flagger' ? props.progressiveDelivery.options.iterations : undefined;
+    const iterations = props.progressiveDelivery instanceof ProgressiveDelivery && props.progressiveDelivery.engine === 'flagger' ? props.progressiveDelivery._options.iterations : undefined;
     if (iterations !== undefined) {
       if (props.steps !== undefined || props.canaryWeight !== undefined) check.fail(props.steps !== undefined ? 'steps' : 'canaryWeight', props.steps ?? props.canaryWeight, 'no steps or canaryWeight with Flagger\'s iterations: an A/B or blue/green run moves no weight');
     } else if ((props.canaryWeight === undefined) === (props.steps === undefined)) {
@@ -310,7 +324,7 @@ export class CanaryRelease extends Construct implements ServiceRef {
       name: props.routeName ?? `${serviceName}-vs`,
       namespace: this.serviceNamespace,
       hosts: [this],
-      http: this.rules,
+      http: [...this.rules],
     });
   }
 
@@ -323,7 +337,7 @@ export class CanaryRelease extends Construct implements ServiceRef {
    * The objects the controller reads: Argo's Rollout and AnalysisTemplate (written when the
    * chart synthesizes), or Flagger's Canary.
    */
-  get controllerObjects(): readonly ApiObject[] {
+  get controllerObjects(): ApiObject[] {
     return ['Rollout', 'RolloutAnalysis', 'Canary'].map((id) => this.node.tryFindChild(id)).filter((c): c is ApiObject => c instanceof ApiObject);
   }
 
@@ -333,15 +347,15 @@ export class CanaryRelease extends Construct implements ServiceRef {
    *
    * ```ts
    * const release = new CanaryRelease(chart, 'reviews', { ..., steps: [10, 50, 100] });
-   * release.setStep(Number(process.env.STAGE ?? 0));
+   * release.goToStep(Number(process.env.STAGE ?? 0));
    * ```
    */
-  setStep(index: number): void {
+  goToStep(index: number): void {
     const check: Check = new Check(this.node.path);
-    if (this.progressiveDelivery) check.fail('setStep()', index, `no setStep() with progressiveDelivery: ${this.progressiveDelivery.title} moves the weight through steps on its own`);
-    if (!this.steps) check.fail('setStep()', index, 'a release with steps (this one has a single canaryWeight)');
-    check.integer('setStep()', index, 0, this.steps.length - 1);
-    if (this.rulesGiven) check.fail('setStep()', index, 'setStep() before rulesFor(): the rules it returned carry the split of the step before');
+    if (this.progressiveDelivery) check.fail('goToStep()', index, `no goToStep() with progressiveDelivery: ${this.progressiveDelivery.title} moves the weight through steps on its own`);
+    if (!this.steps) check.fail('goToStep()', index, 'a release with steps (this one has a single canaryWeight)');
+    check.integer('goToStep()', index, 0, this.steps.length - 1);
+    if (this.rulesGiven) check.fail('goToStep()', index, 'goToStep() before rulesFor(): the rules it returned carry the split of the step before');
     this.weight = this.steps[index];
     this.rules = this.splitRules(this.weight);
     this.route!._replaceRules(this.rules);
@@ -359,7 +373,7 @@ export class CanaryRelease extends Construct implements ServiceRef {
    *   routes: release.rulesFor({ match: [{ uri: { prefix: '/' } }] }) });
    * ```
    */
-  rulesFor(options: { readonly match?: readonly HttpMatch[]; readonly port?: number } = {}): HttpRule[] {
+  rulesFor(options: CanaryRulesOptions = {}): HttpRule[] {
     const check: Check = new Check(this.node.path);
     if (this.progressiveDelivery) {
       check.fail('rulesFor()', options, `no rulesFor() with progressiveDelivery: ${this.progressiveDelivery.title} owns the split, and a second route with its own weights would not follow it${this.progressiveDelivery.engine === 'flagger' ? ' (give ProgressiveDelivery.flagger({ hosts, gateways }) to expose the release through a gateway)' : ''}`);

@@ -15,7 +15,7 @@ export interface DestinationPolicyProps {
   /** The namespace of the rendered object. @default - the service's namespace */
   readonly namespace?: string;
   /** Named subsets, selected by pod labels (`{ version: name }` unless given). @default - none */
-  readonly subsets?: readonly Subset[];
+  readonly subsets?: Subset[];
   /** Load balancer, connection pool, outlier detection and TLS for every subset. @default - Istio's defaults */
   readonly trafficPolicy?: TrafficPolicy;
 }
@@ -31,7 +31,7 @@ export class DestinationPolicy extends Construct implements ServiceRef {
   readonly trafficPolicy?: TrafficPolicyModel;
   readonly serviceName: string;
   readonly serviceNamespace?: string;
-  readonly servicePorts?: readonly number[];
+  readonly servicePorts?: number[];
   readonly noService?: string;
   /** @internal */
   readonly [OPEN_SUBSETS] = true;
@@ -63,12 +63,12 @@ export class DestinationPolicy extends Construct implements ServiceRef {
   }
 
   /** The validated subsets, in order. */
-  get subsets(): readonly SubsetModel[] {
-    return this.built;
+  get subsets(): SubsetModel[] {
+    return [...this.built];
   }
 
   /** The subsets' names: routes to this policy may name them. */
-  get subsetNames(): readonly string[] {
+  get subsetNames(): string[] | undefined {
     return this.built.map((s) => s.name);
   }
 

@@ -4,6 +4,22 @@ import { MeshGateway } from './mesh-gateway';
 import { TrafficRoute } from './traffic-route';
 import { refuseUnknownProps } from './known-props';
 
+/** The plain HTTP server of an IngressGateway. */
+export interface IngressHttpOptions {
+  /** The port the gateway listens on. @default 80 */
+  readonly port?: number;
+  /** Answer every request with a 301 to https. @default false */
+  readonly httpsRedirect?: boolean;
+}
+
+/** The HTTPS server of an IngressGateway: TLS terminated at the gateway (mode SIMPLE). */
+export interface IngressHttpsOptions {
+  /** The port the gateway listens on. @default 443 */
+  readonly port?: number;
+  /** The TLS Secret (in the gateway's namespace) holding the certificate and key. */
+  readonly credentialName: string;
+}
+
 /** A gateway and the route bound to it, in one construct. */
 export interface IngressGatewayProps {
   /** The Gateway's name. */
@@ -15,17 +31,17 @@ export interface IngressGatewayProps {
   /** Ingress gateway pod labels. @default { istio: "ingressgateway" } (Helm installs: { istio: "ingress" }) */
   readonly selector?: Readonly<Record<string, string>>;
   /** Hosts the gateway accepts and the routes apply to. @default ["*"] */
-  readonly hosts?: readonly string[];
+  readonly hosts?: string[];
   /**
    * The plain HTTP server; `httpsRedirect` answers it with a 301 to https.
-   * `false` for an HTTPS-only gateway.
+   * `false` for an HTTPS-only gateway (`true`: the default server).
    * @default { port: 80 }
    */
-  readonly http?: { readonly port?: number; readonly httpsRedirect?: boolean } | false;
+  readonly http?: IngressHttpOptions | boolean;
   /** An HTTPS server terminating TLS (mode SIMPLE) with the TLS Secret `credentialName`. @default - none */
-  readonly https?: { readonly port?: number; readonly credentialName: string };
+  readonly https?: IngressHttpsOptions;
   /** The routes, in order, as the traffic model writes them (matches, destinations, timeouts, ...). */
-  readonly routes: readonly HttpRule[];
+  readonly routes: HttpRule[];
 }
 
 /**
@@ -42,11 +58,11 @@ export class IngressGateway extends Construct {
     check.shape('', props, { name: 'string', routeName: 'string?', namespace: 'string?', selector: 'stringMap?', hosts: 'strings?', https: 'object?', routes: 'array' });
     // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
     if (new.target === IngressGateway) refuseUnknownProps(this.node.path, 'IngressGatewayProps', props);
-    if (props.http !== undefined && props.http !== false) check.shape('http', props.http, { port: 'number?', httpsRedirect: 'boolean?' });
+    if (props.http !== undefined && typeof props.http !== 'boolean') check.shape('http', props.http, { port: 'number?', httpsRedirect: 'boolean?' });
     const hosts = props.hosts ?? ['*'];
     const servers: GatewayServer[] = [];
     if (props.http !== false) {
-      const http = props.http ?? {};
+      const http = typeof props.http === 'object' ? props.http : {};
       servers.push({ port: http.port ?? 80, protocol: 'HTTP', name: 'http', hosts, httpsRedirect: http.httpsRedirect });
     }
     if (props.https) {

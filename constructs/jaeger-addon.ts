@@ -23,22 +23,22 @@ export const JAEGER_PORTS = {
   jaegerGrpc: 14250, jaegerHttp: 14268, health: 13133, metrics: 8888,
 } as const;
 
-/** Where Jaeger keeps traces: in memory (lost on restart), or Badger on a PersistentVolumeClaim (kept). */
-export type JaegerStorage =
-  | {
-    readonly type: 'memory';
-    /** Traces kept; the oldest go first. @default 10000 */
-    readonly maxTraces?: number;
-  }
-  | {
-    readonly type: 'badger';
-    /** The claim's size, a Kubernetes quantity. @default "10Gi" */
-    readonly size?: string;
-    /** The claim's storage class. @default - the cluster's default class */
-    readonly storageClassName?: string;
-    /** How long spans are kept, a Go duration. @default "72h" */
-    readonly retention?: string;
-  };
+/**
+ * Where Jaeger keeps traces: in memory (lost on restart), or Badger on a PersistentVolumeClaim
+ * (kept). Each type takes only its own fields; the others are refused at synth.
+ */
+export interface JaegerStorage {
+  /** "memory" or "badger". */
+  readonly type: 'memory' | 'badger';
+  /** memory: traces kept; the oldest go first. @default 10000 */
+  readonly maxTraces?: number;
+  /** badger: the claim's size, a Kubernetes quantity. @default "10Gi" */
+  readonly size?: string;
+  /** badger: the claim's storage class. @default - the cluster's default class */
+  readonly storageClassName?: string;
+  /** badger: how long spans are kept, a Go duration. @default "72h" */
+  readonly retention?: string;
+}
 
 /** How the query UI is reached (Service `tracing`, port 80). */
 export interface JaegerUi extends AddonUi {
@@ -106,6 +106,13 @@ export class JaegerAddon extends Construct {
     const storage = props.storage ?? { type: 'memory' };
     check.object('storage', storage);
     check.oneOf('storage.type', storage.type, ['memory', 'badger']);
+    // One interface carries both types' fields (jsii has no discriminated unions): a field of
+    // the other type would be ignored, so it is refused.
+    const others = storage.type === 'memory' ? ['size', 'storageClassName', 'retention'] : ['maxTraces'];
+    for (const k of others) {
+      const v = (storage as unknown as Record<string, unknown>)[k];
+      if (v !== undefined) check.fail(`storage.${k}`, v, `no ${k} with storage type "${storage.type}"`);
+    }
     if (storage.type === 'memory') {
       check.shape('storage', storage, { type: 'string', maxTraces: 'number?' });
       check.integer('storage.maxTraces', storage.maxTraces ?? 10000, 1, 10_000_000);

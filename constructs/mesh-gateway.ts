@@ -15,7 +15,7 @@ export interface MeshGatewayProps {
   /** Pod labels of the gateway deployment. @default { istio: "ingressgateway" } (Helm installs use { istio: "ingress" }) */
   readonly selector?: Readonly<Record<string, string>>;
   /** The listeners: port, protocol, hosts, TLS. */
-  readonly servers: readonly GatewayServer[];
+  readonly servers: GatewayServer[];
 }
 
 /**
@@ -50,8 +50,8 @@ export class MeshGateway extends Construct {
   }
 
   /** The validated listeners, in order. */
-  get servers(): readonly GatewayServerModel[] {
-    return this.built;
+  get servers(): GatewayServerModel[] {
+    return [...this.built];
   }
 
   /**

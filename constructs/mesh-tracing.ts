@@ -100,7 +100,7 @@ export class MeshTracing extends Construct {
    * provider with the collector's address (Istio's tracing task). Put it under `meshConfig`
    * in the IstioOperator (`spec.meshConfig`) or in the istiod Helm values.
    */
-  get meshConfig(): { readonly enableTracing: true; readonly extensionProviders: ReadonlyArray<Record<string, unknown>> } {
+  get meshConfig(): { [key: string]: any } {
     const r = this.rendering;
     const provider = r.zipkin
       ? { name: r.providerName, zipkin: { service: r.zipkin.host, port: r.zipkin.port } }

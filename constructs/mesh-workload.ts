@@ -27,27 +27,83 @@ export interface WorkloadSecurity {
 /** CPU and memory requests and limits of the app container. */
 export interface WorkloadResources {
   /** CPU request and limit in millicores. @default { request: 50, limit: 500 } */
-  readonly cpuMillis?: { readonly request: number; readonly limit: number };
+  readonly cpuMillis?: ResourceRange;
   /** Memory request and limit in MiB. @default { request: 64, limit: 256 } */
-  readonly memoryMiB?: { readonly request: number; readonly limit: number };
+  readonly memoryMiB?: ResourceRange;
 }
 
-/** A Deployment and (with a port) its Service, labelled app/version, in or out of the mesh. */
-export interface MeshWorkloadProps {
+/** A container resource's request and limit, in the unit its prop names. */
+export interface ResourceRange {
+  readonly request: number;
+  readonly limit: number;
+}
+
+/** A named emptyDir volume and where the app container mounts it. */
+export interface EmptyDirMount {
+  readonly name: string;
+  readonly mountPath: string;
+}
+
+/**
+ * A workload's pods, container and Service details: what every version of an app sets for
+ * itself (CanaryRelease's versions take these).
+ */
+export interface WorkloadOptions {
+  /** Container image. */
+  readonly image: string;
+  /** The container's command (replaces the image's entrypoint). @default - the image's entrypoint */
+  readonly command?: string[];
+  /** The container's arguments. @default - the image's arguments */
+  readonly args?: string[];
+  /** Environment variables of the app container. @default - none */
+  readonly env?: { [key: string]: string };
+  /** Service `appProtocol`, for port names that carry no protocol prefix. @default - none */
+  readonly appProtocol?: string;
+  /**
+   * The Service's `targetPort` refers to the container port by name (instead of number).
+   * @default false
+   */
+  readonly targetPortByName?: boolean;
+  /** Labels the Service selects. @default { app } */
+  readonly serviceSelector?: { [key: string]: string };
+  /** The Deployment's name. @default - the `app` label */
+  readonly deploymentName?: string;
+  /** Pod replicas. @default 1 */
+  readonly replicas?: number;
+  /** Extra pod labels. @default - none */
+  readonly podLabels?: { [key: string]: string };
+  /** Extra pod annotations. @default - none */
+  readonly podAnnotations?: { [key: string]: string };
+  /** UID, GID and root filesystem of the pods. @default - non-root UID 25000, GID 26000, read-only root filesystem */
+  readonly security?: WorkloadSecurity;
+  /** CPU and memory requests and limits. @default - see WorkloadResources */
+  readonly resources?: WorkloadResources;
+  /** Paths that get a writable emptyDir (for images that write files). @default - none */
+  readonly writablePaths?: string[];
+  /** Named emptyDir volumes and where they are mounted (when the volume names matter). @default - none */
+  readonly emptyDirs?: EmptyDirMount[];
+  /** The pods' ServiceAccount. @default - the namespace's default account (no token mounted) */
+  readonly serviceAccount?: kplus.IServiceAccount;
+  /** Extra labels on the Service. @default - { app } only */
+  readonly serviceLabels?: { [key: string]: string };
+  /**
+   * Services this workload calls. Recorded on the pods (annotation `mesh.cdk8s.io/calls`)
+   * so that mesh lint can tell when a caller of routed hosts is outside the mesh.
+   * @default - none recorded
+   */
+  readonly calls?: ServiceRef[];
+  /** Seconds the app may take to start listening before the startup probe fails it. @default 30 */
+  readonly startupSeconds?: number;
+  /** When the kubelet pulls the image. @default IfNotPresent */
+  readonly imagePullPolicy?: kplus.ImagePullPolicy;
+}
+
+/** A workload without its place: MeshWorkloadProps less `namespace`, `mesh` and `port` (WebTier's backends and client take these). */
+export interface MeshWorkloadOptions extends WorkloadOptions {
   /** The `app` label: the service's identity in the mesh (telemetry, selectors). */
   readonly app: string;
   /** The `version` label (what DestinationRule subsets select). @default "v1" */
   readonly version?: string;
-  /** Container image. */
-  readonly image: string;
-  /** The container's command (replaces the image's entrypoint). @default - the image's entrypoint */
-  readonly command?: readonly string[];
-  /** The container's arguments. @default - the image's arguments */
-  readonly args?: readonly string[];
-  /** Environment variables of the app container. @default - none */
-  readonly env?: Readonly<Record<string, string>>;
-  /** Container port. Without it the workload is a client only and gets no Service. @default - none */
-  readonly port?: number;
   /**
    * Name of the container port and of the Service port. Istio picks the protocol from
    * it: `http`, `http-<suffix>`, `grpc`, ... unless `appProtocol` is set.
@@ -56,55 +112,21 @@ export interface MeshWorkloadProps {
   readonly portName?: string;
   /** The Service port. @default - the container port */
   readonly servicePort?: number;
-  /** Service `appProtocol`, for port names that carry no protocol prefix. @default - none */
-  readonly appProtocol?: string;
-  /**
-   * The Service's `targetPort` refers to the container port by name (instead of number).
-   * @default false
-   */
-  readonly targetPortByName?: boolean;
   /** Create the Service. @default true when `port` is set */
   readonly service?: boolean;
   /** The Service's name (metadata.name): the host routes and callers use. @default - the `app` label */
   readonly serviceName?: string;
-  /** Labels the Service selects. @default { app } */
-  readonly serviceSelector?: Readonly<Record<string, string>>;
-  /** The Deployment's name. @default - the `app` label */
-  readonly deploymentName?: string;
-  /** A MeshNamespace the chart owns, or the name of one it does not. @default - the chart's namespace */
-  readonly namespace?: MeshNamespace | string;
-  /** Pod replicas. @default 1 */
-  readonly replicas?: number;
-  /** In the mesh (gets a sidecar). @default true */
-  readonly mesh?: boolean;
-  /** Extra pod labels. @default - none */
-  readonly podLabels?: Readonly<Record<string, string>>;
-  /** Extra pod annotations. @default - none */
-  readonly podAnnotations?: Readonly<Record<string, string>>;
-  /** UID, GID and root filesystem of the pods. @default - non-root UID 25000, GID 26000, read-only root filesystem */
-  readonly security?: WorkloadSecurity;
-  /** CPU and memory requests and limits. @default - see WorkloadResources */
-  readonly resources?: WorkloadResources;
-  /** Paths that get a writable emptyDir (for images that write files). @default - none */
-  readonly writablePaths?: readonly string[];
-  /** Named emptyDir volumes and where they are mounted (when the volume names matter). @default - none */
-  readonly emptyDirs?: ReadonlyArray<{ readonly name: string; readonly mountPath: string }>;
-  /** The pods' ServiceAccount. @default - the namespace's default account (no token mounted) */
-  readonly serviceAccount?: kplus.IServiceAccount;
-  /** Extra labels on the Service. @default - { app } only */
-  readonly serviceLabels?: Readonly<Record<string, string>>;
-  /**
-   * Services this workload calls. Recorded on the pods (annotation `mesh.cdk8s.io/calls`)
-   * so that mesh lint can tell when a caller of routed hosts is outside the mesh.
-   * @default - none recorded
-   */
-  readonly calls?: ReadonlyArray<ServiceRef>;
-  /** Seconds the app may take to start listening before the startup probe fails it. @default 30 */
-  readonly startupSeconds?: number;
-  /** When the kubelet pulls the image. @default IfNotPresent */
-  readonly imagePullPolicy?: kplus.ImagePullPolicy;
 }
 
+/** A Deployment and (with a port) its Service, labelled app/version, in or out of the mesh. */
+export interface MeshWorkloadProps extends MeshWorkloadOptions {
+  /** Container port. Without it the workload is a client only and gets no Service. @default - none */
+  readonly port?: number;
+  /** A MeshNamespace the chart owns, or the name of one it does not. @default - the chart's namespace */
+  readonly namespace?: MeshNamespace | string;
+  /** In the mesh (gets a sidecar). @default true */
+  readonly mesh?: boolean;
+}
 const DEFAULT_USER = 25000;
 const DEFAULT_GROUP = 26000;
 
@@ -126,11 +148,11 @@ export class MeshWorkload extends Construct implements ServiceRef {
   readonly service?: k8s.KubeService;
   readonly serviceName: string;
   readonly serviceNamespace?: string;
-  readonly servicePorts?: readonly number[];
+  readonly servicePorts?: number[];
   readonly noService?: string;
   readonly portName?: string;
   /** Labels on the pod template. */
-  readonly podLabels: Readonly<Record<string, string>>;
+  readonly podLabels: { [key: string]: string };
   private readonly called: ServiceRef[] = [];
 
   constructor(scope: Construct, id: string, props: MeshWorkloadProps) {

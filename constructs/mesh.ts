@@ -113,10 +113,14 @@ export interface TracingRendering {
   /** Istio's root namespace, where a Telemetry applies to the whole mesh. */
   readonly rootNamespace: string;
   /** The collector's Zipkin endpoint (host, port); present when `protocol` is "zipkin". */
-  readonly zipkin?: { readonly host: string; readonly port: number };
+  readonly zipkin?: ZipkinEndpoint;
   /** The collector's OTLP endpoints (gRPC for Istio's Envoy, HTTP/JSON for the node sidecar); present when `protocol` is "opentelemetry". */
-  readonly otlp?: { readonly host: string; readonly grpcPort: number; readonly httpPort: number };
+  readonly otlp?: OtlpEndpoint;
 }
+/** A collector's Zipkin endpoint. */
+export interface ZipkinEndpoint { readonly host: string; readonly port: number }
+/** A collector's OTLP endpoints: gRPC and HTTP/JSON. */
+export interface OtlpEndpoint { readonly host: string; readonly grpcPort: number; readonly httpPort: number }
 
 /** Makes a chart's renderer; `chart` is absent for constructs outside any MeshChart. */
 export type RendererFactory = (chart?: MeshChart) => MeshRenderer;
@@ -183,7 +187,7 @@ export interface MeshChartProps extends ChartProps {
    * dropped (requests would go elsewhere).
    * @default - none: what the data plane cannot carry is refused at synth
    */
-  readonly dropUnsupported?: readonly string[];
+  readonly dropUnsupported?: string[];
 }
 
 const MESH_CHART = Symbol.for('cdk8s-mesh.MeshChart');
@@ -308,7 +312,8 @@ export class MeshChart extends Chart {
   }
 
   readonly dataPlane: DataPlane;
-  readonly renderer: MeshRenderer;
+  /** The data plane's renderer (TypeScript: `rendererOf(chart)`). @internal */
+  readonly _renderer: MeshRenderer;
   readonly sidecar: NodeSidecarOptions;
   readonly gatewayApi: GatewayApiOptions;
 
@@ -330,7 +335,7 @@ export class MeshChart extends Chart {
       throw new MeshValidationError(this.node.path, 'dataPlane', props.dataPlane, `one of the registered data planes (${[...factories.keys()].join(', ')})`);
     }
     Object.defineProperty(this, MESH_CHART, { value: true });
-    this.renderer = gated(this, factory(this), accept);
+    this._renderer = gated(this, factory(this), accept);
     // Refusals collected while rendering, then two objects with one identity (written to
     // one file, the second would silently replace the first on apply): all refused at synth.
     // The renders the chart's constructs asked for run first (renderAtSynth).
@@ -419,7 +424,7 @@ export function duplicatesIn(chart: Chart): Array<{ first: ApiObject; again: Api
 /** Find the renderer for a construct: its MeshChart's, or Istio's in a plain Chart. */
 export function rendererOf(c: IConstruct): MeshRenderer {
   for (let s: IConstruct | undefined = c; s; s = s.node.scope) {
-    if (MeshChart.isMeshChart(s)) return s.renderer;
+    if (MeshChart.isMeshChart(s)) return s._renderer;
   }
   const istio = factories.get(DataPlane.ISTIO);
   if (!istio) throw new Error('cdk8s-mesh: the Istio renderer is not registered (import cdk8s-mesh constructs via constructs/index.ts)');

@@ -1,4 +1,4 @@
-import { Check, Duration } from '../model';
+import { Check, checkDuration, Duration } from '../model';
 
 /** The controllers a CanaryRelease can hand its steps to. */
 export type ProgressiveEngine = 'argo-rollouts' | 'flagger';
@@ -59,7 +59,7 @@ export interface FlaggerWebhook {
   /** @default - Flagger's (60s) */
   readonly timeout?: Duration | string;
   /** Passed to the webhook, e.g. the load tester's `cmd`. */
-  readonly metadata?: Readonly<Record<string, string>>;
+  readonly metadata?: { [key: string]: string };
 }
 
 /** Flagger: a Canary for the release's Deployment; Flagger writes the Services and routes. */
@@ -75,11 +75,11 @@ export interface FlaggerOptions extends ProgressiveDeliveryOptions {
   /** With `iterations` and no header: blue/green with the traffic mirrored to the canary. @default false */
   readonly mirror?: boolean;
   /** Load tests, acceptance tests and gates. @default - none */
-  readonly webhooks?: readonly FlaggerWebhook[];
+  readonly webhooks?: FlaggerWebhook[];
   /** Hosts of the VirtualService Flagger writes, beside the Service's own name. @default - none */
-  readonly hosts?: readonly string[];
+  readonly hosts?: string[];
   /** Istio gateways of that VirtualService ("namespace/name"), with `mesh` for in-mesh callers. @default - the mesh only */
-  readonly gateways?: readonly string[];
+  readonly gateways?: string[];
 }
 
 /**
@@ -105,7 +105,12 @@ export class ProgressiveDelivery {
   /** The controller's name as its users write it. */
   get title(): string { return this.engine === 'argo-rollouts' ? 'Argo Rollouts' : 'Flagger'; }
 
-  private constructor(readonly engine: ProgressiveEngine, readonly options: ArgoRolloutsOptions & FlaggerOptions) {}
+  /** @internal */
+  readonly _options: ArgoRolloutsOptions & FlaggerOptions;
+
+  private constructor(readonly engine: ProgressiveEngine, options: ArgoRolloutsOptions & FlaggerOptions) {
+    this._options = options;
+  }
 }
 
 /** The options, checked and with their defaults. */
@@ -118,8 +123,32 @@ export interface ProgressiveDeliveryModel {
   readonly interval: Duration;
   readonly maxFailedChecks: number;
   readonly prometheusAddress: string;
-  readonly argo: Pick<ArgoRolloutsOptions, 'abortScaleDownDelaySeconds' | 'dynamicStableScale' | 'manualPromotion'> & { readonly scaleDown: 'never' | 'onsuccess' | 'progressively' };
-  readonly flagger: Pick<FlaggerOptions, 'progressDeadlineSeconds' | 'iterations' | 'mirror' | 'hosts' | 'gateways'> & { readonly webhooks: ReadonlyArray<FlaggerWebhook & { readonly timeout?: Duration }> };
+  readonly argo: ArgoRolloutsModel;
+  readonly flagger: FlaggerModel;
+}
+/** Argo Rollouts' settings, checked. */
+export interface ArgoRolloutsModel {
+  readonly scaleDown: 'never' | 'onsuccess' | 'progressively';
+  readonly abortScaleDownDelaySeconds?: number;
+  readonly dynamicStableScale?: boolean;
+  readonly manualPromotion?: boolean;
+}
+/** Flagger's settings, checked. */
+export interface FlaggerModel {
+  readonly progressDeadlineSeconds?: number;
+  readonly iterations?: number;
+  readonly mirror?: boolean;
+  readonly hosts?: string[];
+  readonly gateways?: string[];
+  readonly webhooks: FlaggerWebhookModel[];
+}
+/** A Flagger webhook, checked. */
+export interface FlaggerWebhookModel {
+  readonly name: string;
+  readonly type?: FlaggerWebhook['type'];
+  readonly url: string;
+  readonly timeout?: Duration;
+  readonly metadata?: { [key: string]: string };
 }
 
 export const DEFAULT_PROMETHEUS_ADDRESS = 'http://prometheus.istio-system:9090';
@@ -131,7 +160,7 @@ const WEBHOOK_TYPES = ['confirm-rollout', 'pre-rollout', 'rollout', 'confirm-tra
 /** Check a ProgressiveDelivery (field names start with `field`) and fill in the defaults. */
 export function buildProgressiveDelivery(check: Check, field: string, pd: unknown): ProgressiveDeliveryModel {
   if (!(pd instanceof ProgressiveDelivery)) check.fail(field, pd, 'ProgressiveDelivery.argoRollouts({...}) or ProgressiveDelivery.flagger({...})');
-  const o = pd.options;
+  const o = pd._options;
   check.object(`${field} options`, o as unknown);
   const known = pd.engine === 'argo-rollouts' ? ARGO_KEYS : FLAGGER_KEYS;
   for (const k of Object.keys(o)) {
@@ -169,7 +198,7 @@ export function buildProgressiveDelivery(check: Check, field: string, pd: unknow
     if (w.type !== undefined && !WEBHOOK_TYPES.includes(w.type)) check.fail(`${f}.type`, w.type, `one of ${WEBHOOK_TYPES.join(', ')}`);
     if (!/^https?:\/\/\S+$/.test(w.url)) check.fail(`${f}.url`, w.url, 'an http(s) URL');
     for (const [k, v] of Object.entries(w.metadata ?? {})) if (typeof v !== 'string') check.fail(`${f}.metadata.${k}`, v, 'a string');
-    return { ...w, timeout: w.timeout === undefined ? undefined : Duration.check(check, `${f}.timeout`, w.timeout) };
+    return { ...w, timeout: w.timeout === undefined ? undefined : checkDuration(check, `${f}.timeout`, w.timeout) };
   });
   const names = webhooks.map((w) => w.name);
   names.forEach((n, i) => { if (names.indexOf(n) !== i) check.fail(`${field}.webhooks[${i}].name`, n, 'a name no other webhook has'); });
@@ -179,10 +208,10 @@ export function buildProgressiveDelivery(check: Check, field: string, pd: unknow
   return {
     engine: pd.engine,
     title: pd.title,
-    stepDuration: Duration.check(check, `${field}.stepDuration`, o.stepDuration ?? '1m'),
+    stepDuration: checkDuration(check, `${field}.stepDuration`, o.stepDuration ?? '1m'),
     successRate,
-    maxLatency: Duration.check(check, `${field}.analysis.maxLatency`, a.maxLatency ?? '500ms'),
-    interval: Duration.check(check, `${field}.analysis.interval`, a.interval ?? '1m'),
+    maxLatency: checkDuration(check, `${field}.analysis.maxLatency`, a.maxLatency ?? '500ms'),
+    interval: checkDuration(check, `${field}.analysis.interval`, a.interval ?? '1m'),
     maxFailedChecks,
     prometheusAddress,
     argo: { scaleDown, abortScaleDownDelaySeconds: o.abortScaleDownDelaySeconds, dynamicStableScale: o.dynamicStableScale, manualPromotion: o.manualPromotion },

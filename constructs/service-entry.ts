@@ -1,5 +1,5 @@
 import { Construct } from 'constructs';
-import { buildServiceEntry, Check, checkDns1123Label, checkDns1123Subdomain, ServiceEntryModel, ServiceEntrySpec, ServiceRef } from '../model';
+import { buildServiceEntry, Check, checkDns1123Label, checkDns1123Subdomain, ServiceEntryModel, ServiceEntryName, ServiceEntrySpec, ServiceRef } from '../model';
 import { renderAtSynth, rendererOf } from './mesh';
 import { refuseUnknownProps } from './known-props';
 
@@ -22,9 +22,9 @@ export class ServiceEntry extends Construct implements ServiceRef {
   readonly namespace?: string;
   readonly model: ServiceEntryModel;
   readonly serviceName: string;
-  readonly servicePorts: readonly number[];
+  readonly servicePorts?: number[];
   readonly noService?: string;
-  readonly serviceEntry: { readonly name: string; readonly namespace?: string };
+  readonly serviceEntryRef?: ServiceEntryName;
 
   constructor(scope: Construct, id: string, props: ServiceEntryProps) {
     super(scope, id);
@@ -37,7 +37,7 @@ export class ServiceEntry extends Construct implements ServiceRef {
     this.name = props.name;
     this.namespace = props.namespace;
     this.model = buildServiceEntry(check, props);
-    this.serviceEntry = { name: this.name, ...(this.namespace !== undefined ? { namespace: this.namespace } : {}) };
+    this.serviceEntryRef = { name: this.name, ...(this.namespace !== undefined ? { namespace: this.namespace } : {}) };
     this.serviceName = this.model.hosts[0];
     this.servicePorts = this.model.ports.map((p) => p.number);
     if (this.serviceName.startsWith('*.')) this.noService = `is a wildcard of ServiceEntry ${this.name}: route to one host of it (entry.host("api${this.serviceName.slice(1)}"))`;
@@ -49,6 +49,6 @@ export class ServiceEntry extends Construct implements ServiceRef {
     const check = new Check(this.node.path);
     const covered = this.model.hosts.some((h) => h === name || (h.startsWith('*.') && name.endsWith(h.slice(1)) && !name.startsWith('*')));
     if (typeof name !== 'string' || !covered) check.fail('host()', name, `one of the entry's hosts (${this.model.hosts.join(', ')}) or a name a wildcard of them covers`);
-    return { serviceName: name, servicePorts: this.servicePorts, serviceEntry: this.serviceEntry };
+    return { serviceName: name, servicePorts: this.servicePorts, serviceEntryRef: this.serviceEntryRef };
   }
 }

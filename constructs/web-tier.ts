@@ -2,38 +2,54 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { Check, checkDns1123Label, checkLabelValue, ServiceRef } from '../model';
 import { MeshNamespace } from './mesh-namespace';
-import { MeshWorkload, MeshWorkloadProps } from './mesh-workload';
+import { MeshWorkload, MeshWorkloadOptions } from './mesh-workload';
 import { TrafficRoute } from './traffic-route';
 import { refuseUnknownProps } from './known-props';
 
 /** One backend of a WebTier: a workload with its own Service, and its traffic share. */
-export interface WebBackendProps extends Omit<MeshWorkloadProps, 'namespace' | 'mesh' | 'port'> {
+export interface WebBackendProps extends MeshWorkloadOptions {
   /** Container port the backend serves on. */
   readonly port: number;
   /** Percent of the front host's traffic (all backends or none must have one). @default - no weighted split */
   readonly weight?: number;
 }
 
+/** WebTier's client: a workload in the tier's namespace, with or without a port. */
+export interface WebClientProps extends MeshWorkloadOptions {
+  /** Container port. @default - none: a client only */
+  readonly port?: number;
+}
+
+/** WebTier's front Service, and the route that splits its host. */
+export interface WebFrontOptions {
+  /** The front Service's name: the host clients call. */
+  readonly serviceName: string;
+  /** The front Service's port. @default - the first backend's Service port */
+  readonly port?: number;
+  /** Name of the route (Istio: VirtualService). @default `${serviceName}-vs` */
+  readonly routeName?: string;
+}
+
+/** One label, as a key and a value. */
+export interface LabelPair {
+  readonly key: string;
+  readonly value: string;
+}
+
 /** Web backends behind one front Service, with an optional client and weighted split. */
 export interface WebTierProps {
   /** The backends, each a Deployment with its own Service. At least one. */
-  readonly backends: readonly WebBackendProps[];
+  readonly backends: WebBackendProps[];
   /**
    * One Service in front of all backends (plain Kubernetes round robin), and, when
    * the backends carry weights, the route that splits its host by weight.
    * @default - no front Service
    */
-  readonly front?: {
-    readonly serviceName: string;
-    /** @default - the first backend's Service port */
-    readonly port?: number;
-    /** Name of the route (Istio: VirtualService). @default `${serviceName}-vs` */
-    readonly routeName?: string;
-  };
+  readonly front?: WebFrontOptions;
   /** A client workload (e.g. busybox) that calls the tier. @default - none */
-  readonly client?: Omit<MeshWorkloadProps, 'namespace' | 'mesh'>;
+  readonly client?: WebClientProps;
   /** The label every backend pod carries and the front Service selects. @default { tier: "web" } */
-  readonly tierLabel?: { readonly key: string; readonly value: string };
+  readonly tierLabel?: LabelPair;
   /** The namespace of every workload of the tier: a MeshNamespace the chart owns, or a name. @default - the chart's namespace */
   readonly namespace?: MeshNamespace | string;
   /**
@@ -49,7 +65,7 @@ export interface WebTierProps {
  * optional weighted split of the front host across the backends' Services.
  */
 export class WebTier extends Construct {
-  readonly backends: readonly MeshWorkload[];
+  readonly backends: MeshWorkload[];
   readonly client?: MeshWorkload;
   readonly frontService?: k8s.KubeService;
   /** The front Service as a route destination or host. */

@@ -49,12 +49,12 @@ export function istioManifestsOf(chart: Chart): Manifest[] {
   for (const call of renderingCallsOf(chart)) {
     const scope = at(call.scopePath);
     switch (call.method) {
-      case 'renderRoute': twin.renderer.renderRoute(scope, call.id, call.rendering); break;
-      case 'renderDestinationPolicy': twin.renderer.renderDestinationPolicy(scope, call.id, call.rendering); break;
-      case 'renderGateway': twin.renderer.renderGateway(scope, call.id, call.rendering); break;
-      case 'renderTracing': twin.renderer.renderTracing!(scope, call.id, call.rendering); break;
-      case 'renderServiceEntry': twin.renderer.renderServiceEntry(scope, call.id, call.rendering); break;
-      case 'renderRollout': twin.renderer.renderRollout(scope, call.id, call.rendering); break;
+      case 'renderRoute': twin._renderer.renderRoute(scope, call.id, call.rendering); break;
+      case 'renderDestinationPolicy': twin._renderer.renderDestinationPolicy(scope, call.id, call.rendering); break;
+      case 'renderGateway': twin._renderer.renderGateway(scope, call.id, call.rendering); break;
+      case 'renderTracing': twin._renderer.renderTracing!(scope, call.id, call.rendering); break;
+      case 'renderServiceEntry': twin._renderer.renderServiceEntry(scope, call.id, call.rendering); break;
+      case 'renderRollout': twin._renderer.renderRollout(scope, call.id, call.rendering); break;
       default: { const never: never = call; throw new Error(`cdk8s-mesh: no Istio twin for ${JSON.stringify(never)}`); }
     }
   }

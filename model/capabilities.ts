@@ -144,7 +144,7 @@ export function routeFeatures(m: TrafficRouteModel): FeatureUse[] {
   const out: FeatureUse[] = [];
   const onMesh = m.gateways.length === 0 || m.gateways.includes('mesh');
   // A ServiceEntry's host is its own feature (Gateway API can name it, through Istio); other names with dots are external hosts.
-  const outside = (to: { serviceName: string; serviceEntry?: unknown }) => (to.serviceEntry ? 'route.serviceEntryHost' : to.serviceName.includes('.') ? 'route.externalHost' : undefined);
+  const outside = (to: { serviceName: string; serviceEntryRef?: unknown }) => (to.serviceEntryRef ? 'route.serviceEntryHost' : to.serviceName.includes('.') ? 'route.externalHost' : undefined);
   m.hosts.forEach((h, i) => {
     const feature = typeof h === 'string' ? (h !== '*' && isExternal(h) ? 'route.externalHost' : undefined) : outside(h);
     if (onMesh && feature) out.push({ feature, field: `hosts[${i}]`, value: typeof h === 'string' ? h : h.serviceName });

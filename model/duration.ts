@@ -17,7 +17,7 @@ const PART = /(\d+(?:\.\d+)?|\.\d+)(h|ms|m|s|us|µs|ns)/y;
  * Stored as whole nanoseconds; `toIstio()` writes the shortest exact form.
  */
 export class Duration {
-  /** Parse Istio's form. Throws a plain Error with a reason; `Duration.check` wraps it. */
+  /** Parse Istio's form. Throws a plain Error with a reason; `checkDuration` wraps it. */
   static parse(text: string): Duration {
     if (typeof text !== 'string' || text.length === 0) throw new Error('empty duration');
     let ns = 0;
@@ -37,27 +37,12 @@ export class Duration {
   static seconds(s: number): Duration { return new Duration(Math.round(s * 1_000_000_000)); }
   static minutes(m: number): Duration { return new Duration(Math.round(m * 60_000_000_000)); }
 
-  /**
-   * Accept a Duration or Istio's string form, and require at least 1ms
-   * (Istio's CRDs reject anything shorter for timeouts, delays and intervals).
-   */
-  static check(check: Check, field: string, value: unknown, opts: { zero?: boolean } = {}): Duration {
-    let d: Duration | undefined;
-    if (value instanceof Duration) d = value;
-    else if (typeof value === 'string') {
-      try { d = Duration.parse(value); } catch { d = undefined; }
-    }
-    if (!d || !Number.isSafeInteger(d.nanos)) {
-      check.fail(field, value, 'a duration such as "0.002s", "7s", "1m" or Duration.millis(2)');
-    }
-    if (opts.zero && d.nanos === 0) return d;
-    if (d.nanos < 1_000_000) check.fail(field, value, opts.zero ? '0s or a duration of at least 1ms' : 'a duration of at least 1ms');
-    return d;
-  }
+
 
   private constructor(public readonly nanos: number) {}
 
-  get millis(): number { return this.nanos / 1_000_000; }
+  /** The duration in milliseconds (fractional below 1ms). */
+  toMilliseconds(): number { return this.nanos / 1_000_000; }
 
   /** Istio's form: whole hours, minutes or seconds where exact, else seconds with a fraction. */
   toIstio(): string {
@@ -72,6 +57,24 @@ export class Duration {
 
   toString(): string { return this.toIstio(); }
   toJSON(): string { return this.toIstio(); }
+}
+
+/**
+ * Accept a Duration or Istio's string form, and require at least 1ms
+ * (Istio's CRDs reject anything shorter for timeouts, delays and intervals).
+ */
+export function checkDuration(check: Check, field: string, value: unknown, opts: { zero?: boolean } = {}): Duration {
+  let d: Duration | undefined;
+  if (value instanceof Duration) d = value;
+  else if (typeof value === 'string') {
+    try { d = Duration.parse(value); } catch { d = undefined; }
+  }
+  if (!d || !Number.isSafeInteger(d.nanos)) {
+    check.fail(field, value, 'a duration such as "0.002s", "7s", "1m" or Duration.millis(2)');
+  }
+  if (opts.zero && d.nanos === 0) return d;
+  if (d.nanos < 1_000_000) check.fail(field, value, opts.zero ? '0s or a duration of at least 1ms' : 'a duration of at least 1ms');
+  return d;
 }
 
 const PROMETHEUS_UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3, y: 31536000e3 };

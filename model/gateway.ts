@@ -5,6 +5,13 @@ export type ServerProtocol = 'HTTP' | 'HTTPS' | 'HTTP2' | 'GRPC' | 'TCP' | 'TLS'
 export const SERVER_PROTOCOLS: readonly ServerProtocol[] = ['HTTP', 'HTTPS', 'HTTP2', 'GRPC', 'TCP', 'TLS'];
 export type ServerTlsMode = 'SIMPLE' | 'MUTUAL' | 'PASSTHROUGH' | 'ISTIO_MUTUAL';
 
+/** TLS of a gateway server: SIMPLE (or MUTUAL) with the TLS Secret `credentialName`, or PASSTHROUGH. */
+export interface ServerTls {
+  readonly mode: ServerTlsMode;
+  /** A TLS Secret in the gateway's namespace. @default - none (PASSTHROUGH, ISTIO_MUTUAL) */
+  readonly credentialName?: string;
+}
+
 /** One listener of an ingress gateway (Istio's Gateway `servers[]`). */
 export interface GatewayServer {
   /** Port the gateway listens on, e.g. 80. */
@@ -14,9 +21,9 @@ export interface GatewayServer {
   /** Port name. @default - the protocol in lower case followed by the port, e.g. "http-80" */
   readonly name?: string;
   /** Hosts this server accepts, e.g. ["*"] or ["bookinfo.example.com"]. */
-  readonly hosts: readonly string[];
+  readonly hosts: string[];
   /** For HTTPS/TLS servers: SIMPLE with a credentialName (a TLS Secret in the gateway's namespace). */
-  readonly tls?: { readonly mode: ServerTlsMode; readonly credentialName?: string };
+  readonly tls?: ServerTls;
   /** For HTTP servers: answer every request with a 301 to https. @default false */
   readonly httpsRedirect?: boolean;
 }
@@ -26,8 +33,8 @@ export interface GatewayServerModel {
   readonly port: number;
   readonly protocol: ServerProtocol;
   readonly name: string;
-  readonly hosts: readonly string[];
-  readonly tls?: { readonly mode: ServerTlsMode; readonly credentialName?: string };
+  readonly hosts: string[];
+  readonly tls?: ServerTls;
   readonly httpsRedirect: boolean;
 }
 

@@ -1,4 +1,4 @@
-import { Duration } from './duration';
+import { checkDuration, Duration } from './duration';
 import { Check } from './errors';
 import { checkDns1123Label, checkLabelValue } from './names';
 
@@ -12,15 +12,36 @@ export interface ConsistentHash {
    * Hash on this cookie. With a `ttl`, a request without the cookie gets one (Set-Cookie on
    * its response, as Envoy does); a ttl of 0 makes it a session cookie.
    */
-  readonly httpCookie?: { readonly name: string; readonly path?: string; readonly ttl?: Duration | string };
+  readonly httpCookie?: HashCookie;
   /** Hash on the client's address. */
   readonly useSourceIp?: boolean;
   /** Hash on this query parameter's value. */
   readonly httpQueryParameterName?: string;
   /** A ring of virtual nodes (Envoy's ring hash). @default - a ring of at least 1024 entries */
-  readonly ringHash?: { readonly minimumRingSize?: number };
+  readonly ringHash?: RingHash;
   /** A Maglev lookup table, whose size must be prime. @default - ring hash */
-  readonly maglev?: { readonly tableSize?: number };
+  readonly maglev?: Maglev;
+}
+
+/** The cookie a consistent hash keys on. */
+export interface HashCookie {
+  readonly name: string;
+  /** @default - any path */
+  readonly path?: string;
+  /** With a ttl, a request without the cookie gets one; 0 makes it a session cookie. @default - no cookie is set */
+  readonly ttl?: Duration | string;
+}
+
+/** Envoy's ring hash. */
+export interface RingHash {
+  /** @default 1024 */
+  readonly minimumRingSize?: number;
+}
+
+/** Envoy's Maglev table. */
+export interface Maglev {
+  /** A prime. @default 65537 */
+  readonly tableSize?: number;
 }
 
 export type TlsMode = 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
@@ -28,21 +49,42 @@ export const TLS_MODES: readonly TlsMode[] = ['DISABLE', 'SIMPLE', 'MUTUAL', 'IS
 
 /** Connection pool limits (Istio ConnectionPoolSettings). */
 export interface ConnectionPool {
-  readonly tcp?: {
-    /** @default - Envoy's default (2^32-1) */
-    readonly maxConnections?: number;
-    /** @default 10s */
-    readonly connectTimeout?: Duration | string;
-    /** TCP keepalive probes on upstream connections. @default - the operating system's (off) */
-    readonly tcpKeepalive?: { readonly probes?: number; readonly time?: Duration | string; readonly interval?: Duration | string };
-  };
-  readonly http?: {
-    readonly http1MaxPendingRequests?: number;
-    readonly http2MaxRequests?: number;
-    readonly maxRequestsPerConnection?: number;
-    readonly maxRetries?: number;
-    readonly idleTimeout?: Duration | string;
-  };
+  readonly tcp?: TcpPool;
+  readonly http?: HttpPool;
+}
+
+/** TCP limits of a connection pool (Istio TCPSettings). */
+export interface TcpPool {
+  /** @default - Envoy's default (2^32-1) */
+  readonly maxConnections?: number;
+  /** @default 10s */
+  readonly connectTimeout?: Duration | string;
+  /** TCP keepalive probes on upstream connections. @default - the operating system's (off) */
+  readonly tcpKeepalive?: TcpKeepalive;
+}
+
+/** TCP keepalive of upstream connections. */
+export interface TcpKeepalive {
+  /** @default - the operating system's */
+  readonly probes?: number;
+  /** @default - the operating system's */
+  readonly time?: Duration | string;
+  /** @default - the operating system's */
+  readonly interval?: Duration | string;
+}
+
+/** HTTP limits of a connection pool (Istio HTTPSettings). */
+export interface HttpPool {
+  /** @default - Envoy's default */
+  readonly http1MaxPendingRequests?: number;
+  /** @default - Envoy's default */
+  readonly http2MaxRequests?: number;
+  /** @default - unlimited */
+  readonly maxRequestsPerConnection?: number;
+  /** @default - Envoy's default */
+  readonly maxRetries?: number;
+  /** @default 1h */
+  readonly idleTimeout?: Duration | string;
 }
 
 /** Ejecting failing endpoints (Istio OutlierDetection). */
@@ -86,32 +128,39 @@ export interface Subset {
 export interface TrafficPolicyModel {
   readonly loadBalancer?: LoadBalancer;
   readonly consistentHash?: ConsistentHashModel;
-  readonly connectionPool?: {
-    readonly tcp?: {
-      readonly maxConnections?: number; readonly connectTimeout?: Duration;
-      readonly tcpKeepalive?: { readonly probes?: number; readonly time?: Duration; readonly interval?: Duration };
-    };
-    readonly http?: {
-      readonly http1MaxPendingRequests?: number; readonly http2MaxRequests?: number;
-      readonly maxRequestsPerConnection?: number; readonly maxRetries?: number; readonly idleTimeout?: Duration;
-    };
-  };
-  readonly outlierDetection?: {
-    readonly consecutive5xxErrors?: number; readonly consecutiveGatewayErrors?: number;
-    readonly interval?: Duration; readonly baseEjectionTime?: Duration; readonly maxEjectionPercent?: number;
-    readonly minHealthPercent?: number;
-  };
+  readonly connectionPool?: ConnectionPoolModel;
+  readonly outlierDetection?: OutlierDetectionModel;
   readonly tls?: TlsMode;
 }
+/** A validated connection pool. */
+export interface ConnectionPoolModel { readonly tcp?: TcpPoolModel; readonly http?: HttpPoolModel }
+/** Validated TCP limits. */
+export interface TcpPoolModel { readonly maxConnections?: number; readonly connectTimeout?: Duration; readonly tcpKeepalive?: TcpKeepaliveModel }
+/** Validated TCP keepalive. */
+export interface TcpKeepaliveModel { readonly probes?: number; readonly time?: Duration; readonly interval?: Duration }
+/** Validated HTTP limits. */
+export interface HttpPoolModel {
+  readonly http1MaxPendingRequests?: number; readonly http2MaxRequests?: number;
+  readonly maxRequestsPerConnection?: number; readonly maxRetries?: number; readonly idleTimeout?: Duration;
+}
+/** Validated outlier detection. */
+export interface OutlierDetectionModel {
+  readonly consecutive5xxErrors?: number; readonly consecutiveGatewayErrors?: number;
+  readonly interval?: Duration; readonly baseEjectionTime?: Duration; readonly maxEjectionPercent?: number;
+  readonly minHealthPercent?: number;
+}
+/** A validated hash cookie. */
+export interface HashCookieModel { readonly name: string; readonly path?: string; readonly ttl?: Duration }
 /** A validated consistent hash: one key source, and ring hash unless Maglev was asked for. */
 export interface ConsistentHashModel {
   readonly httpHeaderName?: string;
-  readonly httpCookie?: { readonly name: string; readonly path?: string; readonly ttl?: Duration };
+  readonly httpCookie?: HashCookieModel;
   readonly useSourceIp?: boolean;
   readonly httpQueryParameterName?: string;
-  readonly ringHash?: { readonly minimumRingSize?: number };
-  readonly maglev?: { readonly tableSize?: number };
+  readonly ringHash?: RingHash;
+  readonly maglev?: Maglev;
 }
+
 
 /** Envoy's bounds: a ring of at most 8M entries; a Maglev table of a prime size, 65537 by default. */
 export const MAX_RING_SIZE = 8_388_608;
@@ -127,7 +176,7 @@ function optInt(check: Check, field: string, v: unknown, min: number, max = INT3
   return v as number | undefined;
 }
 function optDuration(check: Check, field: string, v: unknown) {
-  return v === undefined ? undefined : Duration.check(check, field, v);
+  return v === undefined ? undefined : checkDuration(check, field, v);
 }
 
 export function buildTrafficPolicy(check: Check, field: string, p: unknown): TrafficPolicyModel | undefined {
@@ -208,7 +257,7 @@ function buildConsistentHash(check: Check, field: string, h: unknown): Consisten
     check.object(`${field}.httpCookie`, c);
     if (typeof c.name !== 'string' || !TOKEN.test(c.name)) check.fail(`${field}.httpCookie.name`, c.name, 'a cookie name (an HTTP token)');
     if (c.path !== undefined && (typeof c.path !== 'string' || !/^\/[\x21-\x3a\x3c-\x7e]*$/.test(c.path))) check.fail(`${field}.httpCookie.path`, c.path, 'a cookie path: "/" then printable characters other than ";"');
-    httpCookie = { name: c.name, ...(c.path !== undefined ? { path: c.path as string } : {}), ...(c.ttl !== undefined ? { ttl: Duration.check(check, `${field}.httpCookie.ttl`, c.ttl, { zero: true }) } : {}) };
+    httpCookie = { name: c.name, ...(c.path !== undefined ? { path: c.path as string } : {}), ...(c.ttl !== undefined ? { ttl: checkDuration(check, `${field}.httpCookie.ttl`, c.ttl, { zero: true }) } : {}) };
   }
   if (h.ringHash !== undefined && h.maglev !== undefined) check.fail(`${field}.maglev`, h.maglev, 'no maglev beside ringHash (one hashing structure)');
   let ringHash: ConsistentHashModel['ringHash'];

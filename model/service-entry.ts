@@ -37,30 +37,38 @@ export interface ServiceEntryEndpoint {
 /** What a ServiceEntry declares, as its props take it. */
 export interface ServiceEntrySpec {
   /** Host names (DNS names, or "*.example.com" wildcards; never "*"). */
-  readonly hosts: readonly string[];
+  readonly hosts: string[];
   /** Virtual IPs or CIDR ranges for the hosts (TCP services without a host header). @default - none */
-  readonly addresses?: readonly string[];
+  readonly addresses?: string[];
   /** The ports and their protocols. */
-  readonly ports: readonly ServiceEntryPort[];
+  readonly ports: ServiceEntryPort[];
   /** Outside the mesh (no mTLS, no sidecar) or inside it. @default "MESH_EXTERNAL" */
   readonly location?: ServiceEntryLocation;
   /** How the proxy finds the endpoints: the address the client asked for (NONE), `endpoints` (STATIC), or DNS. @default "NONE" (Istio's default) */
   readonly resolution?: ServiceEntryResolution;
   /** Endpoints for STATIC (and optionally DNS) resolution. @default - none */
-  readonly endpoints?: readonly ServiceEntryEndpoint[];
+  readonly endpoints?: ServiceEntryEndpoint[];
   /** Namespaces that see the entry ("." this one, "*" all). @default - all (Istio's default) */
-  readonly exportTo?: readonly string[];
+  readonly exportTo?: string[];
+}
+
+/** A validated ServiceEntry port: named, with its protocol. */
+export interface ServiceEntryPortModel {
+  readonly number: number;
+  readonly protocol: ServiceEntryProtocol;
+  readonly name: string;
+  readonly targetPort?: number;
 }
 
 /** A validated ServiceEntry: every port named, defaults filled in. */
 export interface ServiceEntryModel {
-  readonly hosts: readonly string[];
-  readonly addresses: readonly string[];
-  readonly ports: ReadonlyArray<Required<Pick<ServiceEntryPort, 'number' | 'protocol' | 'name'>> & { readonly targetPort?: number }>;
+  readonly hosts: string[];
+  readonly addresses: string[];
+  readonly ports: ServiceEntryPortModel[];
   readonly location: ServiceEntryLocation;
   readonly resolution: ServiceEntryResolution;
-  readonly endpoints: readonly ServiceEntryEndpoint[];
-  readonly exportTo?: readonly string[];
+  readonly endpoints: ServiceEntryEndpoint[];
+  readonly exportTo?: string[];
 }
 
 // A DNS name with an optional leading "*." (Istio's ValidateWildcardDomain): labels of at most 63.

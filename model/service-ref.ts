@@ -1,8 +1,9 @@
 /**
  * What a route needs to know about its destination. Constructs (MeshWorkload,
- * CanaryRelease, WebTier) implement it; the model never sees cdk8s.
+ * CanaryRelease, WebTier) implement it; `Host.service()` and `Host.external()` make one for a
+ * Service or host the chart does not build. The model never sees cdk8s.
  */
-export interface ServiceRef {
+export interface IServiceRef {
   /** The Kubernetes Service name (`metadata.name`), or a full external host name. */
   readonly serviceName: string;
   /**
@@ -14,12 +15,12 @@ export interface ServiceRef {
    * Subset names a DestinationRule defines for this service.
    * @default - none: routes to this service may not name a subset
    */
-  readonly subsetNames?: readonly string[];
+  readonly subsetNames?: string[];
   /**
    * The Service's ports.
    * @default - unknown: a route's port is not checked
    */
-  readonly servicePorts?: readonly number[];
+  readonly servicePorts?: number[];
   /**
    * Why there is no Kubernetes Service behind this reference (a workload without a port, or
    * with `service: false`): a route to it would reach nothing, so routes to it are refused.
@@ -31,7 +32,36 @@ export interface ServiceRef {
    * it as Istio reads it (a ServiceEntry parentRef, a Hostname backendRef).
    * @default - not a ServiceEntry's host
    */
-  readonly serviceEntry?: { readonly name: string; readonly namespace?: string };
+  readonly serviceEntryRef?: ServiceEntryName;
+}
+
+/** The TypeScript name of IServiceRef (jsii names interfaces that carry behaviour with an I). */
+export type ServiceRef = IServiceRef;
+
+/** Where a ServiceEntry lives. */
+export interface ServiceEntryName {
+  readonly name: string;
+  /** @default - the chart's namespace */
+  readonly namespace?: string;
+}
+
+/**
+ * A destination the chart does not build, as a route's host or destination: the union-like
+ * class for host references (a construct, or one of these). A plain string host still works
+ * where hosts are strings.
+ */
+export class Host {
+  /** A Kubernetes Service by name, optionally in another namespace, with its ports if known. */
+  static service(name: string, namespace?: string, ports?: number[]): IServiceRef {
+    return { serviceName: name, serviceNamespace: namespace, servicePorts: ports };
+  }
+
+  /** A host outside the cluster (e.g. `api.example.com`), optionally with its ports. */
+  static external(host: string, ports?: number[]): IServiceRef {
+    return { serviceName: host, servicePorts: ports };
+  }
+
+  private constructor() {}
 }
 
 /**
@@ -43,7 +73,7 @@ export const OPEN_SUBSETS: unique symbol = Symbol.for('cdk8s-mesh.openSubsets');
 
 /** A destination outside the project's constructs, named by host (e.g. `api.example.com`). */
 export function externalHost(host: string, ports?: number[]): ServiceRef {
-  return { serviceName: host, servicePorts: ports };
+  return Host.external(host, ports);
 }
 
 export const CLUSTER_DOMAIN = 'svc.cluster.local';

@@ -1,18 +1,78 @@
 import { RE2JS } from 're2js';
-import { Duration } from './duration';
+import { checkDuration, Duration } from './duration';
 import { Check } from './errors';
 import { DATA_PLANE_HEADERS, hostHeaderProblems } from './host-header';
 import { checkDns1123Label, checkHost } from './names';
 import { OPEN_SUBSETS, ServiceRef } from './service-ref';
 
-/** One of Istio's StringMatch forms; `{}` is not allowed here (use `present`). */
-export type StringMatch = { readonly exact: string } | { readonly prefix: string } | { readonly regex: string };
+/**
+ * One of Istio's StringMatch forms: exactly one of `exact`, `prefix` or `regex` (RE2), as
+ * `{ prefix: "/api" }` or `Match.prefix("/api")`. More than one, or none, is refused at synth.
+ */
+export interface StringMatch {
+  readonly exact?: string;
+  readonly prefix?: string;
+  readonly regex?: string;
+}
 
-/** A query parameter condition: Istio (Envoy) matches parameters exactly or by regex, never by prefix. */
-export type QueryParamMatch = { readonly exact: string } | { readonly regex: string };
+/** A query parameter condition: exactly one of `exact` or `regex` (Istio has no prefix match for parameters). */
+export interface QueryParamMatch {
+  readonly exact?: string;
+  readonly regex?: string;
+}
 
-/** A header condition: a StringMatch, or `{ present: true }` for "the header is there at all". */
-export type HeaderMatch = StringMatch | { readonly present: true };
+/** A header condition: a StringMatch, or `{ present: true }` (`Match.present()`) for "the header is there at all". */
+export interface HeaderMatch extends StringMatch {
+  /** Only `true`: the header is there, whatever its value. */
+  readonly present?: boolean;
+}
+
+/**
+ * The match kinds as a union-like class: `Match.exact("v2")`, `Match.prefix("/api")`,
+ * `Match.regex("^/v[0-9]+/")`, `Match.present()`. The object forms (`{ prefix: "/api" }`)
+ * are the same thing.
+ */
+export class Match {
+  /** The whole value equals `value`. */
+  static exact(value: string): StringMatch { return { exact: value }; }
+  /** The value starts with `value`. */
+  static prefix(value: string): StringMatch { return { prefix: value }; }
+  /** The whole value matches the RE2 expression `pattern` (checked at synth). */
+  static regex(pattern: string): StringMatch { return { regex: pattern }; }
+  /** A header condition: the header is there at all. */
+  static present(): HeaderMatch { return { present: true }; }
+
+  private constructor() {}
+}
+
+/**
+ * Envoy's retry conditions (`retryOn`) as constants, so that a typo fails to compile in every
+ * language: `retryOn: [RetryOn.FIVE_XX, RetryOn.CONNECT_FAILURE]`. The strings ("5xx") and bare
+ * HTTP status codes ("503") are accepted as well.
+ */
+export class RetryOn {
+  static readonly FIVE_XX = '5xx';
+  static readonly GATEWAY_ERROR = 'gateway-error';
+  static readonly RESET = 'reset';
+  static readonly RESET_BEFORE_REQUEST = 'reset-before-request';
+  static readonly CONNECT_FAILURE = 'connect-failure';
+  static readonly ENVOY_RATELIMITED = 'envoy-ratelimited';
+  static readonly RETRIABLE_4XX = 'retriable-4xx';
+  static readonly REFUSED_STREAM = 'refused-stream';
+  static readonly RETRIABLE_STATUS_CODES = 'retriable-status-codes';
+  static readonly RETRIABLE_HEADERS = 'retriable-headers';
+  static readonly HTTP3_POST_CONNECT_FAILURE = 'http3-post-connect-failure';
+  /** gRPC status codes (Istio passes them to Envoy's grpc-on). */
+  static readonly CANCELLED = 'cancelled';
+  static readonly DEADLINE_EXCEEDED = 'deadline-exceeded';
+  static readonly INTERNAL = 'internal';
+  static readonly RESOURCE_EXHAUSTED = 'resource-exhausted';
+  static readonly UNAVAILABLE = 'unavailable';
+  /** A bare HTTP status code to retry on, e.g. RetryOn.status(503) is "503". */
+  static status(code: number): string { return String(code); }
+
+  private constructor() {}
+}
 
 /**
  * One match block. All conditions in a block must hold (AND); a rule's blocks are
@@ -26,11 +86,11 @@ export interface HttpMatch {
   /** HTTP method, e.g. "GET" (exact) or a StringMatch. @default - any method */
   readonly method?: string | StringMatch;
   /** @default - no header condition */
-  readonly headers?: Readonly<Record<string, HeaderMatch>>;
+  readonly headers?: { [key: string]: HeaderMatch };
   /** Headers that must NOT match. @default - none */
-  readonly withoutHeaders?: Readonly<Record<string, HeaderMatch>>;
+  readonly withoutHeaders?: { [key: string]: HeaderMatch };
   /** @default - no query condition */
-  readonly queryParams?: Readonly<Record<string, QueryParamMatch>>;
+  readonly queryParams?: { [key: string]: QueryParamMatch };
   /** The port the request was addressed to. @default - any port */
   readonly port?: number;
   /** Match `uri` case-insensitively. @default false */
@@ -59,13 +119,27 @@ export interface HttpRetry {
   /** @default - the rule's timeout */
   readonly perTryTimeout?: Duration | string;
   /** Envoy retry conditions, e.g. ["5xx", "connect-failure"] or "503". @default - Istio's default set */
-  readonly retryOn?: readonly string[];
+  readonly retryOn?: string[];
 }
 
 /** Fault injection of a rule: a fixed delay and/or an abort, each for a percentage of requests. */
 export interface HttpFault {
-  readonly delay?: { readonly fixedDelay: Duration | string; readonly percentage: number };
-  readonly abort?: { readonly httpStatus: number; readonly percentage: number };
+  readonly delay?: FaultDelay;
+  readonly abort?: FaultAbort;
+}
+
+/** Delay a percentage of requests by a fixed time before forwarding them. */
+export interface FaultDelay {
+  readonly fixedDelay: Duration | string;
+  /** Share of requests delayed, 0 to 100. */
+  readonly percentage: number;
+}
+
+/** Answer a percentage of requests with an HTTP status instead of forwarding them. */
+export interface FaultAbort {
+  readonly httpStatus: number;
+  /** Share of requests aborted, 0 to 100. */
+  readonly percentage: number;
 }
 
 /** Send a copy of a percentage of requests to another destination (answers are discarded). */
@@ -99,7 +173,7 @@ export interface HttpRedirect {
 export interface HeaderOps {
   readonly set?: Readonly<Record<string, string>>;
   readonly add?: Readonly<Record<string, string>>;
-  readonly remove?: readonly string[];
+  readonly remove?: string[];
 }
 
 /** Header operations on the request (before forwarding) and on the response. */
@@ -113,9 +187,9 @@ export interface HttpRule {
   /** @default - none */
   readonly name?: string;
   /** OR of these blocks. @default - every request */
-  readonly match?: readonly HttpMatch[];
+  readonly match?: HttpMatch[];
   /** Weighted destinations. Exactly one of `route` or `redirect`. */
-  readonly route?: readonly RouteDestination[];
+  readonly route?: RouteDestination[];
   readonly redirect?: HttpRedirect;
   /** @default - none */
   readonly rewrite?: HttpRewrite;
@@ -134,11 +208,11 @@ export interface HttpRule {
 /** Input for a set of host rules (what a VirtualService expresses). */
 export interface TrafficRouteSpec {
   /** The hosts the rules apply to: services (objects) or host names such as "*". */
-  readonly hosts: ReadonlyArray<ServiceRef | string>;
+  readonly hosts: Array<ServiceRef | string>;
   /** Gateway names the rules bind to; "mesh" means sidecars. @default - sidecars only */
-  readonly gateways?: readonly string[];
+  readonly gateways?: string[];
   /** Ordered rules: the first whose match holds wins. */
-  readonly http: readonly HttpRule[];
+  readonly http: HttpRule[];
 }
 
 // ---------------------------------------------------------------------------
@@ -153,9 +227,9 @@ export interface MatchModel {
   readonly name?: string;
   readonly uri?: StringMatchModel;
   readonly method?: StringMatchModel;
-  readonly headers: Readonly<Record<string, HeaderMatchModel>>;
-  readonly withoutHeaders: Readonly<Record<string, HeaderMatchModel>>;
-  readonly queryParams: Readonly<Record<string, StringMatchModel>>;
+  readonly headers: { [key: string]: HeaderMatchModel };
+  readonly withoutHeaders: { [key: string]: HeaderMatchModel };
+  readonly queryParams: { [key: string]: StringMatchModel };
   readonly port?: number;
   readonly ignoreUriCase: boolean;
 }
@@ -164,25 +238,30 @@ export interface DestinationModel { readonly to: ServiceRef; readonly subset?: s
 /** A validated rule. */
 export interface RuleModel {
   readonly name?: string;
-  readonly match: readonly MatchModel[];
+  readonly match: MatchModel[];
   /** Empty when the rule redirects. */
-  readonly route: readonly DestinationModel[];
+  readonly route: DestinationModel[];
   readonly redirect?: HttpRedirect;
   readonly rewrite?: HttpRewrite;
   readonly timeout?: Duration;
-  readonly retries?: { readonly attempts: number; readonly perTryTimeout?: Duration; readonly retryOn?: readonly string[] };
-  readonly fault?: {
-    readonly delay?: { readonly fixedDelay: Duration; readonly percentage: number };
-    readonly abort?: { readonly httpStatus: number; readonly percentage: number };
-  };
-  readonly mirror?: { readonly to: ServiceRef; readonly subset?: string; readonly port?: number; readonly percentage: number };
+  readonly retries?: RetryModel;
+  readonly fault?: FaultModel;
+  readonly mirror?: MirrorModel;
   readonly headers?: HttpHeaders;
 }
+/** Validated retries. */
+export interface RetryModel { readonly attempts: number; readonly perTryTimeout?: Duration; readonly retryOn?: string[] }
+/** A validated fault. */
+export interface FaultModel { readonly delay?: FaultDelayModel; readonly abort?: FaultAbort }
+/** A validated fault delay. */
+export interface FaultDelayModel { readonly fixedDelay: Duration; readonly percentage: number }
+/** A validated mirror. */
+export interface MirrorModel { readonly to: ServiceRef; readonly subset?: string; readonly port?: number; readonly percentage: number }
 /** A validated route: what renderers receive. */
 export interface TrafficRouteModel {
-  readonly hosts: ReadonlyArray<ServiceRef | string>;
-  readonly gateways: readonly string[];
-  readonly http: readonly RuleModel[];
+  readonly hosts: Array<ServiceRef | string>;
+  readonly gateways: string[];
+  readonly http: RuleModel[];
 }
 
 /** Envoy retry conditions Istio passes through (`retryOn`), besides bare HTTP status codes. */
@@ -402,14 +481,14 @@ function buildRule(check: Check, field: string, r: unknown): RuleModel {
     if (rw.authority !== undefined) checkHost(check, `${field}.rewrite.authority`, rw.authority);
   }
 
-  const timeout = r.timeout === undefined ? undefined : Duration.check(check, `${field}.timeout`, r.timeout);
+  const timeout = r.timeout === undefined ? undefined : checkDuration(check, `${field}.timeout`, r.timeout);
 
   let retries: RuleModel['retries'];
   if (r.retries !== undefined) {
     const rt = r.retries;
     check.object(`${field}.retries`, rt);
     check.integer(`${field}.retries.attempts`, rt.attempts, 0, 100);
-    const perTryTimeout = rt.perTryTimeout === undefined ? undefined : Duration.check(check, `${field}.retries.perTryTimeout`, rt.perTryTimeout);
+    const perTryTimeout = rt.perTryTimeout === undefined ? undefined : checkDuration(check, `${field}.retries.perTryTimeout`, rt.perTryTimeout);
     let retryOn: string[] | undefined;
     if (rt.retryOn !== undefined) {
       check.array(`${field}.retries.retryOn`, rt.retryOn, 1);
@@ -436,7 +515,7 @@ function buildRule(check: Check, field: string, r: unknown): RuleModel {
     if (f.delay !== undefined) {
       check.object(`${field}.fault.delay`, f.delay);
       check.percentage(`${field}.fault.delay.percentage`, f.delay.percentage);
-      delay = { fixedDelay: Duration.check(check, `${field}.fault.delay.fixedDelay`, f.delay.fixedDelay), percentage: f.delay.percentage };
+      delay = { fixedDelay: checkDuration(check, `${field}.fault.delay.fixedDelay`, f.delay.fixedDelay), percentage: f.delay.percentage };
     }
     if (f.abort !== undefined) {
       check.object(`${field}.fault.abort`, f.abort);

@@ -64,7 +64,7 @@ describe('a chart composed in steps is the chart written with props', () => {
     expect(yaml(parts)).toEqual(yaml(whole));
   });
 
-  test('setStep renders the stage currentStep would', () => {
+  test('goToStep renders the stage currentStep would', () => {
     const props: CanaryReleaseProps = {
       app: 'shop', port: 8080, stable: { version: 'v1', image: 'shop:1' }, canary: { version: 'v2', image: 'shop:2' }, steps: [10, 50, 100],
       canaryHeader: { name: 'x-canary', match: { exact: 'yes' } },
@@ -74,7 +74,7 @@ describe('a chart composed in steps is the chart written with props', () => {
     const bySet = new MeshChart(Testing.app(), 'c');
     const release = new CanaryRelease(bySet, 'shop', props);
     expect(release.canaryWeight).toBe(10);
-    release.setStep(1);
+    release.goToStep(1);
     expect(release.canaryWeight).toBe(50);
     expect(yaml(bySet)).toEqual(yaml(byProp));
     const split = find(meshSynth(bySet), 'VirtualService', 'shop-vs').spec.http[1].route.map((d: { weight: number }) => d.weight);
@@ -247,20 +247,20 @@ describe('MeshWorkload.calls', () => {
   });
 });
 
-describe('CanaryRelease.setStep', () => {
+describe('CanaryRelease.goToStep', () => {
   const base: CanaryReleaseProps = { app: 'shop', port: 8080, stable: { version: 'v1', image: 'shop:1' }, canary: { version: 'v2', image: 'shop:2' } };
 
   test('refuses what has no stage to set, naming why', () => {
     const c = new MeshChart(Testing.app(), 'c');
     const single = new CanaryRelease(c, 'single', { ...base, app: 'one', canaryWeight: 10 });
-    expect(() => single.setStep(0)).toThrow(/^c\/single: setStep\(\) is 0; expected a release with steps/);
+    expect(() => single.goToStep(0)).toThrow(/^c\/single: goToStep\(\) is 0; expected a release with steps/);
     const staged = new CanaryRelease(c, 'staged', { ...base, app: 'two', steps: [10, 50] });
-    expect(() => staged.setStep(2)).toThrow(/^c\/staged: setStep\(\) is 2; expected an integer from 0 to 1/);
-    expect(() => staged.setStep(0.5)).toThrow(/setStep\(\) is 0.5/);
+    expect(() => staged.goToStep(2)).toThrow(/^c\/staged: goToStep\(\) is 2; expected an integer from 0 to 1/);
+    expect(() => staged.goToStep(0.5)).toThrow(/goToStep\(\) is 0.5/);
     staged.rulesFor();
-    expect(() => staged.setStep(1)).toThrow(/^c\/staged: setStep\(\) is 1; expected setStep\(\) before rulesFor\(\)/);
+    expect(() => staged.goToStep(1)).toThrow(/^c\/staged: goToStep\(\) is 1; expected goToStep\(\) before rulesFor\(\)/);
     expect(staged.canaryWeight).toBe(10);
     const argo = new CanaryRelease(c, 'argo', { app: 'three', port: 8080, canary: { version: 'v2', image: 'x:2' }, steps: [10, 50], progressiveDelivery: ProgressiveDelivery.argoRollouts() });
-    expect(() => argo.setStep(1)).toThrow(/^c\/argo: setStep\(\) is 1; expected no setStep\(\) with progressiveDelivery: Argo Rollouts moves the weight/);
+    expect(() => argo.goToStep(1)).toThrow(/^c\/argo: goToStep\(\) is 1; expected no goToStep\(\) with progressiveDelivery: Argo Rollouts moves the weight/);
   });
 });

@@ -1,4 +1,4 @@
-import { buildGatewayServers, buildSubsets, buildTrafficPolicy, buildTrafficRoute, Check, Duration, externalHost, hostFor, isRe2, MeshValidationError, ServiceRef } from '../model';
+import { buildGatewayServers, buildSubsets, buildTrafficPolicy, buildTrafficRoute, Check, checkDuration, Duration, externalHost, hostFor, isRe2, MeshValidationError, ServiceRef } from '../model';
 
 const reviews: ServiceRef = { serviceName: 'reviews', serviceNamespace: 'bookinfo', subsetNames: ['v1', 'v2', 'v3'], servicePorts: [9080] };
 const route = (http: any[], hosts: any[] = [reviews]) => buildTrafficRoute('test/route', { hosts, http });
@@ -32,9 +32,9 @@ describe('Duration', () => {
 
   test('check() requires at least 1ms', () => {
     const c = new Check('x');
-    expect(Duration.check(c, 'timeout', '1ms').millis).toBe(1);
-    expect(() => Duration.check(c, 'timeout', '0.0005s')).toThrow(/at least 1ms/);
-    expect(() => Duration.check(c, 'timeout', 7)).toThrow(/a duration such as/);
+    expect(checkDuration(c, 'timeout', '1ms').toMilliseconds()).toBe(1);
+    expect(() => checkDuration(c, 'timeout', '0.0005s')).toThrow(/at least 1ms/);
+    expect(() => checkDuration(c, 'timeout', 7)).toThrow(/a duration such as/);
   });
 });
 
@@ -164,9 +164,9 @@ describe('destination policy', () => {
       connectionPool: { tcp: { tcpKeepalive: { probes: 3, time: '60s', interval: '10s' } } },
     })!;
     expect(p.consistentHash).toEqual({ httpCookie: { name: 'user', path: '/', ttl: expect.anything() }, maglev: { tableSize: 65537 } });
-    expect(p.consistentHash!.httpCookie!.ttl!.millis).toBe(10_000);
+    expect(p.consistentHash!.httpCookie!.ttl!.toMilliseconds()).toBe(10_000);
     expect(p.outlierDetection!.minHealthPercent).toBe(50);
-    expect(p.connectionPool!.tcp!.tcpKeepalive!.time!.millis).toBe(60_000);
+    expect(p.connectionPool!.tcp!.tcpKeepalive!.time!.toMilliseconds()).toBe(60_000);
   });
   test.each([
     [{ loadBalancer: 'RANDOM', consistentHash: { useSourceIp: true } }, /t: trafficPolicy.consistentHash is .*no consistentHash beside loadBalancer RANDOM/],

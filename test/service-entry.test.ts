@@ -51,7 +51,7 @@ describe('the construct checks a ServiceEntry as Istio validates it', () => {
     const wiki = new ServiceEntry(c, 'wiki', { name: 'wiki', hosts: ['*.wikipedia.org'], ports: [{ number: 443, protocol: 'TLS' }] });
     expect(() => new TrafficRoute(c, 'r', { name: 'r', hosts: ['en.wikipedia.org'], http: [{ route: [{ to: wiki }] }] }))
       .toThrow('c/r: http[0].route[0].to is "*.wikipedia.org"; expected a destination with a Service: *.wikipedia.org is a wildcard of ServiceEntry wiki: route to one host of it (entry.host("api.wikipedia.org"))');
-    expect(wiki.host('en.wikipedia.org')).toEqual({ serviceName: 'en.wikipedia.org', servicePorts: [443], serviceEntry: { name: 'wiki' } });
+    expect(wiki.host('en.wikipedia.org')).toEqual({ serviceName: 'en.wikipedia.org', servicePorts: [443], serviceEntryRef: { name: 'wiki' } });
     expect(() => wiki.host('wikipedia.org')).toThrow('c/wiki: host() is "wikipedia.org"; expected one of the entry\'s hosts (*.wikipedia.org) or a name a wildcard of them covers');
   });
 });

@@ -197,10 +197,10 @@ export class GatewayApiRenderer implements MeshRenderer {
   private serviceParent(check: Check, h: ServiceRef | string, routeNs: string): GwParentRef {
     let name: string;
     let namespace: string;
-    if (typeof h !== 'string' && h.serviceEntry) {
+    if (typeof h !== 'string' && h.serviceEntryRef) {
       this.needsIstio(check, 'hosts', h.serviceName);
-      const ns = h.serviceEntry.namespace ?? routeNs;
-      return { group: ISTIO_GROUP, kind: 'ServiceEntry', name: h.serviceEntry.name, ...(ns !== routeNs ? { namespace: ns } : {}) };
+      const ns = h.serviceEntryRef.namespace ?? routeNs;
+      return { group: ISTIO_GROUP, kind: 'ServiceEntry', name: h.serviceEntryRef.name, ...(ns !== routeNs ? { namespace: ns } : {}) };
     }
     if (typeof h !== 'string') {
       name = h.serviceName;
@@ -344,11 +344,11 @@ export class GatewayApiRenderer implements MeshRenderer {
 
   /** A Service backendRef (a subset is its per-version Service), with a ReferenceGrant when it is in another namespace. */
   private backend(check: Check, f: string, d: { to: ServiceRef; subset?: string; port?: number }, routeNs: string): GwBackendRef {
-    if (d.to.serviceEntry) {
+    if (d.to.serviceEntryRef) {
       // Istio's synthetic Hostname kind: a ServiceEntry host (no namespace: hosts are global).
       this.needsIstio(check, `${f}.to`, d.to.serviceName);
       const port = d.port ?? (d.to.servicePorts?.length === 1 ? d.to.servicePorts[0] : undefined);
-      if (port === undefined) check.fail(`${f}.port`, d.port, `a port: ServiceEntry ${d.to.serviceEntry.name} has ports ${(d.to.servicePorts ?? []).join(', ')}, and a backendRef needs one`);
+      if (port === undefined) check.fail(`${f}.port`, d.port, `a port: ServiceEntry ${d.to.serviceEntryRef.name} has ports ${(d.to.servicePorts ?? []).join(', ')}, and a backendRef needs one`);
       if (d.subset) check.fail(`${f}.subset`, d.subset, 'no subset: a Hostname backendRef has no per-version Service to name');
       return { group: ISTIO_GROUP, kind: 'Hostname', name: d.to.serviceName, port };
     }

@@ -129,7 +129,7 @@ export function analysisTemplateSpec(pd: ProgressiveDeliveryModel, byVersion: bo
     args: byVersion ? [{ name: 'service' }, { name: 'canary-version' }] : [{ name: 'service' }],
     metrics: [
       { name: 'success-rate', interval, failureLimit, successCondition: `result[0] >= ${round(pd.successRate / 100)}`, provider: provider(q.successRate) },
-      { name: 'latency-p99', interval, failureLimit, successCondition: `result[0] <= ${round(pd.maxLatency.millis)}`, provider: provider(q.latencyP99) },
+      { name: 'latency-p99', interval, failureLimit, successCondition: `result[0] <= ${round(pd.maxLatency.toMilliseconds())}`, provider: provider(q.latencyP99) },
     ],
   };
 }

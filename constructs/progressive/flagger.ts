@@ -65,7 +65,7 @@ export function canarySpec(i: FlaggerCanaryInput): Record<string, unknown> {
   // Flagger's built-in Istio checks: request-success-rate in percent, request-duration (p99) in milliseconds.
   analysis.metrics = [
     { name: 'request-success-rate', thresholdRange: { min: i.pd.successRate }, interval: i.pd.interval.toIstio() },
-    { name: 'request-duration', thresholdRange: { max: i.pd.maxLatency.millis }, interval: i.pd.interval.toIstio() },
+    { name: 'request-duration', thresholdRange: { max: i.pd.maxLatency.toMilliseconds() }, interval: i.pd.interval.toIstio() },
   ];
   if (f.webhooks.length) {
     analysis.webhooks = f.webhooks.map((w) => ({

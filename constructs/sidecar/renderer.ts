@@ -12,6 +12,7 @@ import {
   DataPlane, DestinationPolicyRendering, GatewayEnrollment, GatewayRendering, MeshChart, MeshRenderer, NodeSidecarOptions, RolloutRendering, RouteRendering, ServiceEntryRendering, TracingRendering,
 } from '../mesh';
 import { renderArgoRollout } from '../progressive/argo-rollouts';
+import type { Duration } from '../../model/duration';
 import type { MeshNamespace } from '../mesh-namespace';
 import type { MeshWorkload } from '../mesh-workload';
 import { cpuQuantity, omitServerDefaults, restrictedContainer } from '../server-form';
@@ -54,7 +55,7 @@ const TOKEN_VOLUME = {
 /** A DestinationRule's policy as the proxy reads it (durations in milliseconds). TLS is refused on this plane before it gets here. */
 export function routeTablePolicy(p: TrafficPolicyModel | undefined): RtTrafficPolicy | undefined {
   if (!p) return undefined;
-  const ms = (d: { millis: number } | undefined) => d?.millis;
+  const ms = (d: Duration | undefined) => d?.toMilliseconds();
   const clean = <T extends object>(o: T): T | undefined => {
     const out = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
     return Object.keys(out).length ? out : undefined;
@@ -589,17 +590,17 @@ export class NodeSidecarRenderer implements MeshRenderer {
       destinations: r.route.map((d: DestinationModel) => ({ ...this.upstream(d.to, d.subset, d.port, ns), weight: d.weight })),
       ...(r.redirect ? { redirect: redirectOf(r.redirect) } : {}),
       ...(r.rewrite ? { rewrite: { ...r.rewrite } } : {}),
-      ...(r.timeout ? { timeoutMs: r.timeout.millis } : {}),
+      ...(r.timeout ? { timeoutMs: r.timeout.toMilliseconds() } : {}),
       ...(r.retries ? {
         retries: {
           attempts: r.retries.attempts,
-          ...(r.retries.perTryTimeout ? { perTryTimeoutMs: r.retries.perTryTimeout.millis } : {}),
+          ...(r.retries.perTryTimeout ? { perTryTimeoutMs: r.retries.perTryTimeout.toMilliseconds() } : {}),
           retryOn: [...(r.retries.retryOn ?? ISTIO_DEFAULT_RETRY_ON)],
         },
       } : {}),
       ...(r.fault ? {
         fault: {
-          ...(r.fault.delay ? { delay: { fixedDelayMs: r.fault.delay.fixedDelay.millis, percentage: r.fault.delay.percentage } } : {}),
+          ...(r.fault.delay ? { delay: { fixedDelayMs: r.fault.delay.fixedDelay.toMilliseconds(), percentage: r.fault.delay.percentage } } : {}),
           ...(r.fault.abort ? { abort: { ...r.fault.abort } } : {}),
         },
       } : {}),

@@ -6,7 +6,7 @@ import * as ts from 'typescript';
 
 const ROOT = path.join(__dirname, '..', '..');
 let program: ts.Program | undefined;
-const REFERENCES = new Set(['ServiceRef']);
+const REFERENCES = new Set(['ServiceRef', 'IServiceRef']);
 
 function checker(): ts.TypeChecker {
   program ??= ts.createProgram([path.join(ROOT, 'constructs', 'index.ts')], { strict: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.CommonJS, skipLibCheck: true });

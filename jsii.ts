@@ -1,0 +1,60 @@
+// The part of the API offered to every jsii language (Python, Java, Go, .NET): the constructs a
+// chart is composed of, their props and the union-like classes they take. `scripts/jsii.sh`
+// compiles it with jsii. TypeScript users import `cdk8s-mesh` (index.ts), a superset that adds
+// renderers, the traffic model's internals, lint and plans.
+export { DataPlane, MeshChart } from './constructs/mesh';
+export type { MeshChartProps, NodeSidecarOptions, GatewayApiOptions } from './constructs/mesh';
+export { MeshNamespace } from './constructs/mesh-namespace';
+export type { MeshNamespaceProps } from './constructs/mesh-namespace';
+export { MeshWorkload } from './constructs/mesh-workload';
+export type { MeshWorkloadProps, WorkloadSecurity, WorkloadResources } from './constructs/mesh-workload';
+export { TrafficRoute } from './constructs/traffic-route';
+export type { TrafficRouteProps, AddRuleOptions } from './constructs/traffic-route';
+export { DestinationPolicy } from './constructs/destination-policy';
+export type { DestinationPolicyProps } from './constructs/destination-policy';
+export { MeshGateway } from './constructs/mesh-gateway';
+export type { MeshGatewayProps } from './constructs/mesh-gateway';
+export { ServiceEntry } from './constructs/service-entry';
+export type { ServiceEntryProps } from './constructs/service-entry';
+export { WebTier } from './constructs/web-tier';
+export type { WebBackendProps, WebTierProps } from './constructs/web-tier';
+export { CanaryRelease } from './constructs/canary-release';
+export type { CanaryVersionProps, CanaryReleaseProps } from './constructs/canary-release';
+export { ProgressiveDelivery, ProgressiveEngine } from './constructs/progressive-delivery';
+export type { CanaryAnalysis, ProgressiveDeliveryOptions, ArgoRolloutsOptions, FlaggerWebhook, FlaggerOptions } from './constructs/progressive-delivery';
+export { IngressGateway } from './constructs/ingress-gateway';
+export type { IngressGatewayProps } from './constructs/ingress-gateway';
+export { BookinfoApp } from './constructs/bookinfo-app';
+export type { BookinfoAppProps, BookinfoScenario } from './constructs/bookinfo-app';
+export { JaegerAddon } from './constructs/jaeger-addon';
+export type { JaegerAddonProps, JaegerStorage, JaegerUi } from './constructs/jaeger-addon';
+export { PrometheusAddon } from './constructs/prometheus-addon';
+export type { PrometheusAddonProps } from './constructs/prometheus-addon';
+export { KialiAddon } from './constructs/kiali-addon';
+export type { KialiAddonProps } from './constructs/kiali-addon';
+export { MeshTracing } from './constructs/mesh-tracing';
+export type { MeshTracingProps, TracingCollector } from './constructs/mesh-tracing';
+export { Duration } from './model/duration';
+export { Host } from './model/service-ref';
+export type { IServiceRef, ServiceEntryName } from './model/service-ref';
+export type { IngressHttpOptions, IngressHttpsOptions } from './constructs/ingress-gateway';
+export type { BookinfoGatewayOptions, BookinfoImages, BookinfoServices } from './constructs/bookinfo-app';
+export type { MeshWorkloadOptions, WorkloadOptions, ResourceRange, EmptyDirMount } from './constructs/mesh-workload';
+export type { WebClientProps, WebFrontOptions, LabelPair } from './constructs/web-tier';
+export type { CanaryHeader, CanaryRulesOptions } from './constructs/canary-release';
+export type { AddonUi } from './constructs/addon-common';
+export type { TrafficRouteSpec, HttpRule, HttpMatch, RouteDestination, HttpRetry, HttpFault, HttpMirror, HttpRewrite, HttpRedirect, HeaderOps, HttpHeaders, StringMatch, HeaderMatch, QueryParamMatch } from './model/traffic';
+export type { GatewayServer } from './model/gateway';
+export type { Subset, TrafficPolicy, ConnectionPool, OutlierDetection, ConsistentHash } from './model/policy';
+export type { ServiceEntrySpec } from './model/service-entry';
+export { Match, RetryOn } from './model/traffic';
+export type { FaultDelay, FaultAbort } from './model/traffic';
+export type { ServerTls } from './model/gateway';
+export type { HashCookie, RingHash, Maglev, TcpPool, TcpKeepalive, HttpPool } from './model/policy';
+// The validated models the constructs' getters return (what the data plane will render).
+export type { TrafficRouteModel, RuleModel, MatchModel, StringMatchModel, HeaderMatchModel, DestinationModel, RetryModel, FaultModel, FaultDelayModel, MirrorModel } from './model/traffic';
+export type { TrafficPolicyModel, SubsetModel, ConsistentHashModel, ConnectionPoolModel, TcpPoolModel, TcpKeepaliveModel, HttpPoolModel, OutlierDetectionModel, HashCookieModel } from './model/policy';
+export type { GatewayServerModel } from './model/gateway';
+export type { ServiceEntryModel, ServiceEntryPort, ServiceEntryEndpoint, ServiceEntryPortModel } from './model/service-entry';
+export type { TracingRendering, ZipkinEndpoint, OtlpEndpoint } from './constructs/mesh';
+export type { ProgressiveDeliveryModel, ArgoRolloutsModel, FlaggerModel, FlaggerWebhookModel } from './constructs/progressive-delivery';
