@@ -44,6 +44,26 @@ function NOT_L4(key: string, detail: string): string {
     + `or DataPlane.ISTIO with the VirtualService's ${key} section written as an ApiObject`;
 }
 
+/** For each declared path: the paths, and the prefixes followed by "[]", "{}" or "." in some path. */
+interface PathIndex { paths: Set<string>; arrays: Set<string>; records: Set<string>; parents: Set<string> }
+const INDEXES = new Map<string, PathIndex>();
+// Built once per interface: every construct checks its props, so the walk must not scan the
+// whole path list at each level (it did: 3% of synth at 3,000 services).
+function indexOf(iface: string, known: readonly string[]): PathIndex {
+  let index = INDEXES.get(iface);
+  if (index) return index;
+  index = { paths: new Set(known), arrays: new Set(), records: new Set(), parents: new Set() };
+  for (const p of known) {
+    for (let i = 0; i < p.length; i++) {
+      if (p.startsWith('[]', i)) index.arrays.add(p.slice(0, i));
+      else if (p.startsWith('{}', i)) index.records.add(p.slice(0, i));
+      else if (p[i] === '.') index.parents.add(p.slice(0, i));
+    }
+  }
+  INDEXES.set(iface, index);
+  return index;
+}
+
 /**
  * Refuse keys of `props` that its interface does not declare, at any depth of plain
  * objects and arrays, each with the construct path, the field and the nearest valid name.
@@ -53,7 +73,7 @@ function NOT_L4(key: string, detail: string): string {
 export function refuseUnknownProps(where: string, iface: string, props: unknown): void {
   const known = PROP_PATHS[iface];
   if (!known) throw new Error(`cdk8s-mesh: no prop paths for ${iface} (npm run docs:props)`);
-  const paths = new Set(known);
+  const { paths, arrays, records, parents } = indexOf(iface, known);
   const childrenOf = (parent: string) => [...new Set(known
     .filter((p) => (parent ? p.startsWith(`${parent}.`) : true))
     .map((p) => (parent ? p.slice(parent.length + 1) : p).split(/[.[{]/)[0])
@@ -61,12 +81,12 @@ export function refuseUnknownProps(where: string, iface: string, props: unknown)
   const problems: MeshValidationError[] = [];
   const walk = (value: unknown, decl: string, field: string) => {
     if (Array.isArray(value)) {
-      if (known.some((p) => p.startsWith(`${decl}[]`))) value.forEach((v, i) => walk(v, `${decl}[]`, `${field}[${i}]`));
+      if (arrays.has(decl)) value.forEach((v, i) => walk(v, `${decl}[]`, `${field}[${i}]`));
       return;
     }
     if (!isPlain(value)) return;
-    const record = known.some((p) => p.startsWith(`${decl}{}`));
-    if (decl && !record && !known.some((p) => p.startsWith(`${decl}.`))) return; // a leaf: its own checks read it
+    const record = records.has(decl);
+    if (decl && !record && !parents.has(decl)) return; // a leaf: its own checks read it
     for (const [key, v] of Object.entries(value)) {
       const f = field ? `${field}.${key}` : key;
       if (record) { walk(v, `${decl}{}`, f); continue; }
