@@ -130,6 +130,101 @@ export interface MeshWorkloadProps extends MeshWorkloadOptions {
 const DEFAULT_USER = 25000;
 const DEFAULT_GROUP = 26000;
 
+/** MeshWorkloadProps checked, with their defaults: what the constructor builds from. */
+interface Settled {
+  readonly version: string; readonly deploymentName: string; readonly replicas: number; readonly wantsService: boolean;
+  readonly noService?: string; readonly portName: string; readonly serviceName: string; readonly user: number; readonly group: number;
+  readonly cpu: ResourceRange; readonly mem: ResourceRange; readonly startupSeconds: number;
+}
+
+/** Check every prop (errors name `check.where`, the construct path) and settle the defaults. `exact`: refuse undeclared keys. */
+function settle(check: Check, props: MeshWorkloadProps, exact: boolean): Settled {
+  check.shape('', props, {
+    app: 'string', version: 'string?', image: 'string', command: 'strings?', args: 'strings?', env: 'stringMap?',
+    port: 'number?', portName: 'string?', servicePort: 'number?', appProtocol: 'string?', targetPortByName: 'boolean?',
+    service: 'boolean?', serviceName: 'string?', serviceSelector: 'stringMap?', deploymentName: 'string?', replicas: 'number?',
+    mesh: 'boolean?', podLabels: 'stringMap?', podAnnotations: 'stringMap?', security: 'object?', resources: 'object?',
+    writablePaths: 'strings?', emptyDirs: 'array?', serviceLabels: 'stringMap?', calls: 'array?', startupSeconds: 'number?',
+  });
+  if (exact) refuseUnknownProps(check.where, 'MeshWorkloadProps', props);
+  if (props.security) check.shape('security', props.security, { user: 'number?', group: 'number?', readOnlyRootFilesystem: 'boolean?' });
+  if (props.resources) {
+    check.shape('resources', props.resources, { cpuMillis: 'object?', memoryMiB: 'object?' });
+    for (const k of ['cpuMillis', 'memoryMiB'] as const) if (props.resources[k]) check.shape(`resources.${k}`, props.resources[k], { request: 'number', limit: 'number' });
+  }
+  if (props.serviceSelector && Object.keys(props.serviceSelector).length === 0) check.fail('serviceSelector', props.serviceSelector, 'at least one label (an empty selector selects nothing)');
+  (props.emptyDirs ?? []).forEach((v, i) => check.shape(`emptyDirs[${i}]`, v, { name: 'string', mountPath: 'string' }));
+  (props.calls ?? []).forEach((c, i) => checkServiceRef(check, `calls[${i}]`, c));
+  if (props.namespace !== undefined && !(props.namespace instanceof MeshNamespace) && typeof props.namespace !== 'string') {
+    check.fail('namespace', props.namespace, 'a namespace name or a MeshNamespace');
+  }
+  if (props.imagePullPolicy !== undefined) check.oneOf('imagePullPolicy', props.imagePullPolicy, Object.values(kplus.ImagePullPolicy));
+  if (props.serviceAccount !== undefined && (typeof props.serviceAccount !== 'object' || props.serviceAccount === null || typeof props.serviceAccount.name !== 'string')) {
+    check.fail('serviceAccount', props.serviceAccount, 'a cdk8s-plus ServiceAccount (kplus.ServiceAccount or ServiceAccount.fromServiceAccountName)');
+  }
+  checkDns1123Label(check, 'app', props.app);
+  const version = props.version ?? 'v1';
+  checkLabelValue(check, 'version', version);
+  check.nonEmptyString('image', props.image);
+  if (/\s/.test(props.image)) check.fail('image', props.image, 'an image reference without spaces, e.g. "busybox:1.36"');
+  const deploymentName = props.deploymentName ?? props.app;
+  checkDns1123Label(check, 'deploymentName', deploymentName);
+  const replicas = props.replicas ?? 1;
+  check.integer('replicas', replicas, 0, 1000);
+  if (props.port !== undefined) {
+    check.port('port', props.port);
+    if (props.port >= PROXY_RESERVED_PORTS.from && props.port <= PROXY_RESERVED_PORTS.to) {
+      check.fail('port', props.port, `a port outside ${PROXY_RESERVED_PORTS.from}-${PROXY_RESERVED_PORTS.to} (reserved by the mesh proxy)`);
+    }
+  }
+  const wantsService = props.service ?? props.port !== undefined;
+  const noService = wantsService ? undefined : props.port === undefined
+    ? `has no port, and without a port it has no Service (give ${props.app} its container port)`
+    : 'has no Service (its service prop is false)';
+  if (wantsService && props.port === undefined) check.fail('port', undefined, 'a container port when service is true');
+  const portName = props.portName ?? 'http';
+  // Container port names are IANA_SVC_NAMEs: at most 15 characters.
+  if (typeof portName !== 'string' || portName.length > 15 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(portName) || !/[a-z]/.test(portName)) {
+    check.fail('portName', portName, 'a port name of at most 15 lower-case letters, digits and "-" (IANA_SVC_NAME)');
+  }
+  if (props.appProtocol === undefined && !hasProtocolPrefix(portName)) {
+    check.fail('portName', portName, `a name with a protocol prefix (${PORT_NAME_PROTOCOLS.map((p) => `"${p}"`).join(', ')}, optionally followed by "-suffix") or an appProtocol`);
+  }
+  if (props.servicePort !== undefined) check.port('servicePort', props.servicePort);
+  const serviceName = props.serviceName ?? props.app;
+  checkDns1123Label(check, 'serviceName', serviceName);
+  const user = props.security?.user ?? DEFAULT_USER;
+  const group = props.security?.group ?? DEFAULT_GROUP;
+  check.integer('security.user', user, 1, 2147483647);
+  if (user === PROXY_UID) check.fail('security.user', user, `a UID other than ${PROXY_UID} (the mesh proxy's UID: its traffic would bypass the proxy)`);
+  check.integer('security.group', group, 0, 2147483647);
+  const cpu = props.resources?.cpuMillis ?? { request: 50, limit: 500 };
+  const mem = props.resources?.memoryMiB ?? { request: 64, limit: 256 };
+  check.integer('resources.cpuMillis.request', cpu.request, 1, 1_000_000);
+  check.integer('resources.cpuMillis.limit', cpu.limit, cpu.request, 1_000_000);
+  check.integer('resources.memoryMiB.request', mem.request, 1, 10_000_000);
+  check.integer('resources.memoryMiB.limit', mem.limit, mem.request, 10_000_000);
+  const startupSeconds = props.startupSeconds ?? 30;
+  check.integer('startupSeconds', startupSeconds, 1, 3600);
+  for (const [field, map] of [['podLabels', props.podLabels], ['podAnnotations', props.podAnnotations]] as const) {
+    for (const key of Object.keys(map ?? {})) {
+      if (key.startsWith('sidecar.istio.io/inject') || key === 'sidecar.istio.io/status') {
+        check.fail(`${field}.${key}`, map![key], 'no injection marker: set `mesh` and the data plane decides how to inject');
+      }
+    }
+  }
+  for (const [k, v] of Object.entries(props.podLabels ?? {})) checkLabelValue(check, `podLabels.${k}`, v);
+  (props.writablePaths ?? []).forEach((p, i) => {
+    if (typeof p !== 'string' || !p.startsWith('/')) check.fail(`writablePaths[${i}]`, p, 'an absolute path');
+  });
+  if (typeof props.namespace === 'string') checkDns1123Label(check, 'namespace', props.namespace);
+  (props.emptyDirs ?? []).forEach((d, i) => {
+    checkDns1123Label(check, `emptyDirs[${i}].name`, d.name);
+    if (typeof d.mountPath !== 'string' || !d.mountPath.startsWith('/')) check.fail(`emptyDirs[${i}].mountPath`, d.mountPath, 'an absolute path');
+  });
+  return { version, deploymentName, replicas, wantsService, noService, portName, serviceName, user, group, cpu, mem, startupSeconds };
+}
+
 /**
  * A Deployment and its Service (cdk8s-plus-28) with `app`/`version` labels, an
  * Istio-conventional port name, explicit names and mesh membership. Secure by
@@ -157,102 +252,21 @@ export class MeshWorkload extends Construct implements ServiceRef {
 
   constructor(scope: Construct, id: string, props: MeshWorkloadProps) {
     super(scope, id);
-    const check: Check = new Check(this.node.path);
-    check.shape('', props, {
-      app: 'string', version: 'string?', image: 'string', command: 'strings?', args: 'strings?', env: 'stringMap?',
-      port: 'number?', portName: 'string?', servicePort: 'number?', appProtocol: 'string?', targetPortByName: 'boolean?',
-      service: 'boolean?', serviceName: 'string?', serviceSelector: 'stringMap?', deploymentName: 'string?', replicas: 'number?',
-      mesh: 'boolean?', podLabels: 'stringMap?', podAnnotations: 'stringMap?', security: 'object?', resources: 'object?',
-      writablePaths: 'strings?', emptyDirs: 'array?', serviceLabels: 'stringMap?', calls: 'array?', startupSeconds: 'number?',
-    });
     // Keys the props interface does not declare are refused (JavaScript has no compiler to); a subclass may add its own.
-    if (new.target === MeshWorkload) refuseUnknownProps(this.node.path, 'MeshWorkloadProps', props);
-    if (props.security) check.shape('security', props.security, { user: 'number?', group: 'number?', readOnlyRootFilesystem: 'boolean?' });
-    if (props.resources) {
-      check.shape('resources', props.resources, { cpuMillis: 'object?', memoryMiB: 'object?' });
-      for (const k of ['cpuMillis', 'memoryMiB'] as const) if (props.resources[k]) check.shape(`resources.${k}`, props.resources[k], { request: 'number', limit: 'number' });
-    }
-    if (props.serviceSelector && Object.keys(props.serviceSelector).length === 0) check.fail('serviceSelector', props.serviceSelector, 'at least one label (an empty selector selects nothing)');
-    (props.emptyDirs ?? []).forEach((v, i) => check.shape(`emptyDirs[${i}]`, v, { name: 'string', mountPath: 'string' }));
-    (props.calls ?? []).forEach((c, i) => checkServiceRef(check, `calls[${i}]`, c));
-    if (props.namespace !== undefined && !(props.namespace instanceof MeshNamespace) && typeof props.namespace !== 'string') {
-      check.fail('namespace', props.namespace, 'a namespace name or a MeshNamespace');
-    }
-    if (props.imagePullPolicy !== undefined) check.oneOf('imagePullPolicy', props.imagePullPolicy, Object.values(kplus.ImagePullPolicy));
-    if (props.serviceAccount !== undefined && (typeof props.serviceAccount !== 'object' || props.serviceAccount === null || typeof props.serviceAccount.name !== 'string')) {
-      check.fail('serviceAccount', props.serviceAccount, 'a cdk8s-plus ServiceAccount (kplus.ServiceAccount or ServiceAccount.fromServiceAccountName)');
-    }
-    checkDns1123Label(check, 'app', props.app);
-    const version = props.version ?? 'v1';
-    checkLabelValue(check, 'version', version);
-    check.nonEmptyString('image', props.image);
-    if (/\s/.test(props.image)) check.fail('image', props.image, 'an image reference without spaces, e.g. "busybox:1.36"');
-    const deploymentName = props.deploymentName ?? props.app;
-    checkDns1123Label(check, 'deploymentName', deploymentName);
-    const replicas = props.replicas ?? 1;
-    check.integer('replicas', replicas, 0, 1000);
-    if (props.port !== undefined) {
-      check.port('port', props.port);
-      if (props.port >= PROXY_RESERVED_PORTS.from && props.port <= PROXY_RESERVED_PORTS.to) {
-        check.fail('port', props.port, `a port outside ${PROXY_RESERVED_PORTS.from}-${PROXY_RESERVED_PORTS.to} (reserved by the mesh proxy)`);
-      }
-    }
-    const wantsService = props.service ?? props.port !== undefined;
-    if (!wantsService) {
-      this.noService = props.port === undefined
-        ? `has no port, and without a port it has no Service (give ${props.app} its container port)`
-        : 'has no Service (its service prop is false)';
-    }
-    if (wantsService && props.port === undefined) check.fail('port', undefined, 'a container port when service is true');
-    const portName = props.portName ?? 'http';
-    // Container port names are IANA_SVC_NAMEs: at most 15 characters.
-    if (typeof portName !== 'string' || portName.length > 15 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(portName) || !/[a-z]/.test(portName)) {
-      check.fail('portName', portName, 'a port name of at most 15 lower-case letters, digits and "-" (IANA_SVC_NAME)');
-    }
-    if (props.appProtocol === undefined && !hasProtocolPrefix(portName)) {
-      check.fail('portName', portName, `a name with a protocol prefix (${PORT_NAME_PROTOCOLS.map((p) => `"${p}"`).join(', ')}, optionally followed by "-suffix") or an appProtocol`);
-    }
-    if (props.servicePort !== undefined) check.port('servicePort', props.servicePort);
-    const serviceName = props.serviceName ?? props.app;
-    checkDns1123Label(check, 'serviceName', serviceName);
-    const user = props.security?.user ?? DEFAULT_USER;
-    const group = props.security?.group ?? DEFAULT_GROUP;
-    check.integer('security.user', user, 1, 2147483647);
-    if (user === PROXY_UID) check.fail('security.user', user, `a UID other than ${PROXY_UID} (the mesh proxy's UID: its traffic would bypass the proxy)`);
-    check.integer('security.group', group, 0, 2147483647);
-    const cpu = props.resources?.cpuMillis ?? { request: 50, limit: 500 };
-    const mem = props.resources?.memoryMiB ?? { request: 64, limit: 256 };
-    check.integer('resources.cpuMillis.request', cpu.request, 1, 1_000_000);
-    check.integer('resources.cpuMillis.limit', cpu.limit, cpu.request, 1_000_000);
-    check.integer('resources.memoryMiB.request', mem.request, 1, 10_000_000);
-    check.integer('resources.memoryMiB.limit', mem.limit, mem.request, 10_000_000);
-    const startupSeconds = props.startupSeconds ?? 30;
-    check.integer('startupSeconds', startupSeconds, 1, 3600);
-    for (const [field, map] of [['podLabels', props.podLabels], ['podAnnotations', props.podAnnotations]] as const) {
-      for (const key of Object.keys(map ?? {})) {
-        if (key.startsWith('sidecar.istio.io/inject') || key === 'sidecar.istio.io/status') {
-          check.fail(`${field}.${key}`, map![key], 'no injection marker: set `mesh` and the data plane decides how to inject');
-        }
-      }
-    }
-    for (const [k, v] of Object.entries(props.podLabels ?? {})) checkLabelValue(check, `podLabels.${k}`, v);
-    (props.writablePaths ?? []).forEach((p, i) => {
-      if (typeof p !== 'string' || !p.startsWith('/')) check.fail(`writablePaths[${i}]`, p, 'an absolute path');
-    });
-
+    const s = settle(new Check(this.node.path), props, new.target === MeshWorkload);
+    this.noService = s.noService;
     this.app = props.app;
-    this.version = version;
+    this.version = s.version;
     this.inMesh = props.mesh ?? true;
     if (props.namespace instanceof MeshNamespace) this.meshNamespace = props.namespace;
-    else if (props.namespace !== undefined) checkDns1123Label(check, 'namespace', props.namespace);
     this.namespace = props.namespace instanceof MeshNamespace ? props.namespace.name : props.namespace;
     this.serviceNamespace = this.namespace;
-    this.serviceName = serviceName;
-    this.podLabels = { app: props.app, version, ...props.podLabels };
+    this.serviceName = s.serviceName;
+    this.podLabels = { app: props.app, version: s.version, ...props.podLabels };
 
     this.deployment = new kplus.Deployment(this, 'Deployment', {
-      metadata: { name: deploymentName, namespace: this.namespace, labels: { app: props.app, version } },
-      replicas,
+      metadata: { name: s.deploymentName, namespace: this.namespace, labels: { app: props.app, version: s.version } },
+      replicas: s.replicas,
       select: false,
       podMetadata: {
         labels: { ...this.podLabels },
@@ -261,64 +275,68 @@ export class MeshWorkload extends Construct implements ServiceRef {
           ...(props.calls?.length ? { [CALLS_ANNOTATION]: props.calls.map((c) => hostFor(c, this.namespace)).join(',') } : {}),
         },
       },
-      securityContext: { ensureNonRoot: true, user, group, fsGroup: group },
+      securityContext: { ensureNonRoot: true, user: s.user, group: s.group, fsGroup: s.group },
       serviceAccount: props.serviceAccount,
     });
-    this.deployment.select(kplus.LabelSelector.of({ labels: { app: props.app, version } }));
+    this.deployment.select(kplus.LabelSelector.of({ labels: { app: props.app, version: s.version } }));
     // cdk8s-plus tags pods with their construct address; we select by app/version, so drop it
     // (it would otherwise roll every pod whenever a construct id changes).
     ApiObject.of(this.deployment).addJsonPatch(JsonPatch.remove('/spec/template/metadata/labels/cdk8s.io~1metadata.addr'));
+    this.container = this.addAppContainer(props, s);
 
+    if (s.wantsService && props.port !== undefined) {
+      this.portName = s.portName;
+      this.servicePorts = [props.servicePort ?? props.port];
+      this.service = this.addService(props, s, props.port);
+    }
+
+    this.called.push(...(props.calls ?? []));
+    rendererOf(this).enrollWorkload(this);
+  }
+
+  /** The app container, secure by default, in the API server's form, with its volumes. */
+  private addAppContainer(props: MeshWorkloadProps, s: Settled): kplus.Container {
     const port = props.port;
-    this.container = this.deployment.addContainer({
+    const container = this.deployment.addContainer({
       name: props.app,
       image: props.image,
       imagePullPolicy: props.imagePullPolicy ?? kplus.ImagePullPolicy.IF_NOT_PRESENT,
       command: props.command ? [...props.command] : undefined,
       args: props.args ? [...props.args] : undefined,
       envVariables: Object.fromEntries(Object.entries(props.env ?? {}).map(([k, v]) => [k, kplus.EnvValue.fromValue(v)])),
-      ports: port === undefined ? [] : [{ number: port, name: portName }],
-      startup: port === undefined ? undefined : kplus.Probe.fromTcpSocket({ port, failureThreshold: Math.ceil(startupSeconds / 10) }),
-      securityContext: restrictedContainer(user, group, props.security?.readOnlyRootFilesystem ?? true),
-      resources: containerResources(cpu, mem),
+      ports: port === undefined ? [] : [{ number: port, name: s.portName }],
+      startup: port === undefined ? undefined : kplus.Probe.fromTcpSocket({ port, failureThreshold: Math.ceil(s.startupSeconds / 10) }),
+      securityContext: restrictedContainer(s.user, s.group, props.security?.readOnlyRootFilesystem ?? true),
+      resources: containerResources(s.cpu, s.mem),
     });
-    canonicalMemory(ApiObject.of(this.deployment), 0, mem);
+    canonicalMemory(ApiObject.of(this.deployment), 0, s.mem);
     omitServerDefaults(ApiObject.of(this.deployment));
-    (props.writablePaths ?? []).forEach((p, i) => {
-      const volume = kplus.Volume.fromEmptyDir(this, `Writable${i}`, `writable-${i}`);
-      this.container.mount(p, volume);
-    });
-    (props.emptyDirs ?? []).forEach((v, i) => {
-      checkDns1123Label(check, `emptyDirs[${i}].name`, v.name);
-      if (typeof v.mountPath !== 'string' || !v.mountPath.startsWith('/')) check.fail(`emptyDirs[${i}].mountPath`, v.mountPath, 'an absolute path');
-      this.container.mount(v.mountPath, kplus.Volume.fromEmptyDir(this, `EmptyDir-${v.name}`, v.name));
-    });
-
-    if (wantsService && port !== undefined) {
-      const servicePort = props.servicePort ?? port;
-      this.portName = portName;
-      this.servicePorts = [servicePort];
-      // The low-level KubeService (cdk8s-plus-28's k8s export): cdk8s-plus's Service
-      // cannot name its targetPort or set appProtocol.
-      this.service = new k8s.KubeService(this, 'Service', {
-        metadata: { name: serviceName, namespace: this.namespace, labels: { app: props.app, ...props.serviceLabels } },
-        spec: {
-          type: 'ClusterIP',
-          selector: { ...(props.serviceSelector ?? { app: props.app }) },
-          ports: [{
-            name: portName,
-            port: servicePort,
-            targetPort: props.targetPortByName ? k8s.IntOrString.fromString(portName) : k8s.IntOrString.fromNumber(port),
-            protocol: 'TCP',
-            appProtocol: props.appProtocol,
-          }],
-        },
-      });
-    }
-
-    this.called.push(...(props.calls ?? []));
-    rendererOf(this).enrollWorkload(this);
+    (props.writablePaths ?? []).forEach((p, i) => container.mount(p, kplus.Volume.fromEmptyDir(this, `Writable${i}`, `writable-${i}`)));
+    (props.emptyDirs ?? []).forEach((v) => container.mount(v.mountPath, kplus.Volume.fromEmptyDir(this, `EmptyDir-${v.name}`, v.name)));
+    return container;
   }
+
+  /**
+   * The low-level KubeService (cdk8s-plus-28's k8s export): cdk8s-plus's Service cannot name
+   * its targetPort or set appProtocol.
+   */
+  private addService(props: MeshWorkloadProps, s: Settled, port: number): k8s.KubeService {
+    return new k8s.KubeService(this, 'Service', {
+      metadata: { name: s.serviceName, namespace: this.namespace, labels: { app: props.app, ...props.serviceLabels } },
+      spec: {
+        type: 'ClusterIP',
+        selector: { ...(props.serviceSelector ?? { app: props.app }) },
+        ports: [{
+          name: s.portName,
+          port: props.servicePort ?? port,
+          targetPort: props.targetPortByName ? k8s.IntOrString.fromString(s.portName) : k8s.IntOrString.fromNumber(port),
+          protocol: 'TCP',
+          appProtocol: props.appProtocol,
+        }],
+      },
+    });
+  }
+
 
   /**
    * Record more Services this workload calls (the `calls` prop, from anywhere in the app):
