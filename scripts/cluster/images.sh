@@ -151,8 +151,10 @@ build_proxy() {
   mounts+=(-v "$npmrc:/usr/local/etc/npmrc:ro" -v "$(npm config get cache 2>/dev/null || echo /root/.npm):/root/.npm")
   # npm ci of every dev dependency opens more files than a default soft limit of 1024
   # (EMFILE): raise it to the hard limit for the build (chroot isolation inherits it).
+  # buildah's RUN steps get their own default (1024) unless told: pass the raised limit on.
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-  (cd "$PROJECT_DIR" && "${BUILDAH[@]}" build --quiet --isolation chroot --layers=false \
+  local nofile; nofile="$(ulimit -n)"
+  (cd "$PROJECT_DIR" && "${BUILDAH[@]}" build --quiet --isolation chroot --layers=false --ulimit "nofile=$nofile:$nofile" \
     --build-arg NODE_IMAGE=localhost/mesh-node-base:20 "${mounts[@]}" -f apps/sidecar/Dockerfile -t "$1" .)
   local rc=$?
   rm -f "$npmrc"

@@ -27,7 +27,7 @@ interface Page extends Hop { details: Hop; reviews: Hop & { ratings?: Hop; stars
 
 const outside = useOutsideClient();
 // One Prometheus for the file, deployed before the charts (its own namespace: the tracing test removes istio-system).
-const prometheus = usePrometheus();
+const prometheus = usePrometheus('bookinfo');
 const REVIEWS = 'reviews.bookinfo.svc.cluster.local';
 const reviewsScraped = `sum(istio_requests_total{reporter="source",destination_service="${REVIEWS}"})`;
 

@@ -12,7 +12,7 @@ const URL = 'http://springbootapp-svc.springistiodemo:8080/hello';
 const SERVICE = 'springbootapp-svc.springistiodemo.svc.cluster.local';
 
 // One Prometheus for the file, deployed before the charts: it scrapes the client's proxy from its first request.
-const prometheus = usePrometheus();
+const prometheus = usePrometheus('springboot');
 
 /** The client proxy's istio_requests_total for the service, as Prometheus last scraped it. */
 const scraped = (pod: Pod) => `sum(istio_requests_total{reporter="source",destination_service="${SERVICE}",pod="${pod.name}"})`;

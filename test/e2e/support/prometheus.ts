@@ -18,8 +18,10 @@ import { DataPlane, MeshChart, PrometheusAddon } from '../../../constructs';
 import { K8sObject, kubectl, kubectlOk, PROJECT_DIR, waitAvailable } from './kube';
 
 const run = promisify(execFile);
-export const PROMETHEUS_NODE_PORT = 30090;
-const NAMESPACE = 'monitoring';
+// Each suite gets its own namespace and NodePort: a namespace an earlier suite deleted may
+// still be terminating (seen: still there 30 min later), and it would refuse new objects.
+const SUITES = ['bookinfo', 'springboot'] as const;
+const PORT_BASE = 30090;
 
 export interface PrometheusInCluster {
   /** Prometheus's API from this machine: the node's address and the NodePort. */
@@ -30,13 +32,15 @@ export interface PrometheusInCluster {
   until(q: string, f: (samples: Array<{ metric: Record<string, string>; value: number }>) => boolean, limitMs?: number): Promise<number>;
 }
 
-/** Deploy PrometheusAddon (scrape interval 5 s) before the describe's tests, remove it after. */
-export function usePrometheus(): PrometheusInCluster {
+/** Deploy PrometheusAddon (scrape interval 5 s) in `monitoring-<suite>` before the describe's tests, remove it after. */
+export function usePrometheus(suite: typeof SUITES[number]): PrometheusInCluster {
+  const NAMESPACE = `monitoring-${suite}`;
+  const nodePort = PORT_BASE + SUITES.indexOf(suite);
   const app = new App({ outdir: mkdtempSync(path.join(tmpdir(), 'e2e-prometheus-')) });
-  const chart = new MeshChart(app, 'e2e-prometheus', { dataPlane: DataPlane.NODE_SIDECAR });
+  const chart = new MeshChart(app, `e2e-prometheus-${suite}`, { dataPlane: DataPlane.NODE_SIDECAR });
   new PrometheusAddon(chart, 'prometheus', {
     namespace: NAMESPACE, image: 'localhost/prometheus:2.42', configReloader: false, scrapeInterval: '5s',
-    ui: { serviceType: 'NodePort', nodePort: PROMETHEUS_NODE_PORT },
+    ui: { serviceType: 'NodePort', nodePort },
   });
   const objects = chart.toJson() as K8sObject[];
   const file = path.join(app.outdir, 'prometheus.k8s.yaml');
@@ -63,12 +67,17 @@ export function usePrometheus(): PrometheusInCluster {
     },
   };
   beforeAll(async () => {
-    // A namespace an earlier run is still deleting refuses new objects.
-    await kubectl(['wait', '--for=delete', `namespace/${NAMESPACE}`, '--timeout=150s'], { timeoutMs: 160_000 });
+    // A namespace an earlier run of this suite is still deleting refuses new objects: wait,
+    // and say why it is stuck if it stays.
+    const gone = await kubectl(['wait', '--for=delete', `namespace/${NAMESPACE}`, '--timeout=150s'], { timeoutMs: 160_000 });
+    if (gone.code !== 0 && !/not found/i.test(gone.stderr + gone.stdout)) {
+      const status = await kubectl(['get', 'namespace', NAMESPACE, '-o', 'jsonpath={.status}']);
+      throw new Error(`namespace ${NAMESPACE} is still terminating after 150 s: ${status.stdout}`);
+    }
     await kubectlOk(['apply', '-f', file], { timeoutMs: 60_000 });
     await waitAvailable(objects.filter((o) => o.kind === 'Deployment'), 180_000);
     const node = (await kubectlOk(['get', 'nodes', '-o', 'jsonpath={.items[0].status.addresses[?(@.type=="InternalIP")].address}'])).trim();
-    handle.url = `http://${node}:${PROMETHEUS_NODE_PORT}`;
+    handle.url = `http://${node}:${nodePort}`;
     // Discovery works from the pod (endpoints role, through the API server) once the API server's own job is up.
     await handle.until('up{job="kubernetes-api-servers"}', (s) => s.length > 0 && s[0].value === 1, 120_000);
   }, 320_000);
