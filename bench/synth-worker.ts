@@ -1,8 +1,11 @@
 // One measurement, in its own process so peak RSS belongs to it alone:
-//   node -r ts-node/register/transpile-only bench/synth-worker.ts <constructs|raw> <services>
+//   node -r ts-node/register/transpile-only bench/synth-worker.ts <constructs|plus|raw> <services>
 // Prints one JSON line: { mode, services, objects, seconds, rssMB, bytes }.
-import { ApiObject, App, Chart } from 'cdk8s';
+import { ApiObject, App, Chart, JsonPatch } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-28';
 import { DestinationPolicy, MeshWorkload, TrafficRoute } from '../constructs';
+import { canonicalMemory, containerResources, omitServerDefaults, restrictedContainer } from '../constructs/server-form';
 
 const [mode, countText] = process.argv.slice(2);
 const count = Number(countText);
@@ -57,18 +60,59 @@ function raw(chart: Chart, i: number) {
   });
 }
 
+/**
+ * The same four objects with cdk8s-plus, as MeshWorkload uses it (a kplus.Deployment and the
+ * k8s.KubeService L1), and the Istio objects as ApiObjects: the floor for constructs built on
+ * cdk8s-plus, so that the bench tells the constructs' own cost from cdk8s-plus's.
+ */
+function plus(chart: Chart, i: number) {
+  const name = `svc-${i}`;
+  const labels = { app: name, version: 'v1' };
+  const d = new kplus.Deployment(chart, `d${i}`, {
+    metadata: { name, namespace: NS, labels },
+    replicas: 1,
+    select: false,
+    podMetadata: { labels: { ...labels, 'sidecar.istio.io/inject': 'true' }, annotations: { 'sidecar.istio.io/inject': 'true' } },
+    securityContext: { ensureNonRoot: true, user: 25000, group: 26000, fsGroup: 26000 },
+  });
+  d.select(kplus.LabelSelector.of({ labels }));
+  ApiObject.of(d).addJsonPatch(JsonPatch.remove('/spec/template/metadata/labels/cdk8s.io~1metadata.addr'));
+  const mem = { request: 64, limit: 256 };
+  d.addContainer({
+    name, image: 'busybox:1.36', imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT, envVariables: {},
+    ports: [{ number: 8080, name: 'http' }], startup: kplus.Probe.fromTcpSocket({ port: 8080, failureThreshold: 3 }),
+    securityContext: restrictedContainer(25000, 26000, true), resources: containerResources({ request: 50, limit: 500 }, mem),
+  });
+  canonicalMemory(ApiObject.of(d), 0, mem);
+  omitServerDefaults(ApiObject.of(d));
+  new k8s.KubeService(chart, `s${i}`, {
+    metadata: { name, namespace: NS, labels: { app: name } },
+    spec: { type: 'ClusterIP', selector: { app: name }, ports: [{ name: 'http', port: 8080, targetPort: k8s.IntOrString.fromNumber(8080), protocol: 'TCP' }] },
+  });
+  new ApiObject(chart, `dr${i}`, {
+    apiVersion: 'networking.istio.io/v1beta1', kind: 'DestinationRule', metadata: { name, namespace: NS },
+    spec: { host: name, subsets: [{ name: 'v1', labels: { version: 'v1' } }] },
+  });
+  new ApiObject(chart, `vs${i}`, {
+    apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', metadata: { name, namespace: NS },
+    spec: { hosts: [name], http: [{ route: [{ destination: { host: name, subset: 'v1' } }], timeout: '5s' }] },
+  });
+}
+
 if (mode === "diff") {
   // Show where the two builds differ for one service (the raw baseline must write the same objects).
-  const a = new App(); const ca = new Chart(a, "bench"); withConstructs(ca, 0);
-  const b = new App(); const cb = new Chart(b, "bench"); raw(cb, 0);
-  console.log(a.synthYaml() === b.synthYaml() ? "identical" : a.synthYaml() + "\n=====\n" + b.synthYaml());
+  const yamlOf = (f: (c: Chart, i: number) => void) => { const a = new App(); f(new Chart(a, 'bench'), 0); return a.synthYaml(); };
+  const c = yamlOf(withConstructs);
+  const others = { raw: yamlOf(raw), plus: yamlOf(plus) };
+  const differ = Object.entries(others).filter(([, y]) => y !== c);
+  console.log(differ.length === 0 ? 'identical' : differ.map(([m, y]) => `constructs:\n${c}\n===== ${m}:\n${y}`).join('\n'));
   process.exit(0);
 }
 
 const start = process.hrtime.bigint();
 const app = new App({ outdir: '/dev/null' });
 const chart = new Chart(app, 'bench');
-const build = mode === 'raw' ? raw : withConstructs;
+const build = mode === 'raw' ? raw : mode === 'plus' ? plus : withConstructs;
 for (let i = 0; i < count; i++) build(chart, i);
 const yaml = app.synthYaml();
 const seconds = Number(process.hrtime.bigint() - start) / 1e9;
