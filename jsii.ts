@@ -33,7 +33,7 @@ export type { PrometheusAddonProps } from './constructs/prometheus-addon';
 export { KialiAddon } from './constructs/kiali-addon';
 export type { KialiAddonProps } from './constructs/kiali-addon';
 export { MeshTracing } from './constructs/mesh-tracing';
-export type { MeshTracingProps, TracingCollector } from './constructs/mesh-tracing';
+export type { MeshTracingProps, TracingCollector, TracingMeshConfig } from './constructs/mesh-tracing';
 export { Duration } from './model/duration';
 export { Host } from './model/service-ref';
 export type { IServiceRef, ServiceEntryName } from './model/service-ref';

@@ -18,6 +18,18 @@ function withConstructs(chart: Chart, i: number) {
   new TrafficRoute(chart, `vs${i}`, { name: `svc-${i}`, namespace: NS, hosts: [ref], http: [{ route: [{ to: ref, subset: 'v1' }], timeout: '5s' }] });
 }
 
+/** The DestinationRule and VirtualService both baselines write as raw ApiObjects. */
+function istioObjects(chart: Chart, i: number, name: string) {
+  new ApiObject(chart, `dr${i}`, {
+    apiVersion: 'networking.istio.io/v1beta1', kind: 'DestinationRule', metadata: { name, namespace: NS },
+    spec: { host: name, subsets: [{ name: 'v1', labels: { version: 'v1' } }] },
+  });
+  new ApiObject(chart, `vs${i}`, {
+    apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', metadata: { name, namespace: NS },
+    spec: { hosts: [name], http: [{ route: [{ destination: { host: name, subset: 'v1' } }], timeout: '5s' }] },
+  });
+}
+
 /** The same four objects, written by hand as raw ApiObjects (the baseline). */
 function raw(chart: Chart, i: number) {
   const name = `svc-${i}`;
@@ -50,14 +62,7 @@ function raw(chart: Chart, i: number) {
     apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: NS, labels: { app: name } },
     spec: { type: 'ClusterIP', selector: { app: name }, ports: [{ name: 'http', port: 8080, targetPort: 8080, protocol: 'TCP' }] },
   });
-  new ApiObject(chart, `dr${i}`, {
-    apiVersion: 'networking.istio.io/v1beta1', kind: 'DestinationRule', metadata: { name, namespace: NS },
-    spec: { host: name, subsets: [{ name: 'v1', labels: { version: 'v1' } }] },
-  });
-  new ApiObject(chart, `vs${i}`, {
-    apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', metadata: { name, namespace: NS },
-    spec: { hosts: [name], http: [{ route: [{ destination: { host: name, subset: 'v1' } }], timeout: '5s' }] },
-  });
+  istioObjects(chart, i, name);
 }
 
 /**
@@ -89,18 +94,11 @@ function plus(chart: Chart, i: number) {
     metadata: { name, namespace: NS, labels: { app: name } },
     spec: { type: 'ClusterIP', selector: { app: name }, ports: [{ name: 'http', port: 8080, targetPort: k8s.IntOrString.fromNumber(8080), protocol: 'TCP' }] },
   });
-  new ApiObject(chart, `dr${i}`, {
-    apiVersion: 'networking.istio.io/v1beta1', kind: 'DestinationRule', metadata: { name, namespace: NS },
-    spec: { host: name, subsets: [{ name: 'v1', labels: { version: 'v1' } }] },
-  });
-  new ApiObject(chart, `vs${i}`, {
-    apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', metadata: { name, namespace: NS },
-    spec: { hosts: [name], http: [{ route: [{ destination: { host: name, subset: 'v1' } }], timeout: '5s' }] },
-  });
+  istioObjects(chart, i, name);
 }
 
 if (mode === "diff") {
-  // Show where the two builds differ for one service (the raw baseline must write the same objects).
+  // Show where a baseline differs from the constructs for one service (both must write the same objects).
   const yamlOf = (f: (c: Chart, i: number) => void) => { const a = new App(); f(new Chart(a, 'bench'), 0); return a.synthYaml(); };
   const c = yamlOf(withConstructs);
   const others = { raw: yamlOf(raw), plus: yamlOf(plus) };

@@ -33,6 +33,13 @@ export interface MeshTracingProps {
   readonly rootNamespace?: string;
 }
 
+/** Istio's meshConfig fields tracing needs (MeshTracing.meshConfig). */
+export interface TracingMeshConfig {
+  readonly enableTracing: boolean;
+  /** The extension provider the Telemetry names: `{ name, zipkin: { service, port } }` or `{ name, opentelemetry: ... }`. */
+  readonly extensionProviders: { [key: string]: any }[];
+}
+
 /**
  * Distributed tracing for the chart's mesh. On Istio: a Telemetry `mesh-default` in the
  * root namespace sends spans to an extension provider, which lives in meshConfig (not a
@@ -100,7 +107,7 @@ export class MeshTracing extends Construct {
    * provider with the collector's address (Istio's tracing task). Put it under `meshConfig`
    * in the IstioOperator (`spec.meshConfig`) or in the istiod Helm values.
    */
-  get meshConfig(): { [key: string]: any } {
+  get meshConfig(): TracingMeshConfig {
     const r = this.rendering;
     const provider = r.zipkin
       ? { name: r.providerName, zipkin: { service: r.zipkin.host, port: r.zipkin.port } }

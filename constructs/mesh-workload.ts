@@ -127,6 +127,7 @@ export interface MeshWorkloadProps extends MeshWorkloadOptions {
   /** In the mesh (gets a sidecar). @default true */
   readonly mesh?: boolean;
 }
+
 const DEFAULT_USER = 25000;
 const DEFAULT_GROUP = 26000;
 
@@ -336,7 +337,6 @@ export class MeshWorkload extends Construct implements ServiceRef {
       },
     });
   }
-
 
   /**
    * Record more Services this workload calls (the `calls` prop, from anywhere in the app):

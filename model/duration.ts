@@ -37,8 +37,6 @@ export class Duration {
   static seconds(s: number): Duration { return new Duration(Math.round(s * 1_000_000_000)); }
   static minutes(m: number): Duration { return new Duration(Math.round(m * 60_000_000_000)); }
 
-
-
   private constructor(public readonly nanos: number) {}
 
   /** The duration in milliseconds (fractional below 1ms). */

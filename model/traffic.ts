@@ -264,12 +264,8 @@ export interface TrafficRouteModel {
   readonly http: RuleModel[];
 }
 
-/** Envoy retry conditions Istio passes through (`retryOn`), besides bare HTTP status codes. */
-export const RETRY_ON = [
-  '5xx', 'gateway-error', 'reset', 'reset-before-request', 'connect-failure', 'envoy-ratelimited',
-  'retriable-4xx', 'refused-stream', 'retriable-status-codes', 'retriable-headers', 'http3-post-connect-failure',
-  'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable',
-] as const;
+/** Envoy retry conditions Istio passes through (`retryOn`), besides bare HTTP status codes: RetryOn's constants. */
+export const RETRY_ON: readonly string[] = Object.values(RetryOn).filter((v): v is string => typeof v === 'string');
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
