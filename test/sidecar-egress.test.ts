@@ -44,7 +44,8 @@ function connect(proxyPort: number, authority: string): Promise<{ status: number
   return new Promise((resolveP, reject) => {
     const req = http.request({ host: '127.0.0.1', port: proxyPort, method: 'CONNECT', path: authority, agent: false });
     req.on('connect', (res, socket, head) => {
-      if (res.statusCode === 200) return resolveP({ status: 200, head: '', socket });
+      // Bytes after the 200 are the tunnel's (TLS servers wait for the hello, but keep them anyway).
+      if (res.statusCode === 200) { if (head.length) socket.unshift(head); return resolveP({ status: 200, head: '', socket }); }
       let body = head.toString();
       socket.on('data', (d) => (body += d));
       socket.on('close', () => resolveP({ status: res.statusCode!, head: `${JSON.stringify(res.headers)}\n${body}` }));

@@ -25,7 +25,12 @@ function tunnel(authority) {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: proxy.hostname, port: proxy.port, method: 'CONNECT', path: authority, agent: false });
     req.on('connect', (res, socket, head) => {
-      if (res.statusCode === 200) return resolve({ status: 200, socket });
+      // After a 200 every byte is the tunnel's: a server that speaks first (an HTTP/2 server's
+      // SETTINGS) may have come in the same read as the answer, and Node hands it over as `head`.
+      if (res.statusCode === 200) {
+        if (head.length) socket.unshift(head);
+        return resolve({ status: 200, socket });
+      }
       let body = head.toString();
       socket.on('data', (d) => (body += d));
       socket.on('close', () => resolve({ status: res.statusCode, body }));
@@ -124,6 +129,7 @@ async function grpcCalls() {
     await new Promise((resolve) => {
       const s = session.request({ ':method': 'POST', ':path': opts.path, 'content-type': 'application/grpc', te: 'trailers', ...(opts.metadata || {}) });
       let body = Buffer.alloc(0), status = '';
+      s.on('error', (e) => print({ error: e.message, call: i }));
       s.on('response', (h) => { if (h['grpc-status'] !== undefined) status = String(h['grpc-status']); });
       s.on('trailers', (h) => { status = String(h['grpc-status']); });
       s.on('data', (d) => (body = Buffer.concat([body, d])));
