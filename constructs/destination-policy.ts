@@ -31,12 +31,12 @@ export class DestinationPolicy extends Construct implements ServiceRef {
   readonly trafficPolicy?: TrafficPolicyModel;
   readonly serviceName: string;
   readonly serviceNamespace?: string;
-  readonly servicePorts?: number[];
   readonly noService?: string;
   /** @internal */
   readonly [OPEN_SUBSETS] = true;
   private readonly given: Subset[];
   private built: readonly SubsetModel[];
+  private readonly service: ServiceRef;
 
   constructor(scope: Construct, id: string, props: DestinationPolicyProps) {
     super(scope, id);
@@ -55,11 +55,16 @@ export class DestinationPolicy extends Construct implements ServiceRef {
     if (this.built.length === 0 && !this.trafficPolicy) check.fail('props', props, 'subsets or a trafficPolicy (an empty policy does nothing)');
     this.serviceName = props.service.serviceName;
     this.serviceNamespace = props.service.serviceNamespace;
-    this.servicePorts = props.service.servicePorts;
+    this.service = props.service;
     this.noService = props.service.noService;
     renderAtSynth(this, () => rendererOf(this).renderDestinationPolicy(this, 'Resource', {
       name: this.name, namespace, service: props.service, subsets: this.built, trafficPolicy: this.trafficPolicy,
     }));
+  }
+
+  /** The service's ports, read from it (a ServiceEntry may gain ports after the policy is made). */
+  get servicePorts(): number[] | undefined {
+    return this.service.servicePorts;
   }
 
   /** The validated subsets, in order. */

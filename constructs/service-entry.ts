@@ -1,5 +1,8 @@
 import { Construct } from 'constructs';
-import { buildServiceEntry, Check, checkDns1123Label, checkDns1123Subdomain, ServiceEntryModel, ServiceEntryName, ServiceEntrySpec, ServiceRef } from '../model';
+import {
+  buildServiceEntry, Check, checkDns1123Label, checkDns1123Subdomain, ServiceEntryEndpoint, ServiceEntryModel, ServiceEntryName, ServiceEntryPort, ServiceEntrySpec,
+  ServiceRef,
+} from '../model';
 import { renderAtSynth, rendererOf } from './mesh';
 import { refuseUnknownProps } from './known-props';
 
@@ -20,11 +23,12 @@ export interface ServiceEntryProps extends ServiceEntrySpec {
 export class ServiceEntry extends Construct implements ServiceRef {
   readonly name: string;
   readonly namespace?: string;
-  readonly model: ServiceEntryModel;
+  /** The first host: `{ to: entry }` routes to it. */
   readonly serviceName: string;
-  readonly servicePorts?: number[];
   readonly noService?: string;
   readonly serviceEntryRef?: ServiceEntryName;
+  private spec: ServiceEntrySpec;
+  private current: ServiceEntryModel;
 
   constructor(scope: Construct, id: string, props: ServiceEntryProps) {
     super(scope, id);
@@ -36,19 +40,68 @@ export class ServiceEntry extends Construct implements ServiceRef {
     if (props.namespace !== undefined) checkDns1123Label(check, 'namespace', props.namespace);
     this.name = props.name;
     this.namespace = props.namespace;
-    this.model = buildServiceEntry(check, props);
+    this.current = buildServiceEntry(check, props);
+    this.spec = { ...props, hosts: [...props.hosts], ports: [...props.ports], endpoints: [...(props.endpoints ?? [])] };
     this.serviceEntryRef = { name: this.name, ...(this.namespace !== undefined ? { namespace: this.namespace } : {}) };
-    this.serviceName = this.model.hosts[0];
-    this.servicePorts = this.model.ports.map((p) => p.number);
+    this.serviceName = this.current.hosts[0];
     if (this.serviceName.startsWith('*.')) this.noService = `is a wildcard of ServiceEntry ${this.name}: route to one host of it (entry.host("api${this.serviceName.slice(1)}"))`;
-    renderAtSynth(this, () => rendererOf(this).renderServiceEntry(this, 'Resource', { name: this.name, namespace: this.namespace, model: this.model }));
+    renderAtSynth(this, () => rendererOf(this).renderServiceEntry(this, 'Resource', { name: this.name, namespace: this.namespace, model: this.current }));
+  }
+
+  /** The validated entry, as the data plane will render it. */
+  get model(): ServiceEntryModel {
+    return this.current;
+  }
+
+  /** The entry's port numbers, ports added later included. */
+  get servicePorts(): number[] | undefined {
+    return this.current.ports.map((p) => p.number);
   }
 
   /** One of the entry's hosts (or a name a wildcard host covers) as a route destination. */
   host(name: string): ServiceRef {
     const check = new Check(this.node.path);
-    const covered = this.model.hosts.some((h) => h === name || (h.startsWith('*.') && name.endsWith(h.slice(1)) && !name.startsWith('*')));
-    if (typeof name !== 'string' || !covered) check.fail('host()', name, `one of the entry's hosts (${this.model.hosts.join(', ')}) or a name a wildcard of them covers`);
-    return { serviceName: name, servicePorts: this.servicePorts, serviceEntryRef: this.serviceEntryRef };
+    const covered = this.current.hosts.some((h) => h === name || (h.startsWith('*.') && name.endsWith(h.slice(1)) && !name.startsWith('*')));
+    if (typeof name !== 'string' || !covered) check.fail('host()', name, `one of the entry's hosts (${this.current.hosts.join(', ')}) or a name a wildcard of them covers`);
+    const entry = this;
+    return { serviceName: name, get servicePorts() { return entry.servicePorts; }, serviceEntryRef: this.serviceEntryRef };
+  }
+
+  /**
+   * Add a host name, checked as the `hosts` prop's are (errors name its place, `hosts[i]`).
+   * The first host stays the one `{ to: entry }` routes to.
+   */
+  addHost(host: string): void {
+    this.update({ ...this.spec, hosts: [...this.spec.hosts, host] });
+  }
+
+  /**
+   * Add a port, checked as the `ports` prop's are (a number and a name not used before). Routes
+   * and policies built before it was added see it too.
+   *
+   * ```ts
+   * entry.addPort({ number: 8443, protocol: 'TLS' });
+   * ```
+   */
+  addPort(port: ServiceEntryPort): void {
+    this.update({ ...this.spec, ports: [...this.spec.ports, port] });
+  }
+
+  /**
+   * Add an endpoint (STATIC or DNS resolution), checked as the `endpoints` prop's are: an IP
+   * address for STATIC, port names of this entry, a weight from 1.
+   *
+   * ```ts
+   * entry.addEndpoint({ address: '10.0.0.12', labels: { zone: 'b' } });
+   * ```
+   */
+  addEndpoint(endpoint: ServiceEntryEndpoint): void {
+    this.update({ ...this.spec, endpoints: [...(this.spec.endpoints ?? []), endpoint] });
+  }
+
+  /** Validate the whole spec as the constructor would; nothing changes when it is refused. */
+  private update(spec: ServiceEntrySpec): void {
+    this.current = buildServiceEntry(new Check(this.node.path), spec);
+    this.spec = spec;
   }
 }

@@ -1,6 +1,6 @@
 import { Chart, Testing, Yaml } from 'cdk8s';
 import {
-  CanaryRelease, CanaryReleaseProps, DataPlane, DestinationPolicy, MeshChart, MeshGateway, MeshWorkload, ProgressiveDelivery, TrafficRoute,
+  CanaryRelease, CanaryReleaseProps, DataPlane, DestinationPolicy, MeshChart, MeshGateway, MeshWorkload, ProgressiveDelivery, ServiceEntry, TrafficRoute,
 } from '../constructs';
 import { CALLS_ANNOTATION, MeshValidationError } from '../model';
 import { lintChart } from '../lint/sources';
@@ -205,6 +205,63 @@ describe('DestinationPolicy.addSubset', () => {
     const policy = new DestinationPolicy(c, 'policy', { name: 'reviews', service: v1, subsets: [{ name: 'v1' }] });
     policy.addSubset({ name: 'v2' });
     expect(meshSynth(c).filter((o) => o.kind === 'Service').map((s) => s.metadata.name).sort()).toEqual(['reviews', 'reviews-v1', 'reviews-v2']);
+  });
+});
+
+describe('ServiceEntry.addHost / addPort / addEndpoint', () => {
+  const entry = (c: Chart, more: boolean) => new ServiceEntry(c, 'api', {
+    name: 'api', resolution: 'STATIC',
+    hosts: more ? ['api.example.com', 'api2.example.com'] : ['api.example.com'],
+    ports: more ? [{ number: 443, protocol: 'TLS' }, { number: 80, protocol: 'HTTP', name: 'http' }] : [{ number: 443, protocol: 'TLS' }],
+    endpoints: more ? [{ address: '10.0.0.11' }, { address: '10.0.0.12', labels: { zone: 'b' }, weight: 2 }] : [{ address: '10.0.0.11' }],
+  });
+
+  test.each(PLANES)('%s: an entry grown in steps writes the entry given whole; a policy made before addPort sees the port', (dataPlane) => {
+    // Subsets of an external service are Istio's alone (the other planes make per-subset Services).
+    const policyOf = (c: Chart, e: ServiceEntry) => (dataPlane === DataPlane.ISTIO
+      ? new DestinationPolicy(c, 'policy', { name: 'api', service: e, subsets: [{ name: 'b', labels: { zone: 'b' } }] })
+      : undefined);
+    const whole = new MeshChart(Testing.app(), 'c', { dataPlane, namespace: 'shop' });
+    const a = entry(whole, true);
+    policyOf(whole, a);
+    new TrafficRoute(whole, 'route', { name: 'api', hosts: [a], http: [{ timeout: '3s', route: [{ to: a, port: 80 }] }] });
+
+    const parts = new MeshChart(Testing.app(), 'c', { dataPlane, namespace: 'shop' });
+    const b = entry(parts, false);
+    const policy = policyOf(parts, b);
+    b.addHost('api2.example.com');
+    b.addPort({ number: 80, protocol: 'HTTP', name: 'http' });
+    b.addEndpoint({ address: '10.0.0.12', labels: { zone: 'b' }, weight: 2 });
+    expect(b.servicePorts).toEqual([443, 80]);
+    if (policy) expect(policy.servicePorts).toEqual([443, 80]);
+    new TrafficRoute(parts, 'route', { name: 'api', hosts: [b], http: [{ timeout: '3s', route: [{ to: b, port: 80 }] }] });
+
+    expect(yaml(parts)).toEqual(yaml(whole));
+  });
+
+  test('a route to another host of the entry sees ports added after host() was called', () => {
+    const c = new MeshChart(Testing.app(), 'c');
+    const e = entry(c, false);
+    e.addHost('api2.example.com');
+    const second = e.host('api2.example.com');
+    e.addPort({ number: 80, protocol: 'HTTP' });
+    expect(second.servicePorts).toEqual([443, 80]);
+    new TrafficRoute(c, 'route', { name: 'api2', hosts: [second], http: [{ route: [{ to: second, port: 80 }] }] });
+    expect(find(meshSynth(c), 'VirtualService', 'api2').spec.http[0].route).toEqual([{ destination: { host: 'api2.example.com', port: { number: 80 } } }]);
+  });
+
+  test('each is checked as the props are, naming the place; a refused addition changes nothing', () => {
+    const c = new MeshChart(Testing.app(), 'c');
+    const e = entry(c, false);
+    expect(() => e.addHost('api.example.com')).toThrow(/^c\/api: hosts is \["api.example.com","api.example.com"\]; expected each host once/);
+    expect(() => e.addHost('*')).toThrow(/^c\/api: hosts\[1\] is "\*"; expected a host name or "\*.domain" wildcard/);
+    expect(() => e.addPort({ number: 443, protocol: 'HTTP' })).toThrow(/^c\/api: ports\[1\]\.number is 443; expected a port number not used by another port of this entry/);
+    expect(() => e.addPort({ number: 8080, protocol: 'SMTP' as never })).toThrow(/^c\/api: ports\[1\]\.protocol is "SMTP"; expected one of /);
+    expect(() => e.addEndpoint({ address: 'db.example.com' })).toThrow(/^c\/api: endpoints\[1\]\.address is "db.example.com"; expected an IP address \(resolution STATIC\)/);
+    expect(() => e.addEndpoint({ address: '10.0.0.12', ports: { grpc: 9090 } })).toThrow(/^c\/api: endpoints\[1\]\.ports\.grpc is 9090; expected a port name of this entry \(tls-443\)/);
+    expect(e.model).toMatchObject({ hosts: ['api.example.com'], ports: [{ number: 443, name: 'tls-443' }], endpoints: [{ address: '10.0.0.11' }] });
+    const se = find(meshSynth(c), 'ServiceEntry', 'api');
+    expect([se.spec.hosts, se.spec.ports.length, se.spec.endpoints.length]).toEqual([['api.example.com'], 1, 1]);
   });
 });
 
