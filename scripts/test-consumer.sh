@@ -47,6 +47,35 @@ echo "consumer: the scaffold synthesized on istio, node-sidecar and gateway-api"
 npx jest --ci=false --json --outputFile="$results" 2>&1 | tail -5
 node -e "const r=require('$results'); process.exit(r.numFailedTests ? 1 : 0)"
 npx cdk8s-mesh lint dist/shop.k8s.yaml
+# A chart composed from several files: a second file adds to the scaffold's constructs
+# after construction, type-checked against the package's declarations, then synthesized.
+cat > more.ts <<'TS'
+import { App } from 'cdk8s';
+import { Match, ServiceEntry } from 'cdk8s-mesh';
+import { AppChart } from './chart';
+
+const app = new App();
+const chart = new AppChart(app, 'shop');
+const payments = new ServiceEntry(chart, 'payments', { name: 'payments', hosts: ['pay.example.com'], ports: [{ number: 443, protocol: 'TLS' }], resolution: 'DNS' });
+payments.addPort({ number: 8443, protocol: 'TLS', name: 'tls-alt' });
+chart.web.calls(payments);
+chart.edge.route.addRule({ match: [{ uri: Match.prefix('/status') }], route: [{ to: chart.web }] }, { index: 0 });
+app.synth();
+TS
+npx tsc --noEmit -p .
+npx cdk8s-mesh synth --app more.ts --out dist-more >/dev/null
+node -e "
+const docs = require('yaml').parseAllDocuments(require('fs').readFileSync('dist-more/shop.k8s.yaml', 'utf8')).map((d) => d.toJS());
+const vs = docs.find((o) => o.kind === 'VirtualService' && o.spec.gateways);
+const se = docs.find((o) => o.kind === 'ServiceEntry' && o.metadata.name === 'payments');
+const web = docs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'web');
+const problems = [];
+if (vs.spec.http[0].match[0].uri.prefix !== '/status') problems.push('the added rule is not first: ' + JSON.stringify(vs.spec.http[0]));
+if (se.spec.ports.map((p) => p.number).join() !== '443,8443') problems.push('the entry lacks the added port: ' + JSON.stringify(se.spec.ports));
+if (!JSON.stringify(web.spec.template.metadata.annotations).includes('pay.example.com')) problems.push('web does not record its added callee');
+if (problems.length) { console.error('consumer: ' + problems.join('; ')); process.exit(1); }
+console.log('consumer: a second file added a rule, a ServiceEntry port and a callee; the YAML has them');
+"
 npx cdk8s-mesh lint                       # the app of ./cdk8s.yaml, synthesized in memory
 npx cdk8s-mesh synth --out dist-cli >/dev/null && test -s dist-cli/shop.k8s.yaml
 # The traffic plan of the user's chart: its canary split, in words.

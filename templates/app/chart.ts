@@ -6,10 +6,15 @@ import { CanaryRelease, IngressGateway, MeshChart, MeshChartProps, MeshNamespace
  * to the canary by a header), both behind an ingress gateway that applies the same split.
  */
 export class AppChart extends MeshChart {
+  // Fields, so that other files of the app can add to them (rules, hosts, callees) before synth.
+  readonly api: CanaryRelease;
+  readonly web: MeshWorkload;
+  readonly edge: IngressGateway;
+
   constructor(scope: Construct, id: string, props: MeshChartProps = {}) {
     super(scope, id, props);
     const ns = new MeshNamespace(this, 'ns', { name: '{{name}}' });
-    const api = new CanaryRelease(this, 'api', {
+    this.api = new CanaryRelease(this, 'api', {
       app: 'api', port: 8080, namespace: ns,
       stable: { version: 'v1', image: 'ghcr.io/example/api:1.0.0' },
       canary: { version: 'v2', image: 'ghcr.io/example/api:1.1.0' },
@@ -18,12 +23,12 @@ export class AppChart extends MeshChart {
       timeout: '3s',
       {{RETRIES}}
     });
-    const web = new MeshWorkload(this, 'web', { app: 'web', image: 'ghcr.io/example/web:1.0.0', port: 8080, namespace: ns, calls: [api] });
-    new IngressGateway(this, 'edge', {
+    this.web = new MeshWorkload(this, 'web', { app: 'web', image: 'ghcr.io/example/web:1.0.0', port: 8080, namespace: ns, calls: [this.api] });
+    this.edge = new IngressGateway(this, 'edge', {
       name: '{{name}}-gateway', namespace: '{{name}}', hosts: ['{{name}}.example.com'],
       routes: [
-        ...api.rulesFor({ match: [{ uri: { prefix: '/api' } }] }),
-        { route: [{ to: web }] },
+        ...this.api.rulesFor({ match: [{ uri: { prefix: '/api' } }] }),
+        { route: [{ to: this.web }] },
       ],
     });
   }
