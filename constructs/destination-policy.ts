@@ -1,9 +1,10 @@
+import { JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
 import {
   buildSubsets, buildTrafficPolicy, Check, checkDns1123Label, checkDns1123Subdomain, OPEN_SUBSETS, ServiceRef, Subset,
   SubsetModel, TrafficPolicy, TrafficPolicyModel,
 } from '../model';
-import { renderAtSynth, rendererOf } from './mesh';
+import { checkJsonPatches, renderAtSynthPatched, rendererOf } from './mesh';
 import { refuseUnknownProps } from './known-props';
 
 /** Subsets and traffic policy of one Service (Istio: one DestinationRule). */
@@ -37,6 +38,7 @@ export class DestinationPolicy extends Construct implements ServiceRef {
   private readonly given: Subset[];
   private built: readonly SubsetModel[];
   private readonly service: ServiceRef;
+  private readonly patches: JsonPatch[] = [];
 
   constructor(scope: Construct, id: string, props: DestinationPolicyProps) {
     super(scope, id);
@@ -57,9 +59,23 @@ export class DestinationPolicy extends Construct implements ServiceRef {
     this.serviceNamespace = props.service.serviceNamespace;
     this.service = props.service;
     this.noService = props.service.noService;
-    renderAtSynth(this, () => rendererOf(this).renderDestinationPolicy(this, 'Resource', {
+    renderAtSynthPatched(this, 'DestinationPolicy', this.patches, () => rendererOf(this).renderDestinationPolicy(this, 'Resource', {
       name: this.name, namespace, service: props.service, subsets: this.built, trafficPolicy: this.trafficPolicy,
     }));
+  }
+
+  /**
+   * Escape hatch, as `ApiObject.of(x).addJsonPatch()` is for cdk8s-plus constructs: JSON
+   * patches (RFC 6902) for the object the chart's data plane renders for this policy
+   * (Istio: the DestinationRule), applied when it is rendered, for a field the props do not model. The traffic
+   * plan describes the props, not the patches; mesh lint reads the patched YAML. The node sidecar and Gateway API planes render none of their own for it (subsets become Services): there the patches are refused at synth.
+   *
+   * ```ts
+   * policy.addJsonPatch(JsonPatch.add('/spec/exportTo', ['.']));
+   * ```
+   */
+  addJsonPatch(...ops: JsonPatch[]): void {
+    this.patches.push(...checkJsonPatches(this, ops));
   }
 
   /** The service's ports, read from it (a ServiceEntry may gain ports after the policy is made). */

@@ -1,6 +1,7 @@
+import { JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
 import { buildGatewayServers, Check, checkDns1123Label, checkDns1123Subdomain, checkLabelValue, GatewayServer, GatewayServerModel } from '../model';
-import { renderAtSynth, rendererOf } from './mesh';
+import { checkJsonPatches, renderAtSynthPatched, rendererOf } from './mesh';
 import { refuseUnknownProps } from './known-props';
 
 /** Istio's default ingress gateway deployment (istioctl / demo profile). */
@@ -27,6 +28,7 @@ export class MeshGateway extends Construct {
   readonly namespace?: string;
   private readonly given: GatewayServer[];
   private built: readonly GatewayServerModel[];
+  private readonly patches: JsonPatch[] = [];
 
   constructor(scope: Construct, id: string, props: MeshGatewayProps) {
     super(scope, id);
@@ -46,7 +48,7 @@ export class MeshGateway extends Construct {
     this.given = [...props.servers];
     // The pods serving it (where the data plane runs them) exist from now; the servers are rendered at synth.
     rendererOf(this).enrollGateway?.(this, { name: this.name, namespace: this.namespace, selector });
-    renderAtSynth(this, () => rendererOf(this).renderGateway(this, 'Resource', { name: this.name, namespace: this.namespace, selector, servers: this.built }));
+    renderAtSynthPatched(this, 'MeshGateway', this.patches, () => rendererOf(this).renderGateway(this, 'Resource', { name: this.name, namespace: this.namespace, selector, servers: this.built }));
   }
 
   /** The validated listeners, in order. */
@@ -64,6 +66,20 @@ export class MeshGateway extends Construct {
   addServer(server: GatewayServer): void {
     this.built = buildGatewayServers(this.node.path, [...this.given, server]);
     this.given.push(server);
+  }
+
+  /**
+   * Escape hatch, as `ApiObject.of(x).addJsonPatch()` is for cdk8s-plus constructs: JSON
+   * patches (RFC 6902) for the object the chart's data plane renders for this gateway
+   * (Istio: the Gateway; Gateway API: the Gateway of gateway.networking.k8s.io), applied when it is rendered, for a field the props do not model. The traffic
+   * plan describes the props, not the patches; mesh lint reads the patched YAML. The node sidecar renders the gateway as pods and a Service, none of them its own object: there the patches are refused at synth.
+   *
+   * ```ts
+   * gateway.addJsonPatch(JsonPatch.add('/metadata/annotations', { 'external-dns.alpha.kubernetes.io/hostname': 'shop.example.com' }));
+   * ```
+   */
+  addJsonPatch(...ops: JsonPatch[]): void {
+    this.patches.push(...checkJsonPatches(this, ops));
   }
 
   /** How a route in `fromNamespace` names this gateway. */

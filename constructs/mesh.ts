@@ -1,4 +1,4 @@
-import { ApiObject, Chart, ChartProps } from 'cdk8s';
+import { ApiObject, Chart, ChartProps, JsonPatch } from 'cdk8s';
 import { Construct, IConstruct } from 'constructs';
 import {
   Check, DataPlaneName, FeatureUse, gatewayFeatures, GatewayServerModel, HeaderMatchModel, MeshValidationError, policyFeatures, policyWithout,
@@ -373,6 +373,44 @@ export function renderAtSynth(c: IConstruct, render: () => void): void {
     if (!MeshChart.isMeshChart(chart)) chart.node.addValidation({ validate: () => renderPending(chart) });
   }
   queue.push(render);
+}
+
+/** A JSON patch as the user wrote it, for error messages. */
+const patchJson = (op: JsonPatch): unknown => (op as unknown as { _toJson(): unknown })._toJson();
+
+/**
+ * Check the escape-hatch patches given to `c.addJsonPatch()`: each must be a cdk8s JsonPatch.
+ * @internal
+ */
+export function checkJsonPatches(c: IConstruct, ops: readonly unknown[]): JsonPatch[] {
+  ops.forEach((op, i) => {
+    if (!(op instanceof JsonPatch)) throw new MeshValidationError(c.node.path, `addJsonPatch()[${i}]`, op, 'a cdk8s JsonPatch (JsonPatch.add(path, value), JsonPatch.replace(...), JsonPatch.remove(path), ...)');
+  });
+  return ops as JsonPatch[];
+}
+
+/**
+ * renderAtSynth for a construct with escape-hatch patches (addJsonPatch): after its render,
+ * the patches go to the object the data plane rendered for it (its `Resource` child, the
+ * construct's `ApiObject.of()`). A plane that renders no object of its own for it refuses
+ * them, unless the render was refused already (that refusal is the one to read).
+ * @internal
+ */
+export function renderAtSynthPatched(c: Construct, what: string, patches: readonly JsonPatch[], render: () => void): void {
+  renderAtSynth(c, () => {
+    const chart = renderingChartOf(c);
+    const refused = () => REFUSALS.get(chart as MeshChart)?.length ?? 0;
+    const before = refused();
+    render();
+    if (!patches.length || refused() > before) return;
+    const rendered = c.node.tryFindChild('Resource');
+    if (rendered instanceof ApiObject) {
+      rendered.addJsonPatch(...patches);
+      return;
+    }
+    throw new MeshValidationError(c.node.path, 'addJsonPatch()', patches.map(patchJson),
+      `an object to patch: the ${rendererOf(c).dataPlane} data plane renders no object of its own for a ${what} (patch the objects it renders for other constructs, or leave the patches out)`);
+  });
 }
 
 /**

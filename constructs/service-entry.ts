@@ -1,9 +1,10 @@
+import { JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
 import {
   buildServiceEntry, Check, checkDns1123Label, checkDns1123Subdomain, ServiceEntryEndpoint, ServiceEntryModel, ServiceEntryName, ServiceEntryPort, ServiceEntrySpec,
   ServiceRef,
 } from '../model';
-import { renderAtSynth, rendererOf } from './mesh';
+import { checkJsonPatches, renderAtSynthPatched, rendererOf } from './mesh';
 import { refuseUnknownProps } from './known-props';
 
 /** A service outside the cluster's registry (Istio: one ServiceEntry). */
@@ -29,6 +30,7 @@ export class ServiceEntry extends Construct implements ServiceRef {
   readonly serviceEntryRef?: ServiceEntryName;
   private spec: ServiceEntrySpec;
   private current: ServiceEntryModel;
+  private readonly patches: JsonPatch[] = [];
 
   constructor(scope: Construct, id: string, props: ServiceEntryProps) {
     super(scope, id);
@@ -45,7 +47,7 @@ export class ServiceEntry extends Construct implements ServiceRef {
     this.serviceEntryRef = { name: this.name, ...(this.namespace !== undefined ? { namespace: this.namespace } : {}) };
     this.serviceName = this.current.hosts[0];
     if (this.serviceName.startsWith('*.')) this.noService = `is a wildcard of ServiceEntry ${this.name}: route to one host of it (entry.host("api${this.serviceName.slice(1)}"))`;
-    renderAtSynth(this, () => rendererOf(this).renderServiceEntry(this, 'Resource', { name: this.name, namespace: this.namespace, model: this.current }));
+    renderAtSynthPatched(this, 'ServiceEntry', this.patches, () => rendererOf(this).renderServiceEntry(this, 'Resource', { name: this.name, namespace: this.namespace, model: this.current }));
   }
 
   /** The validated entry, as the data plane will render it. */
@@ -97,6 +99,20 @@ export class ServiceEntry extends Construct implements ServiceRef {
    */
   addEndpoint(endpoint: ServiceEntryEndpoint): void {
     this.update({ ...this.spec, endpoints: [...(this.spec.endpoints ?? []), endpoint] });
+  }
+
+  /**
+   * Escape hatch, as `ApiObject.of(x).addJsonPatch()` is for cdk8s-plus constructs: JSON
+   * patches (RFC 6902) for the object the chart's data plane renders for this entry
+   * (Istio and Gateway API: the ServiceEntry), applied when it is rendered, for a field the props do not model. The traffic
+   * plan describes the props, not the patches; mesh lint reads the patched YAML. The node sidecar renders none of its own (the entry goes into the route table): there the patches are refused at synth.
+   *
+   * ```ts
+   * entry.addJsonPatch(JsonPatch.add('/spec/subjectAltNames', ['spiffe://partner.example.com/api']));
+   * ```
+   */
+  addJsonPatch(...ops: JsonPatch[]): void {
+    this.patches.push(...checkJsonPatches(this, ops));
   }
 
   /** Validate the whole spec as the constructor would; nothing changes when it is refused. */

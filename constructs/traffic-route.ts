@@ -1,10 +1,10 @@
-import { ApiObject, Chart } from 'cdk8s';
+import { ApiObject, Chart, JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
 import {
   buildTrafficRoute, Check, checkDns1123Label, checkDns1123Subdomain, checkSubsetsDefined, HttpRule, MeshValidationError, ServiceRef, TrafficRouteModel,
   TrafficRouteSpec,
 } from '../model';
-import { renderAtSynth, rendererOf } from './mesh';
+import { checkJsonPatches, renderAtSynthPatched, rendererOf } from './mesh';
 import { refuseUnknownProps } from './known-props';
 
 /** Rules for a set of hosts (Istio: one VirtualService). */
@@ -34,6 +34,7 @@ export class TrafficRoute extends Construct {
   readonly namespace?: string;
   private spec: TrafficRouteSpec;
   private current: TrafficRouteModel;
+  private readonly patches: JsonPatch[] = [];
 
   constructor(scope: Construct, id: string, props: TrafficRouteProps) {
     super(scope, id);
@@ -47,7 +48,7 @@ export class TrafficRoute extends Construct {
     this.namespace = props.namespace;
     this.current = buildTrafficRoute(this.node.path, props);
     this.spec = { hosts: [...this.current.hosts], gateways: [...this.current.gateways], http: [...props.http] };
-    renderAtSynth(this, () => {
+    renderAtSynthPatched(this, 'TrafficRoute', this.patches, () => {
       checkSubsetsDefined(this.node.path, this.current);
       rendererOf(this).renderRoute(this, 'Resource', { name: this.name, namespace: this.namespace, model: this.current });
     });
@@ -87,6 +88,20 @@ export class TrafficRoute extends Construct {
    */
   addHost(host: ServiceRef | string): void {
     this.update({ ...this.spec, hosts: [...this.spec.hosts, host] });
+  }
+
+  /**
+   * Escape hatch, as `ApiObject.of(x).addJsonPatch()` is for cdk8s-plus constructs: JSON
+   * patches (RFC 6902) for the object the chart's data plane renders for this route
+   * (Istio: the VirtualService; Gateway API: the HTTPRoute), applied when it is rendered, for a field the props do not model. The traffic
+   * plan describes the props, not the patches; mesh lint reads the patched YAML. The node sidecar renders none of its own (the rules go into the route table): there the patches are refused at synth.
+   *
+   * ```ts
+   * route.addJsonPatch(JsonPatch.add('/spec/exportTo', ['.']));
+   * ```
+   */
+  addJsonPatch(...ops: JsonPatch[]): void {
+    this.patches.push(...checkJsonPatches(this, ops));
   }
 
   /**

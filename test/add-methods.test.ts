@@ -1,4 +1,4 @@
-import { Chart, Testing, Yaml } from 'cdk8s';
+import { Chart, JsonPatch, Testing, Yaml } from 'cdk8s';
 import {
   CanaryRelease, CanaryReleaseProps, DataPlane, DestinationPolicy, MeshChart, MeshGateway, MeshWorkload, ProgressiveDelivery, ServiceEntry, TrafficRoute,
 } from '../constructs';
@@ -262,6 +262,65 @@ describe('ServiceEntry.addHost / addPort / addEndpoint', () => {
     expect(e.model).toMatchObject({ hosts: ['api.example.com'], ports: [{ number: 443, name: 'tls-443' }], endpoints: [{ address: '10.0.0.11' }] });
     const se = find(meshSynth(c), 'ServiceEntry', 'api');
     expect([se.spec.hosts, se.spec.ports.length, se.spec.endpoints.length]).toEqual([['api.example.com'], 1, 1]);
+  });
+});
+
+describe('addJsonPatch: the escape hatch to the rendered object', () => {
+  /** A route, a policy, a gateway and an entry, each given one patch. */
+  function patched(dataPlane: DataPlane, patchPolicy = true) {
+    const c = new MeshChart(Testing.app(), 'c', { dataPlane, namespace: 'shop' });
+    const { v1 } = reviews(c);
+    const policy = new DestinationPolicy(c, 'policy', { name: 'reviews', service: v1, subsets: [{ name: 'v1' }] });
+    const route = new TrafficRoute(c, 'route', { name: 'reviews', hosts: [v1], http: [{ route: [{ to: policy, subset: 'v1' }] }] });
+    const gw = new MeshGateway(c, 'gw', { name: 'edge', servers: [{ port: 80, hosts: ['shop.example.com'] }] });
+    const entry = new ServiceEntry(c, 'entry', { name: 'api', hosts: ['api.example.com'], ports: [{ number: 443, protocol: 'TLS' }] });
+    // Patches added after construction, from anywhere, as the other add-methods.
+    route.addJsonPatch(JsonPatch.add('/spec/exportTo', ['.']));
+    if (patchPolicy) policy.addJsonPatch(JsonPatch.add('/spec/exportTo', ['.']));
+    gw.addJsonPatch(JsonPatch.add('/metadata/annotations', { 'external-dns.alpha.kubernetes.io/hostname': 'shop.example.com' }));
+    entry.addJsonPatch(JsonPatch.add('/spec/subjectAltNames', ['spiffe://partner.example.com/api']));
+    return c;
+  }
+
+  test('istio: each patch lands in its object, the rest of it as without the patch', () => {
+    const objs = meshSynth(patched(DataPlane.ISTIO));
+    expect(find(objs, 'VirtualService', 'reviews').spec).toEqual({ hosts: ['reviews'], exportTo: ['.'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' } }] }] });
+    expect(find(objs, 'DestinationRule', 'reviews').spec.exportTo).toEqual(['.']);
+    expect(find(objs, 'Gateway', 'edge').metadata.annotations).toEqual({ 'external-dns.alpha.kubernetes.io/hostname': 'shop.example.com' });
+    expect(find(objs, 'ServiceEntry', 'api').spec.subjectAltNames).toEqual(['spiffe://partner.example.com/api']);
+  });
+
+  test('gateway-api: the HTTPRoute, Gateway and ServiceEntry take theirs; the policy has no object of its own, so its patch is refused', () => {
+    const { problems } = refusalsOf(() => patched(DataPlane.GATEWAY_API));
+    expect(problems).toEqual([
+      'c/policy: addJsonPatch() is [{"op":"add","path":"/spec/exportTo","value":["."]}]; expected an object to patch: the gateway-api data plane renders no object of its own for a DestinationPolicy (patch the objects it renders for other constructs, or leave the patches out)',
+    ]);
+    const objs = meshSynth(patched(DataPlane.GATEWAY_API, false));
+    expect(objs.find((o) => o.kind === 'HTTPRoute')!.spec.exportTo).toEqual(['.']);
+    expect(objs.find((o) => o.kind === 'Gateway')!.metadata.annotations).toEqual({ 'external-dns.alpha.kubernetes.io/hostname': 'shop.example.com' });
+  });
+
+  test('node sidecar: nothing of its own is rendered for any of the four: every patch is refused at synth, naming its construct', () => {
+    const { problems } = refusalsOf(() => patched(DataPlane.NODE_SIDECAR));
+    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['c/entry', 'c/gw', 'c/policy', 'c/route']);
+    expect(problems.every((p) => p.includes('the node-sidecar data plane renders no object of its own'))).toBe(true);
+  });
+
+  test('a render that is refused is reported once, not again for its patches; a value that is not a JsonPatch is refused at once', () => {
+    // Subsets of a ServiceEntry: the node sidecar refuses the policy, and renders nothing for it.
+    const { problems } = refusalsOf(() => {
+      const c = new MeshChart(Testing.app(), 'c', { dataPlane: DataPlane.NODE_SIDECAR });
+      const entry = new ServiceEntry(c, 'entry', { name: 'api', hosts: ['api.example.com'], ports: [{ number: 443, protocol: 'TLS' }] });
+      const policy = new DestinationPolicy(c, 'policy', { name: 'api', service: entry, subsets: [{ name: 'b', labels: { zone: 'b' } }] });
+      policy.addJsonPatch(JsonPatch.add('/spec/exportTo', ['.']));
+      return c;
+    });
+    expect(problems).toEqual([expect.stringMatching(/^c\/policy: service is "api.example.com"; expected a Service of this chart for subsets/)]);
+    const c = new MeshChart(Testing.app(), 'c');
+    const { v1 } = reviews(c);
+    const route = new TrafficRoute(c, 'route', { name: 'r', hosts: [v1], http: [{ route: [{ to: v1 }] }] });
+    expect(() => route.addJsonPatch({ op: 'add', path: '/spec/exportTo', value: ['.'] } as never))
+      .toThrow(/^c\/route: addJsonPatch\(\)\[0\] is \{"op":"add","path":"\/spec\/exportTo","value":\["\."\]\}; expected a cdk8s JsonPatch/);
   });
 });
 
