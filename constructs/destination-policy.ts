@@ -65,10 +65,12 @@ export class DestinationPolicy extends Construct implements ServiceRef {
   }
 
   /**
-   * Escape hatch, as `ApiObject.of(x).addJsonPatch()` is for cdk8s-plus constructs: JSON
-   * patches (RFC 6902) for the object the chart's data plane renders for this policy
-   * (Istio: the DestinationRule), applied when it is rendered, for a field the props do not model. The traffic
-   * plan describes the props, not the patches; mesh lint reads the patched YAML. The node sidecar and Gateway API planes render none of their own for it (subsets become Services): there the patches are refused at synth.
+   * Escape hatch, as `ApiObject.of(x).addJsonPatch()` is for cdk8s-plus constructs: JSON patches
+   * (RFC 6902) for the object the chart's data plane renders for this policy (Istio: the
+   * DestinationRule), applied when it is rendered, for a field the props do not model. The
+   * traffic plan describes the props, not the patches; mesh lint reads the patched YAML. The
+   * node sidecar and Gateway API planes render none of their own for it (subsets become
+   * Services): there the patches are refused at synth.
    *
    * ```ts
    * policy.addJsonPatch(JsonPatch.add('/spec/exportTo', ['.']));

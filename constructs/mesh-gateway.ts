@@ -69,10 +69,12 @@ export class MeshGateway extends Construct {
   }
 
   /**
-   * Escape hatch, as `ApiObject.of(x).addJsonPatch()` is for cdk8s-plus constructs: JSON
-   * patches (RFC 6902) for the object the chart's data plane renders for this gateway
-   * (Istio: the Gateway; Gateway API: the Gateway of gateway.networking.k8s.io), applied when it is rendered, for a field the props do not model. The traffic
-   * plan describes the props, not the patches; mesh lint reads the patched YAML. The node sidecar renders the gateway as pods and a Service, none of them its own object: there the patches are refused at synth.
+   * Escape hatch, as `ApiObject.of(x).addJsonPatch()` is for cdk8s-plus constructs: JSON patches
+   * (RFC 6902) for the object the chart's data plane renders for this gateway (Istio: the
+   * Gateway; Gateway API: the Gateway of gateway.networking.k8s.io), applied when it is
+   * rendered, for a field the props do not model. The traffic plan describes the props, not the
+   * patches; mesh lint reads the patched YAML. The node sidecar renders the gateway as pods and
+   * a Service, none of them its own object: there the patches are refused at synth.
    *
    * ```ts
    * gateway.addJsonPatch(JsonPatch.add('/metadata/annotations', { 'external-dns.alpha.kubernetes.io/hostname': 'shop.example.com' }));

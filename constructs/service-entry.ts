@@ -65,8 +65,9 @@ export class ServiceEntry extends Construct implements ServiceRef {
     const check = new Check(this.node.path);
     const covered = this.current.hosts.some((h) => h === name || (h.startsWith('*.') && name.endsWith(h.slice(1)) && !name.startsWith('*')));
     if (typeof name !== 'string' || !covered) check.fail('host()', name, `one of the entry's hosts (${this.current.hosts.join(', ')}) or a name a wildcard of them covers`);
-    const entry = this;
-    return { serviceName: name, get servicePorts() { return entry.servicePorts; }, serviceEntryRef: this.serviceEntryRef };
+    // Ports are read when used, so a port added after this call is seen too.
+    const ports = () => this.servicePorts;
+    return { serviceName: name, get servicePorts() { return ports(); }, serviceEntryRef: this.serviceEntryRef };
   }
 
   /**
@@ -102,10 +103,12 @@ export class ServiceEntry extends Construct implements ServiceRef {
   }
 
   /**
-   * Escape hatch, as `ApiObject.of(x).addJsonPatch()` is for cdk8s-plus constructs: JSON
-   * patches (RFC 6902) for the object the chart's data plane renders for this entry
-   * (Istio and Gateway API: the ServiceEntry), applied when it is rendered, for a field the props do not model. The traffic
-   * plan describes the props, not the patches; mesh lint reads the patched YAML. The node sidecar renders none of its own (the entry goes into the route table): there the patches are refused at synth.
+   * Escape hatch, as `ApiObject.of(x).addJsonPatch()` is for cdk8s-plus constructs: JSON patches
+   * (RFC 6902) for the object the chart's data plane renders for this entry (Istio and Gateway
+   * API: the ServiceEntry), applied when it is rendered, for a field the props do not model. The
+   * traffic plan describes the props, not the patches; mesh lint reads the patched YAML. The
+   * node sidecar renders none of its own (the entry goes into the route table): there the
+   * patches are refused at synth.
    *
    * ```ts
    * entry.addJsonPatch(JsonPatch.add('/spec/subjectAltNames', ['spiffe://partner.example.com/api']));

@@ -91,10 +91,12 @@ export class TrafficRoute extends Construct {
   }
 
   /**
-   * Escape hatch, as `ApiObject.of(x).addJsonPatch()` is for cdk8s-plus constructs: JSON
-   * patches (RFC 6902) for the object the chart's data plane renders for this route
-   * (Istio: the VirtualService; Gateway API: the HTTPRoute), applied when it is rendered, for a field the props do not model. The traffic
-   * plan describes the props, not the patches; mesh lint reads the patched YAML. The node sidecar renders none of its own (the rules go into the route table): there the patches are refused at synth.
+   * Escape hatch, as `ApiObject.of(x).addJsonPatch()` is for cdk8s-plus constructs: JSON patches
+   * (RFC 6902) for the object the chart's data plane renders for this route (Istio: the
+   * VirtualService; Gateway API: the HTTPRoute), applied when it is rendered, for a field the
+   * props do not model. The traffic plan describes the props, not the patches; mesh lint reads
+   * the patched YAML. The node sidecar renders none of its own (the rules go into the route
+   * table): there the patches are refused at synth.
    *
    * ```ts
    * route.addJsonPatch(JsonPatch.add('/spec/exportTo', ['.']));
