@@ -60,11 +60,16 @@ export class Downstream {
   /** Requests waiting behind another on their connection, all connections together. */
   private waiting = 0;
 
+  /** Connections served (not told 503 for the cap), the ones still open. */
+  private served = 0;
+
   get size(): number { return this.sockets.size; }
 
   /** A new connection (the server's 'connection' event). At the cap: close an idle one, or mark this one overloaded. */
   accept(sock: Socket): void {
-    if (this.sockets.size >= this.maxConnections) {
+    // The cap counts served connections only: an overloaded one is answered 503 and closed,
+    // and must neither take a served one's place nor make room for the next.
+    if (this.served >= this.maxConnections) {
       const victim = this.idle.values().next().value as Socket | undefined;
       if (victim) {
         this.overflow('downstream_idle_closed');
@@ -74,6 +79,7 @@ export class Downstream {
         (sock as ServerSocket)[OVERLOADED] = true;
       }
     }
+    if (!(sock as ServerSocket)[OVERLOADED]) this.served++;
     // Not idle yet: a connection becomes a candidate once it has been answered and waits for
     // its next request (a new one still sending its head has the header timeout).
     this.sockets.set(sock, { busy: false, waiting: [] });
@@ -82,9 +88,12 @@ export class Downstream {
 
   private forget(sock: Socket): void {
     const st = this.sockets.get(sock);
-    if (st) { this.waiting -= st.waiting.length; st.waiting.length = 0; }
+    if (!st) return;
+    this.waiting -= st.waiting.length;
+    st.waiting.length = 0;
     this.sockets.delete(sock);
     this.idle.delete(sock);
+    if (!(sock as ServerSocket)[OVERLOADED]) this.served--;
   }
 
   /**
@@ -98,6 +107,7 @@ export class Downstream {
       // Not seen by accept() (a server without the 'connection' hook): serve as it comes.
       st = { busy: false, waiting: [] };
       this.sockets.set(sock, st);
+      if (!(sock as ServerSocket)[OVERLOADED]) this.served++;
       sock.once('close', () => this.forget(sock));
     }
     const state = st;
@@ -151,7 +161,9 @@ export class Downstream {
     while (next && (next.res.destroyed || sock.destroyed)) next = this.take(state);
     if (next) { this.start(sock, state, next.res, next.serve); return; }
     state.busy = false;
-    if (this.sockets.has(sock) && !sock.destroyed) {
+    // Idle means waiting for a next request: not a connection told 503 for the cap, nor one
+    // whose answer said `connection: close` (its end is already written; it closes by itself).
+    if (this.sockets.has(sock) && !sock.destroyed && !sock.writableEnded && !(sock as ServerSocket)[OVERLOADED]) {
       // Re-inserted: now the most recently idle.
       this.idle.delete(sock);
       this.idle.add(sock);

@@ -264,7 +264,8 @@ export async function main(argv: string[]): Promise<number> {
   const track = (s: http.Server, mesh = false) => {
     servers.add(s);
     // Downstream limit: up to maxConnections are served; the next 64 are accepted only to be
-    // told 503 (x-envoy-overloaded) and closed; beyond that the kernel's backlog waits.
+    // told 503 (x-envoy-overloaded) and closed; beyond that Node closes each new connection
+    // as it is accepted (server.maxConnections), so no socket is held for them.
     s.maxConnections = maxConnections + 64;
     // Node drops headers beyond maxHeadersCount silently: parse one more, so that the
     // proxy can see there were too many and answer 431.
