@@ -55,18 +55,29 @@ export function chartFile(chart: string, dataPlane: 'node-sidecar' | 'istio' = '
  * Delete what a manifest created and wait until its pods are gone. The pods get a short
  * grace period of their own: the seeds' clients and busybox httpd run under `sh` as
  * PID 1, which ignores SIGTERM and would hold every deletion for the full 30 s.
+ *
+ * The pods must be deleted before anything else deletes them: the 1.20 kubelet keeps the
+ * grace period a pod's deletion began with and ignores a shorter one asked for later, so
+ * once the garbage collector has deleted them (after their Deployment) they take their
+ * own 30 s. So the Deployments and then their ReplicaSets are deleted first leaving the
+ * pods behind (--cascade=orphan), then the pods with 2 s, then the rest of the manifest.
  */
 export async function removeManifest(file: string | readonly string[], objects: K8sObject[]): Promise<void> {
   // Several files (charts applied one after another on the same pods): one kubectl for all of them.
   const files = typeof file === 'string' ? [file] : file;
-  await kubectl(['delete', ...files.flatMap((f) => ['-f', f]), '--ignore-not-found', '--grace-period=2', '--wait=true'], { timeoutMs: 90_000 * files.length });
   const seen = new Set<string>();
-  const unique = objects.filter((o) => { const k = `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`; if (seen.has(k)) return false; seen.add(k); return true; });
-  objects = unique;
-  await Promise.all(objects.filter((o) => o.kind === 'Deployment').map((d) => {
-    const selector = Object.entries(d.spec.selector.matchLabels as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',');
-    return kubectl(['delete', 'pods', '-n', d.metadata.namespace ?? 'default', '-l', selector, '--grace-period=2', '--wait=true', '--timeout=60s'], { timeoutMs: 70_000 });
-  }));
+  const deployments = objects.filter((o) => {
+    const k = `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+    if (o.kind !== 'Deployment' || seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+  const selectorOf = (d: K8sObject) => Object.entries(d.spec.selector.matchLabels as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',');
+  const each = (f: (d: K8sObject, ns: string) => Promise<unknown>) => Promise.all(deployments.map((d) => f(d, d.metadata.namespace ?? 'default')));
+  await each((d, ns) => kubectl(['delete', 'deployment', d.metadata.name, '-n', ns, '--cascade=orphan', '--ignore-not-found', '--wait=true'], { timeoutMs: 60_000 }));
+  await each((d, ns) => kubectl(['delete', 'replicaset', '-n', ns, '-l', selectorOf(d), '--cascade=orphan', '--ignore-not-found', '--wait=true'], { timeoutMs: 60_000 }));
+  await each((d, ns) => kubectl(['delete', 'pods', '-n', ns, '-l', selectorOf(d), '--grace-period=2', '--wait=true', '--timeout=60s'], { timeoutMs: 70_000 }));
+  await kubectl(['delete', ...files.flatMap((f) => ['-f', f]), '--ignore-not-found', '--grace-period=2', '--wait=true'], { timeoutMs: 90_000 * files.length });
   // A namespace still terminating refuses new objects: the next chart with the same
   // namespaces (springboot-canary, then springboot-canary-timeout) must find it gone.
   await Promise.all(objects.filter((o) => o.kind === 'Namespace').map((n) => kubectl(['wait', '--for=delete', `namespace/${n.metadata.name}`, '--timeout=120s'], { timeoutMs: 130_000 })));
