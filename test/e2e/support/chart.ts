@@ -65,13 +65,10 @@ export function chartFile(chart: string, dataPlane: 'node-sidecar' | 'istio' = '
 export async function removeManifest(file: string | readonly string[], objects: K8sObject[]): Promise<void> {
   // Several files (charts applied one after another on the same pods): one kubectl for all of them.
   const files = typeof file === 'string' ? [file] : file;
+  // Charts of a group repeat most objects: each once.
   const seen = new Set<string>();
-  const deployments = objects.filter((o) => {
-    const k = `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
-    if (o.kind !== 'Deployment' || seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
+  objects = objects.filter((o) => { const k = `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`; if (seen.has(k)) return false; seen.add(k); return true; });
+  const deployments = objects.filter((o) => o.kind === 'Deployment');
   const selectorOf = (d: K8sObject) => Object.entries(d.spec.selector.matchLabels as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',');
   const each = (f: (d: K8sObject, ns: string) => Promise<unknown>) => Promise.all(deployments.map((d) => f(d, d.metadata.namespace ?? 'default')));
   await each((d, ns) => kubectl(['delete', 'deployment', d.metadata.name, '-n', ns, '--cascade=orphan', '--ignore-not-found', '--wait=true'], { timeoutMs: 60_000 }));
